@@ -1,0 +1,173 @@
+"""Parser for Loihi learning-engine rule strings (``dw``, ``dt``, ``dd``).
+
+Grammar (a subset of lava-nc 0.10.0's ``symbolic_equation``, enough for every published rule)::
+
+    expr    := ['+'|'-'] product (('+'|'-') product)*
+    product := factor ('*' factor)*
+    factor  := VAR | INT | '2^' ['-'] INT | '(' expr ')' | 'sgn(' expr ')'
+    VAR     := x0 x1 x2 y0 y1 y2 y3 w d t u | u<k>
+
+``2^k`` needs k in [-7, 9] (Loihi's scaling constants). Parsing gives a small tuple AST that
+backends evaluate; the IR stores the string.
+"""
+from __future__ import annotations
+
+import re
+from typing import Union
+
+from .errors import IRValidationError
+
+VARIABLES = frozenset({"x0", "x1", "x2", "y0", "y1", "y2", "y3", "w", "d", "t", "u"})
+_TOKEN = re.compile(r"\s*(?:(?P<pow>2\^)|(?P<num>\d+)|(?P<sgn>sgn\()|(?P<var>[a-zA-Z]\w*)|(?P<op>[-+*()]))")
+
+Node = Union[tuple, str, int, float]
+
+
+def _tokenize(s: str, node: str, field: str) -> list[tuple[str, str]]:
+    pos, out = 0, []
+    s = s.rstrip()
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if not m or m.end() == pos:
+            raise IRValidationError(node, field, f"cannot parse {s!r} at position {pos}: {s[pos:pos + 10]!r}")
+        kind = m.lastgroup
+        assert kind is not None
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str, node: str, field: str) -> None:
+        self.toks = _tokenize(text, node, field)
+        self.i = 0
+        self.node, self.field, self.text = node, field, text
+
+    def err(self, msg: str) -> IRValidationError:
+        return IRValidationError(self.node, self.field, f"{msg} in {self.text!r}")
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise self.err("unexpected end")
+        self.i += 1
+        return tok
+
+    def expr(self) -> Node:
+        terms: list[tuple[int, Node]] = []
+        sign = 1
+        tok = self.peek()
+        if tok and tok[0] == "op" and tok[1] in "+-":
+            self.take()
+            sign = -1 if tok[1] == "-" else 1
+        terms.append((sign, self.product()))
+        while (tok := self.peek()) and tok[0] == "op" and tok[1] in "+-":
+            self.take()
+            terms.append((-1 if tok[1] == "-" else 1, self.product()))
+        return ("sum", tuple(terms))
+
+    def product(self) -> Node:
+        factors = [self.factor()]
+        while (tok := self.peek()) and tok == ("op", "*"):
+            self.take()
+            factors.append(self.factor())
+        return ("prod", tuple(factors))
+
+    def factor(self) -> Node:
+        kind, val = self.take()
+        if kind == "num":
+            return ("const", float(int(val)))
+        if kind == "pow":
+            neg = False
+            if self.peek() == ("op", "-"):
+                self.take()
+                neg = True
+            k_kind, k_val = self.take()
+            if k_kind != "num":
+                raise self.err("expected an integer exponent after '2^'")
+            k = -int(k_val) if neg else int(k_val)
+            if not -7 <= k <= 9:
+                raise self.err(f"scaling constant 2^{k} out of Loihi's range 2^-7 .. 2^9")
+            return ("const", float(2.0 ** k))
+        if kind == "var":
+            if val in VARIABLES or re.fullmatch(r"u\d", val):
+                return ("var", val)
+            raise self.err(f"unknown variable {val!r} (known: {', '.join(sorted(VARIABLES))}, u0..u9)")
+        if kind == "sgn":
+            inner = self.expr()
+            if self.take() != ("op", ")"):
+                raise self.err("missing ')' after sgn(")
+            return ("sgn", inner)
+        if (kind, val) == ("op", "("):
+            inner = self.expr()
+            if self.take() != ("op", ")"):
+                raise self.err("missing ')'")
+            return inner
+        raise self.err(f"unexpected {val!r}")
+
+
+def parse_rule(text: str, node: str = "LoihiRule", field: str = "dw") -> Node | None:
+    """Parse a rule string into a tuple AST (``None`` for an empty string)."""
+    if not text.strip():
+        return None
+    p = _Parser(text, node, field)
+    tree = p.expr()
+    if p.peek() is not None:
+        raise p.err(f"unexpected {p.peek()[1]!r}")  # type: ignore[index]
+    return tree
+
+
+def variables(tree: Node | None) -> set[str]:
+    """Variables a parsed rule reads."""
+    if tree is None:
+        return set()
+    if isinstance(tree, tuple):
+        tag = tree[0]
+        if tag == "var":
+            return {tree[1]}
+        if tag == "const":
+            return set()
+        if tag == "sgn":
+            return variables(tree[1])
+        if tag == "sum":
+            return set().union(*(variables(t) for _, t in tree[1]))
+        if tag == "prod":
+            return set().union(*(variables(f) for f in tree[1]))
+    return set()
+
+
+def evaluate(tree: Node | None, env: dict, *, sgn=None):  # noqa: ANN001 - generic over array types
+    """Evaluate a parsed rule with ``env`` mapping variable names to numbers or arrays.
+
+    ``sgn`` is the sign function of the array library in use (defaults to numpy's).
+    """
+    if tree is None:
+        return 0.0
+    tag = tree[0]  # type: ignore[index]
+    if tag == "const":
+        return tree[1]  # type: ignore[index]
+    if tag == "var":
+        name = tree[1]  # type: ignore[index]
+        if name not in env and name.startswith("u"):
+            name = "u"
+        return env[name]
+    if tag == "sgn":
+        if sgn is None:
+            import numpy as np
+            sgn = np.sign
+        return sgn(evaluate(tree[1], env, sgn=sgn))  # type: ignore[index]
+    if tag == "prod":
+        out = 1.0
+        for f in tree[1]:  # type: ignore[index]
+            out = out * evaluate(f, env, sgn=sgn)
+        return out
+    if tag == "sum":
+        out = 0.0
+        for s, t in tree[1]:  # type: ignore[index]
+            v = evaluate(t, env, sgn=sgn)
+            out = out + v if s > 0 else out - v
+        return out
+    raise ValueError(tag)  # pragma: no cover

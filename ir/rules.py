@@ -1,0 +1,339 @@
+r"""Plasticity rule kinds. A rule is data: a kind, its (learned) coefficients and trace constants.
+
+**Shared timing** (all rules, both backends). During step ``t`` a projection multiplies the
+presynaptic activity entering the synapse, ``x[t] = out_pre[t - delay]``, by the weight in effect
+``W[t]`` (the product reaches the post population at ``t + 1``). At the end of step ``t`` the rule
+sees ``x[t]`` and the postsynaptic output ``y[t] = out_post[t]`` and computes ``W[t+1]``. This is
+Lava's order (``Dense`` projects, then the learning phase updates the weights).
+
+Coefficient arrays are scalars or per-synapse ``(n_post, n_pre)`` arrays (per-pre ``(n_pre,)`` /
+per-post ``(n_post,)`` where stated). Traces use the Meta-SpikePropamine convention: a trace at
+step ``t`` does not yet include the spike of step ``t`` (eq. 8-9):
+
+.. math:: \mathrm{x}[t+1] = \alpha\,\mathrm{x}[t] + \beta\,s[t]
+   \quad\text{(linear, eq. 9)}\qquad
+   \mathrm{x}[t+1] = \alpha\,\mathrm{x}[t] + \beta\,(x_{max} - \mathrm{x}[t])\,s[t]
+   \quad\text{(saturating, eq. 10)}
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import IRValidationError
+from .loihi_expr import parse_rule, variables
+from .registry import register_kind
+from .spec import IRNode, array, child, choice, flag, integer, real, text
+
+_FROZEN = dict(frozen=True, eq=False)
+SYN = ("post", "pre")
+
+
+class Rule(IRNode):
+    """Common base of rule kinds."""
+
+    __slots__ = ()
+
+    @property
+    def modulator_names(self) -> tuple[str, ...]:
+        """Modulators this rule (and any rule it wraps) reads."""
+        out = []
+        for attr in ("modulator",):
+            name = getattr(self, attr, None)
+            if name:
+                out.append(name)
+        base = getattr(self, "base", None)
+        if isinstance(base, Rule):
+            out.extend(base.modulator_names)
+        return tuple(out)
+
+
+class TraceKind(str, enum.Enum):
+    LINEAR = "linear"
+    SATURATING = "saturating"
+
+
+class ModulationMode(str, enum.Enum):
+    GLOBAL = "global"
+    PER_POST = "per_post"
+    PER_PRE = "per_pre"
+    PER_SYNAPSE = "per_synapse"
+
+
+class QUpdateForm(str, enum.Enum):
+    ADDITIVE = "additive"
+    MULTIPLICATIVE = "multiplicative"
+
+
+# ---------------------------------------------------------------------------------------------
+# SpikePropamine: differentiable plasticity  W_eff = W + alpha * E  (eq. 7)
+
+
+class _DifferentiablePlasticity(Rule):
+    r"""Shared part of the SpikePropamine rules: ``W_eff[t] = W + \alpha \odot E[t]`` (eq. 7).
+
+    ``E`` starts at 0 every episode. Rates ``r`` are spike averages over the last ``interval``
+    steps (Δτ); ``E`` (and BCM's ``phi``) update at the end of every step ``t`` with
+    ``(t + 1) % interval == 0``. With ``clip`` set, ``E`` is clipped to ``[-clip, clip]`` after
+    each update. With a ``modulator`` (size ``n_post``, one channel) the rule becomes its
+    neuromodulated (NDP) variant: ``r_post`` is replaced by ``M \odot r_post`` (eqs. 16-21).
+    """
+
+    __slots__ = ()
+
+
+@register_kind("hebbian_decay", "rule")
+@dataclass(**_FROZEN)
+class HebbianDecay(_DifferentiablePlasticity):
+    r"""DP linear decay (SpikePropamine eq. 10):
+    :math:`E \leftarrow (1-\eta)E + \eta\, r_{post} r_{pre}^\top`."""
+
+    eta: object = array(shape=SYN, ge=0.0, le=1.0)
+    alpha: object = array(shape=SYN, default=1.0)
+    interval: int = integer(ge=1, default=1)
+    clip: float = real(gt=0.0, optional=True)
+    modulator: str = text(optional=True)
+
+
+@register_kind("oja", "rule")
+@dataclass(**_FROZEN)
+class Oja(_DifferentiablePlasticity):
+    r"""DP-Oja (SpikePropamine eq. 11; NDP-Oja eqs. 16-17 with a modulator):
+    :math:`E \leftarrow (1-\eta)E + \eta\,(r_{post} - E\, r_{pre})\, r_{pre}^\top`,
+    where ``E r_pre`` is a matrix-vector product, as the paper writes it."""
+
+    eta: object = array(shape=SYN, ge=0.0, le=1.0)
+    alpha: object = array(shape=SYN, default=1.0)
+    interval: int = integer(ge=1, default=1)
+    clip: float = real(gt=0.0, optional=True)
+    modulator: str = text(optional=True)
+
+
+@register_kind("bcm", "rule")
+@dataclass(**_FROZEN)
+class BCM(_DifferentiablePlasticity):
+    r"""DP-BCM (SpikePropamine eqs. 12-14; NDP-BCM eqs. 18-21 with a modulator):
+
+    .. math::
+        r_\beta = r_{pre} \odot (r_{pre} - (\phi + \psi)),\quad
+        E \leftarrow (1-\eta)E + \eta\, r_{post} r_\beta^\top,\quad
+        \phi \leftarrow (1-\eta_\phi)\phi + \eta_\phi\, r_{pre}
+
+    ``psi`` ``(n_pre,)`` is the learned static boundary, ``phi`` (state, starts at 0) the sliding
+    one; ω is the identity as in the paper's experiments.
+    """
+
+    eta: object = array(shape=SYN, ge=0.0, le=1.0)
+    eta_phi: object = array(shape=("pre",), ge=0.0, le=1.0)
+    psi: object = array(shape=("pre",), default=0.0)
+    alpha: object = array(shape=SYN, default=1.0)
+    interval: int = integer(ge=1, default=1)
+    clip: float = real(gt=0.0, optional=True)
+    modulator: str = text(optional=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Meta-SpikePropamine: spike-timing rules on W itself
+
+
+class _STDP(Rule):
+    r"""Weight dependence shared by the STDP kinds (Meta-SpikePropamine eqs. 11-13):
+    :math:`A_+(W) = \eta_+ (W_{max} - W)^{\mu}`, :math:`A_-(W) = \eta_- (W - W_{min})^{\mu}`;
+    μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13). With ``hard_bounds`` the weight is
+    clipped to ``[w_min, w_max]`` after every update."""
+
+    __slots__ = ()
+
+    def _check(self) -> None:
+        mu = float(self.mu)  # type: ignore[attr-defined]
+        if mu != 0.0 and (self.w_min is None or self.w_max is None):  # type: ignore[attr-defined]
+            raise IRValidationError(type(self).__name__, "mu", "mu > 0 needs finite w_min and w_max")
+        if self.w_min is not None and self.w_max is not None and not self.w_min < self.w_max:  # type: ignore[attr-defined]
+            raise IRValidationError(type(self).__name__, "w_max", "must be greater than w_min")
+        if self.hard_bounds and (self.w_min is None or self.w_max is None):  # type: ignore[attr-defined]
+            raise IRValidationError(type(self).__name__, "hard_bounds", "needs w_min and w_max")
+
+
+@register_kind("pair_stdp", "rule")
+@dataclass(**_FROZEN)
+class PairSTDP(_STDP):
+    r"""Pair-based STDP with all-to-all traces (Meta-SpikePropamine eqs. 8-13).
+
+    .. math::
+        \Delta W = \underbrace{A_+(W) \odot (y[t]\, \mathrm{x}_{pre}[t]^\top)}_{\text{LTP}}
+                 - \underbrace{A_-(W) \odot (\mathrm{x}_{post}[t]\, x[t]^\top)}_{\text{LTD}}
+
+    then both traces advance with this step's spikes (``decay_pre`` = α_x of the pre trace,
+    ``decay_post`` of the post trace; the paper uses α = 1 - 1/τ). State: ``x_pre`` ``(n_pre,)``,
+    ``x_post`` ``(n_post,)``.
+    """
+
+    eta_plus: object = array(shape=SYN)
+    eta_minus: object = array(shape=SYN)
+    decay_pre: float = real(ge=0.0, le=1.0)
+    decay_post: float = real(ge=0.0, le=1.0)
+    mu: float = real(ge=0.0, default=0.0)
+    w_min: float = real(optional=True)
+    w_max: float = real(optional=True)
+    hard_bounds: bool = flag(default=False)
+    trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
+    beta: float = real(gt=0.0, default=1.0)
+    x_max: float = real(gt=0.0, default=1.0)
+
+
+@register_kind("triplet_stdp", "rule")
+@dataclass(**_FROZEN)
+class TripletSTDP(_STDP):
+    r"""Triplet STDP (Meta-SpikePropamine eqs. 14-15; Pfister & Gerstner 2006).
+
+    .. math::
+        \mathrm{LTP}_{ji} = A_{+,ji}(W)\, y_j[t]\, \mathrm{x}_{pre,i}[t]\,
+                            \big(\eta_{pair} + \mathrm{x}_{slow,j}[t-1]\big),\quad
+        \mathrm{LTD}_{ji} = A_{-,ji}(W)\, \mathrm{x}_{post,j}[t]\, x_i[t]
+
+    Eq. 15 writes the LTP term without the postsynaptic spike; we read it, as Pfister & Gerstner
+    do, as gated by ``y_j[t]``, with the slow post trace taken one step earlier (``t - 1``).
+    ``eta_pair`` (default 0, as in eq. 15) adds the pair term of the minimal triplet model.
+    State: ``x_pre``, ``x_post``, ``x_slow`` and the previous ``x_slow``.
+    """
+
+    eta_plus: object = array(shape=SYN)
+    eta_minus: object = array(shape=SYN)
+    decay_pre: float = real(ge=0.0, le=1.0)
+    decay_post: float = real(ge=0.0, le=1.0)
+    decay_slow: float = real(ge=0.0, le=1.0)
+    eta_pair: object = array(shape=SYN, default=0.0)
+    mu: float = real(ge=0.0, default=0.0)
+    w_min: float = real(optional=True)
+    w_max: float = real(optional=True)
+    hard_bounds: bool = flag(default=False)
+    trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
+    beta: float = real(gt=0.0, default=1.0)
+    x_max: float = real(gt=0.0, default=1.0)
+
+
+@register_kind("eligibility", "rule")
+@dataclass(**_FROZEN)
+class EligibilityTrace(Rule):
+    r"""Eligibility traces of an STDP rule (Meta-SpikePropamine eq. 16), one for LTP, one for LTD.
+
+    .. math:: E_\pm[t+1] = \gamma\, E_\pm[t] + \mathrm{LTP/LTD}[t]
+
+    The wrapped rule's terms no longer change W directly; a :class:`ThreeFactor` around this rule
+    turns ``E`` into weight changes. ``gamma`` is a scalar or per synapse. State: ``e_plus``,
+    ``e_minus`` ``(n_post, n_pre)``, plus the wrapped rule's traces.
+    """
+
+    base: object = child("rule")
+    gamma: object = array(shape=SYN, ge=0.0, le=1.0)
+
+    def _check(self) -> None:
+        if not isinstance(self.base, (PairSTDP, TripletSTDP)):
+            raise IRValidationError("EligibilityTrace", "base", f"must be a pair or triplet STDP rule, got {type(self.base).__name__}")
+
+
+@register_kind("three_factor", "rule")
+@dataclass(**_FROZEN)
+class ThreeFactor(Rule):
+    r"""Three-factor modulation (Meta-SpikePropamine eqs. 17-19) of an STDP rule or its eligibility.
+
+    With ``(P, D)`` the LTP/LTD terms of ``base`` at step ``t`` (its eligibility traces ``E_±[t]``
+    if ``base`` is an :class:`EligibilityTrace`, else the STDP terms), and ``M[t]`` the modulator:
+
+    .. math::
+        \Delta W = m_+ \odot P - m_- \odot D \quad\text{(2 modulator channels: LTP, LTD)},\qquad
+        \Delta W = m \odot (P - D) \quad\text{(1 channel)}
+
+    ``mode`` broadcasts ``m``: ``global`` M(t) (eq. 17), ``per_post`` M_j (eq. 19), ``per_pre``
+    M_i (the form used in both Meta-SpikePropamine experiments), ``per_synapse``. Eq. 18's
+    ``h_j(M) = b_j M`` is a ``per_post`` modulator with a rank-one readout.
+    """
+
+    base: object = child("rule")
+    modulator: str = text()
+    mode: ModulationMode = choice(ModulationMode, default=ModulationMode.GLOBAL)
+
+    def _check(self) -> None:
+        if not isinstance(self.base, (PairSTDP, TripletSTDP, EligibilityTrace)):
+            raise IRValidationError("ThreeFactor", "base", f"must be STDP or an eligibility trace, got {type(self.base).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# ENU synapses, synaptic Q-learning, generic Loihi rules
+
+
+@register_kind("gated_synapse", "rule")
+@dataclass(**_FROZEN)
+class GatedSynapse(Rule):
+    r"""Every synapse is a gated unit (ENU synapse, Bertens & Lee 2020): all synapses of the
+    projection share ``cell``'s parameters and each keeps its own state. Synapse ``(j, i)`` maps
+    ``x_i[t]`` (``cell.in_channels``) to ``z_{ji}[t]`` (``cell.out_channels``); the post
+    population receives ``a_j[t+1] = \sum_i W_{ji} m_{ji} z_{ji}[t]`` (W is a fixed gain)."""
+
+    cell: object = child("cell")
+
+
+@register_kind("synaptic_q", "rule")
+@dataclass(**_FROZEN)
+class SynapticQ(Rule):
+    r"""Synaptic Q-learning (Bhargava, Rezaei & Lankarany 2022): every weight is an agent sharing
+    one tabular policy ``q_table`` ``(81, 3)``.
+
+    State of synapse k: its last two actions and last two rewards, each in {0, 1, 2} (actions
+    {-a, 0, +a}; rewards sign(L(t-1) - L(t)) in {-1, 0, +1} shifted by one), index
+    ``27 a_{t-1} + 9 a_{t-2} + 3 r_{t-1} + r_{t-2}``. Actions are ε-greedy on ``q_table``; the
+    weight moves by ``(a - 1) * step`` (``additive``, the authors' code) or by
+    ``(a - 1) * step * w`` (``multiplicative``, the paper's text); the shared table learns by TD
+    (paper eq. 7): ``Q(s,a) += lr (r + gamma max_a' Q(s',a') - Q(s,a))``. The reward comes from
+    ``modulator`` (global) or from the trainer.
+    """
+
+    q_table: object = array(shape=(81, 3), scalar_ok=False)
+    step: float = real(gt=0.0, default=1e-4)
+    form: QUpdateForm = choice(QUpdateForm, default=QUpdateForm.ADDITIVE)
+    epsilon: float = real(ge=0.0, le=1.0, default=0.1)
+    gamma: float = real(ge=0.0, le=1.0, default=0.9)
+    lr: float = real(ge=0.0, le=1.0, default=0.01)
+    modulator: str = text(optional=True)
+
+
+@register_kind("loihi", "rule")
+@dataclass(**_FROZEN)
+class LoihiRule(Rule):
+    r"""A rule for Loihi's learning engine as Lava writes it: sums of products over
+    ``x0 x1 x2 y0 y1 y2 y3 u w d t`` for the weight (``dw``), tag ``t`` (``dt``, eligibility) and
+    delay (``dd``).
+
+    ``x0``/``y0``: pre/post spike this epoch; ``x1, x2`` / ``y1``: pre / post traces that decay by
+    ``exp(-1/tau)`` per step and jump by ``impulse`` at a spike; ``y2`` (and ``y3``) are delivered
+    by the post neuron: the third factor, from ``modulator`` (global or per-post), when set.
+    Weights, tags and delays update every ``t_epoch`` steps (at steps with
+    ``(t + 1) % t_epoch == 0``). Floating point follows Lava's ``floating_pt`` learning engine;
+    fixed point its bit-approximate model with stochastic rounding seeded by ``rng_seed``.
+    """
+
+    dw: str = text()
+    dt: str = text(default=" ")
+    dd: str = text(default=" ")
+    x1_impulse: float = real(ge=0.0, default=0.0)
+    x1_tau: float = real(gt=0.0, default=1.0)
+    x2_impulse: float = real(ge=0.0, default=0.0)
+    x2_tau: float = real(gt=0.0, default=1.0)
+    y1_impulse: float = real(ge=0.0, default=0.0)
+    y1_tau: float = real(gt=0.0, default=1.0)
+    y2_impulse: float = real(ge=0.0, default=0.0)
+    y2_tau: float = real(gt=0.0, default=1.0)
+    y3_impulse: float = real(ge=0.0, default=0.0)
+    y3_tau: float = real(gt=0.0, default=1.0)
+    t_epoch: int = integer(ge=1, default=1)
+    rng_seed: int = integer(ge=0, default=0)
+    modulator: str = text(optional=True)
+
+    def _check(self) -> None:
+        for fld in ("dw", "dt", "dd"):
+            parse_rule(getattr(self, fld), "LoihiRule", fld)
+
+    @property
+    def reads(self) -> set[str]:
+        """Variables read by any of the three rule strings."""
+        return set().union(*(variables(parse_rule(getattr(self, f), "LoihiRule", f)) for f in ("dw", "dt", "dd")))

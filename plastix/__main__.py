@@ -1,0 +1,3 @@
+from plastix.cli import app
+
+app(prog_name="plastix")
