@@ -1,0 +1,4 @@
+"""Shared pytest setup."""
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")

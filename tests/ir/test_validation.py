@@ -1,0 +1,119 @@
+"""Construction and load errors name the node and field at fault."""
+import json
+import zipfile
+import io
+
+import numpy as np
+import pytest
+
+import plastix.ir as ir
+
+from .factories import KIND_FACTORIES, base_graph, pair
+
+
+def _err(fn):
+    with pytest.raises(ir.IRValidationError) as info:
+        fn()
+    return info.value
+
+
+def test_lif_bad_decay_names_node_and_field():
+    e = _err(lambda: ir.CubaLIF(name="h", size=3, du=1.5, dv=0.1, vth=1.0))
+    assert (e.node, e.field) == ("h", "du")
+
+
+def test_nan_weight_rejected():
+    w = np.ones((2, 3))
+    w[1, 1] = np.nan
+    e = _err(lambda: ir.Projection(name="p", pre="a", post="b", weight=w))
+    assert (e.node, e.field) == ("p", "weight") and "NaN" in e.msg
+
+
+def test_wrong_per_neuron_shape():
+    e = _err(lambda: ir.CubaLIF(name="h", size=3, du=[0.1, 0.2], dv=0.1, vth=1.0))
+    assert e.field == "du" and "(3,)" in e.msg
+
+
+def test_rule_coefficient_shape_checked_against_projection():
+    rule = ir.PairSTDP(eta_plus=np.ones((5, 5)), eta_minus=0.1, decay_pre=0.9, decay_post=0.9)
+    e = _err(lambda: base_graph(rule))
+    assert e.node == "syn.rule" and e.field == "eta_plus"
+
+
+def test_edge_error_names_both_ends():
+    g = base_graph()
+    bad = g.projections[0].replace(weight=np.ones((4, 3)), mask=None, sign=None)
+    e = _err(lambda: g.replace(projections=(bad,)))
+    assert "'x'" in e.msg and "'h'" in e.msg and e.node == "syn"
+
+
+def test_dangling_references():
+    g = base_graph()
+    e = _err(lambda: g.replace(projections=(g.projections[0].replace(post="nope"),)))
+    assert e.field == "post" and "nope" in e.msg
+    rule = ir.ThreeFactor(base=pair(), modulator="ghost")
+    e = _err(lambda: base_graph(rule))
+    assert "ghost" in e.msg
+
+
+def test_modulator_size_must_match_mode():
+    from .factories import modulator
+    rule = ir.ThreeFactor(base=pair(), modulator="m", mode=ir.ModulationMode.PER_PRE)
+    e = _err(lambda: base_graph(rule, modulator=modulator(2)))
+    assert "per_pre" in e.msg and "3" in e.msg
+
+
+def test_bare_eligibility_trace_is_rejected():
+    e = _err(lambda: base_graph(ir.EligibilityTrace(base=pair(), gamma=0.9)))
+    assert "ThreeFactor" in e.msg
+
+
+def test_unknown_kind_on_load_lists_known_kinds():
+    g = KIND_FACTORIES["pair_stdp"]()
+    doc = ir.to_dict(g)
+    doc["projections"][0]["rule"]["kind"] = "quantum_stdp"
+    e = _err(lambda: ir.from_dict(doc))
+    assert isinstance(e, ir.UnknownKindError) and "pair_stdp" in e.msg and "quantum_stdp" in e.msg
+
+
+def _rewrite_manifest(data: bytes, fn) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            payload = src.read(info.filename)
+            if info.filename == "plastix.json":
+                doc = json.loads(payload)
+                fn(doc)
+                payload = json.dumps(doc).encode()
+            dst.writestr(info.filename, payload)
+    return out.getvalue()
+
+
+def test_future_version_says_upgrade():
+    data = _rewrite_manifest(ir.dumps(base_graph()), lambda d: d.update(schema_version=ir.IR_SCHEMA_VERSION + 1))
+    e = _err(lambda: ir.loads(data))
+    assert isinstance(e, ir.IRVersionError) and "upgrade plastix" in e.msg
+
+
+def test_not_a_zip():
+    e = _err(lambda: ir.loads(b"hello world"))
+    assert "zip" in e.msg
+
+
+def test_missing_file(tmp_path):
+    e = _err(lambda: ir.load(tmp_path / "nope.plx"))
+    assert "cannot read" in e.msg
+
+
+def test_loihi_rule_strings_are_parsed():
+    e = _err(lambda: ir.LoihiRule(dw="x1*y0 + 2^-9*x0"))
+    assert e.field == "dw" and "2^-9" in e.msg
+    e = _err(lambda: ir.LoihiRule(dw="x1*z7"))
+    assert "z7" in e.msg
+    assert ir.LoihiRule(dw="(1)*(-2)*x0*y1 + (1)*(2)*y0*x1 - u0*t*2^-1").reads == {"x0", "y1", "y0", "x1", "u0", "t"}
+
+
+def test_multiplicative_stdp_needs_bounds():
+    e = _err(lambda: ir.PairSTDP(eta_plus=0.1, eta_minus=0.1, decay_pre=0.9, decay_post=0.9, mu=1.0))
+    assert e.field == "mu"
