@@ -1,0 +1,1 @@
+"""plastix.backends — lowerings of the IR: torch (simulator) and lava (Loihi emulation)."""

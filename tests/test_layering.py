@@ -1,0 +1,90 @@
+"""The tree is the architecture: dependency directions of DESIGN.md, checked on the source."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB = set(sys.stdlib_module_names)
+PKG_OF_DIR = {"ir": "plastix.ir", "backends": "plastix.backends", "trainer": "plastix.trainer",
+              "tasks": "plastix.tasks", "deploy": "plastix.deploy", "plastix": "plastix"}
+
+
+def _imports(path: Path):
+    """(module, top_level: bool) for every import in a file, relative imports resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    rel = path.relative_to(ROOT)
+    pkg_parts = PKG_OF_DIR[rel.parts[0]].split(".") + list(rel.parts[1:-1])
+    top_level = {id(n) for n in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name, id(node) in top_level
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg_parts[: len(pkg_parts) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            yield mod, id(node) in top_level
+
+
+def _files(folder: str):
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def _top(mod: str) -> str:
+    return mod.split(".")[0]
+
+
+@pytest.mark.parametrize("path", _files("ir"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_ir_imports_only_stdlib_numpy_networkx(path):
+    for mod, top in _imports(path):
+        allowed = _top(mod) in STDLIB | {"numpy", "networkx"} or mod.startswith("plastix.ir")
+        lazy_nir = (not top) and _top(mod) == "nir" and path.name == "nir_interop.py"
+        assert allowed or lazy_nir, f"{path.name} imports {mod}"
+
+
+@pytest.mark.parametrize("folder", ["ir", "backends", "tasks"])
+def test_lower_layers_never_import_higher_ones(folder):
+    forbidden = {"ir": ("plastix.backends", "plastix.trainer", "plastix.tasks", "plastix.deploy", "plastix.cli"),
+                 "backends": ("plastix.trainer", "plastix.tasks", "plastix.deploy", "plastix.cli"),
+                 "tasks": ("plastix.backends", "plastix.trainer", "plastix.deploy", "plastix.cli")}[folder]
+    for path in _files(folder):
+        for mod, _ in _imports(path):
+            assert not mod.startswith(forbidden), f"{path.relative_to(ROOT)} imports {mod}"
+
+
+def test_tasks_import_only_ir_and_torch_at_module_level():
+    for path in _files("tasks"):
+        for mod, top in _imports(path):
+            if top:
+                ok = _top(mod) in STDLIB | {"numpy", "torch"} or mod.startswith(("plastix.ir", "plastix.tasks"))
+                assert ok, f"{path.relative_to(ROOT)} imports {mod} at module level"
+
+
+def test_only_backends_lava_imports_lava():
+    for folder in ("ir", "backends", "trainer", "tasks", "deploy", "plastix", "benchmarks"):
+        for path in _files(folder) if (ROOT / folder).exists() else []:
+            if (ROOT / "backends" / "lava") in path.parents:
+                continue
+            for mod, _ in (_imports(path) if folder in PKG_OF_DIR else _bench_imports(path)):
+                assert _top(mod) != "lava", f"{path.relative_to(ROOT)} imports lava; only backends/lava may"
+
+
+def _bench_imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, True) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, True
+
+
+def test_importing_the_ir_loads_neither_torch_nor_lava():
+    code = ("import sys, plastix.ir, plastix.ir.nir_interop; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'lava', 'nir', 'h5py'}); "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"plastix.ir pulled in: {out.stdout}"
