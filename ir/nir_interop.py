@@ -205,6 +205,8 @@ def from_nir(nir_graph: Any, *, dt: float | None = None) -> Graph:
             pop, gain = _population_from_nir(name, n, dt)
             if embedded is not None and _static_matches(embedded, pop):
                 pop = embedded
+            elif isinstance(embedded, CubaLIF) and isinstance(pop, CubaLIF):
+                pop = pop.replace(refractory=embedded.refractory)
             pops[name] = pop
             gains[name] = gain
     # projections: Linear/Affine nodes (optionally behind a Delay) between populations

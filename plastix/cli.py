@@ -1,20 +1,112 @@
-"""The ``plastix`` command line (typer)."""
+"""The ``plastix`` command line (typer). Every command validates its inputs, prints a clear
+error on bad files or options and exits non-zero on failure."""
 from __future__ import annotations
+
+import dataclasses
+import inspect
+from enum import Enum
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="plastix: train plastic networks and their learning rules, export one IR, run on torch or Lava.",
-                  no_args_is_help=True)
+app = typer.Typer(help="plastix: train plastic networks and their learning rules, export one IR, "
+                       "run it on torch or on Lava (Loihi emulation).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+def _fail(msg: str, code: int = 2) -> "typer.Exit":
+    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _load(model: Path):
+    from plastix.ir import IRValidationError, load
+    from plastix.ir.nir_interop import read_nir
+
+    try:
+        if model.suffix in (".nir", ".h5", ".hdf5"):
+            return read_nir(model)
+        return load(model)
+    except IRValidationError as exc:
+        raise _fail(str(exc))
 
 
 @app.command()
-def info(model: str = typer.Argument(..., help="a .plx model file")) -> None:
+def info(model: Path = typer.Argument(..., help="a .plx model file (or a NIR file written by plastix)")) -> None:
     """Validate a model file and print its summary."""
-    from plastix.ir import IRValidationError, load
+    typer.echo(_load(model).summary())
+
+
+@app.command()
+def kinds() -> None:
+    """List every IR kind (populations, cells, projections, modulators, rules) with its fields and equation."""
+    from plastix.ir.registry import CATEGORIES, kinds as registered
+    from plastix.ir.spec import spec_of
+
+    for cat in CATEGORIES:
+        for name, cls in registered(cat).items():
+            typer.secho(f"[{cat}] {name}  ({cls.__name__})", bold=True)
+            doc = inspect.cleandoc(cls.__doc__ or "")
+            typer.echo("    " + doc.replace("\n", "\n    "))
+            for f in dataclasses.fields(cls):
+                spec = spec_of(f)
+                kind = spec.role if spec.role != "array" else f"{spec.dtype} array {spec.shape or ''}".strip()
+                default = "" if f.default is dataclasses.MISSING else f" = {getattr(f.default, 'value', f.default)!r}"
+                typer.echo(f"      - {f.name}: {kind}{default}")
+            typer.echo("")
+
+
+class ExportFormat(str, Enum):
+    nir = "nir"
+    plx = "plx"
+
+
+@app.command()
+def export(model: Path = typer.Argument(..., help="input model (.plx, or NIR written by plastix)"),
+           to: ExportFormat = typer.Option(ExportFormat.nir, help="output format"),
+           out: Path = typer.Option(None, help="output path (default: next to the model)")) -> None:
+    """Convert a model: .plx -> NIR (static part + plasticity extension) or NIR -> .plx."""
+    from plastix.ir import IRValidationError, UnsupportedKindError, save
+    from plastix.ir.nir_interop import write_nir
+
+    graph = _load(model)
+    out = out or model.with_suffix(f".{to.value}")
+    try:
+        if to is ExportFormat.nir:
+            write_nir(graph, out)
+        else:
+            save(graph, out)
+    except (IRValidationError, UnsupportedKindError) as exc:
+        raise _fail(f"cannot export to {to.value}: {exc}")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("import-nir")
+def import_nir(path: Path = typer.Argument(..., help="a NIR file (e.g. from snnTorch or Norse)"),
+               dt: float = typer.Option(..., help="seconds per discrete step used to discretise NIR's ODEs"),
+               out: Path = typer.Option(None, help="output .plx path")) -> None:
+    """Import a NIR graph written by a peer library into a .plx model."""
+    from plastix.ir import IRValidationError, UnsupportedKindError, save
+    from plastix.ir.nir_interop import read_nir
 
     try:
-        graph = load(model)
-    except IRValidationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        graph = read_nir(path, dt=dt)
+    except (IRValidationError, UnsupportedKindError) as exc:
+        raise _fail(str(exc))
+    out = out or path.with_suffix(".plx")
+    save(graph, out)
     typer.echo(graph.summary())
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
+         steps: int = typer.Option(300, help="simulation steps")) -> None:
+    """The end-to-end demo: build the cue-association net, save/load the IR, export NIR, simulate."""
+    from plastix.demo import run_demo
+
+    run_demo(out, steps=steps)
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="plastix")

@@ -35,6 +35,7 @@ def test_edited_nir_parameter_wins_over_embedded_node():
     n.nodes["h"].v_threshold = n.nodes["h"].v_threshold * 2
     g2 = from_nir(n)
     assert np.allclose(g2.population("h").vth, 2 * np.asarray(g.population("h").vth))
+    assert g2.population("h").refractory == g.population("h").refractory == 2  # non-NIR field kept
 
 
 def test_gated_population_has_no_nir_form():

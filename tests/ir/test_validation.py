@@ -117,3 +117,11 @@ def test_loihi_rule_strings_are_parsed():
 def test_multiplicative_stdp_needs_bounds():
     e = _err(lambda: ir.PairSTDP(eta_plus=0.1, eta_minus=0.1, decay_pre=0.9, decay_post=0.9, mu=1.0))
     assert e.field == "mu"
+
+
+def test_format_doc_lists_every_registered_kind():
+    from pathlib import Path
+    from plastix.ir.registry import kinds
+    text = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
+    missing = [k for k in kinds() if f"`{k}`" not in text]
+    assert not missing, f"docs/format.md does not mention {missing}"

@@ -1,0 +1,56 @@
+"""The CLI's IR commands, the README quickstart and docstring examples actually run."""
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import plastix.ir as ir
+import plastix.ir.builder
+from plastix.cli import app
+from plastix.ir.examples import cue_association_net
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_info_and_export_roundtrip(tmp_path):
+    path = ir.save(cue_association_net(), tmp_path / "m.plx")
+    res = runner.invoke(app, ["info", str(path)])
+    assert res.exit_code == 0 and "cues_to_hidden" in res.output and "three_factor" in res.output
+    res = runner.invoke(app, ["export", str(path), "--to", "nir", "--out", str(tmp_path / "m.nir")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["export", str(tmp_path / "m.nir"), "--to", "plx", "--out", str(tmp_path / "back.plx")])
+    assert res.exit_code == 0, res.output
+    assert ir.load(tmp_path / "back.plx") == ir.load(path)
+
+
+def test_bad_file_gives_clear_error_and_nonzero_exit(tmp_path):
+    bad = tmp_path / "bad.plx"
+    bad.write_bytes(b"not a model")
+    res = runner.invoke(app, ["info", str(bad)])
+    assert res.exit_code == 2 and "error:" in res.output and "zip" in res.output
+    res = runner.invoke(app, ["info", str(tmp_path / "missing.plx")])
+    assert res.exit_code == 2 and "cannot read" in res.output
+
+
+def test_kinds_lists_every_kind():
+    res = runner.invoke(app, ["kinds"])
+    assert res.exit_code == 0
+    for kind in ir.kinds():
+        assert f"] {kind} " in res.output
+
+
+def test_readme_quickstart_runs(tmp_path, monkeypatch):
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quickstart\s+```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert ir.load(tmp_path / "model.plx").population("hidden").size == 48
+
+
+@pytest.mark.parametrize("module", [plastix.ir.builder])
+def test_doctests(module):
+    failures, _ = doctest.testmod(module)
+    assert failures == 0
