@@ -1,0 +1,1 @@
+"""plastix.backends.lava — lowering of the IR to Lava processes (Loihi emulation)."""
