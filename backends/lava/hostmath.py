@@ -1,0 +1,169 @@
+"""Numpy math of the IR plasticity rules for host-emulated Lava synapses (no lava import).
+
+Implements :class:`plastix.ir.rules.PairSTDP`, :class:`~plastix.ir.rules.TripletSTDP`,
+:class:`~plastix.ir.rules.EligibilityTrace` / :class:`~plastix.ir.rules.ThreeFactor` (global, per-post,
+per-pre and per-synapse modulation, one or two channels) and the SpikePropamine rules
+:class:`~plastix.ir.rules.HebbianDecay`, :class:`~plastix.ir.rules.Oja`, :class:`~plastix.ir.rules.BCM`,
+following the equations and timing in their docstrings (ir/rules.py): during step ``t`` the synapse
+projects ``x[t]`` with ``W[t]``; at the end of step ``t`` the rule sees ``x[t]``, ``y[t]`` and ``M[t]``
+and computes ``W[t+1]``; traces at step ``t`` do not yet include step ``t``'s spikes.
+
+State is a dict of arrays; :func:`rule_step` returns new arrays and never writes into its inputs.
+Shapes: ``w`` ``(n_post, n_pre)``, ``x`` ``(n_pre,)``, ``y`` ``(n_post,)``, ``m`` ``(channels, size)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from plastix.ir import (BCM, EligibilityTrace, HebbianDecay, ModulationMode, Oja, PairSTDP, ThreeFactor,
+                        TraceKind, TripletSTDP, UnsupportedKindError)
+
+__all__ = ["init_state", "rule_step", "effective_weight", "modulator_value"]
+
+_ACT = {"identity": lambda z: z, "tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+        "relu": lambda z: np.maximum(z, 0.0)}
+
+
+def modulator_value(mod: dict, src_prev: np.ndarray) -> np.ndarray:
+    """``M = f(W out_src[t-1] + b)`` as ``(channels, size)``."""
+    z = mod["weight"] @ np.asarray(src_prev, dtype=np.float64) + mod["bias"]
+    return _ACT[mod["activation"]](z).reshape(mod["channels"], mod["size"])
+
+
+def _trace(rule, tr: np.ndarray, s: np.ndarray, decay: float) -> np.ndarray:
+    if rule.trace == TraceKind.SATURATING:
+        return decay * tr + rule.beta * (rule.x_max - tr) * s
+    return decay * tr + rule.beta * s
+
+
+def _amps(rule, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = float(rule.mu)
+    ep, em = np.asarray(rule.eta_plus, dtype=np.float64), np.asarray(rule.eta_minus, dtype=np.float64)
+    if mu == 0.0:
+        return np.broadcast_to(ep, w.shape), np.broadcast_to(em, w.shape)
+    return ep * np.clip(rule.w_max - w, 0.0, None) ** mu, em * np.clip(w - rule.w_min, 0.0, None) ** mu
+
+
+def _stdp_terms(rule, w, st, x, y):
+    """(LTP, LTD) of an STDP rule at this step, and its advanced traces."""
+    a_plus, a_minus = _amps(rule, w)
+    ltd = a_minus * np.outer(st["x_post"], x)
+    new = {"x_pre": _trace(rule, st["x_pre"], x, rule.decay_pre),
+           "x_post": _trace(rule, st["x_post"], y, rule.decay_post)}
+    if isinstance(rule, TripletSTDP):
+        slow_prev = st["x_slow_prev"]
+        ltp = a_plus * np.outer(y, st["x_pre"]) * (np.asarray(rule.eta_pair, dtype=np.float64) + slow_prev[:, None])
+        new["x_slow_prev"] = st["x_slow"]
+        new["x_slow"] = _trace(rule, st["x_slow"], y, rule.decay_slow)
+    else:
+        ltp = a_plus * np.outer(y, st["x_pre"])
+    return ltp, ltd, new
+
+
+def _bounds(rule, w):
+    if getattr(rule, "hard_bounds", False):
+        return np.clip(w, rule.w_min, rule.w_max)
+    return w
+
+
+def _stdp_of(rule):
+    base = rule
+    while isinstance(base, (ThreeFactor, EligibilityTrace)):
+        base = base.base
+    return base
+
+
+def init_state(rule, n_post: int, n_pre: int) -> dict:
+    z = np.zeros
+    if isinstance(rule, (HebbianDecay, Oja, BCM)):
+        st = {"e": z((n_post, n_pre)), "sum_pre": z(n_pre), "sum_post": z(n_post), "sum_mod": z(n_post)}
+        if isinstance(rule, BCM):
+            st["phi"] = z(n_pre)
+        return st
+    base = _stdp_of(rule)
+    if not isinstance(base, (PairSTDP, TripletSTDP)):
+        raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
+    st = {"x_pre": z(n_pre), "x_post": z(n_post)}
+    if isinstance(base, TripletSTDP):
+        st["x_slow"], st["x_slow_prev"] = z(n_post), z(n_post)
+    if isinstance(rule, ThreeFactor) and isinstance(rule.base, EligibilityTrace):
+        st["e_plus"], st["e_minus"] = z((n_post, n_pre)), z((n_post, n_pre))
+    return st
+
+
+def effective_weight(rule, w: np.ndarray, st: dict) -> np.ndarray:
+    """The weight used for projection: ``W + alpha E`` for the SpikePropamine rules, else ``W``."""
+    if isinstance(rule, (HebbianDecay, Oja, BCM)):
+        return w + np.asarray(rule.alpha, dtype=np.float64) * st["e"]
+    return w
+
+
+def _broadcast_mod(mode: ModulationMode, m: np.ndarray, shape) -> np.ndarray:
+    n_post, n_pre = shape
+    if mode == ModulationMode.GLOBAL:
+        return np.full(shape, float(m.ravel()[0]))
+    if mode == ModulationMode.PER_POST:
+        return np.broadcast_to(m.reshape(n_post, 1), shape)
+    if mode == ModulationMode.PER_PRE:
+        return np.broadcast_to(m.reshape(1, n_pre), shape)
+    return m.reshape(shape)
+
+
+def rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np.ndarray | None,
+              t: int) -> tuple[np.ndarray, dict]:
+    """``(W[t+1], state[t+1])`` from ``W[t]``, ``state[t]``, ``x[t]``, ``y[t]``, ``M[t]`` at plastix step ``t``."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if isinstance(rule, (HebbianDecay, Oja, BCM)):
+        return w, _dp_step(rule, st, x, y, m, t)
+    if isinstance(rule, (PairSTDP, TripletSTDP)):
+        ltp, ltd, new = _stdp_terms(rule, w, st, x, y)
+        return _bounds(rule, w + ltp - ltd), new
+    if isinstance(rule, ThreeFactor):
+        base = rule.base
+        stdp = _stdp_of(rule)
+        ltp, ltd, new = _stdp_terms(stdp, w, st, x, y)
+        if isinstance(base, EligibilityTrace):
+            gamma = np.asarray(base.gamma, dtype=np.float64)
+            p, d = st["e_plus"], st["e_minus"]
+            new["e_plus"] = gamma * p + ltp
+            new["e_minus"] = gamma * d + ltd
+        else:
+            p, d = ltp, ltd
+        if m is None:
+            raise ValueError("three-factor rule without a modulator value")
+        if m.shape[0] == 2:
+            dw = _broadcast_mod(rule.mode, m[0], w.shape) * p - _broadcast_mod(rule.mode, m[1], w.shape) * d
+        else:
+            dw = _broadcast_mod(rule.mode, m[0], w.shape) * (p - d)
+        return _bounds(stdp, w + dw), new
+    raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
+
+
+def _dp_step(rule, st: dict, x, y, m, t: int) -> dict:
+    new = dict(st)
+    new["sum_pre"] = st["sum_pre"] + x
+    new["sum_post"] = st["sum_post"] + y
+    if (t + 1) % rule.interval:
+        return new
+    r_pre = new["sum_pre"] / rule.interval
+    r_post = new["sum_post"] / rule.interval
+    if rule.modulator is not None and m is not None:
+        r_post = m.reshape(-1) * r_post
+    eta = np.asarray(rule.eta, dtype=np.float64)
+    e = st["e"]
+    if isinstance(rule, HebbianDecay):
+        e = (1 - eta) * e + eta * np.outer(r_post, r_pre)
+    elif isinstance(rule, Oja):
+        e = (1 - eta) * e + eta * np.outer(r_post - e @ r_pre, r_pre)
+    else:
+        r_beta = r_pre * (r_pre - (st["phi"] + np.asarray(rule.psi, dtype=np.float64)))
+        e = (1 - eta) * e + eta * np.outer(r_post, r_beta)
+        eta_phi = np.asarray(rule.eta_phi, dtype=np.float64)
+        new["phi"] = (1 - eta_phi) * st["phi"] + eta_phi * r_pre
+    if rule.clip is not None:
+        e = np.clip(e, -rule.clip, rule.clip)
+    new["e"] = e
+    new["sum_pre"] = np.zeros_like(st["sum_pre"])
+    new["sum_post"] = np.zeros_like(st["sum_post"])
+    return new

@@ -1,0 +1,319 @@
+"""Lowering plan: what every IR node becomes on Lava, with all numbers prepared (numpy only).
+
+:func:`make_plan` checks a :class:`plastix.ir.Graph` against what the Lava backend can run, decides
+per node between ``"native"`` (plain Lava processes), ``"learning engine"`` (``LearningDense`` with a
+Loihi 2F/3F rule) and ``"host-emulated"`` (a custom Python ProcessModel computing the IR rule with
+numpy, CPU simulation only), and prepares every parameter array for the chosen precision. Building
+the Lava processes from a plan happens in :mod:`plastix.backends.lava.lowering`, inside the run's
+child process. :func:`support` is the human-readable report of the same decisions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plastix.ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSynapse, Graph, HebbianDecay,
+                        Input, LIReadout, LoihiRule, ModulationMode, Oja, PairSTDP, SynapticQ, ThreeFactor,
+                        TraceKind, TripletSTDP, UnsupportedKindError)
+from plastix.ir.synapses import Activation
+
+from . import fixed as fx
+
+__all__ = ["NATIVE", "ENGINE", "HOST", "Plan", "PopPlan", "ProjPlan", "ModPlan", "make_plan", "support",
+           "effective_weight", "PRECISIONS"]
+
+NATIVE, ENGINE, HOST = "native", "learning engine", "host-emulated"
+PRECISIONS = ("float", "fixed")
+BACKEND = "lava"
+LI_VTH_FLOAT = float("inf")
+LI_VTH_FIXED = 1 << 24  # << 6 exceeds the 24-bit v range: never spikes
+
+
+@dataclass
+class PopPlan:
+    name: str
+    kind: str  # input | lif | li
+    size: int
+    how: str
+    why: str
+    params: dict = field(default_factory=dict)
+    three_factor: dict | None = None  # ThreeFactorLIF trace params when it feeds a 3F LearningDense
+
+
+@dataclass
+class ModPlan:
+    name: str
+    source: str
+    weights: np.ndarray  # (size, n_source), graded Dense into the post's third-factor port
+    how: str
+    why: str
+
+
+@dataclass
+class ProjPlan:
+    name: str
+    pre: str
+    post: str
+    how: str
+    why: str
+    weights: np.ndarray  # as Lava gets them (float, or int mantissas)
+    effective: np.ndarray  # IR units (float), mask and sign applied
+    dense: dict = field(default_factory=dict)  # weight_exp / sign_mode / num_weight_bits (fixed)
+    engine: dict | None = None  # learning-engine rule: kind '2f'|'3f', strings and trace params
+    host: Any = None  # host-emulated rule (the IR rule object) and its modulator
+    modulator: str | None = None
+    graded: bool = False
+
+
+@dataclass
+class Plan:
+    precision: str
+    inputs: tuple
+    outputs: tuple
+    pops: dict
+    projs: dict
+    mods: dict
+    graph: Graph
+
+    def report(self) -> dict:
+        out: dict = {"precision": self.precision, "populations": {}, "projections": {}, "rules": {}, "modulators": {}}
+        for p in self.pops.values():
+            out["populations"][p.name] = {"kind": _KIND_OF_POP[p.kind], "how": p.how, "why": p.why}
+        for pr in self.projs.values():
+            out["projections"][pr.name] = {"how": NATIVE if pr.engine is None and pr.host is None else pr.how,
+                                           "why": "Dense" if pr.engine is None and pr.host is None else pr.why}
+            rule = self.graph.projection(pr.name).rule
+            if rule is not None:
+                out["rules"][pr.name] = {"kind": rule.kind, "how": pr.how, "why": pr.why}
+        for m in self.mods.values():
+            out["modulators"][m.name] = {"how": m.how, "why": m.why}
+        return out
+
+
+_KIND_OF_POP = {"input": "input", "lif": "cuba_lif", "li": "li"}
+
+
+def effective_weight(pr) -> np.ndarray:
+    """``W~ = W`` where sign = 0, ``sign |W|`` elsewhere, times the mask (ir/synapses.py)."""
+    w = np.asarray(pr.weight, dtype=np.float64)
+    if pr.sign is not None:
+        s = np.asarray(pr.sign)
+        w = np.where(s == 0, w, s * np.abs(w))
+    if pr.mask is not None:
+        w = w * np.asarray(pr.mask, dtype=bool)
+    return w
+
+
+def _pow2_literal(x: float) -> str | None:
+    """``x`` as a Lava rule constant ``m*2^e`` (|m| < 128 integer, e in [-7, 9]) if exactly representable."""
+    if x == 0:
+        return "0"
+    for e in range(-7, 10):
+        m = x / 2.0 ** e
+        if m == int(m) and abs(m) < 128:
+            return f"({int(m)})*2^{e}" if e else f"({int(m)})"
+    return None
+
+
+def _scalar(a) -> float | None:
+    arr = np.asarray(a, dtype=np.float64).ravel()
+    return float(arr[0]) if arr.size and np.all(arr == arr[0]) else None
+
+
+def _tau(decay: float) -> float | None:
+    return None if not 0.0 < decay < 1.0 else -1.0 / math.log(decay)
+
+
+# --------------------------------------------------------------------------------------------- rules
+
+def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
+    """The learning-engine form of ``pr.rule`` or (None, why not)."""
+    rule = pr.rule
+    if isinstance(rule, LoihiRule):
+        kind = "3f" if rule.modulator else "2f"
+        if kind == "3f":
+            m = graph.modulator(rule.modulator)
+            if m.size != 1 and m.size != pr.n_post:
+                return None, "third factor must be global or per post neuron"
+        return {"kind": kind, "dw": rule.dw, "dt": rule.dt, "dd": rule.dd,
+                "x1_impulse": rule.x1_impulse, "x1_tau": rule.x1_tau, "x2_impulse": rule.x2_impulse,
+                "x2_tau": rule.x2_tau, "y1_impulse": rule.y1_impulse, "y1_tau": rule.y1_tau,
+                "t_epoch": rule.t_epoch, "rng_seed": rule.rng_seed, "modulator": rule.modulator}, \
+            "a Loihi rule string runs on the learning engine as written"
+    stdp, elig, mod = rule, None, None
+    if isinstance(rule, ThreeFactor):
+        if rule.mode != ModulationMode.GLOBAL:
+            return None, f"{rule.mode.value} modulation has no learning-engine form (y2 is one value per post neuron)"
+        if not isinstance(rule.base, EligibilityTrace):
+            return None, "three-factor STDP without an eligibility trace needs the per-step product of modulator and STDP terms"
+        elig, stdp, mod = rule.base, rule.base.base, rule.modulator
+        m = graph.modulator(mod)
+        if m.channels != 1:
+            return None, "two-channel (LTP/LTD) modulators have no learning-engine form"
+    if not isinstance(stdp, PairSTDP):
+        return None, f"{type(stdp).__name__} has no learning-engine form"
+    if float(stdp.mu) != 0.0 or stdp.hard_bounds or stdp.trace != TraceKind.LINEAR:
+        return None, "only additive (mu=0), unbounded, linear-trace pair STDP maps to the learning engine"
+    ep, em = _scalar(stdp.eta_plus), _scalar(stdp.eta_minus)
+    if ep is None or em is None:
+        return None, "per-synapse learning rates have no learning-engine form"
+    lp, lm = _pow2_literal(ep), _pow2_literal(em)
+    tp, tq = _tau(stdp.decay_pre), _tau(stdp.decay_post)
+    if lp is None or lm is None or tp is None or tq is None:
+        return None, "learning rates must be m*2^e constants and trace decays in (0, 1)"
+    if elig is None:
+        return {"kind": "2f", "dw": f"{lp}*x1*y0 - {lm}*y1*x0", "dt": " ", "dd": " ",
+                "x1_impulse": stdp.beta, "x1_tau": tp, "x2_impulse": 0.0, "x2_tau": 1.0,
+                "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1, "rng_seed": 0, "modulator": None}, \
+            "additive pair STDP as dw = eta+ x1 y0 - eta- y1 x0 (Lava trace conventions)"
+    g = _scalar(elig.gamma)
+    if g is None:
+        return None, "per-synapse eligibility decay has no learning-engine form"
+    decay = "" if g == 1.0 else _pow2_literal(1.0 - g)
+    if decay is None:
+        return None, "eligibility decay 1 - gamma must be an m*2^e constant"
+    dt = f"{lp}*x1*y0 - {lm}*y1*x0" + (f" - t*{decay}" if decay else "")
+    return {"kind": "3f", "dw": "t*y2", "dt": dt, "dd": " ", "x1_impulse": stdp.beta, "x1_tau": tp,
+            "x2_impulse": 0.0, "x2_tau": 1.0, "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1,
+            "rng_seed": 0, "modulator": mod}, \
+        "global three-factor STDP: eligibility in the tag (dt), dw = t * y2 with y2 from ThreeFactorLIF"
+
+
+_HOST_RULES = (PairSTDP, TripletSTDP, ThreeFactor, HebbianDecay, Oja, BCM)
+_HOST_WHY = {
+    HebbianDecay: "SpikePropamine rate-based E update (W + alpha E) has no learning-engine form",
+    Oja: "Oja's E r_pre matrix-vector term has no learning-engine form",
+    BCM: "BCM's sliding threshold has no learning-engine form",
+    TripletSTDP: "triplet STDP needs the previous slow post trace",
+    GatedSynapse: "a gated unit per synapse is not a Loihi synapse",
+    SynapticQ: "a shared tabular Q policy is not a Loihi synapse",
+}
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: bool = True) -> Plan:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    pops: dict[str, PopPlan] = {}
+    for p in graph.populations:
+        pops[p.name] = _plan_population(p, precision)
+    projs: dict[str, ProjPlan] = {}
+    mods: dict[str, ModPlan] = {}
+    for pr in graph.projections:
+        projs[pr.name] = _plan_projection(graph, pr, precision, pops, learning_engine)
+    for pr in projs.values():
+        if pr.modulator and pr.how == ENGINE:
+            m = graph.modulator(pr.modulator)
+            if m.activation != Activation.IDENTITY or np.any(np.asarray(m.bias) != 0):
+                raise UnsupportedKindError(f"modulator({m.activation.value}, bias)", BACKEND, ("identity, zero bias",))
+            src = pops[m.source]
+            if src.kind == "li":
+                raise UnsupportedKindError("modulator from an li readout", BACKEND)
+            w = np.asarray(m.weight, dtype=np.float64)
+            if m.size == 1 and pops[pr.post].size > 1:
+                w = np.repeat(w, pops[pr.post].size, axis=0)  # one y2 value per post neuron
+            if precision == "fixed":
+                w = fx._exact_int(w, 1, m.name, "weight", "integer modulator weights").astype(np.int32)
+            mods[f"{m.name}->{pr.post}"] = ModPlan(m.name, m.source, w, NATIVE,
+                                                   "graded Dense into ThreeFactorLIF.a_third_factor_in (y2)")
+    for m in graph.modulators:
+        if not any(k.startswith(m.name + "->") for k in mods):
+            mods[m.name] = ModPlan(m.name, m.source, np.asarray(m.weight), HOST,
+                                   "computed inside the host-emulated synapse process")
+    return Plan(precision, tuple(graph.inputs), tuple(graph.outputs), pops, projs, mods, graph)
+
+
+def _plan_population(p, precision: str) -> PopPlan:
+    if isinstance(p, Input):
+        if p.channels != 1:
+            raise UnsupportedKindError("input(channels>1)", BACKEND, ("input(channels=1)",))
+        return PopPlan(p.name, "input", p.size, NATIVE, "RingBuffer source")
+    if isinstance(p, CubaLIF):
+        if p.refractory and precision == "fixed":
+            raise UnsupportedKindError("cuba_lif(refractory, fixed)", BACKEND, ("cuba_lif(refractory, float)",))
+        return PopPlan(p.name, "lif", p.size, NATIVE,
+                       "LIFRefractory" if p.refractory else "LIF", _lif_params(p, precision, p.vth))
+    if isinstance(p, LIReadout):
+        return PopPlan(p.name, "li", p.size, NATIVE, "LIF with an unreachable threshold; v read by a Monitor",
+                       _lif_params(p, precision, None))
+    if isinstance(p, GatedPopulation):
+        raise UnsupportedKindError(p.kind, BACKEND, ("input", "cuba_lif", "li"))
+    raise UnsupportedKindError(getattr(p, "kind", type(p).__name__), BACKEND, ("input", "cuba_lif", "li"))
+
+
+def _lif_params(p, precision: str, vth) -> dict:
+    refractory = int(getattr(p, "refractory", 0))
+    if precision == "float":
+        for fld in ("du", "dv") + (("vth",) if vth is not None else ()):
+            fx._uniform(getattr(p, fld), p.name, fld)
+        return {"du": float(np.asarray(p.du).ravel()[0]), "dv": float(np.asarray(p.dv).ravel()[0]),
+                "vth": float(np.asarray(vth).ravel()[0]) if vth is not None else LI_VTH_FLOAT,
+                "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (p.size,)).copy(),
+                "bias_exp": np.zeros(p.size), "refractory": refractory, "v_scale": 1.0}
+    f = fx.lif_fixed(p.name, p.size, p.du, p.dv, vth, p.bias)
+    return {"du": f.du, "dv": f.dv, "vth": f.vth if vth is not None else LI_VTH_FIXED,
+            "bias_mant": f.bias_mant.astype(np.int32), "bias_exp": f.bias_exp.astype(np.int32),
+            "refractory": 0, "v_scale": 64.0}
+
+
+def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: bool) -> ProjPlan:
+    if pr.delay:
+        raise UnsupportedKindError("projection(delay>0)", BACKEND, ("projection(delay=0)",))
+    post = pops[pr.post]
+    if post.kind == "input":  # pragma: no cover - the IR forbids it
+        raise UnsupportedKindError("projection into an input", BACKEND)
+    w = effective_weight(pr)
+    pre_pop = graph.population(pr.pre)
+    graded = False  # inputs are spikes (0/1); graded inputs are checked at run time
+    rule = pr.rule
+    if rule is None:
+        if precision == "fixed":
+            d = fx.dense_fixed(pr.name, w)
+            return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", d.weights, d.effective.astype(np.float64),
+                            {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}, graded=graded)
+        return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", w.copy(), w.copy(), graded=graded)
+    if isinstance(rule, (GatedSynapse, SynapticQ)):
+        raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
+    if not isinstance(rule, _HOST_RULES + (LoihiRule,)):
+        raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
+    engine, why = _engine_rule(graph, pr, precision) if learning_engine else (None, "learning engine disabled")
+    if engine is not None:
+        if engine["kind"] == "3f":
+            if post.kind != "lif":
+                raise UnsupportedKindError(f"{rule.kind} onto {post.kind}", BACKEND, ("cuba_lif post",))
+            if post.three_factor is not None and post.three_factor != (engine["y1_impulse"], engine["y1_tau"]):
+                raise UnsupportedKindError(f"{rule.kind}: two 3F projections with different post traces", BACKEND)
+            post.three_factor = (engine["y1_impulse"], engine["y1_tau"])
+        if precision == "fixed":
+            wi = fx._exact_int(w, 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
+            if wi.min() < -256 or wi.max() > 255:
+                raise ValueError(f"{pr.name}.weight: learning-engine weights must lie in -256..255 in fixed point")
+            dense = {"weight_exp": 0, "num_weight_bits": 8, "sign_mode": fx.MIXED}
+            return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, wi.astype(np.int32), wi.astype(np.float64), dense,
+                            engine=engine, modulator=engine["modulator"])
+        return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, w.copy(), w.copy(), engine=engine,
+                        modulator=engine["modulator"])
+    if isinstance(rule, LoihiRule):
+        raise UnsupportedKindError("loihi rule with this modulator", BACKEND)
+    host_why = _HOST_WHY.get(type(rule), why)
+    if pre_pop.out_channels != 1:  # pragma: no cover - the IR forbids it for these rules
+        raise UnsupportedKindError(rule.kind, BACKEND)
+    return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, w.copy(), w.copy(), host=rule,
+                    modulator=(rule.modulator_names[0] if rule.modulator_names else None))
+
+
+SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi"}
+
+
+def support(graph: Graph, precision: str = "fixed") -> dict:
+    """For every population, projection, rule and modulator: how it runs on Lava and why.
+
+    Returns ``{"precision", "populations", "projections", "rules", "modulators"}``, each mapping a
+    name to ``{"how": "native" | "learning engine" | "host-emulated", "why": ...}``. Raises
+    :class:`plastix.ir.UnsupportedKindError` for anything the backend cannot run at all.
+    """
+    return make_plan(graph, precision).report()
