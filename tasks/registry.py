@@ -1,0 +1,78 @@
+"""Task name -> (factory, configs). The one place tasks are listed (strings only at the edges).
+
+>>> from plastix.tasks.registry import make_task
+>>> task = make_task("iaf", "quick", population=2)
+>>> obs, info = task.reset(seed=0)
+>>> tuple(obs.shape)
+(2, 8, 1)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import torch
+
+from .base import BatchedTask
+from .mimic import IAFConfig, IAFTask, STDPConfig, STDPRule, STDPTask
+
+CONFIG_NAMES = ("quick", "paper")
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """``factory(config, population, *, device) -> BatchedTask``; ``configs`` maps "quick" (tests and
+    demos) and "paper" (reproductions) to config dataclasses."""
+
+    name: str
+    factory: Callable[..., BatchedTask]
+    configs: Mapping[str, Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        missing = [c for c in CONFIG_NAMES if c not in self.configs]
+        if missing:
+            raise ValueError(f"task {self.name!r} lacks configs {missing}")
+        object.__setattr__(self, "configs", MappingProxyType(dict(self.configs)))
+
+
+TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
+    TaskEntry("iaf", IAFTask, {"quick": IAFConfig(num_envs=8), "paper": IAFConfig()},
+              "integrate-and-fire mimic (Bertens & Lee 2020, eqs 2-3)"),
+    TaskEntry("stdp", STDPTask, {"quick": STDPConfig(num_envs=8), "paper": STDPConfig()},
+              "neuromodulated STDP mimic (Bertens & Lee 2020, eqs 4-5)"),
+    TaskEntry("complex_stdp", STDPTask,
+              {"quick": STDPConfig(num_envs=8, rule=STDPRule.COMPLEX), "paper": STDPConfig(rule=STDPRule.COMPLEX)},
+              "complex (cosine) neuromodulated STDP mimic (Bertens & Lee 2020, Extended Data Fig. 3)"),
+)})
+
+
+def task_names() -> tuple[str, ...]:
+    return tuple(TASKS)
+
+
+def get_entry(name: str) -> TaskEntry:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; known: {list(TASKS.keys())}") from None
+
+
+def task_config(name: str, config: str = "quick", **overrides: Any) -> Any:
+    """The named config of a task, with dataclass fields overridden."""
+    entry = get_entry(name)
+    try:
+        cfg = entry.configs[config]
+    except KeyError:
+        raise KeyError(f"task {name!r} has no config {config!r}; known: {list(entry.configs.keys())}") from None
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def make_task(name: str, config: Any = "quick", *, population: int = 1, device: torch.device | str = "cpu",
+              **overrides: Any) -> BatchedTask:
+    """Build a task from its name and a config name (or a config dataclass)."""
+    entry = get_entry(name)
+    cfg = task_config(name, config, **overrides) if isinstance(config, str) else dataclasses.replace(config, **overrides)
+    return entry.factory(cfg, population, device=device)
