@@ -137,7 +137,11 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
         if m.how != "native":
             continue
         post = key.split("->", 1)[1]
-        md = Dense(weights=m.weights, num_message_bits=8, name=f"mod_{m.name}_{post}")
+        extra = {}
+        if fixed:
+            extra = dict(weight_exp=m.dense["weight_exp"], num_weight_bits=m.dense["num_weight_bits"],
+                         sign_mode=SignMode(m.dense["sign_mode"]))
+        md = Dense(weights=m.weights, num_message_bits=8, name=f"mod_{m.name}_{post}", **extra)
         procs[m.source].s_out.connect(md.s_in)
         md.a_out.connect(procs[post].a_third_factor_in)
     for name in plan.outputs:
@@ -234,6 +238,8 @@ def run_plan(plan: Plan, inputs: dict, steps: int, *, readback: bool = True, fau
                     if plan.precision == "fixed" and pr.how == ENGINE:
                         w = w * 2.0 ** pr.dense["weight_exp"]
                     result["weights"][pr.name] = w
+                    if pr.how == HOST and hasattr(pr.host, "alpha"):
+                        result["state"][f"{pr.name}.e"] = np.asarray(conns[pr.name].e.get(), dtype=np.float64)
                     if pr.how == ENGINE and pr.engine["kind"] == "3f":
                         result["state"][f"{pr.name}.tag_1"] = np.asarray(conns[pr.name].tag_1.get(), dtype=np.float64)
             for name, p in plan.pops.items():

@@ -50,6 +50,7 @@ class ModPlan:
     weights: np.ndarray  # (size, n_source), graded Dense into the post's third-factor port
     how: str
     why: str
+    dense: dict = field(default_factory=dict)  # fixed point: weight_exp / sign_mode / num_weight_bits
 
 
 @dataclass
@@ -175,8 +176,8 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     decay = "" if g == 1.0 else _pow2_literal(1.0 - g)
     if decay is None:
         return None, "eligibility decay 1 - gamma must be an m*2^e constant"
-    dt = f"{lp}*x1*y0 - {lm}*y1*x0" + (f" - t*{decay}" if decay else "")
-    return {"kind": "3f", "dw": "t*y2", "dt": dt, "dd": " ", "x1_impulse": stdp.beta, "x1_tau": tp,
+    dt = f"{lp}*x1*y0 - {lm}*y1*x0" + (f" - u0*t*{decay}" if decay else "")
+    return {"kind": "3f", "dw": "u0*t*y2", "dt": dt, "dd": " ", "x1_impulse": stdp.beta, "x1_tau": tp,
             "x2_impulse": 0.0, "x2_tau": 1.0, "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1,
             "rng_seed": 0, "modulator": mod}, \
         "global three-factor STDP: eligibility in the tag (dt), dw = t * y2 with y2 from ThreeFactorLIF"
@@ -205,6 +206,9 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: bool =
     mods: dict[str, ModPlan] = {}
     for pr in graph.projections:
         projs[pr.name] = _plan_projection(graph, pr, precision, pops, learning_engine)
+    for p in pops.values():
+        if p.three_factor is not None:
+            p.why = "ThreeFactorLIF (LIF that sends bAP, y1 post trace and y2 third factor to a 3F LearningDense)"
     for pr in projs.values():
         if pr.modulator and pr.how == ENGINE:
             m = graph.modulator(pr.modulator)
@@ -216,10 +220,12 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: bool =
             w = np.asarray(m.weight, dtype=np.float64)
             if m.size == 1 and pops[pr.post].size > 1:
                 w = np.repeat(w, pops[pr.post].size, axis=0)  # one y2 value per post neuron
+            dense = {}
             if precision == "fixed":
-                w = fx._exact_int(w, 1, m.name, "weight", "integer modulator weights").astype(np.int32)
+                d = fx.dense_fixed(m.name, w)
+                w, dense = d.weights, {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}
             mods[f"{m.name}->{pr.post}"] = ModPlan(m.name, m.source, w, NATIVE,
-                                                   "graded Dense into ThreeFactorLIF.a_third_factor_in (y2)")
+                                                   "graded Dense into ThreeFactorLIF.a_third_factor_in (y2)", dense)
     for m in graph.modulators:
         if not any(k.startswith(m.name + "->") for k in mods):
             mods[m.name] = ModPlan(m.name, m.source, np.asarray(m.weight), HOST,

@@ -39,14 +39,17 @@ class HostPlasticDense(AbstractProcess):
         self.s_in = InPort(shape=(n_pre,))
         self.s_post = InPort(shape=(n_post,))
         self.has_mod = mod_weight is not None
-        if self.has_mod:
-            self.s_mod = InPort(shape=(mod_weight["weight"].shape[1],))
+        # always present (a model cannot type a port its process lacks); unconnected without a modulator
+        self.s_mod = InPort(shape=(mod_weight["weight"].shape[1] if self.has_mod else 1,))
         self.a_out = OutPort(shape=(n_post,))
         self.weights = Var(shape=weights.shape, init=np.asarray(weights, dtype=np.float64))
+        # SpikePropamine rules: the plastic part E of W_eff = W + alpha E (zeros for other rules)
+        self.e = Var(shape=weights.shape, init=np.zeros(weights.shape))
 
 
 class _HostPlasticModel(PyLoihiProcessModel):
     weights: np.ndarray = LavaPyType(np.ndarray, float)
+    e: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -71,6 +74,8 @@ class _HostPlasticModel(PyLoihiProcessModel):
         self._a = hostmath.effective_weight(self._rule, w, self._state) @ x
         w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1)
         self.weights[:] = w_new
+        if "e" in self._state:
+            self.e[:] = self._state["e"]
 
     def _out(self, a):
         return np.floor(a).astype(np.int32) if self._fixed else a
