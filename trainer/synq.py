@@ -352,7 +352,7 @@ def loop_step(theta: list, q: list, a1: list, s: list, r1: int, prev_loss: float
     if p.train_policy:
         vmax = [max(row) for row in q]
         for k in range(n):
-            a1_k, _, _, r1_k = decode_state(s[k])
+            a1_k, _, r1_k, _ = decode_state(s[k])
             s_next = 27 * acts[k] + 9 * a1_k + 3 * r + r1_k
             target = (r - 1) + p.gamma * vmax[s_next]
             cell = q_new[s[k]]
@@ -360,7 +360,7 @@ def loop_step(theta: list, q: list, a1: list, s: list, r1: int, prev_loss: float
                 cell[acts[k]] += p.lr * (target - cell[acts[k]])
         if Aggregation(p.aggregation) is Aggregation.MEAN:
             for k_s, k_a in {(s[k], acts[k]) for k in range(n)}:
-                a1_k, _, _, r1_k = decode_state(k_s)
+                a1_k, _, r1_k, _ = decode_state(k_s)
                 target = (r - 1) + p.gamma * vmax[27 * k_a + 9 * a1_k + 3 * r + r1_k]
                 q_new[k_s][k_a] += p.lr * (target - q_new[k_s][k_a])
     s_new = [27 * acts[k] + 9 * a1[k] + 3 * r + r1 for k in range(n)]

@@ -163,13 +163,13 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         st = SynQState(*[ck["state"][k] for k in SynQState._fields])
         g.set_state(ck["generator"])
-        idx = ck["batch_idx"].to(dev)
+        idx, batch_at = ck["batch_idx"].to(dev), ck["batch_at"]
         history, elapsed0 = ck["history"], ck["elapsed"]
         if log:
             log(f"[synq] resumed {task}/{config} at iteration {st.iteration}")
     else:
         theta = spec.init(generator=g, scale=exp.init_scale, device=dev)
-        idx = torch.randperm(n_train, generator=g, device=dev)[:bs]
+        idx, batch_at = torch.randperm(n_train, generator=g, device=dev)[:bs], 0
         with torch.no_grad():
             l0 = lf(spec.forward(theta, data.x_train[idx]), data.y_train[idx])
         st = init_state(theta, l0, q0)
@@ -183,13 +183,18 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     t0 = time.perf_counter() - elapsed0
 
     def save_ckpt():
-        _atomic_torch_save({"state": st._asdict(), "generator": g.get_state(), "batch_idx": idx, "history": history,
+        _atomic_torch_save({"state": st._asdict(), "generator": g.get_state(), "batch_idx": idx, "batch_at": batch_at,
+                            "history": history,
                             "elapsed": time.perf_counter() - t0, "task": task, "config": config, "seed": seed,
                             "form": params.form.value}, ckpt_path)
 
     with torch.no_grad():
         while st.iteration < exp.iterations:
             it = st.iteration
+            if it % exp.batch_interval == 0 and batch_at != it:  # reselect the minibatch
+                idx, batch_at = torch.randperm(n_train, generator=g, device=dev)[:bs], it
+                xb, yb = data.x_train[idx], data.y_train[idx]
+                st = rebase_loss(st, batch_loss(st.theta))
             # run up to the next event (batch change, step switch, evaluation, checkpoint, end)
             events = [exp.iterations, (it // exp.batch_interval + 1) * exp.batch_interval,
                       (it // exp.eval_every + 1) * exp.eval_every,
@@ -209,10 +214,6 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
                 if log:
                     log(f"[synq {task}] it {it:>7d}  batch {rec['batch_loss']:.4f}  train {rec['train_acc']:.4f}  "
                         f"valid {rec['valid_acc']:.4f}  {rec['wall_s']:.1f}s")
-            if it % exp.batch_interval == 0 and it < exp.iterations:
-                idx = torch.randperm(n_train, generator=g, device=dev)[:bs]
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                st = rebase_loss(st, batch_loss(st.theta))
             if it % exp.checkpoint_every == 0 or it == exp.iterations:
                 save_ckpt()
 
