@@ -1,1 +1,37 @@
-"""plastix.backends.torch"""
+"""plastix.backends.torch — the PyTorch simulator: ``compile(graph) -> nn.Module``.
+
+>>> from plastix.ir.examples import cue_association_net
+>>> net = compile(cue_association_net())
+>>> sorted(net.outputs)
+['action']
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from ...ir import Graph
+from .fixed import FixedNetwork as FixedNetwork
+from .network import LOWERING as LOWERING
+from .network import POPULATIONS as POPULATIONS
+from .network import NetState as NetState
+from .network import TorchNetwork as TorchNetwork
+from .network import export_graph as export_graph
+from .surrogate import SURROGATES as SURROGATES
+
+
+def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32, precision: str = "float",
+            surrogate: str = "fast_sigmoid", population: Optional[int] = None) -> "TorchNetwork | FixedNetwork":
+    """Lower ``graph`` to a PyTorch module.
+
+    ``precision="float"`` gives a differentiable :class:`TorchNetwork` (surrogate gradient
+    ``surrogate`` = ``"fast_sigmoid"`` or ``"exponential"``); ``precision="fixed"`` a
+    :class:`FixedNetwork` reproducing Lava's ``fixed_pt`` integers bit-exactly (the graph must be
+    representable; see :func:`plastix.backends.quantize.quantize_graph`). ``population`` is the
+    default number of individuals P of :meth:`TorchNetwork.init_state`.
+    """
+    if precision == "fixed":
+        return FixedNetwork(graph, device=device, dtype=dtype, population=population)
+    return TorchNetwork(graph, device=device, dtype=dtype, precision=precision, surrogate=surrogate,
+                        population=population)

@@ -1,0 +1,195 @@
+r"""Loihi fixed-point mode: Lava ``fixed_pt`` integer arithmetic (lava-nc 0.10.0), bit-exact.
+
+Implements ``PyLifModelBitAcc`` (``AbstractPyLifModelFixed.subthr_dynamics``) and
+``PyDenseModelBitAcc`` as ``/work/shared/lava-notes.md`` ("Reference semantics") describes them,
+on the integers :mod:`plastix.backends.quantize` derives from a representable graph (the same ones
+the Lava backend passes to Lava). All state is int64; the synaptic sums use float64 matmuls, which
+are exact for these magnitudes (< 2^53) and run on any device.
+
+Supported: ``input``, ``cuba_lif`` (no refractory period: Lava's fixed LIF has none), ``li``,
+static projections (mask, sign, delay). Plastic rules, modulators and gated units raise
+:class:`plastix.ir.UnsupportedKindError`.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...ir import Graph, UnsupportedKindError
+from ..quantize import dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
+from .network import BACKEND, ProjState
+
+U_BITS = 24
+MAX_UV = 2 ** (U_BITS - 1)
+
+
+class FixedLIFState(NamedTuple):
+    u: torch.Tensor  # int64 (P, B, size), Lava units (64 x float units)
+    v: torch.Tensor
+
+
+class FixedLIFParams(NamedTuple):
+    du: torch.Tensor  # int64 (size,) Lava du (decay (du + 1) / 4096)
+    dv: torch.Tensor
+    vth: torch.Tensor  # vth << 6
+    bias: torch.Tensor  # bias_mant << bias_exp
+    spiking: bool
+
+
+def _decay(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``sign(x keep) * (|x keep| >> 12)`` (truncation toward zero), int64."""
+    y = x * keep
+    return torch.sign(y) * (y.abs() >> 12)
+
+
+def lif_fixed_step(a: torch.Tensor, state: FixedLIFState, p: FixedLIFParams) -> tuple[torch.Tensor, FixedLIFState]:
+    """One time step of Lava's bit-accurate LIF on int64 tensors; ``a`` is the Dense output."""
+    u = _decay(state.u, 4096 - (p.du + 1)) + (a << 6)
+    u = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
+    u = torch.where(u <= -MAX_UV, u + 2 * MAX_UV, u)
+    v = (_decay(state.v, 4096 - p.dv) + u + p.bias).clamp(-MAX_UV + 1, MAX_UV - 1)
+    if not p.spiking:
+        return v, FixedLIFState(u, v)
+    s = v > p.vth
+    v = torch.where(s, torch.zeros_like(v), v)
+    return s, FixedLIFState(u, v)
+
+
+def dense_fixed_step(x: torch.Tensor, w: torch.Tensor, weight_exp: int) -> torch.Tensor:
+    """Lava's bit-accurate Dense: ``(W @ x) << weight_exp`` (``>>`` with floor if negative).
+    ``x`` int64 (P, B, n_pre), ``w`` float64 (n_post, n_pre) of clipped/truncated mantissas."""
+    acc = torch.nn.functional.linear(x.to(torch.float64), w).round().to(torch.int64)
+    return acc << weight_exp if weight_exp > 0 else acc >> (-weight_exp)
+
+
+class FixedNetwork(nn.Module):
+    """A graph compiled for ``precision="fixed"``; same ``init_state`` / ``step`` / ``run`` API as
+    :class:`~plastix.backends.torch.network.TorchNetwork` (no per-individual params). Outputs:
+    spikes as 0/1 in ``dtype``; an LI readout's ``v_fixed / 64`` (float units, exact)."""
+
+    def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
+                 population: Optional[int] = None) -> None:
+        super().__init__()
+        self.graph = graph
+        self.dtype = dtype
+        self.population = population
+        self.precision = "fixed"
+        self.inputs, self.outputs = tuple(graph.inputs), tuple(graph.outputs)
+        self._pops: list[tuple[str, str, int]] = []  # (name, kind, size)
+        self._lif: dict[str, Any] = {}
+        for p in graph.populations:
+            if p.kind not in ("input", "cuba_lif", "li"):
+                raise UnsupportedKindError(f"{p.kind} (fixed precision)", BACKEND, ("input", "cuba_lif", "li"))
+            if p.kind == "cuba_lif" and p.refractory:
+                raise UnsupportedKindError("cuba_lif with refractory (fixed precision)", BACKEND, ("cuba_lif",))
+            self._pops.append((p.name, p.kind, p.size))
+            if p.kind != "input":
+                li = lif_to_fixed(p)
+                name = len(self._lif)
+                for fld, val in (("du", li.du), ("dv", li.dv), ("vth", li.vth << 6),
+                                 ("bias", np.where(li.bias_exp >= 0, li.bias_mant << li.bias_exp, li.bias_mant))):
+                    self.register_buffer(f"lif{name}_{fld}", torch.as_tensor(np.asarray(val, dtype=np.int64)))
+                self._lif[p.name] = (name, p.kind == "cuba_lif")
+        if graph.modulators:
+            raise UnsupportedKindError("modulator (fixed precision)", BACKEND, ())
+        self._projs: list[tuple[str, str, str, int, int]] = []  # (name, pre, post, delay, weight_exp)
+        for i, pr in enumerate(graph.projections):
+            if pr.rule is not None:
+                raise UnsupportedKindError(f"{pr.rule.kind} (fixed precision)", BACKEND, ())
+            d = dense_to_fixed(pr.name, effective_weight(pr))
+            w = lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits)
+            self.register_buffer(f"w{i}", torch.as_tensor(w.astype(np.float64)))
+            self._projs.append((pr.name, pr.pre, pr.post, pr.delay, d.weight_exp))
+        self._size = {n: s for n, _, s in self._pops}
+        if device is not None:
+            self.to(device)
+
+    def _lif_params(self, name: str) -> FixedLIFParams:
+        i, spiking = self._lif[name]
+        g = lambda f: getattr(self, f"lif{i}_{f}")  # noqa: E731
+        return FixedLIFParams(g("du"), g("dv"), g("vth"), g("bias"), spiking)
+
+    def param_names(self) -> tuple[str, ...]:
+        return ()
+
+    def init_state(self, P: Optional[int] = None, B: int = 1, **_: Any) -> Any:
+        from .network import NetState
+        P = P or self.population or 1
+        dev = self.w0.device if self._projs else torch.device("cpu")
+        z = lambda n: torch.zeros(P, B, n, dtype=torch.int64, device=dev)  # noqa: E731
+        out = {n: z(s) for n, _, s in self._pops}
+        neur = {n: (FixedLIFState(z(s), z(s)) if k != "input" else None) for n, k, s in self._pops}
+        a = {n: z(s) for n, _, s in self._pops}
+        projs = {pr[0]: ProjState(tuple(z(self._size[pr[1]]) for _ in range(pr[3])), None) for pr in self._projs}
+        return NetState(0, out, a, neur, projs)
+
+    def _step(self, xs: Mapping[str, torch.Tensor], state: Any) -> tuple[dict, Any]:
+        from .network import NetState
+        out, neur = {}, {}
+        for n, kind, _ in self._pops:
+            if kind == "input":
+                out[n], neur[n] = xs[n], None
+            else:
+                o, neur[n] = lif_fixed_step(state.a[n], state.neurons[n], self._lif_params(n))
+                out[n] = o.to(torch.int64) if kind == "cuba_lif" else o
+        a: dict[str, torch.Tensor] = {}
+        projs = {}
+        for i, (name, pre, post, delay, wexp) in enumerate(self._projs):
+            buf = state.projs[name].buf
+            if delay:
+                x, buf = buf[-1], (out[pre],) + buf[:-1]
+            else:
+                x = out[pre]
+            c = dense_fixed_step(x, getattr(self, f"w{i}"), wexp)
+            a[post] = c if post not in a else a[post] + c
+            projs[name] = ProjState(buf, None)
+        for n, _, _ in self._pops:
+            a.setdefault(n, torch.zeros_like(state.a[n]))
+        ys = {}
+        for n in self.outputs:
+            kind = next(k for m, k, _ in self._pops if m == n)
+            ys[n] = out[n].to(self.dtype) / 64 if kind == "li" else out[n].to(self.dtype)
+        return ys, NetState(state.t + 1, out, a, neur, projs)
+
+    def _int_input(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        xi = x.round().to(torch.int64) if x.is_floating_point() else x.to(torch.int64)
+        if x.is_floating_point() and not bool((xi.to(x.dtype) == x).all()):
+            raise ValueError(f"input {name!r}: fixed precision needs integer-valued inputs (spikes 0/1)")
+        return xi
+
+    def step(self, inputs: Mapping[str, torch.Tensor], state: Any, **_: Any) -> tuple[dict, Any]:
+        P, B = next(iter(state.out.values())).shape[:2]
+        xs = {n: self._int_input(n, inputs[n]).expand(P, B, self._size[n]) for n in self.inputs}
+        return self._step(xs, state)
+
+    def run(self, inputs: Mapping[str, torch.Tensor], state: Any = None, *, params: Any = None, **_: Any) -> tuple[dict, Any]:
+        if params:
+            raise ValueError("params: per-individual parameters are not supported in fixed precision")
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise KeyError(f"inputs: missing {missing}; the graph's inputs are {list(self.inputs)}")
+        seqs = {}
+        for n in self.inputs:
+            x = inputs[n]
+            if x.dim() == 3:
+                x = x.unsqueeze(1)
+            seqs[n] = self._int_input(n, x)
+        first = seqs[self.inputs[0]]
+        T = first.shape[0]
+        if state is None:
+            state = self.init_state(int(first.shape[1]), int(first.shape[2]))
+        P, B = next(iter(state.out.values())).shape[:2]
+        outs: dict[str, list] = {n: [] for n in self.outputs}
+        for t in range(T):
+            y, state = self._step({n: s[t].expand(P, B, self._size[n]) for n, s in seqs.items()}, state)
+            for n in self.outputs:
+                outs[n].append(y[n])
+        return {n: torch.stack(v) for n, v in outs.items()}, state
+
+    forward = run
+
+    def to_graph(self) -> Graph:
+        return self.graph

@@ -1,0 +1,716 @@
+r"""``compile(graph) -> TorchNetwork``: an IR :class:`plastix.ir.Graph` as a PyTorch module.
+
+The module holds only parameters and static configuration; the network state is an explicit
+:class:`NetState` whose tensors have leading ``(P, B)`` dims (population of individuals, batch).
+
+Step order (``docs/semantics.md``; the IR docstrings are the spec): at step ``t``
+
+1. populations update from the input ``a[t]`` their projections delivered (inputs: ``out = x[t]``);
+2. modulators read their source's output of step ``t - 1``: ``M[t] = f(W out_src[t-1] + b)``;
+3. projections multiply ``x[t] = out_pre[t - delay]`` by the weight in effect ``W[t]`` (sign and
+   mask applied); the product is the post population's ``a[t + 1]`` (one-step latency);
+4. rules see ``x[t]``, ``y[t] = out_post[t]``, ``M[t]`` and compute ``W[t + 1]``.
+
+Parameters (every float array of the IR: weights, rule coefficients, neuron constants, modulator and
+cell weights) are ``nn.Parameter`` objects named ``"<node>/<field>"`` (``"<proj>/rule/base/gamma"``
+for nested fields), shared by all P individuals. ``run(..., params={name: tensor})`` overrides any
+of them with a tensor of shape ``(P, *shape)`` (one value per individual), which turns the
+projections into batched matmuls; :meth:`TorchNetwork.to_graph` writes the current parameter values
+back into a new Graph.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, NamedTuple, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...ir import Graph, UnsupportedKindError
+from ...ir.errors import IRValidationError
+from ...ir.rules import (BCM, EligibilityTrace, HebbianDecay, Oja, TraceKind, TripletSTDP)
+from ...ir.spec import spec_of
+from ...ir.synapses import Activation
+from . import neurons as nrn
+from . import rules as rl
+from .surrogate import get_surrogate
+
+BACKEND = "torch"
+PRECISIONS = ("float", "fixed")
+
+
+class NetState(NamedTuple):
+    """State of a whole network at the start of a step."""
+
+    t: int  # index of the next step
+    out: dict  # population -> output of the last step, (P, B, size) or (P, B, size, channels)
+    a: dict  # population -> synaptic input delivered for the next step (same shape as its input)
+    neurons: dict  # population -> its step function's state
+    projs: dict  # projection -> ProjState
+
+
+class ProjState(NamedTuple):
+    buf: tuple  # out_pre[t-1], ..., out_pre[t-delay] (empty without delay)
+    rule: Any  # the rule's state (None for static projections)
+
+
+_ACTIVATIONS: dict[Activation, Callable[[torch.Tensor], torch.Tensor]] = {
+    Activation.IDENTITY: lambda z: z,
+    Activation.TANH: torch.tanh,
+    Activation.SIGMOID: torch.sigmoid,
+    Activation.RELU: torch.relu,
+}
+
+
+def _float_fields(node: Any) -> list[tuple[str, Any]]:
+    """(path, spec) of every float array field of an IR node, recursing into child rules/cells."""
+    out = []
+    for f in dataclasses.fields(node):
+        spec = spec_of(f)
+        value = getattr(node, f.name)
+        if value is None:
+            continue
+        if spec.role == "array" and spec.dtype == "float":
+            out.append((f.name, spec))
+        elif spec.role == "node":
+            out.extend((f"{f.name}/{sub}", s) for sub, s in _float_fields(value))
+    return out
+
+
+def _get_path(node: Any, path: str) -> Any:
+    for part in path.split("/"):
+        node = getattr(node, part)
+    return node
+
+
+def _set_path(node: Any, path: list[str], value: Any) -> Any:
+    if len(path) == 1:
+        return node.replace(**{path[0]: value})
+    return node.replace(**{path[0]: _set_path(getattr(node, path[0]), path[1:], value)})
+
+
+# ---------------------------------------------------------------------------------------------
+# population lowerings (one entry per kind)
+
+
+class _PopLowering:
+    def __init__(self, pop: Any, net: "TorchNetwork") -> None:
+        self.pop = pop
+        self.name = pop.name
+        self.size = pop.size
+        self.in_ch = pop.in_channels
+        self.out_ch = pop.out_channels
+        self.spike = net.spike
+
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.size,) if self.out_ch == 1 else (self.size, self.out_ch)
+
+    def in_shape(self) -> tuple[int, ...]:
+        return (self.size,) if self.in_ch == 1 else (self.size, self.in_ch)
+
+    def bind(self, prm: Mapping[str, torch.Tensor]) -> Any:
+        return None
+
+    def init(self, P: int, B: int, like: torch.Tensor, generator: Optional[torch.Generator]) -> tuple[torch.Tensor, Any]:
+        return like.new_zeros(P, B, *self.out_shape()), None
+
+
+class _InputLowering(_PopLowering):
+    pass
+
+
+class _LIFLowering(_PopLowering):
+    def bind(self, prm):  # noqa: ANN001
+        n = self.name
+        return nrn.LIFParams(prm[f"{n}/du"], prm[f"{n}/dv"], prm[f"{n}/vth"], prm[f"{n}/bias"], self.pop.refractory)
+
+    def init(self, P, B, like, generator):  # noqa: ANN001
+        z = like.new_zeros(P, B, self.size)
+        return z, nrn.LIFState(z, z, z)
+
+    def step(self, a, state, p):  # noqa: ANN001
+        return nrn.lif_step(a, state, p, self.spike)
+
+
+class _LILowering(_PopLowering):
+    def bind(self, prm):  # noqa: ANN001
+        n = self.name
+        return nrn.LIParams(prm[f"{n}/du"], prm[f"{n}/dv"], prm[f"{n}/bias"])
+
+    def init(self, P, B, like, generator):  # noqa: ANN001
+        z = like.new_zeros(P, B, self.size)
+        return z, nrn.LIState(z, z)
+
+    def step(self, a, state, p):  # noqa: ANN001
+        return nrn.li_step(a, state, p)
+
+
+class _GatedLowering(_PopLowering):
+    def __init__(self, pop, net):  # noqa: ANN001
+        super().__init__(pop, net)
+        self.cell = pop.cell
+        self.cell_step = nrn.CELL_STEPS[pop.cell.kind]
+
+    def bind(self, prm):  # noqa: ANN001
+        return nrn.cell_params(self.cell, lambda f: prm[f"{self.name}/cell/{f}"])
+
+    def init(self, P, B, like, generator):  # noqa: ANN001
+        st = nrn.cell_init(self.cell, (P, B, self.size), like)
+        out = like.new_zeros(P, B, *self.out_shape())
+        if self.pop.init_noise > 0:
+            noise = torch.randn((P, B, self.size, self.out_ch), generator=generator, dtype=like.dtype,
+                                device="cpu" if generator is None else generator.device).to(like.device)
+            noise = noise * self.pop.init_noise
+            if isinstance(st, nrn.ENUState):
+                st = st._replace(o=st.o + noise)
+            out = out + noise.reshape(out.shape)
+        return out, st
+
+    def step(self, a, state, p):  # noqa: ANN001
+        x = a if self.in_ch > 1 else a.unsqueeze(-1)
+        y, st = self.cell_step(x, state, p)
+        return (y if self.out_ch > 1 else y.squeeze(-1)), st
+
+
+POPULATIONS: dict[str, type] = {
+    "input": _InputLowering,
+    "cuba_lif": _LIFLowering,
+    "li": _LILowering,
+    "gated": _GatedLowering,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# rule lowerings (one entry per kind)
+
+
+def _stdp_params(rule: Any, prm: Mapping[str, torch.Tensor], prefix: str) -> rl.STDPParams:
+    trip = isinstance(rule, TripletSTDP)
+    return rl.STDPParams(
+        triplet=trip, eta_plus=prm[f"{prefix}/eta_plus"], eta_minus=prm[f"{prefix}/eta_minus"],
+        decay_pre=rule.decay_pre, decay_post=rule.decay_post, mu=float(rule.mu),
+        w_min=rule.w_min, w_max=rule.w_max, hard_bounds=rule.hard_bounds, trace=TraceKind(rule.trace),
+        beta=rule.beta, x_max=rule.x_max,
+        decay_slow=rule.decay_slow if trip else 0.0,
+        eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0)
+
+
+def _stdp_traces(rule: Any, P: int, B: int, n_post: int, n_pre: int, like: torch.Tensor) -> Any:
+    xp, xq = like.new_zeros(P, B, n_pre), like.new_zeros(P, B, n_post)
+    if isinstance(rule, TripletSTDP):
+        return rl.TripletTraces(xp, xq, xq, xq)
+    return rl.PairTraces(xp, xq)
+
+
+class _RuleLowering:
+    """Base: a rule that changes ``W`` itself (state field ``w`` (P, B, n_post, n_pre))."""
+
+    plastic_weight = True
+
+    def __init__(self, rule: Any, proj: Any, prefix: str, net: "TorchNetwork") -> None:
+        self.rule = rule
+        self.proj = proj
+        self.prefix = prefix  # "<proj>/rule"
+        self.n_post, self.n_pre = proj.n_post, proj.n_pre
+        self.net = net
+
+    @property
+    def modulators(self) -> tuple[str, ...]:
+        return self.rule.modulator_names
+
+    def bind(self, prm: Mapping[str, torch.Tensor]) -> Any:
+        return None
+
+    def weight(self, rs: Any, w0: torch.Tensor, bound: Any) -> torch.Tensor:
+        return rs.w
+
+    def init(self, P: int, B: int, w0: torch.Tensor, like: torch.Tensor, bound: Any) -> Any:
+        raise NotImplementedError
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        raise NotImplementedError
+
+
+def _expand_w(w0: torch.Tensor, P: int, B: int) -> torch.Tensor:
+    """The initial plastic weight (P, B, n_post, n_pre) from a shared or per-individual weight."""
+    if w0.dim() == 2:
+        return w0.expand(P, B, *w0.shape).clone()
+    return w0.expand(P, B, *w0.shape[-2:]).clone()
+
+
+class _DPLowering(_RuleLowering):
+    """HebbianDecay / Oja / BCM: ``W_eff = W + alpha E``."""
+
+    def bind(self, prm):  # noqa: ANN001
+        r, pf = self.rule, self.prefix
+        p = rl.DPParams(kind=r.kind, eta=prm[f"{pf}/eta"], interval=r.interval, clip=r.clip,
+                        eta_phi=prm.get(f"{pf}/eta_phi"), psi=prm.get(f"{pf}/psi"))
+        return p, prm[f"{pf}/alpha"]
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        return rl.DPState(like.new_zeros(P, B, self.n_post, self.n_pre), like.new_zeros(P, B, self.n_pre),
+                          like.new_zeros(P, B, self.n_post), like.new_zeros(P, B, self.n_pre))
+
+    def weight(self, rs, w0, bound):  # noqa: ANN001
+        return w0 + bound[1] * rs.e
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        m = mods[self.rule.modulator][..., 0, :] if self.rule.modulator else None
+        _, rs = rl.dp_step((x, y, m, t), rs, bound[0])
+        return rs
+
+
+class _STDPLowering(_RuleLowering):
+    def bind(self, prm):  # noqa: ANN001
+        return _stdp_params(self.rule, prm, self.prefix)
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        return rl.STDPState(_expand_w(w0, P, B), _stdp_traces(self.rule, P, B, self.n_post, self.n_pre, like))
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        _, rs = rl.stdp_step((x, y), rs, bound, mask)
+        return rs
+
+
+class _EligibilityLowering(_RuleLowering):
+    """Only meaningful inside a ThreeFactor rule (the IR rejects it at the top level)."""
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        raise IRValidationError(self.proj.name, "rule", "an eligibility trace must be wrapped in a ThreeFactor rule")
+
+
+class _ThreeFactorLowering(_RuleLowering):
+    def __init__(self, rule, proj, prefix, net):  # noqa: ANN001
+        super().__init__(rule, proj, prefix, net)
+        base = rule.base
+        self.elig = isinstance(base, EligibilityTrace)
+        self.stdp_rule = base.base if self.elig else base
+        self.stdp_prefix = f"{prefix}/base/base" if self.elig else f"{prefix}/base"
+
+    def bind(self, prm):  # noqa: ANN001
+        gamma = prm[f"{self.prefix}/base/gamma"] if self.elig else None
+        return rl.ThreeFactorParams(self.rule.mode, _stdp_params(self.stdp_rule, prm, self.stdp_prefix), gamma)
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        tr = _stdp_traces(self.stdp_rule, P, B, self.n_post, self.n_pre, like)
+        if self.elig:
+            z = like.new_zeros(P, B, self.n_post, self.n_pre)
+            tr = rl.EligibilityState(z, z, tr)
+        return rl.ThreeFactorState(_expand_w(w0, P, B), tr)
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        _, rs = rl.three_factor_step((x, y, mods[self.rule.modulator]), rs, bound, mask)
+        return rs
+
+
+class _GatedSynapseLowering(_RuleLowering):
+    """A gated cell per synapse; ``W`` is a fixed gain (no learning step)."""
+
+    plastic_weight = False
+
+    def __init__(self, rule, proj, prefix, net):  # noqa: ANN001
+        super().__init__(rule, proj, prefix, net)
+        self.cell = rule.cell
+        self.cell_step = nrn.CELL_STEPS[rule.cell.kind]
+
+    def bind(self, prm):  # noqa: ANN001
+        return nrn.cell_params(self.cell, lambda f: prm[f"{self.prefix}/cell/{f}"])
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        return nrn.cell_init(self.cell, (P, B, self.n_post, self.n_pre), like)
+
+    def project(self, x, rs, bound, w_eff):  # noqa: ANN001
+        xin = x if x.dim() == 4 else x.unsqueeze(-1)  # (P, B, n_pre, C_in)
+        xin = xin.unsqueeze(2).expand(xin.shape[0], xin.shape[1], self.n_post, *xin.shape[2:])
+        z, rs = self.cell_step(xin, rs, bound)  # (P, B, n_post, n_pre, C_out)
+        w = w_eff if w_eff.dim() == 2 else w_eff[:, 0].unsqueeze(1)
+        a = (w.unsqueeze(-1) * z).sum(-2)
+        return (a if self.cell.out_channels > 1 else a.squeeze(-1)), rs
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        return rs
+
+
+class _SynQLowering(_RuleLowering):
+    def bind(self, prm):  # noqa: ANN001
+        r = self.rule
+        return rl.SynQParams(r.step, r.form, r.epsilon, r.gamma, r.lr), prm[f"{self.prefix}/q_table"]
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        q = bound[1]
+        q = q.expand(P, B, 81, 3).clone() if q.dim() == 2 else q[:, 0].unsqueeze(1).expand(P, B, 81, 3).clone()
+        ones = torch.ones(P, B, self.n_post, self.n_pre, dtype=torch.long, device=like.device)
+        return rl.SynQState(_expand_w(w0, P, B), q, ones, ones, torch.ones(P, B, dtype=torch.long, device=like.device),
+                            ones * 40, False)
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        if self.rule.modulator:
+            reward = mods[self.rule.modulator][..., 0, 0]
+        if reward is None:
+            return rs
+        if not torch.is_tensor(reward):
+            reward = torch.tensor(float(reward), device=rs.w.device)
+        _, rs = rl.synq_step((reward,), rs, bound[0], mask, generator)
+        return rs
+
+
+class _LoihiLowering(_RuleLowering):
+    def bind(self, prm):  # noqa: ANN001
+        r = self.rule
+        trees = tuple(rl.loihi_expr.parse_rule(getattr(r, f), self.proj.name, f) for f in ("dw", "dt", "dd"))
+        return rl.LoihiParams(trees, (r.x1_impulse, r.x2_impulse), (rl.trace_decay(r.x1_tau), rl.trace_decay(r.x2_tau)),
+                              (r.y1_impulse, r.y2_impulse, r.y3_impulse),
+                              (rl.trace_decay(r.y1_tau), rl.trace_decay(r.y2_tau), rl.trace_decay(r.y3_tau)),
+                              r.t_epoch)
+
+    def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        z = like.new_zeros(P, B, self.n_post, self.n_pre)
+        return rl.LoihiState(_expand_w(w0, P, B), z, z, like.new_zeros(2, P, B, self.n_pre),
+                             like.new_zeros(3, P, B, self.n_post), like.new_zeros(P, B, self.n_pre),
+                             like.new_zeros(P, B, self.n_post))
+
+    def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
+        third = None
+        if self.rule.modulator:
+            m = mods[self.rule.modulator][..., 0, :]
+            third = m.expand(*m.shape[:-1], self.n_post)
+        w_old = rs.w
+        w, rs = rl.loihi_step((x, y, third, t), rs, bound)
+        if mask is not None:
+            rs = rs._replace(w=w_old + (w - w_old) * mask)
+        return rs
+
+
+LOWERING: dict[str, type] = {
+    "hebbian_decay": _DPLowering,
+    "oja": _DPLowering,
+    "bcm": _DPLowering,
+    "pair_stdp": _STDPLowering,
+    "triplet_stdp": _STDPLowering,
+    "eligibility": _EligibilityLowering,
+    "three_factor": _ThreeFactorLowering,
+    "gated_synapse": _GatedSynapseLowering,
+    "synaptic_q": _SynQLowering,
+    "loihi": _LoihiLowering,
+}
+
+
+class _ProjLowering:
+    def __init__(self, proj: Any, net: "TorchNetwork") -> None:
+        self.proj = proj
+        self.name = proj.name
+        self.pre, self.post = proj.pre, proj.post
+        self.delay = proj.delay
+        self.wkey = f"{proj.name}/weight"
+        self.mask_name = self.sign_name = None
+        if proj.mask is not None and not bool(np.all(proj.mask)):
+            self.mask_name = net._add_buffer(f"mask_{len(net._projs)}", torch.as_tensor(np.array(proj.mask), dtype=net.dtype))
+        if proj.sign is not None and bool(np.any(proj.sign != 0)):
+            self.sign_name = net._add_buffer(f"sign_{len(net._projs)}", torch.as_tensor(np.array(proj.sign), dtype=net.dtype))
+            self.all_signed = bool(np.all(proj.sign != 0))
+        self.rule = None
+        if proj.rule is not None:
+            cls = LOWERING.get(proj.rule.kind)
+            if cls is None:
+                raise UnsupportedKindError(proj.rule.kind, BACKEND, tuple(LOWERING))
+            self.rule = cls(proj.rule, proj, f"{proj.name}/rule", net)
+
+    def effective(self, w: torch.Tensor, mask: Optional[torch.Tensor], sign: Optional[torch.Tensor]) -> torch.Tensor:
+        """``where(sign == 0, w, sign |w|) * mask``."""
+        if sign is not None:
+            w = sign * w.abs() if self.all_signed else torch.where(sign != 0, sign * w.abs(), w)
+        if mask is not None:
+            w = w * mask
+        return w
+
+
+def _project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``sum_i w[j, i] x[i]``; ``w`` (n_post, n_pre), (P, 1, n_post, n_pre) or (P, B, n_post, n_pre);
+    ``x`` (P, B, n_pre) or (P, B, n_pre, C)."""
+    if x.dim() == 3:
+        if w.dim() == 2:
+            return torch.nn.functional.linear(x, w)
+        if w.shape[1] == 1:
+            return torch.matmul(x, w[:, 0].transpose(-1, -2))
+        return torch.matmul(w, x.unsqueeze(-1)).squeeze(-1)
+    return torch.matmul(w, x)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class TorchNetwork(nn.Module):
+    """A compiled graph. Use :func:`compile` to build one.
+
+    >>> import torch
+    >>> from plastix.ir.examples import cue_association_net
+    >>> from plastix.backends.torch import compile
+    >>> net = compile(cue_association_net())
+    >>> T, P, B = 5, 1, 2
+    >>> xs = {"cues": torch.zeros(T, P, B, 20), "learning_signal": torch.zeros(T, P, B, 2)}
+    >>> out, state = net.run(xs)
+    >>> tuple(out["action"].shape)
+    (5, 1, 2, 2)
+    """
+
+    def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
+                 precision: str = "float", surrogate: str = "fast_sigmoid", population: Optional[int] = None) -> None:
+        super().__init__()
+        if not isinstance(graph, Graph):
+            raise TypeError(f"compile: expected a plastix.ir.Graph, got {type(graph).__name__}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"compile: precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "fixed":
+            raise ValueError("internal: fixed precision is built by plastix.backends.torch.fixed")
+        self.graph = graph
+        self.dtype = dtype
+        self.precision = precision
+        self.population = population
+        self.surrogate = surrogate
+        self.spike = get_surrogate(surrogate)
+        self.params = nn.ParameterDict()
+        self._ndim: dict[str, int] = {}  # param -> rank it is used at (for per-individual views)
+        self._buffers_names: list[str] = []
+        self._pops: list[_PopLowering] = []
+        self._projs: list[_ProjLowering] = []
+        for pop in graph.populations:
+            cls = POPULATIONS.get(pop.kind)
+            if cls is None:
+                raise UnsupportedKindError(pop.kind, BACKEND, tuple(POPULATIONS))
+            self._pops.append(cls(pop, self))
+            self._register(pop.name, pop, lead_for_cell=1)
+        for proj in graph.projections:
+            self._projs.append(_ProjLowering(proj, self))
+            self._register(proj.name, proj, lead_for_cell=2)
+        self._mods = {m.name: m for m in graph.modulators}
+        for m in graph.modulators:
+            self._register(m.name, m, lead_for_cell=0)
+        self._used_mods = tuple(sorted({n for pr in self._projs if pr.rule is not None for n in pr.rule.modulators}))
+        self._popd = {p.name: p for p in self._pops}
+        self.inputs = tuple(graph.inputs)
+        self.outputs = tuple(graph.outputs)
+        if device is not None:
+            self.to(device)
+
+    # -- construction helpers -----------------------------------------------------------------
+    def _add_buffer(self, name: str, value: torch.Tensor) -> str:
+        self.register_buffer(name, value)
+        self._buffers_names.append(name)
+        return name
+
+    def _register(self, node_name: str, node: Any, lead_for_cell: int) -> None:
+        for path, spec in _float_fields(node):
+            key = f"{node_name}/{path}"
+            value = _get_path(node, path)
+            t = torch.as_tensor(np.array(value), dtype=self.dtype)
+            self.params[key] = nn.Parameter(t)
+            nd = len(spec.shape) if spec.shape is not None else t.dim()
+            if "cell/" in path and nd == 1:
+                nd += lead_for_cell
+            self._ndim[key] = nd
+
+    # -- parameters --------------------------------------------------------------------------
+    def param_names(self) -> tuple[str, ...]:
+        """Names accepted by ``params=`` (``"<node>/<field>"``)."""
+        return tuple(self.params.keys())
+
+    def _resolve(self, params: Optional[Mapping[str, torch.Tensor]]) -> tuple[dict, Optional[int]]:
+        prm: dict[str, torch.Tensor] = dict(self.params.items())
+        P = None
+        if params:
+            for key, val in params.items():
+                if key not in prm:
+                    raise KeyError(f"params: unknown parameter {key!r}; known: {', '.join(self.params.keys())}")
+                base = self.params[key]
+                if tuple(val.shape[1:]) != tuple(base.shape):
+                    raise ValueError(f"params[{key!r}]: expected shape (P, *{tuple(base.shape)}), got {tuple(val.shape)}")
+                if P is None:
+                    P = int(val.shape[0])
+                elif val.shape[0] != P:
+                    raise ValueError(f"params[{key!r}]: leading dim {val.shape[0]} differs from P = {P}")
+                nd = self._ndim[key]
+                val = val.to(dtype=base.dtype, device=base.device)
+                prm[key] = val.reshape(P, 1, *([1] * (nd - base.dim())), *base.shape)
+        return prm, P
+
+    def _bind(self, prm: dict) -> tuple[dict, dict, dict]:
+        pops = {p.name: p.bind(prm) for p in self._pops}
+        rules = {pr.name: pr.rule.bind(prm) for pr in self._projs if pr.rule is not None}
+        weights = {}
+        for pr in self._projs:
+            mask = getattr(self, pr.mask_name) if pr.mask_name else None
+            sign = getattr(self, pr.sign_name) if pr.sign_name else None
+            w0 = prm[pr.wkey]
+            static = pr.rule is None or not pr.rule.plastic_weight
+            weights[pr.name] = (w0, pr.effective(w0, mask, sign) if static else None, mask, sign)
+        mods = {n: (prm[f"{n}/weight"], prm[f"{n}/bias"]) for n in self._used_mods}
+        return pops, rules, weights, mods
+
+    # -- state -------------------------------------------------------------------------------
+    def init_state(self, P: Optional[int] = None, B: int = 1, *, params: Optional[Mapping[str, torch.Tensor]] = None,
+                   generator: Optional[torch.Generator] = None) -> NetState:
+        """Zero state for ``P`` individuals (default: ``population`` or 1) and batch ``B``.
+        ``generator`` draws the initial output-gate noise of gated populations."""
+        prm, Pp = self._resolve(params)
+        P = P or Pp or self.population or 1
+        like = next(iter(self.params.values())) if len(self.params) else torch.zeros((), dtype=self.dtype)
+        like = like.detach()
+        out, neur, projs = {}, {}, {}
+        for p in self._pops:
+            out[p.name], neur[p.name] = p.init(P, B, like, generator)
+        a = {p.name: like.new_zeros(P, B, *p.in_shape()) for p in self._pops}
+        _, rules, weights, _ = self._bind(prm)
+        for pr in self._projs:
+            buf = tuple(like.new_zeros(P, B, *self._popd[pr.pre].out_shape()) for _ in range(pr.delay))
+            rs = pr.rule.init(P, B, weights[pr.name][0], like, rules[pr.name]) if pr.rule is not None else None
+            projs[pr.name] = ProjState(buf, rs)
+        return NetState(0, out, a, neur, projs)
+
+    # -- stepping ----------------------------------------------------------------------------
+    def _inputs_step(self, name: str, x: torch.Tensor, P: int, B: int) -> torch.Tensor:
+        shape = self._popd[name].out_shape()
+        if x.dim() == len(shape) + 1:
+            x = x.unsqueeze(0)
+        if tuple(x.shape[2:]) != shape or x.shape[1] != B or x.shape[0] not in (1, P):
+            raise ValueError(f"input {name!r}: expected shape (P={P}, B={B}, *{shape}) per step, got {tuple(x.shape)}")
+        return x.to(self.dtype).expand(P, B, *shape)
+
+    def _step(self, xs: Mapping[str, torch.Tensor], state: NetState, bound: tuple, reward: Any,
+              generator: Optional[torch.Generator]) -> tuple[dict, NetState]:
+        pops_b, rules_b, weights, mods_b = bound
+        t = state.t
+        old = state.out
+        mods = {}
+        for name in self._used_mods:
+            m = self._mods[name]
+            src = old[m.source]
+            src = src.reshape(*src.shape[:2], -1)
+            mw, mb = mods_b[name]
+            z = nrn.linear(src, mw) + mb
+            mods[name] = _ACTIVATIONS[m.activation](z).reshape(*src.shape[:2], m.channels, m.size)
+        out, neur = {}, {}
+        for p in self._pops:
+            if isinstance(p, _InputLowering):
+                out[p.name] = xs[p.name]
+                neur[p.name] = None
+            else:
+                out[p.name], neur[p.name] = p.step(state.a[p.name], state.neurons[p.name], pops_b[p.name])
+        a: dict[str, torch.Tensor] = {}
+        projs = {}
+        for pr in self._projs:
+            ps = state.projs[pr.name]
+            if pr.delay:
+                x = ps.buf[-1]
+                buf = (out[pr.pre],) + ps.buf[:-1]
+            else:
+                x, buf = out[pr.pre], ()
+            w0, w_eff, mask, sign = weights[pr.name]
+            rs = ps.rule
+            if pr.rule is None:
+                contrib = _project(x, w_eff)
+            elif not pr.rule.plastic_weight:
+                contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff)
+            else:
+                w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign)
+                contrib = _project(x, w_t)
+                rs = pr.rule.learn(x, out[pr.post], mods, rs, rules_b[pr.name], t, reward, generator, mask)
+            a[pr.post] = contrib if pr.post not in a else a[pr.post] + contrib
+            projs[pr.name] = ProjState(buf, rs)
+        for p in self._pops:
+            if p.name not in a:
+                a[p.name] = torch.zeros_like(state.a[p.name])
+        return {n: out[n] for n in self.outputs}, NetState(t + 1, out, a, neur, projs)
+
+    def step(self, inputs: Mapping[str, torch.Tensor], state: NetState, *,
+             params: Optional[Mapping[str, torch.Tensor]] = None, reward: Any = None,
+             generator: Optional[torch.Generator] = None) -> tuple[dict, NetState]:
+        """One step. ``inputs``: name -> ``(P, B, size[, channels])`` (or ``(B, ...)``);
+        ``reward``: ``(P, B)`` tensor or number for synaptic-Q rules without a modulator."""
+        prm, _ = self._resolve(params)
+        P, B = next(iter(state.out.values())).shape[:2]
+        xs = self._check_inputs(inputs, P, B, per_step=True)
+        return self._step(xs, state, self._bind(prm), reward, generator)
+
+    def _check_inputs(self, inputs: Mapping[str, torch.Tensor], P: int, B: int, per_step: bool) -> dict:
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise KeyError(f"inputs: missing {missing}; the graph's inputs are {list(self.inputs)}")
+        extra = [n for n in inputs if n not in self.inputs]
+        if extra:
+            raise KeyError(f"inputs: unknown {extra}; the graph's inputs are {list(self.inputs)}")
+        if per_step:
+            return {n: self._inputs_step(n, inputs[n], P, B) for n in self.inputs}
+        return dict(inputs)
+
+    def run(self, inputs: Mapping[str, torch.Tensor], state: Optional[NetState] = None, *,
+            params: Optional[Mapping[str, torch.Tensor]] = None, reward: Any = None,
+            generator: Optional[torch.Generator] = None, check_finite: bool = True) -> tuple[dict, NetState]:
+        """Run ``T`` steps. ``inputs``: name -> ``(T, P, B, size[, channels])`` (``(T, B, ...)``
+        broadcasts over P). ``params``: name -> ``(P, *shape)`` per-individual overrides.
+        ``reward``: ``(T, P, B)`` / ``(T,)`` sequence or ``None`` (synaptic-Q).
+        Returns outputs name -> ``(T, P, B, size[, channels])`` and the final state."""
+        prm, Pp = self._resolve(params)
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise KeyError(f"inputs: missing {missing}; the graph's inputs are {list(self.inputs)}")
+        first = inputs[self.inputs[0]] if self.inputs else None
+        T = int(first.shape[0]) if first is not None else 0
+        seqs = {}
+        for n in self.inputs:
+            x = inputs[n]
+            if x.shape[0] != T:
+                raise ValueError(f"input {n!r}: {x.shape[0]} steps, but {self.inputs[0]!r} has {T}")
+            if check_finite and not bool(torch.isfinite(x).all()):
+                raise ValueError(f"input {n!r}: contains NaN or inf")
+            seqs[n] = x
+        shape0 = self._popd[self.inputs[0]].out_shape() if self.inputs else ()
+        if state is None:
+            if first is not None and first.dim() == len(shape0) + 3:
+                P, B = int(first.shape[1]), int(first.shape[2])
+                P = max(P, Pp or 1)
+            else:
+                P, B = (Pp or self.population or 1), int(first.shape[1]) if first is not None else 1
+            state = self.init_state(P, B, params=params, generator=generator)
+        P, B = next(iter(state.out.values())).shape[:2]
+        seqs = {n: self._inputs_seq(n, x, P, B) for n, x in seqs.items()}
+        bound = self._bind(prm)
+        outs: dict[str, list] = {n: [] for n in self.outputs}
+        for t in range(T):
+            r = reward[t] if (reward is not None and torch.is_tensor(reward) and reward.dim() > 0) else reward
+            y, state = self._step({n: s[t] for n, s in seqs.items()}, state, bound, r, generator)
+            for n in self.outputs:
+                outs[n].append(y[n])
+        return {n: torch.stack(v) for n, v in outs.items()}, state
+
+    def _inputs_seq(self, name: str, x: torch.Tensor, P: int, B: int) -> torch.Tensor:
+        shape = self._popd[name].out_shape()
+        if x.dim() == len(shape) + 2:
+            x = x.unsqueeze(1)
+        if tuple(x.shape[3:]) != shape or x.shape[2] != B or x.shape[1] not in (1, P):
+            raise ValueError(f"input {name!r}: expected shape (T, P={P}, B={B}, *{shape}), got {tuple(x.shape)}")
+        return x.to(self.dtype).expand(x.shape[0], P, B, *shape)
+
+    forward = run
+
+    # -- export ------------------------------------------------------------------------------
+    def to_graph(self) -> Graph:
+        """A new Graph with the current parameter values written back (train -> export)."""
+        return export_graph(self)
+
+
+def export_graph(net: TorchNetwork, params: Optional[Mapping[str, torch.Tensor]] = None) -> Graph:
+    """Write ``net``'s parameters (or ``params``, name -> tensor of the parameter's shape, e.g. one
+    individual of an ES population) back into a copy of the compiled graph."""
+    g = net.graph
+    values = {k: v for k, v in net.params.items()}
+    if params:
+        values.update(params)
+    nodes = {n.name: n for n in (*g.populations, *g.projections, *g.modulators)}
+    for key, val in values.items():
+        node, path = key.split("/", 1)
+        arr = val.detach().to("cpu", torch.float64).numpy()
+        nodes[node] = _set_path(nodes[node], path.split("/"), arr)
+    return g.replace(populations=tuple(nodes[p.name] for p in g.populations),
+                     projections=tuple(nodes[p.name] for p in g.projections),
+                     modulators=tuple(nodes[m.name] for m in g.modulators))

@@ -1,0 +1,172 @@
+r"""Pure step functions of the population kinds (float semantics).
+
+Every function is ``<kind>_step(inputs, state, params) -> (out, new_state)``; states are
+NamedTuples of tensors with leading ``(P, B)`` dims (population, batch); ``params`` is a NamedTuple
+whose tensors either have their IR shape (shared by all P individuals) or ``(P, 1, *shape)``
+(one value per individual; see :func:`plastix.backends.torch.network.TorchNetwork.run`).
+Inputs are never written to.
+
+Implements :class:`plastix.ir.CubaLIF`, :class:`plastix.ir.LIReadout`,
+:class:`plastix.ir.ENUCell`, :class:`plastix.ir.GRUCell`, :class:`plastix.ir.LSTMCell` (the
+equations are in those docstrings, not repeated here).
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+
+Spike = Callable[[torch.Tensor], torch.Tensor]
+
+
+def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w^T`` over the last dim of ``x``; ``w`` is ``(rows, cols)`` (shared) or
+    ``(P, 1, rows, cols)`` (per individual; ``x`` then has leading dim ``P``)."""
+    if w.dim() == 2:
+        return torch.nn.functional.linear(x, w)
+    p = x.shape[0]
+    flat = x.reshape(p, -1, x.shape[-1])
+    out = torch.matmul(flat, w[:, 0].transpose(-1, -2))
+    return out.reshape(*x.shape[:-1], w.shape[-2])
+
+
+# ---------------------------------------------------------------------------------------------
+# CUBA LIF and LI readout
+
+
+class LIFState(NamedTuple):
+    u: torch.Tensor  # (P, B, size)
+    v: torch.Tensor  # (P, B, size)
+    ref: torch.Tensor  # (P, B, size) remaining refractory steps (float counter; zeros if unused)
+
+
+class LIFParams(NamedTuple):
+    du: torch.Tensor
+    dv: torch.Tensor
+    vth: torch.Tensor
+    bias: torch.Tensor
+    refractory: int
+
+
+def lif_step(a: torch.Tensor, state: LIFState, p: LIFParams, spike: Spike) -> tuple[torch.Tensor, LIFState]:
+    """One step of :class:`plastix.ir.CubaLIF`: ``a`` ``(P, B, size)`` -> spikes ``(P, B, size)``."""
+    u = (1.0 - p.du) * state.u + a
+    v = (1.0 - p.dv) * state.v + u + p.bias
+    if p.refractory:
+        v = torch.where(state.ref > 0, state.v, v)
+    s = spike(v - p.vth)
+    v = v * (1.0 - s)
+    ref = state.ref
+    if p.refractory:
+        ref = torch.where(s > 0, torch.full_like(ref, float(p.refractory)), (ref - 1.0).clamp_min(0.0))
+    return s, LIFState(u, v, ref)
+
+
+class LIState(NamedTuple):
+    u: torch.Tensor
+    v: torch.Tensor
+
+
+class LIParams(NamedTuple):
+    du: torch.Tensor
+    dv: torch.Tensor
+    bias: torch.Tensor
+
+
+def li_step(a: torch.Tensor, state: LIState, p: LIParams) -> tuple[torch.Tensor, LIState]:
+    """One step of :class:`plastix.ir.LIReadout`; the output is ``v``."""
+    u = (1.0 - p.du) * state.u + a
+    v = (1.0 - p.dv) * state.v + u + p.bias
+    return v, LIState(u, v)
+
+
+# ---------------------------------------------------------------------------------------------
+# gated cells: x (..., in_channels) -> y (..., out_channels); any leading dims (units, synapses)
+
+
+class ENUState(NamedTuple):
+    h: torch.Tensor  # (..., memory)
+    o: torch.Tensor  # (..., out_channels)
+
+
+class ENUParams(NamedTuple):
+    w_z: torch.Tensor
+    w_r: torch.Tensor
+    w_c: torch.Tensor
+    w_o: torch.Tensor
+    feedback: bool
+
+
+def enu_step(x: torch.Tensor, state: ENUState, p: ENUParams) -> tuple[torch.Tensor, ENUState]:
+    """One step of :class:`plastix.ir.ENUCell` (Bertens & Lee eq. 1, no biases)."""
+    h, o = state
+    parts = [h, o, x] if p.feedback else [h, x]
+    c = torch.cat(parts, dim=-1)
+    z = torch.sigmoid(linear(c, p.w_z))
+    r = torch.sigmoid(linear(c, p.w_r))
+    parts[0] = r * h
+    h_tilde = torch.tanh(linear(torch.cat(parts, dim=-1), p.w_c))
+    h = (1.0 - z) * h + z * h_tilde
+    o = linear(h, p.w_o).clamp(0.0, 1.0)
+    return o, ENUState(h, o)
+
+
+class GRUState(NamedTuple):
+    h: torch.Tensor
+
+
+class GRUParams(NamedTuple):
+    w_ih: torch.Tensor
+    w_hh: torch.Tensor
+    w_o: torch.Tensor
+    b_ih: torch.Tensor
+    b_hh: torch.Tensor
+    b_o: torch.Tensor
+
+
+def gru_step(x: torch.Tensor, state: GRUState, p: GRUParams) -> tuple[torch.Tensor, GRUState]:
+    """One step of :class:`plastix.ir.GRUCell` (PyTorch gate order r, z, n)."""
+    gi = linear(x, p.w_ih) + p.b_ih
+    gh = linear(state.h, p.w_hh) + p.b_hh
+    ir, iz, in_ = gi.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(iz + hz)
+    n = torch.tanh(in_ + r * hn)
+    h = (1.0 - z) * n + z * state.h
+    return linear(h, p.w_o) + p.b_o, GRUState(h)
+
+
+class LSTMState(NamedTuple):
+    h: torch.Tensor
+    c: torch.Tensor
+
+
+def lstm_step(x: torch.Tensor, state: LSTMState, p: GRUParams) -> tuple[torch.Tensor, LSTMState]:
+    """One step of :class:`plastix.ir.LSTMCell` (PyTorch gate order i, f, g, o)."""
+    g = linear(x, p.w_ih) + p.b_ih + linear(state.h, p.w_hh) + p.b_hh
+    i, f, gg, o = g.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(gg)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return linear(h, p.w_o) + p.b_o, LSTMState(h, c)
+
+
+def cell_init(cell, lead: tuple[int, ...], like: torch.Tensor):  # noqa: ANN001
+    """Zero state of a gated cell with leading dims ``lead``."""
+    z = lambda n: like.new_zeros(*lead, n)  # noqa: E731
+    if cell.kind == "enu_cell":
+        return ENUState(z(cell.memory), z(cell.out_channels))
+    if cell.kind == "gru_cell":
+        return GRUState(z(cell.hidden))
+    return LSTMState(z(cell.hidden), z(cell.hidden))
+
+
+def cell_params(cell, get: Callable[[str], torch.Tensor]):  # noqa: ANN001
+    """The params tuple of a cell; ``get(field)`` returns the (resolved) tensor of a field."""
+    if cell.kind == "enu_cell":
+        return ENUParams(get("w_z"), get("w_r"), get("w_c"), get("w_o"), bool(cell.feedback))
+    return GRUParams(get("w_ih"), get("w_hh"), get("w_o"), get("b_ih"), get("b_hh"), get("b_o"))
+
+
+# kind -> step function of a cell
+CELL_STEPS: dict[str, Callable] = {"enu_cell": enu_step, "gru_cell": gru_step, "lstm_cell": lstm_step}

@@ -1,0 +1,405 @@
+r"""Pure step functions of the plasticity rule kinds, and the one ``LOWERING`` table.
+
+Shapes: ``x`` (presynaptic activity entering the synapse, ``out_pre[t - delay]``) ``(P, B, n_pre)``;
+``y`` (postsynaptic output ``out_post[t]``) ``(P, B, n_post)``; weights and per-synapse state
+``(P, B, n_post, n_pre)``; a modulator ``M`` ``(P, B, channels, size)``. Coefficient tensors are
+either their IR shape (shared) or ``(P, 1, ...)`` (per individual); both broadcast.
+
+Each ``<kind>_step(inputs, state, params) -> (out, new_state)`` returns the new weight (or, for
+differentiable plasticity, the new Hebbian trace) and never writes into its inputs, so BPTT and ES
+share them. The timing is the IR's (:mod:`plastix.ir.rules`): a rule at the end of step ``t`` sees
+``x[t]``, ``y[t]`` and ``M[t]`` and produces ``W[t + 1]``; traces at ``t`` exclude step ``t``'s spike.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, Optional
+
+import torch
+
+from ...ir import loihi_expr
+from ...ir.rules import ModulationMode, QUpdateForm, TraceKind
+
+
+def outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """``post[..., j] * pre[..., i]`` -> ``(..., n_post, n_pre)``."""
+    return post.unsqueeze(-1) * pre.unsqueeze(-2)
+
+
+def advance_trace(tr: torch.Tensor, s: torch.Tensor, decay: float, kind: TraceKind, beta: float,
+                  x_max: float) -> torch.Tensor:
+    """Meta-SpikePropamine eq. 9 (linear) / eq. 10 (saturating): the trace of step ``t + 1``."""
+    if kind == TraceKind.LINEAR:
+        return decay * tr + beta * s
+    return decay * tr + beta * (x_max - tr) * s
+
+
+# ---------------------------------------------------------------------------------------------
+# differentiable plasticity (SpikePropamine): W_eff = W + alpha * E
+
+
+class DPState(NamedTuple):
+    e: torch.Tensor  # (P, B, n_post, n_pre) Hebbian trace
+    acc_pre: torch.Tensor  # (P, B, n_pre) spike sum over the current interval
+    acc_post: torch.Tensor  # (P, B, n_post)
+    phi: torch.Tensor  # (P, B, n_pre) BCM sliding threshold (zeros for other kinds)
+
+
+class DPParams(NamedTuple):
+    kind: str  # hebbian_decay | oja | bcm
+    eta: torch.Tensor
+    interval: int
+    clip: Optional[float]
+    eta_phi: Optional[torch.Tensor] = None
+    psi: Optional[torch.Tensor] = None
+
+
+def dp_step(inputs: tuple, state: DPState, p: DPParams) -> tuple[torch.Tensor, DPState]:
+    """One step of :class:`plastix.ir.HebbianDecay` / :class:`plastix.ir.Oja` /
+    :class:`plastix.ir.BCM` (SpikePropamine eqs. 10-14, neuromodulated eqs. 16-21).
+
+    ``inputs = (x, y, m_post, t)``; ``m_post`` ``(P, B, n_post)`` or ``None`` (NDP replaces
+    ``r_post`` by ``m_post * r_post``). Returns the new ``E``."""
+    x, y, m_post, t = inputs
+    acc_pre, acc_post = state.acc_pre + x, state.acc_post + y
+    if (t + 1) % p.interval:
+        return state.e, state._replace(acc_pre=acc_pre, acc_post=acc_post)
+    r_pre, r_post = acc_pre / p.interval, acc_post / p.interval
+    if m_post is not None:
+        r_post = m_post * r_post
+    e, phi = state.e, state.phi
+    if p.kind == "hebbian_decay":
+        hebb = outer(r_post, r_pre)
+    elif p.kind == "oja":
+        hebb = outer(r_post - torch.matmul(e, r_pre.unsqueeze(-1)).squeeze(-1), r_pre)
+    else:  # bcm
+        r_beta = r_pre * (r_pre - (phi + p.psi))
+        hebb = outer(r_post, r_beta)
+        phi = (1.0 - p.eta_phi) * phi + p.eta_phi * r_pre
+    e = (1.0 - p.eta) * e + p.eta * hebb
+    if p.clip is not None:
+        e = e.clamp(-p.clip, p.clip)
+    return e, DPState(e, torch.zeros_like(acc_pre), torch.zeros_like(acc_post), phi)
+
+
+# ---------------------------------------------------------------------------------------------
+# STDP (Meta-SpikePropamine)
+
+
+class PairTraces(NamedTuple):
+    x_pre: torch.Tensor  # (P, B, n_pre)
+    x_post: torch.Tensor  # (P, B, n_post)
+
+
+class TripletTraces(NamedTuple):
+    x_pre: torch.Tensor
+    x_post: torch.Tensor
+    x_slow: torch.Tensor  # (P, B, n_post)
+    x_slow_prev: torch.Tensor  # x_slow of the previous step
+
+
+class STDPParams(NamedTuple):
+    triplet: bool
+    eta_plus: torch.Tensor
+    eta_minus: torch.Tensor
+    decay_pre: float
+    decay_post: float
+    mu: float
+    w_min: Optional[float]
+    w_max: Optional[float]
+    hard_bounds: bool
+    trace: TraceKind
+    beta: float
+    x_max: float
+    decay_slow: float = 0.0
+    eta_pair: Any = 0.0
+
+
+def stdp_amplitudes(w: torch.Tensor, p: STDPParams) -> tuple[Any, Any]:
+    """``A_+(W) = eta_+ (W_max - W)^mu``, ``A_-(W) = eta_- (W - W_min)^mu`` (eqs. 11-13); the
+    bases are clamped at 0 so a weight outside the bounds gets no further push out."""
+    if p.mu == 0.0:
+        return p.eta_plus, p.eta_minus
+    return (p.eta_plus * (p.w_max - w).clamp_min(0.0) ** p.mu,
+            p.eta_minus * (w - p.w_min).clamp_min(0.0) ** p.mu)
+
+
+def stdp_terms(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, tr: Any,
+               p: STDPParams) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """LTP and LTD terms of :class:`plastix.ir.PairSTDP` / :class:`plastix.ir.TripletSTDP` at
+    step ``t`` and the traces of step ``t + 1``."""
+    a_plus, a_minus = stdp_amplitudes(w, p)
+    if p.triplet:
+        ltp = a_plus * outer(y, tr.x_pre) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
+    else:
+        ltp = a_plus * outer(y, tr.x_pre)
+    ltd = a_minus * outer(tr.x_post, x)
+    x_pre = advance_trace(tr.x_pre, x, p.decay_pre, p.trace, p.beta, p.x_max)
+    x_post = advance_trace(tr.x_post, y, p.decay_post, p.trace, p.beta, p.x_max)
+    if p.triplet:
+        x_slow = advance_trace(tr.x_slow, y, p.decay_slow, p.trace, p.beta, p.x_max)
+        return ltp, ltd, TripletTraces(x_pre, x_post, x_slow, tr.x_slow)
+    return ltp, ltd, PairTraces(x_pre, x_post)
+
+
+def apply_dw(w: torch.Tensor, dw: torch.Tensor, p: STDPParams, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    if mask is not None:
+        dw = dw * mask
+    w = w + dw
+    if p.hard_bounds:
+        w = w.clamp(p.w_min, p.w_max)
+    return w
+
+
+class STDPState(NamedTuple):
+    w: torch.Tensor
+    traces: Any
+
+
+def stdp_step(inputs: tuple, state: STDPState, p: STDPParams,
+              mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, STDPState]:
+    """Pair / triplet STDP on ``W`` itself: ``W[t+1] = W[t] + LTP - LTD``."""
+    x, y = inputs
+    ltp, ltd, tr = stdp_terms(x, y, state.w, state.traces, p)
+    w = apply_dw(state.w, ltp - ltd, p, mask)
+    return w, STDPState(w, tr)
+
+
+class EligibilityState(NamedTuple):
+    e_plus: torch.Tensor
+    e_minus: torch.Tensor
+    traces: Any
+
+
+def eligibility_step(inputs: tuple, state: EligibilityState, p: tuple) -> tuple[tuple, EligibilityState]:
+    """:class:`plastix.ir.EligibilityTrace` (eq. 16): returns ``(E_+[t], E_-[t])`` and the state with
+    ``E_±[t+1] = gamma E_±[t] + LTP/LTD[t]``. ``inputs = (x, y, w)``, ``p = (gamma, stdp params)``."""
+    x, y, w = inputs
+    gamma, sp = p
+    ltp, ltd, tr = stdp_terms(x, y, w, state.traces, sp)
+    return (state.e_plus, state.e_minus), EligibilityState(gamma * state.e_plus + ltp, gamma * state.e_minus + ltd, tr)
+
+
+def broadcast_modulation(m: torch.Tensor, mode: ModulationMode, n_post: int, n_pre: int) -> torch.Tensor:
+    """One modulator channel ``(P, B, size)`` -> broadcastable to ``(P, B, n_post, n_pre)``."""
+    if mode == ModulationMode.GLOBAL:
+        return m[..., :1].unsqueeze(-1)
+    if mode == ModulationMode.PER_POST:
+        return m.unsqueeze(-1)
+    if mode == ModulationMode.PER_PRE:
+        return m.unsqueeze(-2)
+    return m.reshape(*m.shape[:-1], n_post, n_pre)
+
+
+class ThreeFactorState(NamedTuple):
+    w: torch.Tensor
+    inner: Any  # STDP traces, or an EligibilityState
+
+
+class ThreeFactorParams(NamedTuple):
+    mode: ModulationMode
+    stdp: STDPParams
+    gamma: Optional[torch.Tensor]  # set when the base is an eligibility trace
+
+
+def three_factor_step(inputs: tuple, state: ThreeFactorState, p: ThreeFactorParams,
+                      mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ThreeFactorState]:
+    """:class:`plastix.ir.ThreeFactor` (eqs. 17-19): ``dW = m+ P - m- D`` (2 channels) or
+    ``m (P - D)`` (1 channel). ``inputs = (x, y, M)`` with ``M`` ``(P, B, channels, size)``."""
+    x, y, mod = inputs
+    w = state.w
+    n_post, n_pre = w.shape[-2], w.shape[-1]
+    if p.gamma is not None:
+        (pos, neg), inner = eligibility_step((x, y, w), state.inner, (p.gamma, p.stdp))
+    else:
+        pos, neg, inner = stdp_terms(x, y, w, state.inner, p.stdp)
+    if mod.shape[-2] == 2:
+        dw = (broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre) * pos
+              - broadcast_modulation(mod[..., 1, :], p.mode, n_post, n_pre) * neg)
+    else:
+        dw = broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre) * (pos - neg)
+    w = apply_dw(w, dw, p.stdp, mask)
+    return w, ThreeFactorState(w, inner)
+
+
+# ---------------------------------------------------------------------------------------------
+# synaptic Q-learning (Bhargava et al. 2022)
+
+
+class SynQState(NamedTuple):
+    w: torch.Tensor  # (P, B, n_post, n_pre)
+    q: torch.Tensor  # (P, B, 81, 3) the shared table (one copy per individual and batch element)
+    a1: torch.Tensor  # (P, B, n_post, n_pre) long, last action in {0, 1, 2}
+    a2: torch.Tensor  # action before
+    r1: torch.Tensor  # (P, B) long, last shifted reward in {0, 1, 2}
+    s: torch.Tensor  # (P, B, n_post, n_pre) long, state index of the last decision
+    started: bool  # a decision has been taken (TD needs one)
+
+
+class SynQParams(NamedTuple):
+    step: float
+    form: QUpdateForm
+    epsilon: float
+    gamma: float
+    lr: float
+
+
+def synq_step(inputs: tuple, state: SynQState, p: SynQParams, mask: Optional[torch.Tensor] = None,
+              generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, SynQState]:
+    """One decision of :class:`plastix.ir.SynapticQ` given ``reward`` ``(P, B)`` (reduced to its
+    sign in {-1, 0, +1}): TD update of the table for the previous (state, action) of every synapse
+    (paper eq. 7; the TD errors of all synapses that visited the same (s, a) are averaged), then a
+    new epsilon-greedy action per synapse and the weight step. Runs without autograd."""
+    (reward,) = inputs
+    with torch.no_grad():
+        rs = torch.sign(reward).long() + 1  # (P, B)
+        lead = state.w.shape[:2]
+        rs = rs.expand(lead) if rs.dim() else rs.expand(lead)
+        s_new = 27 * state.a1 + 9 * state.a2 + (3 * rs + state.r1)[..., None, None]
+        q = state.q
+        flat_s = s_new.reshape(*lead, -1)
+        q_next = torch.gather(q, 2, flat_s.unsqueeze(-1).expand(*flat_s.shape, 3))  # (P, B, K, 3)
+        if state.started:
+            sa = (state.s * 3 + state.a1).reshape(*lead, -1)
+            q_flat = q.reshape(*lead, 243)
+            q_sa = torch.gather(q_flat, 2, sa)
+            delta = (rs - 1).to(q.dtype)[..., None] + p.gamma * q_next.amax(-1) - q_sa
+            if mask is not None:
+                wmask = mask.reshape(-1).to(q.dtype).expand_as(delta)
+                delta = delta * wmask
+            else:
+                wmask = torch.ones_like(delta)
+            sums = torch.zeros_like(q_flat).scatter_add_(2, sa, delta)
+            counts = torch.zeros_like(q_flat).scatter_add_(2, sa, wmask)
+            q = (q_flat + p.lr * sums / counts.clamp_min(1.0)).reshape(q.shape)
+            q_next = torch.gather(q, 2, flat_s.unsqueeze(-1).expand(*flat_s.shape, 3))
+        greedy = q_next.argmax(-1)
+        if p.epsilon > 0:
+            u = torch.rand(greedy.shape, generator=generator, device=greedy.device)
+            rnd = torch.randint(0, 3, greedy.shape, generator=generator, device=greedy.device)
+            greedy = torch.where(u < p.epsilon, rnd, greedy)
+        a = greedy.reshape(s_new.shape)
+        dw = (a - 1).to(state.w.dtype) * p.step
+        if p.form == QUpdateForm.MULTIPLICATIVE:
+            dw = dw * state.w
+        if mask is not None:
+            dw = dw * mask
+        w = state.w + dw
+    return w, SynQState(w, q, a, state.a1, rs, s_new, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# generic Loihi learning-engine rules (float semantics of lava-nc 0.10.0)
+
+
+class LoihiState(NamedTuple):
+    w: torch.Tensor  # (P, B, n_post, n_pre)
+    tag: torch.Tensor  # t (tag_1)
+    dly: torch.Tensor  # d (tag_2)
+    x: torch.Tensor  # (2, P, B, n_pre) x1, x2 at the start of the epoch
+    y: torch.Tensor  # (3, P, B, n_post) y1, y2, y3 at the start of the epoch
+    tx: torch.Tensor  # (P, B, n_pre) within-epoch time of the last pre spike (0 = none)
+    ty: torch.Tensor  # (P, B, n_post)
+
+
+class LoihiParams(NamedTuple):
+    trees: tuple  # parsed dw, dt, dd (None where empty)
+    x_imp: tuple
+    x_decay: tuple
+    y_imp: tuple
+    y_decay: tuple
+    t_epoch: int
+
+
+def _product_dependency(prod: tuple) -> str:
+    names = loihi_expr.variables(prod)
+    if "x0" in names:
+        return "x0"
+    if "y0" in names:
+        return "y0"
+    return "u"
+
+
+def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.Tensor, LoihiState]:
+    """:class:`plastix.ir.LoihiRule` as Lava's ``floating_pt`` learning engine runs it.
+
+    ``inputs = (x, y, third, t)``, ``third`` ``(P, B, n_post)`` or ``None`` (the modulator, which
+    replaces ``y2``). Within an epoch the last spike time of every pre/post neuron is recorded
+    (a repeated spike adds the impulse at once, as Lava does); at the epoch's end each trace's
+    history ``h[k] = h[k-1] exp(-1/tau) + impulse [spike at k]`` is rebuilt, every product of a
+    rule string is evaluated with traces sampled at its dependency (``x0``: the pre spike time;
+    ``y0``: the post spike time; otherwise the epoch's end), ``u<k>`` is 1 on epochs whose index
+    is a multiple of 2^k, and ``w``, ``t``, ``d`` move by the sums.
+    """
+    x, y, third, t = inputs
+    k = (t % p.t_epoch) + 1
+    sx, sy = x > 0, y > 0
+    xs, ys = state.x, state.y
+    multi_x = (state.tx > 0) & sx
+    multi_y = (state.ty > 0) & sy
+    if bool(multi_x.any()):
+        xs = xs + torch.stack([multi_x * i for i in p.x_imp])
+    if bool(multi_y.any()):
+        ys = ys + torch.stack([multi_y * i for i in p.y_imp])
+    if third is not None:
+        ys = torch.stack([ys[0], third.expand_as(ys[1]), ys[2]])
+    tx = torch.where(sx, torch.full_like(state.tx, k), state.tx)
+    ty = torch.where(sy, torch.full_like(state.ty, k), state.ty)
+    if (t + 1) % p.t_epoch:
+        return state.w, LoihiState(state.w, state.tag, state.dly, xs, ys, tx, ty)
+    hx, hy = [xs], [ys]
+    xd = torch.tensor(p.x_decay, dtype=xs.dtype, device=xs.device).view(2, 1, 1, 1)
+    yd = torch.tensor(p.y_decay, dtype=ys.dtype, device=ys.device).view(3, 1, 1, 1)
+    xi = torch.tensor(p.x_imp, dtype=xs.dtype, device=xs.device).view(2, 1, 1, 1)
+    yi = torch.tensor(p.y_imp, dtype=ys.dtype, device=ys.device).view(3, 1, 1, 1)
+    for j in range(1, p.t_epoch + 1):
+        hx.append(hx[-1] * xd + xi * (tx == j))
+        hy.append(hy[-1] * yd + yi * (ty == j))
+    if third is not None:  # the third factor is delivered, not decayed
+        for h in hy:
+            h[1] = ys[1]
+    hx_t, hy_t = torch.stack(hx), torch.stack(hy)  # (K+1, n_tr, P, B, n)
+    gx = torch.gather(hx_t, 0, tx.long().expand(1, 2, *tx.shape)).squeeze(0)  # traces of pre i at tx_i
+    gy = torch.gather(hy_t, 0, ty.long().expand(1, 3, *ty.shape)).squeeze(0)
+    # x traces at the post spike times: (2, P, B, n_post, n_pre)
+    idx = ty.long().unsqueeze(-1).expand(*ty.shape, xs.shape[-1])
+    hx_exp = hx_t.unsqueeze(-2).expand(*hx_t.shape[:-1], ty.shape[-1], xs.shape[-1])
+    x_at_y = torch.gather(hx_exp, 0, idx.expand(1, 2, *idx.shape)).squeeze(0)
+    idy = tx.long().unsqueeze(-2).expand(*tx.shape[:-1], ys.shape[-1], tx.shape[-1])
+    hy_exp = hy_t.unsqueeze(-1).expand(*hy_t.shape, xs.shape[-1])
+    y_at_x = torch.gather(hy_exp, 0, idy.expand(1, 3, *idy.shape)).squeeze(0)
+    x0 = (tx > 0).to(xs.dtype).unsqueeze(-2)
+    y0 = (ty > 0).to(ys.dtype).unsqueeze(-1)
+    epoch = (t + 1) // p.t_epoch
+    common = {"x0": x0, "y0": y0, "w": state.w, "t": state.tag, "d": state.dly}
+    for kk in range(10):
+        common[f"u{kk}"] = 1.0 if epoch % (2 ** kk) == 0 else 0.0
+    common["u"] = 1.0
+    envs = {
+        "x0": {**common, "x1": gx[0].unsqueeze(-2), "x2": gx[1].unsqueeze(-2),
+               "y1": y_at_x[0], "y2": y_at_x[1], "y3": y_at_x[2]},
+        "y0": {**common, "x1": x_at_y[0], "x2": x_at_y[1], "y1": gy[0].unsqueeze(-1),
+               "y2": gy[1].unsqueeze(-1), "y3": gy[2].unsqueeze(-1)},
+        "u": {**common, "x1": hx_t[-1, 0].unsqueeze(-2), "x2": hx_t[-1, 1].unsqueeze(-2),
+              "y1": hy_t[-1, 0].unsqueeze(-1), "y2": hy_t[-1, 1].unsqueeze(-1), "y3": hy_t[-1, 2].unsqueeze(-1)},
+    }
+    new = []
+    for tree, var in zip(p.trees, (state.w, state.tag, state.dly)):
+        if tree is None:
+            new.append(var)
+            continue
+        total = 0.0
+        for sgn, prod in tree[1]:
+            val = loihi_expr.evaluate(prod, envs[_product_dependency(prod)], sgn=torch.sign)
+            total = total + val if sgn > 0 else total - val
+        new.append(var + total)
+    w, tag, dly = new
+    w = w.expand_as(state.w)
+    dly = dly.clamp_min(0.0).expand_as(state.dly)
+    zx, zy = torch.zeros_like(tx), torch.zeros_like(ty)
+    ys_end = hy_t[-1]
+    return w, LoihiState(w, tag.expand_as(state.tag), dly, hx_t[-1], ys_end, zx, zy)
+
+
+def trace_decay(tau: float) -> float:
+    return math.exp(-1.0 / tau)
