@@ -18,7 +18,7 @@ import numpy as np
 from plastix.ir import (BCM, EligibilityTrace, HebbianDecay, ModulationMode, Oja, PairSTDP, ThreeFactor,
                         TraceKind, TripletSTDP, UnsupportedKindError)
 
-__all__ = ["init_state", "rule_step", "effective_weight", "modulator_value"]
+__all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project"]
 
 _ACT = {"identity": lambda z: z, "tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
         "relu": lambda z: np.maximum(z, 0.0)}
@@ -28,6 +28,13 @@ def modulator_value(mod: dict, src_prev: np.ndarray) -> np.ndarray:
     """``M = f(W out_src[t-1] + b)`` as ``(channels, size)``."""
     z = mod["weight"] @ np.asarray(src_prev, dtype=np.float64) + mod["bias"]
     return _ACT[mod["activation"]](z).reshape(mod["channels"], mod["size"])
+
+
+def project(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``W x``, summed as Lava's ``Dense`` sums binary spikes (same float rounding)."""
+    if np.all((x == 0) | (x == 1)):
+        return w[:, x.astype(bool)].sum(axis=1)
+    return w @ x
 
 
 def _trace(rule, tr: np.ndarray, s: np.ndarray, decay: float) -> np.ndarray:

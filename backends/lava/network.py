@@ -114,12 +114,14 @@ class LavaNetwork:
         self.close()
 
 
-def compile(graph: Graph, precision: str = "fixed", *, timeout: float = 120.0, learning_engine: bool = True,
+def compile(graph: Graph, precision: str = "fixed", *, timeout: float = 120.0, learning_engine: str = "auto",
             debug_fault: FaultSpec | None = None) -> LavaNetwork:  # noqa: A001 - the backend's verb
     """Lower ``graph`` for Lava in ``"fixed"`` (Loihi ``fixed_pt``) or ``"float"`` (``floating_pt``).
 
     ``timeout`` (seconds) bounds every run, compile and process start-up included.
-    ``learning_engine=False`` host-emulates every rule instead of using LearningDense.
+    ``learning_engine="auto"`` puts every rule the Loihi learning engine can run on a LearningDense
+    (exact for LoihiRule, approximate for pair / global three-factor STDP, as :func:`support` says);
+    ``"exact"`` host-emulates the approximate ones with the IR's own math.
     Raises :class:`plastix.ir.UnsupportedKindError` for kinds the backend cannot run and
     ``ValueError`` for values fixed point cannot represent.
     """

@@ -130,6 +130,12 @@ def _tau(decay: float) -> float | None:
 
 # --------------------------------------------------------------------------------------------- rules
 
+APPROX = ("approximate: Loihi's traces already include the current step's spike and are decayed once "
+          "more than the IR's (and fixed point rounds stochastically), so weights differ slightly from the "
+          "IR reference; compile(..., learning_engine='exact') host-emulates it exactly instead")
+LEARNING_ENGINE_MODES = ("auto", "exact")
+
+
 def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     """The learning-engine form of ``pr.rule`` or (None, why not)."""
     rule = pr.rule
@@ -142,7 +148,7 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
         return {"kind": kind, "dw": rule.dw, "dt": rule.dt, "dd": rule.dd,
                 "x1_impulse": rule.x1_impulse, "x1_tau": rule.x1_tau, "x2_impulse": rule.x2_impulse,
                 "x2_tau": rule.x2_tau, "y1_impulse": rule.y1_impulse, "y1_tau": rule.y1_tau,
-                "t_epoch": rule.t_epoch, "rng_seed": rule.rng_seed, "modulator": rule.modulator}, \
+                "t_epoch": rule.t_epoch, "rng_seed": rule.rng_seed, "modulator": rule.modulator, "exact": True}, \
             "a Loihi rule string runs on the learning engine as written"
     stdp, elig, mod = rule, None, None
     if isinstance(rule, ThreeFactor):
@@ -168,8 +174,8 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     if elig is None:
         return {"kind": "2f", "dw": f"{lp}*x1*y0 - {lm}*y1*x0", "dt": " ", "dd": " ",
                 "x1_impulse": stdp.beta, "x1_tau": tp, "x2_impulse": 0.0, "x2_tau": 1.0,
-                "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1, "rng_seed": 0, "modulator": None}, \
-            "additive pair STDP as dw = eta+ x1 y0 - eta- y1 x0 (Lava trace conventions)"
+                "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1, "rng_seed": 0, "modulator": None,
+                "exact": False}, "additive pair STDP as dw = eta+ x1 y0 - eta- y1 x0; " + APPROX
     g = _scalar(elig.gamma)
     if g is None:
         return None, "per-synapse eligibility decay has no learning-engine form"
@@ -179,8 +185,8 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     dt = f"{lp}*x1*y0 - {lm}*y1*x0" + (f" - u0*t*{decay}" if decay else "")
     return {"kind": "3f", "dw": "u0*t*y2", "dt": dt, "dd": " ", "x1_impulse": stdp.beta, "x1_tau": tp,
             "x2_impulse": 0.0, "x2_tau": 1.0, "y1_impulse": stdp.beta, "y1_tau": tq, "t_epoch": 1,
-            "rng_seed": 0, "modulator": mod}, \
-        "global three-factor STDP: eligibility in the tag (dt), dw = t * y2 with y2 from ThreeFactorLIF"
+            "rng_seed": 0, "modulator": mod, "exact": False}, \
+        "global three-factor STDP: eligibility in the tag (dt), dw = t * y2 with y2 from ThreeFactorLIF; " + APPROX
 
 
 _HOST_RULES = (PairSTDP, TripletSTDP, ThreeFactor, HebbianDecay, Oja, BCM)
@@ -196,9 +202,14 @@ _HOST_WHY = {
 
 # --------------------------------------------------------------------------------------------- plan
 
-def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: bool = True) -> Plan:
+def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> Plan:
+    """``learning_engine="auto"``: every rule the learning engine can run goes there (exact for
+    :class:`~plastix.ir.rules.LoihiRule`, approximate for pair STDP and global three-factor STDP);
+    ``"exact"``: only rules it runs exactly (LoihiRule), the rest host-emulated with the IR's math."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if learning_engine not in LEARNING_ENGINE_MODES:
+        raise ValueError(f"learning_engine must be one of {LEARNING_ENGINE_MODES}, got {learning_engine!r}")
     pops: dict[str, PopPlan] = {}
     for p in graph.populations:
         pops[p.name] = _plan_population(p, precision)
@@ -266,7 +277,7 @@ def _lif_params(p, precision: str, vth) -> dict:
             "refractory": 0, "v_scale": 64.0}
 
 
-def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: bool) -> ProjPlan:
+def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: str) -> ProjPlan:
     if pr.delay:
         raise UnsupportedKindError("projection(delay>0)", BACKEND, ("projection(delay=0)",))
     post = pops[pr.post]
@@ -286,7 +297,9 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
     if not isinstance(rule, _HOST_RULES + (LoihiRule,)):
         raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
-    engine, why = _engine_rule(graph, pr, precision) if learning_engine else (None, "learning engine disabled")
+    engine, why = _engine_rule(graph, pr, precision)
+    if engine is not None and learning_engine == "exact" and not engine["exact"]:
+        engine, why = None, "host-emulated for exact IR semantics (learning_engine='exact'); the learning-engine form is approximate"
     if engine is not None:
         if engine["kind"] == "3f":
             if post.kind != "lif":
@@ -315,11 +328,11 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
 SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi"}
 
 
-def support(graph: Graph, precision: str = "fixed") -> dict:
+def support(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> dict:
     """For every population, projection, rule and modulator: how it runs on Lava and why.
 
     Returns ``{"precision", "populations", "projections", "rules", "modulators"}``, each mapping a
     name to ``{"how": "native" | "learning engine" | "host-emulated", "why": ...}``. Raises
     :class:`plastix.ir.UnsupportedKindError` for anything the backend cannot run at all.
     """
-    return make_plan(graph, precision).report()
+    return make_plan(graph, precision, learning_engine=learning_engine).report()

@@ -83,3 +83,66 @@ def simulate(graph, inputs: dict, steps: int, precision: str) -> tuple[dict, dic
         if not isinstance(p, Input):
             state[f"{n}.u"], state[f"{n}.v"] = u[n].astype(np.float64), v[n].astype(np.float64)
     return rec, state
+
+
+def simulate_plastic(graph, inputs: dict, steps: int) -> tuple[dict, dict]:
+    """Float run with IR plasticity written from ir/rules.py: PairSTDP (additive, linear traces) and
+    ThreeFactor(EligibilityTrace(PairSTDP)) with one-channel modulators read from Input populations.
+
+    Returns outputs and the final plastic weights. Timing: during step t the projection uses W[t];
+    at the end of step t the rule sees x[t], y[t], M[t] = Wm out_src[t-1] + b and makes W[t+1].
+    """
+    from plastix.ir import EligibilityTrace, PairSTDP, ThreeFactor
+
+    pops = {p.name: p for p in graph.populations}
+    mods = {m.name: m for m in graph.modulators}
+    u = {n: np.zeros(p.size) for n, p in pops.items()}
+    v = {n: np.zeros(p.size) for n, p in pops.items()}
+    a = {n: np.zeros(p.size) for n, p in pops.items()}
+    prev = {n: np.zeros(p.size) for n, p in pops.items()}
+    w = {pr.name: _w(pr) for pr in graph.projections}
+    st = {}
+    for pr in graph.projections:
+        if pr.rule is not None:
+            st[pr.name] = dict(xpre=np.zeros(pr.n_pre), xpost=np.zeros(pr.n_post),
+                               ep=np.zeros((pr.n_post, pr.n_pre)), em=np.zeros((pr.n_post, pr.n_pre)))
+    rec = {n: np.zeros((steps, pops[n].size)) for n in graph.outputs}
+    for t in range(steps):
+        out = {}
+        for n, p in pops.items():
+            if isinstance(p, Input):
+                out[n] = np.asarray(inputs[n][t], dtype=np.float64)
+                continue
+            uu = u[n] * (1 - _scalar(p.du))
+            uu = uu + a[n]
+            vv = v[n] * (1 - _scalar(p.dv)) + uu + np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (p.size,))
+            s = vv > _scalar(p.vth)
+            v[n], u[n] = np.where(s, 0, vv), uu
+            out[n] = s.astype(np.float64)
+            if n in rec:
+                rec[n][t] = s
+        a = {n: np.zeros(p.size) for n, p in pops.items()}
+        for pr in graph.projections:
+            x = out[pr.pre]
+            a[pr.post] = a[pr.post] + w[pr.name][:, x.astype(bool)].sum(axis=1)
+            rule = pr.rule
+            if rule is None:
+                continue
+            y = out[pr.post]
+            stdp = rule if isinstance(rule, PairSTDP) else rule.base.base
+            s_ = st[pr.name]
+            ltp = stdp.eta_plus * np.outer(y, s_["xpre"])
+            ltd = stdp.eta_minus * np.outer(s_["xpost"], x)
+            if isinstance(rule, PairSTDP):
+                w[pr.name] = w[pr.name] + ltp - ltd
+            else:
+                assert isinstance(rule, ThreeFactor) and isinstance(rule.base, EligibilityTrace)
+                m = mods[rule.modulator]
+                mval = float((np.asarray(m.weight) @ prev[m.source] + m.bias)[0])
+                w[pr.name] = w[pr.name] + mval * (s_["ep"] - s_["em"])
+                s_["ep"] = rule.base.gamma * s_["ep"] + ltp
+                s_["em"] = rule.base.gamma * s_["em"] + ltd
+            s_["xpre"] = stdp.decay_pre * s_["xpre"] + stdp.beta * x
+            s_["xpost"] = stdp.decay_post * s_["xpost"] + stdp.beta * y
+        prev = out
+    return rec, {k: w[k] for k in st}

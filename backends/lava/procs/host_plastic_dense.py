@@ -71,7 +71,7 @@ class _HostPlasticModel(PyLoihiProcessModel):
             m = hostmath.modulator_value(self._mod, self._src_prev)
             self._src_prev = src
         w = np.asarray(self.weights, dtype=np.float64)
-        self._a = hostmath.effective_weight(self._rule, w, self._state) @ x
+        self._a = hostmath.project(hostmath.effective_weight(self._rule, w, self._state), x)
         w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1)
         self.weights[:] = w_new
         if "e" in self._state:
