@@ -6,6 +6,10 @@ Loihi 2F/3F rule) and ``"host-emulated"`` (a custom Python ProcessModel computin
 numpy, CPU simulation only), and prepares every parameter array for the chosen precision. Building
 the Lava processes from a plan happens in :mod:`plastix.backends.lava.lowering`, inside the run's
 child process. :func:`support` is the human-readable report of the same decisions.
+
+Fixed point uses :mod:`plastix.backends.quantize` (shared with the torch backend's fixed mode), so both
+backends run the same integers: the graph must already be representable (``quantize_graph``);
+nothing is rounded here.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from plastix.ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSy
                         TraceKind, TripletSTDP, UnsupportedKindError)
 from plastix.ir.synapses import Activation
 
-from . import fixed as fx
+from .. import quantize as qz
 
 __all__ = ["NATIVE", "ENGINE", "HOST", "Plan", "PopPlan", "ProjPlan", "ModPlan", "make_plan", "support",
            "effective_weight", "PRECISIONS"]
@@ -29,7 +33,7 @@ NATIVE, ENGINE, HOST = "native", "learning engine", "host-emulated"
 PRECISIONS = ("float", "fixed")
 BACKEND = "lava"
 LI_VTH_FLOAT = float("inf")
-LI_VTH_FIXED = 1 << 24  # << 6 exceeds the 24-bit v range: never spikes
+LI_VTH_FIXED = 1 << 24  # << 6 exceeds the saturated 24-bit v: never spikes (quantize's 2^17 - 1 could)
 
 
 @dataclass
@@ -117,6 +121,13 @@ def _pow2_literal(x: float) -> str | None:
         if m == int(m) and abs(m) < 128:
             return f"({int(m)})*2^{e}" if e else f"({int(m)})"
     return None
+
+
+def _uniform(x, node: str, fld: str) -> float:
+    a = np.asarray(x, dtype=np.float64).ravel()
+    if not np.all(a == a[0]):
+        raise UnsupportedKindError(f"{node}: per-neuron {fld} (Lava's LIF has one {fld} per population)", BACKEND)
+    return float(a[0])
 
 
 def _scalar(a) -> float | None:
@@ -233,7 +244,7 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
                 w = np.repeat(w, pops[pr.post].size, axis=0)  # one y2 value per post neuron
             dense = {}
             if precision == "fixed":
-                d = fx.dense_fixed(m.name, w)
+                d = qz.dense_to_fixed(m.name, w)
                 w, dense = d.weights, {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}
             mods[f"{m.name}->{pr.post}"] = ModPlan(m.name, m.source, w, NATIVE,
                                                    "graded Dense into ThreeFactorLIF.a_third_factor_in (y2)", dense)
@@ -266,13 +277,15 @@ def _lif_params(p, precision: str, vth) -> dict:
     refractory = int(getattr(p, "refractory", 0))
     if precision == "float":
         for fld in ("du", "dv") + (("vth",) if vth is not None else ()):
-            fx._uniform(getattr(p, fld), p.name, fld)
+            _uniform(getattr(p, fld), p.name, fld)
         return {"du": float(np.asarray(p.du).ravel()[0]), "dv": float(np.asarray(p.dv).ravel()[0]),
                 "vth": float(np.asarray(vth).ravel()[0]) if vth is not None else LI_VTH_FLOAT,
                 "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (p.size,)).copy(),
                 "bias_exp": np.zeros(p.size), "refractory": refractory, "v_scale": 1.0}
-    f = fx.lif_fixed(p.name, p.size, p.du, p.dv, vth, p.bias)
-    return {"du": f.du, "dv": f.dv, "vth": f.vth if vth is not None else LI_VTH_FIXED,
+    f = qz.lif_to_fixed(p)
+    for fld in ("du", "dv") + (("vth",) if vth is not None else ()):
+        _uniform(getattr(f, fld), p.name, fld)
+    return {"du": int(f.du[0]), "dv": int(f.dv[0]), "vth": int(f.vth[0]) if vth is not None else LI_VTH_FIXED,
             "bias_mant": f.bias_mant.astype(np.int32), "bias_exp": f.bias_exp.astype(np.int32),
             "refractory": 0, "v_scale": 64.0}
 
@@ -289,7 +302,7 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     rule = pr.rule
     if rule is None:
         if precision == "fixed":
-            d = fx.dense_fixed(pr.name, w)
+            d = qz.dense_to_fixed(pr.name, w)
             return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", d.weights, d.effective.astype(np.float64),
                             {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}, graded=graded)
         return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", w.copy(), w.copy(), graded=graded)
@@ -308,10 +321,10 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
                 raise UnsupportedKindError(f"{rule.kind}: two 3F projections with different post traces", BACKEND)
             post.three_factor = (engine["y1_impulse"], engine["y1_tau"])
         if precision == "fixed":
-            wi = fx._exact_int(w, 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
+            wi = qz._exact_int(w, 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
             if wi.min() < -256 or wi.max() > 255:
                 raise ValueError(f"{pr.name}.weight: learning-engine weights must lie in -256..255 in fixed point")
-            dense = {"weight_exp": 0, "num_weight_bits": 8, "sign_mode": fx.MIXED}
+            dense = {"weight_exp": 0, "num_weight_bits": 8, "sign_mode": qz.MIXED}
             return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, wi.astype(np.int32), wi.astype(np.float64), dense,
                             engine=engine, modulator=engine["modulator"])
         return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, w.copy(), w.copy(), engine=engine,
