@@ -338,9 +338,9 @@ def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.
     multi_x = (state.tx > 0) & sx
     multi_y = (state.ty > 0) & sy
     if bool(multi_x.any()):
-        xs = xs + torch.stack([multi_x * i for i in p.x_imp])
+        xs = xs + torch.stack([multi_x.to(xs.dtype) * i for i in p.x_imp])
     if bool(multi_y.any()):
-        ys = ys + torch.stack([multi_y * i for i in p.y_imp])
+        ys = ys + torch.stack([multi_y.to(ys.dtype) * i for i in p.y_imp])
     if third is not None:
         ys = torch.stack([ys[0], third.expand_as(ys[1]), ys[2]])
     tx = torch.where(sx, torch.full_like(state.tx, k), state.tx)
