@@ -282,33 +282,66 @@ class SynQ:
         one = torch.full(self.bias_mask.shape, p.step * scale, dtype=dtype, device=device)
         return torch.where(self.bias_mask.to(device), one * p.bias_step_scale, one)
 
+    def constants(self, theta: torch.Tensor, step_scale: float = 1.0) -> "_Consts":
+        """Per-run constant tensors (step sizes, lookup tables) on ``theta``'s device."""
+        dev, dt = theta.device, theta.dtype
+        base = _NEXT_BASE.to(dev)
+        return _Consts(steps=self.step_sizes(dev, dt, step_scale),
+                       sign=torch.tensor([-1.0, 0.0, 1.0], dtype=dt, device=dev),
+                       next3=torch.stack([base, base + 3, base + 6]),
+                       rval=torch.tensor([-1.0, 0.0, 1.0], device=dev))
+
     def step(self, state: SynQState, loss_fn: Callable[[torch.Tensor], torch.Tensor], *,
-             generator: torch.Generator, steps: torch.Tensor | None = None,
+             generator: torch.Generator, consts: "_Consts | None" = None,
              u: torch.Tensor | None = None) -> SynQState:
-        """One iteration (module doc, steps 1-4). ``u``: optional pre-drawn uniforms (tests)."""
+        """One iteration (module doc, steps 1-4); returns the new state, ``state`` is untouched.
+
+        Same arithmetic as :func:`select_actions`, :func:`apply_actions`, :func:`td_update`, fused
+        with precomputed tables to keep the per-iteration op count low. ``u``: optional pre-drawn
+        uniforms (tests); ``consts``: from :meth:`constants` (built here when omitted)."""
         p = self.params
-        theta = state.theta
-        if steps is None:
-            steps = self.step_sizes(theta.device, theta.dtype)
+        theta, q, s = state.theta, state.q, state.s
+        c = self.constants(theta) if consts is None else consts
         if u is None:
             u = torch.rand(theta.shape, generator=generator, device=theta.device)
-        a = select_actions(state.q, state.s, p.epsilon, u)
-        theta = apply_actions(theta, a, steps, p.form)
-        with torch.no_grad():
-            loss = loss_fn(theta).reshape(())
-        r = reward_index(state.prev_loss, loss)
-        q = state.q
+        # 1. epsilon-greedy
+        a = q.argmax(dim=1)[s]
+        if p.epsilon > 0.0:
+            a = torch.where(u < p.epsilon, (u * (N_ACTIONS / p.epsilon)).long().clamp_(max=N_ACTIONS - 1), a)
+        # 2. move
+        delta = c.sign[a] * c.steps
+        theta = torch.addcmul(theta, delta, theta) if p.form is QUpdateForm.MULTIPLICATIVE else theta + delta
+        # 3. reward
+        loss = loss_fn(theta).detach().reshape(())
+        r = (loss < state.prev_loss).long() * 2
+        # 4. TD update, all cells at once
         if p.train_policy:
-            q = td_update(q, state.s, a, r, lr=p.lr, gamma=p.gamma, aggregation=p.aggregation)
-        s_next = 27 * a + 9 * state.a1 + 3 * r + state.r1
+            target = torch.add(c.rval[r], q.amax(dim=1)[c.next3[r]], alpha=p.gamma)
+            counts = torch.bincount(torch.add(a, s, alpha=N_ACTIONS), minlength=N_STATES * N_ACTIONS)
+            counts = counts.view(N_STATES, N_ACTIONS)
+            if p.aggregation is Aggregation.SEQUENTIAL:
+                keep = torch.pow(1.0 - p.lr, counts)  # float tensor from a long one
+                q = torch.lerp(target, q, keep if keep.dtype == q.dtype else keep.to(q.dtype))
+            else:
+                q = torch.lerp(q, target, (counts > 0).to(q.dtype) * p.lr)
+        s_next = torch.add(state.a1 * 9 + (3 * r + state.r1), a, alpha=27)
         return SynQState(theta, q, a, s_next, r, loss, state.iteration + 1)
 
     def run(self, state: SynQState, loss_fn, iterations: int, *, generator: torch.Generator,
             step_scale: float = 1.0) -> SynQState:
-        steps = self.step_sizes(state.theta.device, state.theta.dtype, step_scale)
-        for _ in range(iterations):
-            state = self.step(state, loss_fn, generator=generator, steps=steps)
+        """``iterations`` steps under ``torch.no_grad``."""
+        c = self.constants(state.theta, step_scale)
+        with torch.no_grad():
+            for _ in range(iterations):
+                state = self.step(state, loss_fn, generator=generator, consts=c)
         return state
+
+
+class _Consts(NamedTuple):
+    steps: torch.Tensor   # (n,) step size per synapse
+    sign: torch.Tensor    # (3,) -1, 0, +1 per action index
+    next3: torch.Tensor   # (3, 81, 3) next-state index per reward index, state, action
+    rval: torch.Tensor    # (3,) reward value per reward index
 
 
 def rebase_loss(state: SynQState, loss: torch.Tensor) -> SynQState:
