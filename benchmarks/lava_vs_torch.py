@@ -1,0 +1,135 @@
+"""Steps per second of one fixed-point 20 -> 48 -> 2 CUBA LIF network on Lava vs the torch fixed mode.
+
+    .venv/bin/python benchmarks/lava_vs_torch.py [--quick] [--steps N]
+
+The network is static (the torch fixed mode has no plasticity yet, so the side-by-side comparison
+is static); a Lava-only line adds global three-factor STDP on the input projection (learning
+engine: LearningDense + Loihi3F rule + ThreeFactorLIF) to show the cost of on-chip-style learning.
+
+Batch B means B independent input sequences. torch runs them as one (T, B, 20) tensor. Lava runs
+one sequence per network, so batch 64 is one Lava network of 64 replicas (block-diagonal weights,
+1280 -> 3072 -> 128): the same work in one run. For Lava we report (a) wall time of a whole
+``run()`` (fork + compile + process start-up + steps + read-out + stop) and (b) the steady-state
+per-step cost from the difference of two run lengths. Throughput is sample-steps per second
+(B * steps / time). Ratios are torch / Lava. This is a side-by-side measurement on a shared 2-core
+machine (numbers vary by tens of percent between runs), never a timed assertion.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+N_IN, N_HID, N_OUT = 20, 48, 2
+
+
+def build(batch: int = 1, *, plastic: bool = False):
+    """The integer (Loihi-representable) 20 -> 48 -> 2 graph, replicated ``batch`` times."""
+    from plastix.ir import EligibilityTrace, GraphBuilder, ModulationMode, PairSTDP, ThreeFactor
+
+    rng = np.random.default_rng(0)
+    w_in = rng.integers(-9, 24, (N_HID, N_IN)).astype(float)
+    w_out = rng.integers(-5, 12, (N_OUT, N_HID)).astype(float)
+    b = GraphBuilder(seed=0)
+    x = b.input("x", N_IN * batch)
+    h = b.cuba_lif("h", N_HID * batch, du=819 / 4096, dv=410 / 4096, vth=30)
+    y = b.cuba_lif("y", N_OUT * batch, du=1024 / 4096, dv=205 / 4096, vth=20)
+    rule = None
+    if plastic:
+        r = b.input("reward", 1)
+        b.modulator("dopamine", r, 1, weight=np.array([[2.0]]))
+        stdp = PairSTDP(eta_plus=2.0 ** -2, eta_minus=2.0 ** -3, decay_pre=0.9, decay_post=0.9, beta=16.0)
+        rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.5), modulator="dopamine",
+                           mode=ModulationMode.GLOBAL)
+    b.connect(x, h, weight=np.kron(np.eye(batch), w_in), rule=rule, name="in_hid")
+    b.connect(h, y, weight=np.kron(np.eye(batch), w_out), name="hid_out")
+    return b.build(outputs=[y])
+
+
+def inputs(steps: int, batch: int, *, plastic: bool = False) -> dict:
+    rng = np.random.default_rng(1)
+    x = (rng.random((steps, N_IN * batch)) < 0.2).astype(np.float64)
+    out = {"x": x}
+    if plastic:
+        rew = np.zeros((steps, 1))
+        rew[steps // 2: steps // 2 + 50] = 1
+        out["reward"] = rew
+    return out
+
+
+def time_lava(lava, batch: int, steps: int, *, plastic: bool = False, repeats: int = 1) -> tuple[float, float]:
+    """(seconds of a whole run of ``steps`` steps, steady-state seconds per step)."""
+    net = lava.compile(build(batch, plastic=plastic), "fixed", timeout=600)
+    short = max(10, steps // 4)
+    best_long, best_short = float("inf"), float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        net.run(inputs(steps, batch, plastic=plastic), steps, readback=False)
+        best_long = min(best_long, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        net.run(inputs(short, batch, plastic=plastic), short, readback=False)
+        best_short = min(best_short, time.perf_counter() - t0)
+    return best_long, max(best_long - best_short, 1e-9) / (steps - short)
+
+
+def time_torch(torch_backend, batch: int, steps: int, repeats: int = 3) -> float:
+    import torch
+
+    torch.set_num_threads(1)
+    net = torch_backend.compile(build(1), precision="fixed")
+    x = inputs(steps, batch)["x"][:, :N_IN] if batch == 1 else None
+    rng = np.random.default_rng(1)
+    xb = (rng.random((steps, batch, N_IN)) < 0.2).astype(np.float64)
+    if x is not None:
+        xb = x.reshape(steps, 1, N_IN)
+    xt = torch.as_tensor(xb)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            net.run({"x": xt})
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (CI smoke test)")
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args(argv)
+    steps = args.steps or (200 if args.quick else 1000)
+    repeats = 1 if args.quick else 2
+
+    import plastix.backends.lava as lava  # before torch: Lava fixes the multiprocessing start method
+
+    try:
+        import plastix.backends.torch as torch_backend
+
+        has_torch = hasattr(torch_backend, "compile")
+    except ImportError:  # pragma: no cover
+        torch_backend, has_torch = None, False
+
+    print(f"fixed-point 20 -> 48 -> 2 CUBA LIF, static, {steps} steps, sample-steps/s (higher is better)")
+    print(f"{'batch':>5} | {'lava run() incl. start-up':>26} | {'lava steady state':>18} | {'torch fixed':>12} | "
+          f"{'torch/lava (run)':>16} | {'torch/lava (steady)':>19}")
+    for batch in (1, 64):
+        whole, per_step = time_lava(lava, batch, steps, repeats=repeats)
+        lava_run = batch * steps / whole
+        lava_steady = batch / per_step
+        if has_torch:
+            t = time_torch(torch_backend, batch, steps)
+            tr = batch * steps / t
+            print(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {tr:>12.0f} | {tr / lava_run:>16.1f} | "
+                  f"{tr / lava_steady:>19.1f}")
+        else:
+            print(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {'n/a':>12} | {'n/a':>16} | {'n/a':>19}")
+    if not has_torch:
+        print("torch backend not available: Lava alone")
+    whole, per_step = time_lava(lava, 1, steps, plastic=True, repeats=repeats)
+    print(f"lava only, with global three-factor STDP on 20 -> 48 (learning engine), batch 1: "
+          f"{steps / whole:.0f} steps/s per run() incl. start-up, {1 / per_step:.0f} steps/s steady state")
+
+
+if __name__ == "__main__":
+    main()
