@@ -6,7 +6,7 @@ numpy only (no torch, no lava). Two layers:
    representable* on Loihi, so both backends (and the float simulator) run the same numbers.
    Per spiking/LI population ``p`` a power-of-two scale ``s_p`` multiplies its incoming weights,
    its threshold and its bias (spikes are invariant under a common scale; an LI readout's ``v``
-   is multiplied by ``s_p``, recorded in ``metadata["quantize.scale.<pop>"]``). ``s_p`` is the
+   is multiplied by ``s_p``, recorded (cumulatively) in ``metadata["quantize.scale.<pop>"]``). ``s_p`` is the
    largest power of two with ``vth * s_p <= 2**vth_bits`` (default 2^11; LI: largest incoming
    ``|w| * s_p <= 2^10``), keeping a 17-bit threshold and head-room below the 24-bit ``u``/``v``
    wrap. Then:
@@ -17,7 +17,7 @@ numpy only (no torch, no lava). Two layers:
    ``du``     ``round(4096 du) / 4096`` clipped to ``[1, 4096] / 4096``
    ``dv``     ``round(4096 dv) / 4096`` clipped to ``[0, 4095] / 4096``
    ``vth``    ``round(vth s_p)`` (integer, >= 1)
-   ``bias``   ``round(64 bias s_p) / 64``
+   ``bias``   ``round(64 bias s_p) / 64``, to a 13-bit mantissa ``<< exp`` (``exp <= 7``)
    ``weight`` ``m 2^e``: ``W s_p`` rounded to an 8-bit mantissa ``m`` (``|m| <= 255``,
               ``-128..127`` for mixed-sign matrices) and one exponent ``e >= 0`` per projection
    =========  =====================================================================
@@ -182,6 +182,19 @@ def _quantize_weight(w: np.ndarray) -> np.ndarray:
         e += 1
 
 
+def _quantize_bias(b: np.ndarray) -> np.ndarray:
+    """Round ``64 bias s`` to ``mant << exp`` with a 13-bit mantissa and ``exp <= 7`` (saturating)."""
+    b = np.asarray(b, dtype=np.float64)
+    out = np.sign(b) * 4095 * 2.0 ** 7  # saturation if nothing fits
+    done = np.zeros(b.shape, dtype=bool)
+    for e in range(8):
+        m = np.round(b / 2 ** e)
+        fits = (np.abs(m) <= 4095) & ~done
+        out = np.where(fits, m * 2 ** e, out)
+        done |= fits
+    return out
+
+
 def quantize_graph(graph: Any, *, vth_bits: int = 11, li_weight_bits: int = 10) -> Any:
     """A copy of ``graph`` with every LIF/LI constant and every weight exactly representable in
     Loihi fixed point (see the module doc for the mapping)."""
@@ -204,7 +217,7 @@ def quantize_graph(graph: Any, *, vth_bits: int = 11, li_weight_bits: int = 10) 
         scales[p.name] = s
         du = np.clip(np.round(np.asarray(p.du, dtype=np.float64) * 4096), 1, 4096) / 4096
         dv = np.clip(np.round(np.asarray(p.dv, dtype=np.float64) * 4096), 0, 4095) / 4096
-        bias = np.round(np.asarray(p.bias, dtype=np.float64) * 64 * s) / 64
+        bias = _quantize_bias(np.asarray(p.bias, dtype=np.float64) * 64 * s) / 64
         changes = dict(du=du, dv=dv, bias=bias)
         if isinstance(p, CubaLIF):
             changes["vth"] = np.maximum(1.0, np.round(np.asarray(p.vth, dtype=np.float64) * s))
@@ -217,5 +230,5 @@ def quantize_graph(graph: Any, *, vth_bits: int = 11, li_weight_bits: int = 10) 
             continue
         projs.append(pr.replace(weight=_quantize_weight(effective_weight(pr) * s)))
     meta = dict(graph.metadata or {})
-    meta.update({f"quantize.scale.{k}": v for k, v in scales.items()})
+    meta.update({f"quantize.scale.{k}": float(meta.get(f"quantize.scale.{k}", 1.0)) * v for k, v in scales.items()})
     return graph.replace(populations=tuple(pops), projections=tuple(projs), metadata=meta)
