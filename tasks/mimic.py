@@ -47,15 +47,17 @@ Tensor = torch.Tensor
 
 @dataclass(frozen=True)
 class IAFConfig:
-    """Integrate-and-fire mimic (paper defaults). ``spike_threshold``: an output above it counts as
-    a model spike in :func:`iaf_fitness` (the midpoint of the reference's 0/1 levels; our choice)."""
+    """Integrate-and-fire mimic (paper defaults). ``spike_threshold``: a model output above it counts
+    as a spike of that intensity in :func:`iaf_fitness`. Our choice is 0: every non-zero output is
+    a spike whose intensity is scored ("optimize the timing and intensity of each spike"), which
+    keeps the fitness graded from the start; the ENU's clipped output can emit exact zeros."""
 
     steps: int = 100
     num_envs: int = 32
     input_low: float = 0.01
     input_high: float = 0.11
     threshold: float = 0.5
-    spike_threshold: float = 0.5
+    spike_threshold: float = 0.0
     common_inputs: bool = True
 
     def __post_init__(self) -> None:
@@ -91,9 +93,9 @@ class STDPConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule", STDPRule(self.rule))
         _check_common(self)
-        if not 0 <= self.spike_start < self.spike_end <= self.steps:
-            raise ValueError(f"STDPConfig: need 0 <= spike_start < spike_end <= steps, got "
-                             f"{self.spike_start}, {self.spike_end}, {self.steps}")
+        if not 0 <= self.spike_start < self.spike_end:
+            raise ValueError(f"STDPConfig: need 0 <= spike_start < spike_end, got {self.spike_start}, {self.spike_end}"
+                             " (spike times at or after `steps` fall outside the episode: no spike, no update)")
         if not 0.0 <= self.nt_prob <= 1.0:
             raise ValueError(f"STDPConfig.nt_prob must be in [0, 1], got {self.nt_prob}")
         if not self.tau > 0:
@@ -143,7 +145,7 @@ def spike_events(values: Tensor, spikes: Tensor) -> tuple[Tensor, Tensor, Tensor
     return vals, isis, spikes.sum(-1)
 
 
-def iaf_fitness(target: Tensor, output: Tensor, spike_threshold: float = 0.5) -> Tensor:
+def iaf_fitness(target: Tensor, output: Tensor, spike_threshold: float = 0.0) -> Tensor:
     r"""Eq. 3: :math:`-\left(\sum_i (y_i - \hat y_i)^2 + \sum_i (t_i - \hat t_i)^2\right)`.
 
     ``target`` (..., T) reference spikes (0/1), ``output`` (..., T) model outputs. The model's
@@ -282,6 +284,8 @@ class IAFTask(_EpisodeTask):
         return self._gather(self._data["x"], idx)[..., None]
 
     def _final_reward(self, done):
+        if not bool(done.any()):
+            return torch.zeros(done.shape, device=self.device)
         f = iaf_fitness(self._data["target"], self._actions, self.config.spike_threshold)
         return torch.where(done, f, torch.zeros_like(f))
 

@@ -38,16 +38,21 @@ def _sort_key(fitness: Tensor) -> Tensor:
 
 
 def ranks(fitness: Tensor) -> Tensor:
-    """Ascending ranks ``0 .. n-1`` (``n-1`` = best) as float64; NaN ranks worst.
+    """Ascending ranks ``0 .. n-1`` (``n-1`` = best) as float64; NaN and ``-inf`` rank worst.
 
-    Ties are broken by index (the earlier index gets the lower rank), so ranks are a
-    permutation and the result is deterministic.
+    Tied fitness values share the mean of their ranks (so a flat landscape gives equal
+    utilities and a zero gradient, whatever the order of the individuals).
     """
     if fitness.ndim != 1:
         raise ValueError(f"fitness must be 1-D (population,), got shape {tuple(fitness.shape)}")
-    order = torch.argsort(_sort_key(fitness), stable=True)
-    r = torch.empty(fitness.shape[0], dtype=torch.float64, device=fitness.device)
-    r[order] = torch.arange(fitness.shape[0], dtype=torch.float64, device=fitness.device)
+    n = fitness.shape[0]
+    key = _sort_key(fitness)
+    sorted_key, order = torch.sort(key, stable=True)
+    _, inverse, counts = torch.unique_consecutive(sorted_key, return_inverse=True, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    mean_rank = starts.to(torch.float64) + (counts.to(torch.float64) - 1) / 2
+    r = torch.empty(n, dtype=torch.float64, device=fitness.device)
+    r[order] = mean_rank[inverse]
     return r
 
 

@@ -1,0 +1,179 @@
+r"""Whole-population evaluation of gated-unit models on batched tasks.
+
+**Temporary local evaluator.** The torch backend's graph compiler (``plastix.backends.torch``)
+was not available when this was written, so the gated cells are computed here, vectorised over
+the population: every parameter carries a leading ``P`` dim and each gate is one batched matmul
+``(P, E, K) x (P, K, M) -> (P, E, M)`` (Bertens & Lee 2020, Methods, "Implementation"); there is no
+Python loop over individuals, units or envs, only over time steps. The equations are those of
+:class:`plastix.ir.ENUCell`, :class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not
+repeated here); ``tests/trainer/test_models_eval.py`` checks these steps against the backend's
+``backends/torch/neurons.py`` step functions when that module is importable. Once the backend
+compiles :class:`~plastix.ir.GatedPopulation` / :class:`~plastix.ir.GatedSynapse` graphs with
+per-individual parameters and a delay-free input drive, :func:`evaluate_population` should call it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .models import ModelKind, ModelSpec
+
+Tensor = torch.Tensor
+
+
+def _mm(x: Tensor, w_t: Tensor) -> Tensor:
+    """(P, E, K) x (P, K, M) -> (P, E, M)."""
+    return torch.bmm(x, w_t)
+
+
+class CellParams(NamedTuple):
+    """Per-individual cell parameters, pre-transposed for ``_mm`` (all with leading P)."""
+
+    w_zr_t: Tensor | None = None   # ENU: (P, concat, 2M)
+    w_c_t: Tensor | None = None    # ENU: (P, concat, M)
+    w_ih_t: Tensor | None = None   # GRU/LSTM: (P, C, G)
+    w_hh_t: Tensor | None = None   # GRU/LSTM: (P, H, G)
+    b_ih: Tensor | None = None     # (P, 1, G)
+    b_hh: Tensor | None = None
+    w_o_t: Tensor | None = None    # (P, M, C)
+    b_o: Tensor | None = None      # (P, 1, C)
+
+
+def cell_params(spec: ModelSpec, population: Tensor) -> CellParams:
+    """Unflatten ``population`` (P, D) into batched, pre-transposed parameters."""
+    p = spec.unflatten(population)
+    t = lambda w: w.transpose(1, 2).contiguous()  # noqa: E731
+    if spec.cell_kind == "enu_cell":
+        return CellParams(w_zr_t=t(torch.cat([p["w_z"], p["w_r"]], dim=1)), w_c_t=t(p["w_c"]), w_o_t=t(p["w_o"]))
+    return CellParams(w_ih_t=t(p["w_ih"]), w_hh_t=t(p["w_hh"]), w_o_t=t(p["w_o"]),
+                      b_ih=p["b_ih"][:, None, :], b_hh=p["b_hh"][:, None, :], b_o=p["b_o"][:, None, :])
+
+
+def init_state(spec: ModelSpec, population: int, batch: int, *, device=None, dtype=torch.float32) -> tuple:
+    """Zero state; ENU ``(h, o)``, GRU ``(h,)``, LSTM ``(h, c)``, each (P, batch, width)."""
+    z = lambda n: torch.zeros(population, batch, n, device=device, dtype=dtype)  # noqa: E731
+    if spec.cell_kind == "enu_cell":
+        return (z(spec.memory), z(spec.channels))
+    if spec.cell_kind == "gru_cell":
+        return (z(spec.memory),)
+    return (z(spec.memory), z(spec.memory))
+
+
+def enu_step(x: Tensor, state: tuple, p: CellParams, feedback: bool) -> tuple[Tensor, tuple]:
+    h, o = state
+    m = h.shape[-1]
+    c = torch.cat([h, o, x], dim=-1) if feedback else torch.cat([h, x], dim=-1)
+    zr = torch.sigmoid(_mm(c, p.w_zr_t))
+    z, r = zr[..., :m], zr[..., m:]
+    c2 = torch.cat([r * h, o, x], dim=-1) if feedback else torch.cat([r * h, x], dim=-1)
+    h_tilde = torch.tanh(_mm(c2, p.w_c_t))
+    h = (1.0 - z) * h + z * h_tilde
+    o = _mm(h, p.w_o_t).clamp(0.0, 1.0)
+    return o, (h, o)
+
+
+def gru_step(x: Tensor, state: tuple, p: CellParams) -> tuple[Tensor, tuple]:
+    (h,) = state
+    gi = _mm(x, p.w_ih_t) + p.b_ih
+    gh = _mm(h, p.w_hh_t) + p.b_hh
+    ir, iz, in_ = gi.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(iz + hz)
+    n = torch.tanh(in_ + r * hn)
+    h = (1.0 - z) * n + z * h
+    return _mm(h, p.w_o_t) + p.b_o, (h,)
+
+
+def lstm_step(x: Tensor, state: tuple, p: CellParams) -> tuple[Tensor, tuple]:
+    h, c = state
+    g = _mm(x, p.w_ih_t) + p.b_ih + _mm(h, p.w_hh_t) + p.b_hh
+    i, f, gg, o = g.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return _mm(h, p.w_o_t) + p.b_o, (h, c)
+
+
+@dataclass(frozen=True)
+class BatchedModel:
+    """A population of one model kind: ``step(x, state) -> (out, state)`` with ``x`` (P, E, channels)."""
+
+    spec: ModelSpec
+    params: CellParams
+
+    @classmethod
+    def from_population(cls, spec: ModelSpec, population: Tensor) -> "BatchedModel":
+        return cls(spec, cell_params(spec, population))
+
+    def init_state(self, batch: int) -> tuple:
+        ref = self.params.w_o_t
+        s = init_state(self.spec, ref.shape[0], batch, device=ref.device, dtype=ref.dtype)
+        if self.spec.kind is ModelKind.SHAREDENU:  # synapse state, neuron state
+            return (s, tuple(t.clone() for t in s))
+        return s
+
+    def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        k = self.spec.kind
+        if k is ModelKind.SHAREDENU:
+            z, syn = enu_step(x, state[0], self.params, True)
+            o, neu = enu_step(z, state[1], self.params, True)
+            return o, (syn, neu)
+        if self.spec.cell_kind == "enu_cell":
+            return enu_step(x, state, self.params, self.spec.feedback)
+        if k is ModelKind.GRU:
+            return gru_step(x, state, self.params)
+        return lstm_step(x, state, self.params)
+
+
+def pad_channels(obs: Tensor, channels: int) -> Tensor:
+    """(P, E, d) observation -> (P, E, channels) cell input (zeros beyond d)."""
+    d = obs.shape[-1]
+    if d > channels:
+        raise ValueError(f"observation has {d} channels, the model takes {channels}")
+    if d == channels:
+        return obs
+    return torch.cat([obs, obs.new_zeros(*obs.shape[:-1], channels - d)], dim=-1)
+
+
+@torch.no_grad()
+def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: int | None = None,
+            record: bool = False) -> dict:
+    """Run one episode per env for every individual of ``population`` (P, D) on ``task`` (whose
+    ``population`` must be P). Returns ``{"returns": (P, E) float64, "fitness": (P,)}`` (mean
+    return over envs), plus ``"actions"``, ``"targets"`` (T, P, E, ...) when ``record``."""
+    if task.population != population.shape[0]:
+        raise ValueError(f"task population {task.population} != {population.shape[0]} individuals")
+    model = BatchedModel.from_population(spec, population)
+    obs, _ = task.reset(seed=seed)
+    state = model.init_state(task.num_envs)
+    act_dim = task.single_action_spec.shape[0]
+    returns = torch.zeros(task.batch_shape, dtype=torch.float64, device=population.device)
+    alive = torch.ones(task.batch_shape, dtype=torch.bool, device=population.device)
+    steps = max_steps or getattr(task, "max_episode_steps", None)
+    if steps is None:
+        raise ValueError("task has no max_episode_steps; pass max_steps")
+    actions, targets = [], []
+    for _ in range(steps):
+        out, state = model.step(pad_channels(obs.to(population.dtype), spec.channels), state)
+        action = out[..., :act_dim]
+        obs, reward, term, trunc, info = task.step(action)
+        returns = returns + torch.where(alive, reward.to(torch.float64), torch.zeros_like(returns))
+        if record:
+            actions.append(action)
+            targets.append(info.get("target"))
+        alive = alive & ~(term | trunc)
+        if not bool(alive.any()):
+            break
+    result = {"returns": returns, "fitness": returns.mean(dim=-1)}
+    if record:
+        result["actions"] = torch.stack(actions)
+        if all(t is not None for t in targets):
+            result["targets"] = torch.stack(targets)
+    return result
+
+
+def evaluate_population(spec: ModelSpec, population: Tensor, task, *, seed: int) -> Tensor:
+    """Fitness (P,) of every individual: mean episode return over the task's envs."""
+    return rollout(spec, population, task, seed=seed)["fitness"]

@@ -1,0 +1,172 @@
+"""ES runs on the ENU-paper tasks: configs, the run job and :func:`train_es` (called by the CLI).
+
+``train_es("iaf", "enu", "quick", "runs/iaf-enu", resume=False, seed=0)`` evolves the model with
+OpenAI-ES through the shared loop of :mod:`plastix.trainer.runner` and writes into ``out_dir``:
+``checkpoint.pt``, ``metrics.jsonl``, ``curve.png``, ``config.json``, and at the end
+``model.plx`` (the IR graph of the final search mean) and ``result.json``.
+
+Every generation: ``ask`` (antithetic noise from the run's generator), one task seed drawn from
+the same generator, one batched rollout of the P offspring plus the current mean (so
+``center_fitness`` is measured on the same envs), ``tell``. The generator's state is part of the
+checkpointed loop state, so a resumed run equals an uninterrupted one bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plastix.ir import save as save_graph
+from plastix.tasks.registry import get_entry, make_task, task_config
+
+from .base import ESParams, ESState, Optimizer, Shaping
+from .es_eval import evaluate_population
+from .models import ModelKind, ModelSpec
+from .openai_es import OpenAIES
+from .runner import RunOptions, run
+
+
+@dataclass(frozen=True)
+class ESRunConfig:
+    """ES hyper-parameters of a run (``paper``: Bertens & Lee 2020, Methods)."""
+
+    population: int = 1024
+    generations: int = 3000
+    sigma: float = 0.01
+    lr: float = 1.0
+    momentum: float = 0.9
+    optimizer: Optimizer = Optimizer.SGD
+    weight_decay: float = 0.0
+    shaping: Shaping = Shaping.PAPER_RANK
+    rank_alpha: float = 5.0
+    antithetic: bool = True
+    checkpoint_every: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "optimizer", Optimizer(self.optimizer))
+        object.__setattr__(self, "shaping", Shaping(self.shaping))
+        if self.generations < 0:
+            raise ValueError(f"ESRunConfig.generations must be >= 0, got {self.generations}")
+
+    def params(self) -> ESParams:
+        return ESParams(sigma=self.sigma, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum,
+                        weight_decay=self.weight_decay, rank_alpha=self.rank_alpha)
+
+
+_PAPER = ESRunConfig()
+# quick: small enough for a demo on two shared CPU cores (about a minute)
+_QUICK = ESRunConfig(population=64, generations=100, sigma=0.02, lr=1.0, momentum=0.9, checkpoint_every=10)
+ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
+    "iaf": {"quick": _QUICK, "paper": _PAPER},                                  # Fig. 3: 3,000 generations
+    "stdp": {"quick": _QUICK, "paper": replace(_PAPER, generations=10_000)},   # Fig. 3: 10,000 generations
+    "complex_stdp": {"quick": _QUICK, "paper": _PAPER},                         # Ext. Data Fig. 3: 3,000
+}
+
+
+def es_config(task: str, config: str = "quick", **overrides: Any) -> ESRunConfig:
+    get_entry(task)
+    try:
+        cfg = ES_CONFIGS[task][config]
+    except KeyError:
+        raise KeyError(f"no ES config {config!r} for task {task!r}; known tasks {list(ES_CONFIGS.keys())}, "
+                       f"configs {list(ES_CONFIGS.get(task, {}).keys())}") from None
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+@dataclass(frozen=True)
+class ESRunState:
+    """Loop state: the ES state plus the run generator's state (a uint8 tensor)."""
+
+    es: ESState
+    rng: torch.Tensor
+
+
+class ESJob:
+    """A :class:`plastix.trainer.runner.Job` evolving one model on one task."""
+
+    def __init__(self, task: str, model: str, config: str = "quick", *, seed: int = 0,
+                 es: ESRunConfig | None = None, task_overrides: dict | None = None) -> None:
+        self.task_name, self.config_name, self.seed = task, config, int(seed)
+        self.spec = ModelSpec(ModelKind(model))
+        self.es_cfg = es or es_config(task, config)
+        self.task_cfg = task_config(task, config, **(task_overrides or {}))
+        self.strategy = OpenAIES(self.es_cfg.population, self.spec.num_params, antithetic=self.es_cfg.antithetic,
+                                 shaping=self.es_cfg.shaping)
+        self.params = self.es_cfg.params()
+        # P offspring + the current mean, evaluated together
+        self.task = make_task(task, self.task_cfg, population=self.es_cfg.population + 1)
+
+    def config(self) -> dict:
+        return {"task": self.task_name, "model": self.spec.kind.value, "config": self.config_name, "seed": self.seed,
+                "num_params": self.spec.num_params, "es": _jsonable(asdict(self.es_cfg)),
+                "task_config": _jsonable(asdict(self.task_cfg))}
+
+    def init_state(self) -> ESRunState:
+        g = torch.Generator().manual_seed(self.seed)
+        mean = self.spec.init_genome(g)
+        es = self.strategy.init(mean, self.params, generator=g)
+        return ESRunState(es=es, rng=g.get_state())
+
+    def step(self, state: ESRunState, index: int) -> tuple[ESRunState, dict]:
+        g = torch.Generator()
+        g.set_state(state.rng)
+        pop, es = self.strategy.ask(state.es, self.params, generator=g)
+        task_seed = int(torch.randint(0, 2**62, (1,), generator=g))
+        fit = evaluate_population(self.spec, torch.cat([pop, es.mean[None]]), self.task, seed=task_seed)
+        es, metrics = self.strategy.tell(pop, fit[:-1], es, self.params)
+        metrics["center_fitness"] = float(fit[-1])
+        return ESRunState(es=es, rng=g.get_state()), metrics
+
+    def state_dict(self, state: ESRunState) -> dict:
+        return {"es": {k: getattr(state.es, k) for k in ESState.__dataclass_fields__}, "rng": state.rng}
+
+    def load_state_dict(self, data: dict) -> ESRunState:
+        return ESRunState(es=ESState(**data["es"]), rng=data["rng"])
+
+
+def _jsonable(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    if hasattr(d, "value") and not isinstance(d, (int, float, bool, str)):
+        return d.value
+    return d
+
+
+def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str | Path = "runs/es",
+             resume: bool = False, seed: int = 0, *, generations: int | None = None,
+             population: int | None = None, num_envs: int | None = None, sigma: float | None = None,
+             lr: float | None = None, optimizer: str | None = None, shaping: str | None = None,
+             checkpoint_every: int | None = None, progress: bool = True) -> dict:
+    """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp)
+    with the ``config`` ("quick" | "paper") settings; keyword overrides replace config values.
+    Returns the summary also written to ``out_dir/result.json``."""
+    es_cfg = es_config(task, config, generations=generations, population=population, sigma=sigma, lr=lr,
+                       optimizer=optimizer, shaping=shaping, checkpoint_every=checkpoint_every)
+    overrides = {"num_envs": num_envs} if num_envs is not None else {}
+    job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides)
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    res = run(job, RunOptions(out_dir=out, total_steps=es_cfg.generations, resume=resume,
+                              checkpoint_every=es_cfg.checkpoint_every, progress=progress,
+                              plot_keys=("fitness_mean", "fitness_max", "center_fitness"),
+                              desc=f"es {task}/{model}/{config}"))
+    es_state: ESState = res.state.es
+    graph_path = save_graph(job.spec.to_graph(es_state.mean.numpy(), metadata={
+        "task": task, "config": config, "seed": seed, "generations": es_state.generation,
+        "trainer": "openai_es"}), out / "model.plx")
+    last = res.records[-1] if res.records else {}
+    summary = {"task": task, "model": job.spec.kind.value, "config": config, "seed": seed,
+               "generations": es_state.generation, "num_params": job.spec.num_params,
+               "population": es_cfg.population, "num_envs": job.task_cfg.num_envs,
+               "best_fitness": es_state.best_fitness, "last_center_fitness": last.get("center_fitness"),
+               "last_fitness_mean": last.get("fitness_mean"), "resumed_from": res.resumed_from,
+               "wall_time_s": time.perf_counter() - t0, "model_file": str(graph_path)}
+    (out / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
