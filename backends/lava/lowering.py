@@ -15,9 +15,9 @@ import numpy as np
 from lava.magma.core.learning.learning_rule import Loihi2FLearningRule, Loihi3FLearningRule
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
-from lava.proc.dense.models import (PyDenseModelBitAcc, PyDenseModelFloat, PyLearningDenseModelBitApproximate,
-                                    PyLearningDenseModelFloat)
-from lava.proc.dense.process import Dense, LearningDense
+from lava.proc.dense.models import (PyDelayDenseModelBitAcc, PyDelayDenseModelFloat, PyDenseModelBitAcc,
+                                    PyDenseModelFloat, PyLearningDenseModelBitApproximate, PyLearningDenseModelFloat)
+from lava.proc.dense.process import DelayDense, Dense, LearningDense
 from lava.proc.io.sink import PyReceiveModelFixed, PyReceiveModelFloat
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import PySendModelFixed, PySendModelFloat
@@ -44,6 +44,7 @@ PROCESS_TABLE = {
     "cuba_lif(three-factor post)": (ThreeFactorLIF, {"float": PyThreeFactorLIFFloat, "fixed": PyThreeFactorLIFFixed}),
     "li": (LIF, {"float": PyLifModelFloat, "fixed": PyLifModelBitAcc}),
     "projection": (Dense, {"float": PyDenseModelFloat, "fixed": PyDenseModelBitAcc}),
+    "projection(delay)": (DelayDense, {"float": PyDelayDenseModelFloat, "fixed": PyDelayDenseModelBitAcc}),
     "projection(learning engine)": (LearningDense, {"float": PyLearningDenseModelFloat,
                                                     "fixed": PyLearningDenseModelBitApproximate}),
     "projection(host-emulated)": (HostPlasticDense, {"float": PyHostPlasticDenseModel,
@@ -111,7 +112,10 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
             if fixed:
                 extra = dict(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"],
                              sign_mode=SignMode(pr.dense["sign_mode"]))
-            conns[pr.name] = Dense(weights=pr.weights, name=pr.name, **extra)
+            if pr.delay:
+                conns[pr.name] = DelayDense(weights=pr.weights, delays=int(pr.delay), name=pr.name, **extra)
+            else:
+                conns[pr.name] = Dense(weights=pr.weights, name=pr.name, **extra)
     for name, rule in rules.items():
         (y1_impulse, y1_tau), kw = procs[name]
         procs[name] = ThreeFactorLIF(learning_rule=rule, y1_impulse=y1_impulse, y1_tau=y1_tau, **kw)

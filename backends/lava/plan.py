@@ -71,6 +71,7 @@ class ProjPlan:
     host: Any = None  # host-emulated rule (the IR rule object) and its modulator
     modulator: str | None = None
     graded: bool = False
+    delay: int = 0
 
 
 @dataclass
@@ -88,8 +89,9 @@ class Plan:
         for p in self.pops.values():
             out["populations"][p.name] = {"kind": _KIND_OF_POP[p.kind], "how": p.how, "why": p.why}
         for pr in self.projs.values():
-            out["projections"][pr.name] = {"how": NATIVE if pr.engine is None and pr.host is None else pr.how,
-                                           "why": "Dense" if pr.engine is None and pr.host is None else pr.why}
+            static = pr.engine is None and pr.host is None
+            out["projections"][pr.name] = {"how": NATIVE if static else pr.how, "why": pr.why if static else
+                                           f"{'LearningDense' if pr.how == ENGINE else 'HostPlasticDense'}: {pr.why}"}
             rule = self.graph.projection(pr.name).rule
             if rule is not None:
                 out["rules"][pr.name] = {"kind": rule.kind, "how": pr.how, "why": pr.why}
@@ -291,8 +293,10 @@ def _lif_params(p, precision: str, vth) -> dict:
 
 
 def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: str) -> ProjPlan:
-    if pr.delay:
-        raise UnsupportedKindError("projection(delay>0)", BACKEND, ("projection(delay=0)",))
+    if pr.delay and pr.rule is not None:
+        raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
+    if pr.delay > 63:
+        raise UnsupportedKindError("projection(delay > 63)", BACKEND, ("delay 0..63 (Loihi 2 DelayDense)",))
     post = pops[pr.post]
     if post.kind == "input":  # pragma: no cover - the IR forbids it
         raise UnsupportedKindError("projection into an input", BACKEND)
@@ -301,11 +305,13 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     graded = False  # inputs are spikes (0/1); graded inputs are checked at run time
     rule = pr.rule
     if rule is None:
+        what = f"DelayDense (delay {pr.delay})" if pr.delay else "Dense"
         if precision == "fixed":
             d = qz.dense_to_fixed(pr.name, w)
-            return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", d.weights, d.effective.astype(np.float64),
-                            {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}, graded=graded)
-        return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, "Dense", w.copy(), w.copy(), graded=graded)
+            return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, d.weights, d.effective.astype(np.float64),
+                            {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8},
+                            graded=graded, delay=pr.delay)
+        return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, w.copy(), w.copy(), graded=graded, delay=pr.delay)
     if isinstance(rule, (GatedSynapse, SynapticQ)):
         raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
     if not isinstance(rule, _HOST_RULES + (LoihiRule,)):

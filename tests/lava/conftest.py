@@ -11,7 +11,8 @@ def spikes(steps: int, n: int, p: float = 0.2, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((steps, n)) < p).astype(np.float64)
 
 
-def static_graph(precision: str, *, seed: int = 0, recurrent: bool = True, readout: bool = True):
+def static_graph(precision: str, *, seed: int = 0, recurrent: bool = True, readout: bool = True,
+                 delays: bool = False):
     """20 -> 48 CubaLIF (recurrent) -> 2 CubaLIF (+ an LI readout), values exact for ``precision``."""
     rng = np.random.default_rng(seed)
     b = GraphBuilder(seed=seed)
@@ -35,6 +36,9 @@ def static_graph(precision: str, *, seed: int = 0, recurrent: bool = True, reado
     if recurrent:
         b.connect(h, h, weight=w_rec, name="rec")
     b.connect(h, y, weight=w_out)
+    if delays:  # a delayed skip connection and a delayed recurrent one
+        b.connect(x, y, weight=np.abs(w_in[:2]), delay=3, name="skip")
+        b.connect(y, h, weight=w_rec[:, :2], delay=1, name="feedback")
     outputs = [y, h]
     if readout:
         r = b.li("r", 3, du=(512 / 4096 if precision == "fixed" else 0.1), dv=(256 / 4096 if precision == "fixed" else 0.07))

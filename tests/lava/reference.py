@@ -39,6 +39,7 @@ def simulate(graph, inputs: dict, steps: int, precision: str) -> tuple[dict, dic
     a = {n: np.zeros(p.size, dtype=np.int64 if fixed else np.float64) for n, p in pops.items()}
     rec = {n: np.zeros((steps, pops[n].size)) for n in graph.outputs}
     weights = {pr.name: _w(pr) for pr in graph.projections}
+    history: list[dict] = []  # outputs of every past step, for delayed projections
     if fixed:
         weights = {k: np.round(w).astype(np.int64) for k, w in weights.items()}
     for t in range(steps):
@@ -72,8 +73,11 @@ def simulate(graph, inputs: dict, steps: int, precision: str) -> tuple[dict, dic
                 rec[n][t] = s if isinstance(p, CubaLIF) else (vv / 64.0 if fixed else vv)
         for n in a:
             a[n] = np.zeros_like(a[n])
+        history.append(out)
         for pr in graph.projections:
-            s = out[pr.pre].astype(bool)
+            if pr.delay > t:
+                continue  # nothing has reached the synapse yet
+            s = history[t - pr.delay][pr.pre].astype(bool)
             a[pr.post] = a[pr.post] + weights[pr.name][:, s].sum(axis=1)
     for n in graph.outputs:
         if isinstance(pops[n], Input):

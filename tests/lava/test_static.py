@@ -10,9 +10,10 @@ from .reference import simulate
 STEPS = 250
 
 
+@pytest.mark.parametrize("delays", [False, True], ids=["no-delay", "delays"])
 @pytest.mark.parametrize("precision", ["float", "fixed"])
-def test_lif_dense_matches_reference(lava, precision):
-    g = static_graph(precision)
+def test_lif_dense_matches_reference(lava, precision, delays):
+    g = static_graph(precision, delays=delays)
     x = {"x": spikes(STEPS, 20, seed=1)}
     with lava.compile(g, precision, timeout=90) as net:
         out = net.run(x, STEPS)
@@ -49,9 +50,9 @@ def test_fixed_matches_torch_fixed_bit_for_bit(lava, quantized):
     if quantized:  # a float graph made representable by the shared quantiser
         from plastix.backends.quantize import quantize_graph
 
-        g = quantize_graph(static_graph("float"))
+        g = quantize_graph(static_graph("float", delays=True))
     else:
-        g = static_graph("fixed")
+        g = static_graph("fixed", delays=True)
     x = spikes(STEPS, 20, seed=3)
     with lava.compile(g, "fixed", timeout=90) as net:
         out = net.run({"x": x}, STEPS)
