@@ -64,13 +64,13 @@ def test_training_rule_coefficients_lowers_loss():
     torch.manual_seed(0)
     net = compile(small_cue_net(), dtype=torch.float64)
     keys = ["cues_to_hidden/rule/base/base/eta_plus", "cues_to_hidden/rule/base/base/eta_minus", "dopamine/weight"]
-    opt = torch.optim.Adam([net.params[k] for k in keys], lr=0.05)
+    opt = torch.optim.Adam([net.params[k] for k in keys], lr=0.01)
     xs = cue_inputs(30, 1, 4, seed=1)
 
     def loss_fn():
         out, state = net.run(xs)
         w = state.projs["cues_to_hidden"].rule.w
-        return ((w - 0.5) ** 2).mean() + 0.1 * out["action"].mean()
+        return ((w - 0.3) ** 2).mean() + 0.01 * out["action"].mean()
 
     losses = []
     for _ in range(6):
@@ -80,7 +80,7 @@ def test_training_rule_coefficients_lowers_loss():
         assert all(net.params[k].grad is not None and torch.isfinite(net.params[k].grad).all() for k in keys)
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    assert losses[-1] < 0.9 * losses[0], losses
 
 
 def smooth_graph():
