@@ -102,8 +102,10 @@ class ESJob:
         self.task = make_task(task, self.task_cfg, population=self.es_cfg.population + 1)
 
     def config(self) -> dict:
+        """What must match to resume (the run length and checkpoint period may change)."""
+        es = {k: v for k, v in asdict(self.es_cfg).items() if k not in ("generations", "checkpoint_every")}
         return {"task": self.task_name, "model": self.spec.kind.value, "config": self.config_name, "seed": self.seed,
-                "num_params": self.spec.num_params, "es": _jsonable(asdict(self.es_cfg)),
+                "num_params": self.spec.num_params, "es": _jsonable(es),
                 "task_config": _jsonable(asdict(self.task_cfg))}
 
     def init_state(self) -> ESRunState:

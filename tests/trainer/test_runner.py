@@ -1,0 +1,125 @@
+"""The shared run loop: atomic checkpoints, bit-exact resume (RNG state included), logs, plot."""
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from plastix.trainer.es_run import ESJob, es_config, train_es
+from plastix.trainer.runner import CHECKPOINT, CURVE, METRICS, RunOptions, read_metrics, run
+
+
+@dataclass(frozen=True)
+class WalkState:
+    x: torch.Tensor
+    rng: torch.Tensor
+
+
+class RandomWalk:
+    """A toy job whose every step consumes randomness."""
+
+    def __init__(self, fail_at=None, scale=1.0):
+        self.fail_at, self.scale = fail_at, scale
+
+    def config(self):
+        return {"job": "walk", "scale": self.scale}
+
+    def init_state(self):
+        g = torch.Generator().manual_seed(0)
+        return WalkState(torch.zeros(3), g.get_state())
+
+    def step(self, state, index):
+        if index == self.fail_at:
+            raise KeyboardInterrupt  # a simulated kill in the middle of a step
+        g = torch.Generator()
+        g.set_state(state.rng)
+        x = state.x + self.scale * torch.randn(3, generator=g)
+        return WalkState(x, g.get_state()), {"fitness_mean": float(x.sum()), "fitness_max": float(x.max())}
+
+    def state_dict(self, s):
+        return {"x": s.x, "rng": s.rng}
+
+    def load_state_dict(self, d):
+        return WalkState(d["x"], d["rng"])
+
+
+def _opts(out, total, **kw):
+    return RunOptions(out_dir=out, total_steps=total, progress=False, **{"checkpoint_every": 1, **kw})
+
+
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in records]
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    full = run(RandomWalk(), _opts(tmp_path / "a", 6))
+    with pytest.raises(KeyboardInterrupt):
+        run(RandomWalk(fail_at=3), _opts(tmp_path / "b", 6))
+    assert torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)["step"] == 3
+    res = run(RandomWalk(), _opts(tmp_path / "b", 6, resume=True))
+    assert res.resumed_from == 3 and res.steps_done == 6
+    assert torch.equal(res.state.x, full.state.x) and torch.equal(res.state.rng, full.state.rng)
+    assert _strip(read_metrics(tmp_path / "b" / METRICS)) == _strip(read_metrics(tmp_path / "a" / METRICS))
+    assert (tmp_path / "b" / CURVE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hard_kill_after_checkpoint_drops_unsaved_log_lines(tmp_path):
+    full = run(RandomWalk(), _opts(tmp_path / "a", 6))
+    run(RandomWalk(), _opts(tmp_path / "b", 4, checkpoint_every=2))  # checkpoints at 2 and 4
+    # the killed process had logged steps 4 and 5 (one torn) without checkpointing them
+    with (tmp_path / "b" / METRICS).open("a") as fh:
+        fh.write(json.dumps({"step": 4, "fitness_mean": 123.0}) + "\n" + '{"step": 5, "fitn')
+    res = run(RandomWalk(), _opts(tmp_path / "b", 6, resume=True))
+    assert res.resumed_from == 4 and torch.equal(res.state.x, full.state.x)
+    assert _strip(read_metrics(tmp_path / "b" / METRICS)) == _strip(full.records)
+
+
+def test_refuses_to_clobber_or_resume_another_config(tmp_path):
+    run(RandomWalk(), _opts(tmp_path, 2))
+    with pytest.raises(FileExistsError, match="resume"):
+        run(RandomWalk(), _opts(tmp_path, 2))
+    with pytest.raises(ValueError, match="another config"):
+        run(RandomWalk(scale=2.0), _opts(tmp_path, 3, resume=True))
+    assert run(RandomWalk(), _opts(tmp_path / "fresh", 1, resume=True)).resumed_from is None
+
+
+def _tiny_job(seed=0):
+    es = es_config("iaf", "quick", population=4, generations=6, checkpoint_every=1)
+    return ESJob("iaf", "enu", "quick", seed=seed, es=es, task_overrides={"num_envs": 2, "steps": 15})
+
+
+def test_es_resume_after_kill_is_bit_exact(tmp_path):
+    full = run(_tiny_job(), _opts(tmp_path / "a", 6))
+    job = _tiny_job()
+    job.fail_at = 3
+    step = job.step
+
+    def killing_step(state, index):
+        if index == 3:
+            raise KeyboardInterrupt
+        return step(state, index)
+    job.step = killing_step
+    with pytest.raises(KeyboardInterrupt):
+        run(job, _opts(tmp_path / "b", 6))
+    res = run(_tiny_job(), _opts(tmp_path / "b", 6, resume=True))
+    a, b = full.state.es, res.state.es
+    for f in ("mean", "opt_m", "opt_v", "best_member"):
+        assert torch.equal(getattr(a, f), getattr(b, f)), f
+    assert (a.generation, a.best_fitness, a.opt_t) == (b.generation, b.best_fitness, b.opt_t) == (6, a.best_fitness, 6)
+    assert _strip(read_metrics(tmp_path / "b" / METRICS)) == _strip(full.records)
+    other = run(_tiny_job(seed=1), _opts(tmp_path / "c", 2))
+    assert not torch.equal(other.state.es.mean, run(_tiny_job(), _opts(tmp_path / "d", 2)).state.es.mean)
+
+
+def test_train_es_writes_run_folder(tmp_path):
+    from plastix.ir import load
+    out = tmp_path / "run"
+    s = train_es("stdp", "gru", "quick", out, seed=0, generations=2, population=4, num_envs=2, progress=False)
+    assert s["generations"] == 2 and s["num_params"] == 5328
+    for f in ("checkpoint.pt", "metrics.jsonl", "curve.png", "config.json", "model.plx", "result.json"):
+        assert (out / f).exists(), f
+    g = load(out / "model.plx")
+    assert g.metadata["model"] == "gru" and g.population("unit").cell.kind == "gru_cell"
+    s2 = train_es("stdp", "gru", "quick", out, resume=True, seed=0, generations=3, population=4, num_envs=2,
+                  progress=False)
+    assert s2["resumed_from"] == 2 and s2["generations"] == 3  # a run can be extended
