@@ -99,6 +99,43 @@ def import_nir(path: Path = typer.Argument(..., help="a NIR file (e.g. from snnT
     typer.echo(f"wrote {out}")
 
 
+class Method(str, Enum):
+    es = "es"
+    bptt = "bptt"
+    synq = "synq"
+
+
+@app.command()
+def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; bptt: one_shot_cue; "
+                                               "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
+          method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
+                                                  "synq (synaptic Q-learning)"),
+          config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction)"),
+          model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
+          out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
+          seed: int = typer.Option(0, help="random seed"),
+          resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
+          steps: int = typer.Option(None, help="override the number of generations / iterations"),
+          form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)")) -> None:
+    """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
+    import json
+
+    out = out or Path("runs") / f"{method.value}_{task}_{config}" / (model if method is Method.es else "")
+    try:
+        if method is Method.es:
+            from plastix.trainer.es_run import train_es
+            res = train_es(task, model, config, out, resume=resume, seed=seed, generations=steps)
+        elif method is Method.bptt:
+            from plastix.trainer.bptt_run import train_bptt
+            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps)
+        else:
+            from plastix.trainer.synq_run import train_synq
+            res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps)
+    except (KeyError, ValueError, FileExistsError) as exc:
+        raise _fail(str(exc).strip("'\""))
+    typer.echo(json.dumps(res, indent=2, default=str))
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
          steps: int = typer.Option(300, help="simulation steps")) -> None:

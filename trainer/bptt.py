@@ -1,0 +1,226 @@
+"""Surrogate-gradient BPTT through neuron *and* plasticity dynamics, with meta-learning episodes.
+
+The inner loop is the network's own plasticity: every episode (one cue-association problem) starts
+from the stored weights with all plastic state reset, and the rule changes the weights while the
+episode runs. The outer loop is Adam on the stored weights, the rule coefficients (η±, γ, α, ...)
+and the neuromodulatory network (Meta-SpikePropamine eqs. 1-2), with gradients backpropagated
+through time through both (surrogate gradient for spikes).
+
+Losses are pure functions: :func:`bce_loss` (Meta-SpikePropamine: binary cross entropy on the
+weighted output activity), :func:`cross_entropy_loss` and :func:`reinforce_loss` (policy gradient
+with a baseline, SpikePropamine). :class:`BPTTJob` plugs into the shared checkpoint / resume /
+progress / log / plot loop of :mod:`plastix.trainer.runner`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from plastix.backends.torch import compile as compile_torch
+from plastix.ir import Graph, ThreeFactor
+from plastix.ir.examples import cue_association_net
+from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+
+# rule coefficients with IR bounds [lo, hi] that the optimiser must respect (projected gradient)
+_BOUNDED = {"gamma": (0.0, 1.0), "eta": (0.0, 1.0), "eta_phi": (0.0, 1.0)}
+_NEURON_FIELDS = ("du", "dv", "vth", "bias")
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+
+
+def bce_loss(activity: torch.Tensor, labels: torch.Tensor, gain: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Meta-SpikePropamine's meta-loss: BCE of ``p_i = σ(gain·activity_i + offset)`` against the
+    one-hot label, summed over the two outputs and averaged over the batch.
+    ``activity``: (B, 2) output spike counts in the test decision window; ``labels``: (B,)."""
+    target = torch.nn.functional.one_hot(labels.long(), activity.shape[-1]).to(activity.dtype)
+    logits = gain * activity + offset
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1).mean()
+
+
+def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross entropy, ``logits`` (B, C), ``labels`` (B,)."""
+    return torch.nn.functional.cross_entropy(logits, labels.long())
+
+
+def reinforce_loss(log_prob: torch.Tensor, reward: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """REINFORCE with a baseline: ``-(R - b) log π(a)`` (the advantage carries no gradient)."""
+    return -((reward - baseline).detach() * log_prob).mean()
+
+
+def accuracy(activity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of problems whose most active output is the label (ties count as wrong)."""
+    top = activity.max(-1, keepdim=True).values
+    unique = (activity == top).sum(-1) == 1
+    return ((activity.argmax(-1) == labels) & unique).float().mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# configs
+
+
+@dataclass(frozen=True)
+class BPTTConfig:
+    """Outer-loop settings. ``quick`` and ``paper`` presets live in :data:`CONFIGS`."""
+
+    task: str = "one_shot_cue"
+    iterations: int = 200
+    batch: int = 32
+    lr: float = 2e-3
+    grad_clip: float = 1.0
+    n_cues: int = 5
+    n_hidden: int = 48
+    n_mod: int = 64
+    seed: int = 0
+    surrogate: str = "fast_sigmoid"
+    train_neurons: bool = False
+    eval_problems: int = 128
+    eval_every: int = 10
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CONFIGS = {
+    # small enough for a demo on 2 CPU cores: M = 1 cue, 3 x 130-step trials
+    "quick": BPTTConfig(iterations=60, batch=16, n_cues=1, eval_problems=64, eval_every=10),
+    # the paper's setting: M = 5 cues, 3 x 350 ms trials
+    "paper": BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval_every=50),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# model
+
+
+class CueModel(nn.Module):
+    """The compiled plastic network plus the readout gain/offset of the BCE loss."""
+
+    def __init__(self, graph: Graph, cfg: BPTTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = compile_torch(graph, surrogate=cfg.surrogate)
+        self.gain = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_gain", 0.5)) if graph.metadata else 0.5))
+        self.offset = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_offset", -2.0)) if graph.metadata else -2.0))
+        for name, p in self.net.named_parameters():
+            field = name.rsplit("/", 1)[-1]
+            if field in _NEURON_FIELDS and "/rule/" not in name and not cfg.train_neurons:
+                p.requires_grad_(False)
+
+    def forward(self, cues: torch.Tensor, signal: torch.Tensor, decision: torch.Tensor) -> torch.Tensor:
+        """Output spike counts (B, 2) in the decision window, one episode per batch element."""
+        out, _ = self.net.run({"cues": cues, "learning_signal": signal})
+        action = out["action"][:, 0]  # (T, B, 2), population dim P = 1
+        return action[decision].sum(0)
+
+    def project_(self) -> None:
+        """Keep bounded rule coefficients inside their IR ranges after an optimiser step."""
+        with torch.no_grad():
+            for name, p in self.net.named_parameters():
+                field = name.rsplit("/", 1)[-1]
+                if field in _BOUNDED and "/rule/" in name:
+                    p.clamp_(*_BOUNDED[field])
+
+    def to_graph(self) -> Graph:
+        g = self.net.to_graph()
+        meta = dict(g.metadata or {})
+        meta.update(readout_gain=float(self.gain.detach()), readout_offset=float(self.offset.detach()))
+        return g.replace(metadata=meta)
+
+
+def build_graph(cfg: BPTTConfig) -> Graph:
+    if cfg.task != "one_shot_cue":
+        raise ValueError(f"unknown BPTT task {cfg.task!r}; known: one_shot_cue")
+    return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed)
+
+
+def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
+    return OneShotCueConfig(n_cues=n_cues or cfg.n_cues)
+
+
+def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch: int = 128) -> dict:
+    """Accuracy and loss on ``n_problems`` fixed test problems (seeded: the same problems every call)."""
+    g = torch.Generator().manual_seed(seed)
+    correct, loss, done = 0.0, 0.0, 0
+    with torch.no_grad():
+        while done < n_problems:
+            n = min(batch, n_problems - done)
+            pr = one_shot_cue_problems(n, task_config(model.cfg, n_cues), generator=g)
+            act = model(pr.cues, pr.signal, pr.decision)
+            correct += float(accuracy(act, pr.test_labels)) * n
+            loss += float(bce_loss(act, pr.test_labels, model.gain, model.offset)) * n
+            done += n
+    return {"accuracy": correct / n_problems, "loss": loss / n_problems}
+
+
+# ---------------------------------------------------------------------------------------------
+# the job driven by trainer.runner
+
+
+@dataclass
+class BPTTState:
+    model: CueModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+
+
+class BPTTJob:
+    """One outer-loop iteration per :meth:`step`: sample a batch of problems, run the episodes,
+    backpropagate the test-trial loss through time, clip, Adam step, project."""
+
+    EVAL_SEED = 12345
+
+    def __init__(self, cfg: BPTTConfig, graph: Graph | None = None) -> None:
+        self.cfg = cfg
+        self.graph = graph
+
+    def config(self) -> dict:
+        return self.cfg.to_json()
+
+    def init_state(self) -> BPTTState:
+        model = CueModel(self.graph or build_graph(self.cfg), self.cfg)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.cfg.lr)
+        return BPTTState(model, opt, torch.Generator().manual_seed(self.cfg.seed))
+
+    def step(self, state: BPTTState, index: int) -> tuple[BPTTState, dict[str, float]]:
+        cfg, model = self.cfg, state.model
+        pr = one_shot_cue_problems(cfg.batch, task_config(cfg), generator=state.generator)
+        act = model(pr.cues, pr.signal, pr.decision)
+        loss = bce_loss(act, pr.test_labels, model.gain, model.offset)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        finite = bool(torch.isfinite(grad_norm))
+        if finite:
+            state.optimizer.step()
+            model.project_()
+        metrics = {"loss": float(loss.detach()), "train_accuracy": float(accuracy(act.detach(), pr.test_labels)),
+                   "grad_norm": float(grad_norm) if finite else math.nan}
+        if (index + 1) % cfg.eval_every == 0:
+            ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=self.EVAL_SEED)
+            metrics.update(test_accuracy=ev["accuracy"], test_loss=ev["loss"])
+        return state, metrics
+
+    def state_dict(self, state: BPTTState) -> dict:
+        return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "generator": state.generator.get_state()}
+
+    def load_state_dict(self, data: dict) -> BPTTState:
+        state = self.init_state()
+        state.model.load_state_dict(data["model"])
+        state.optimizer.load_state_dict(data["optimizer"])
+        state.generator.set_state(data["generator"])
+        return state
+
+
+def plastic_rule_kinds(graph: Graph) -> list[str]:
+    """Kinds of the rules on plastic projections (for logs)."""
+    return [p.rule.kind + (f"({p.rule.base.kind})" if isinstance(p.rule, ThreeFactor) else "")
+            for p in graph.plastic_projections]
