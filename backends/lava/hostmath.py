@@ -1,6 +1,10 @@
 """Numpy math of the IR plasticity rules for host-emulated Lava synapses (no lava import).
 
-Implements :class:`plastix.ir.rules.PairSTDP`, :class:`~plastix.ir.rules.TripletSTDP`,
+Also the non-learning-engine synapses: :class:`~plastix.ir.rules.GatedSynapse` (a gated cell per
+synapse, :class:`~plastix.ir.neurons.ENUCell` / ``GRUCell`` / ``LSTMCell``) and
+:class:`~plastix.ir.rules.SynapticQ` (a shared tabular Q policy; reward = sign of the global
+modulator, epsilon-greedy draws from a numpy generator seeded by the process, so not the same random
+stream as the torch backend). Implements :class:`plastix.ir.rules.PairSTDP`, :class:`~plastix.ir.rules.TripletSTDP`,
 :class:`~plastix.ir.rules.EligibilityTrace` / :class:`~plastix.ir.rules.ThreeFactor` (global, per-post,
 per-pre and per-synapse modulation, one or two channels) and the SpikePropamine rules
 :class:`~plastix.ir.rules.HebbianDecay`, :class:`~plastix.ir.rules.Oja`, :class:`~plastix.ir.rules.BCM`,
@@ -15,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from plastix.ir import (BCM, EligibilityTrace, HebbianDecay, ModulationMode, Oja, PairSTDP, ThreeFactor,
-                        TraceKind, TripletSTDP, UnsupportedKindError)
+from plastix.ir import (BCM, EligibilityTrace, GatedSynapse, HebbianDecay, ModulationMode, Oja, PairSTDP,
+                        QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, UnsupportedKindError)
 
-__all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project"]
+__all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project", "synapse_output",
+           "cell_init", "cell_step"]
 
 _ACT = {"identity": lambda z: z, "tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
         "relu": lambda z: np.maximum(z, 0.0)}
@@ -80,8 +85,67 @@ def _stdp_of(rule):
     return base
 
 
-def init_state(rule, n_post: int, n_pre: int) -> dict:
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def cell_init(cell, lead: tuple) -> dict:
+    """Zero state of a gated cell with leading dims ``lead``."""
+    z = lambda n: np.zeros(lead + (n,))  # noqa: E731
+    if cell.kind == "enu_cell":
+        return {"h": z(cell.memory), "o": z(cell.out_channels)}
+    if cell.kind == "gru_cell":
+        return {"h": z(cell.hidden)}
+    return {"h": z(cell.hidden), "c": z(cell.hidden)}
+
+
+def cell_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    """One step of an IR gated cell (equations in ir/neurons.py), ``x`` ``(..., in_channels)``."""
+    if cell.kind == "enu_cell":
+        h, o = st["h"], st["o"]
+        parts = [h, o, x] if cell.feedback else [h, x]
+        c = np.concatenate(parts, axis=-1)
+        z = _sigmoid(c @ np.asarray(cell.w_z).T)
+        r = _sigmoid(c @ np.asarray(cell.w_r).T)
+        parts[0] = r * h
+        h_tilde = np.tanh(np.concatenate(parts, axis=-1) @ np.asarray(cell.w_c).T)
+        h = (1.0 - z) * h + z * h_tilde
+        o = np.clip(h @ np.asarray(cell.w_o).T, 0.0, 1.0)
+        return o, {"h": h, "o": o}
+    gi = x @ np.asarray(cell.w_ih).T + np.asarray(cell.b_ih)
+    gh = st["h"] @ np.asarray(cell.w_hh).T + np.asarray(cell.b_hh)
+    if cell.kind == "gru_cell":
+        ir, iz, in_ = np.split(gi, 3, axis=-1)
+        hr, hz, hn = np.split(gh, 3, axis=-1)
+        r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
+        n = np.tanh(in_ + r * hn)
+        h = (1.0 - z) * n + z * st["h"]
+        return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h}
+    i, f, g, o = np.split(gi + gh, 4, axis=-1)
+    c = _sigmoid(f) * st["c"] + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h, "c": c}
+
+
+def synapse_output(rule, w: np.ndarray, st: dict, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The activation ``a`` the synapse sends for the next step, and its new state (gated synapses
+    keep per-synapse cell state; every other rule projects ``W_eff x``)."""
+    if isinstance(rule, GatedSynapse):
+        n_post, n_pre = w.shape
+        xin = np.broadcast_to(np.asarray(x, dtype=np.float64).reshape(1, n_pre, 1), (n_post, n_pre, 1))
+        z, cell_st = cell_step(rule.cell, xin, st["cell"])
+        return (w[..., None] * z).sum(axis=1)[:, 0], {**st, "cell": cell_st}
+    return project(effective_weight(rule, w, st), x), st
+
+
+def init_state(rule, n_post: int, n_pre: int, seed: int = 0) -> dict:
     z = np.zeros
+    if isinstance(rule, GatedSynapse):
+        return {"cell": cell_init(rule.cell, (n_post, n_pre))}
+    if isinstance(rule, SynapticQ):
+        ones = np.ones((n_post, n_pre), dtype=np.int64)
+        return {"q": np.array(rule.q_table, dtype=np.float64), "a1": ones, "a2": ones, "r1": 1, "s": ones * 40,
+                "started": False, "rng": np.random.default_rng(seed)}
     if isinstance(rule, (HebbianDecay, Oja, BCM)):
         st = {"e": z((n_post, n_pre)), "sum_pre": z(n_pre), "sum_post": z(n_post), "sum_mod": z(n_post)}
         if isinstance(rule, BCM):
@@ -121,6 +185,10 @@ def rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np
     """``(W[t+1], state[t+1])`` from ``W[t]``, ``state[t]``, ``x[t]``, ``y[t]``, ``M[t]`` at plastix step ``t``."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    if isinstance(rule, GatedSynapse):
+        return w, st
+    if isinstance(rule, SynapticQ):
+        return _synq_step(rule, w, st, m)
     if isinstance(rule, (HebbianDecay, Oja, BCM)):
         return w, _dp_step(rule, st, x, y, m, t)
     if isinstance(rule, (PairSTDP, TripletSTDP)):
@@ -174,3 +242,31 @@ def _dp_step(rule, st: dict, x, y, m, t: int) -> dict:
     new["sum_pre"] = np.zeros_like(st["sum_pre"])
     new["sum_post"] = np.zeros_like(st["sum_post"])
     return new
+
+
+def _synq_step(rule, w: np.ndarray, st: dict, m) -> tuple[np.ndarray, dict]:
+    """One decision of every synapse (Bhargava et al. 2022): TD update of the shared table for each
+    synapse's previous (state, action), averaged over synapses sharing it, then epsilon-greedy actions
+    and the weight move. Without a modulator there is no reward and nothing changes."""
+    if m is None:
+        return w, st
+    r = int(np.sign(float(np.asarray(m).ravel()[0]))) + 1
+    s_new = 27 * st["a1"] + 9 * st["a2"] + 3 * r + st["r1"]
+    q = st["q"]
+    if st["started"]:
+        sa = (st["s"] * 3 + st["a1"]).ravel()
+        q_flat = q.ravel().copy()
+        delta = (r - 1) + rule.gamma * q[s_new.ravel()].max(axis=1) - q_flat[sa]
+        sums = np.bincount(sa, weights=delta, minlength=243)
+        counts = np.bincount(sa, minlength=243)
+        q = (q_flat + rule.lr * sums / np.maximum(counts, 1)).reshape(81, 3)
+    greedy = q[s_new.ravel()].argmax(axis=1)
+    rng = st["rng"]
+    if rule.epsilon > 0:
+        explore = rng.random(greedy.shape) < rule.epsilon
+        greedy = np.where(explore, rng.integers(0, 3, greedy.shape), greedy)
+    a = greedy.reshape(w.shape)
+    dw = (a - 1) * rule.step
+    if rule.form == QUpdateForm.MULTIPLICATIVE:
+        dw = dw * w
+    return w + dw, {**st, "q": q, "a1": a, "a2": st["a1"], "r1": r, "s": s_new, "started": True}

@@ -202,7 +202,7 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
         "global three-factor STDP: eligibility in the tag (dt), dw = t * y2 with y2 from ThreeFactorLIF; " + APPROX
 
 
-_HOST_RULES = (PairSTDP, TripletSTDP, ThreeFactor, HebbianDecay, Oja, BCM)
+_HOST_RULES = (PairSTDP, TripletSTDP, ThreeFactor, HebbianDecay, Oja, BCM, GatedSynapse, SynapticQ)
 _HOST_WHY = {
     HebbianDecay: "SpikePropamine rate-based E update (W + alpha E) has no learning-engine form",
     Oja: "Oja's E r_pre matrix-vector term has no learning-engine form",
@@ -312,8 +312,6 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
                             {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8},
                             graded=graded, delay=pr.delay)
         return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, w.copy(), w.copy(), graded=graded, delay=pr.delay)
-    if isinstance(rule, (GatedSynapse, SynapticQ)):
-        raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
     if not isinstance(rule, _HOST_RULES + (LoihiRule,)):
         raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
     engine, why = _engine_rule(graph, pr, precision)
@@ -338,13 +336,16 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     if isinstance(rule, LoihiRule):
         raise UnsupportedKindError("loihi rule with this modulator", BACKEND)
     host_why = _HOST_WHY.get(type(rule), why)
-    if pre_pop.out_channels != 1:  # pragma: no cover - the IR forbids it for these rules
+    if pre_pop.out_channels != 1 or post.kind not in ("lif", "li"):  # pragma: no cover - IR / plan forbid it
         raise UnsupportedKindError(rule.kind, BACKEND)
+    if isinstance(rule, SynapticQ) and not rule.modulator:
+        host_why += "; without a modulator it receives no reward on Lava and does not learn"
     return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, w.copy(), w.copy(), host=rule,
                     modulator=(rule.modulator_names[0] if rule.modulator_names else None))
 
 
-SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi"}
+SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi",
+                   "gated_synapse", "synaptic_q"}
 
 
 def support(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> dict:

@@ -173,21 +173,23 @@ def test_support_report(lava):
 
 
 def test_unsupported_kinds_raise(lava):
-    from plastix.ir import ENUCell, GatedSynapse
+    from plastix.ir import ENUCell
 
     cell = ENUCell(memory=2, in_channels=1, out_channels=1, w_z=np.zeros((2, 4)), w_r=np.zeros((2, 4)),
                    w_c=np.zeros((2, 4)), w_o=np.zeros((1, 2)))
     b = GraphBuilder(seed=0)
     x = b.input("x", 2)
-    h = b.cuba_lif("h", 2)
-    b.connect(x, h, weight=np.ones((2, 2)), rule=GatedSynapse(cell=cell))
+    h = b.gated("g", 2, cell)
+    b.connect(x, h, weight=np.ones((2, 2)))
     g = b.build(outputs=[h])
     with pytest.raises(UnsupportedKindError) as info:
         lava.support(g, "float")
-    assert info.value.kind == "gated_synapse" and info.value.backend == "lava"
+    assert info.value.kind == "gated" and info.value.backend == "lava"
+    with pytest.raises(UnsupportedKindError, match="gated"):
+        lava.compile(g, "float")
     b = GraphBuilder(seed=0)
     x = b.input("x", 2)
-    h = b.gated("g", 2, cell)
+    h = b.cuba_lif("h", 2, du=0.5, dv=0.5, vth=1.0, refractory=2)
     b.connect(x, h, weight=np.ones((2, 2)))
-    with pytest.raises(UnsupportedKindError, match="gated"):
-        lava.compile(b.build(outputs=[h]), "float")
+    with pytest.raises(UnsupportedKindError, match="refractory"):
+        lava.compile(b.build(outputs=[h]), "fixed")

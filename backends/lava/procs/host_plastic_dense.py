@@ -1,10 +1,10 @@
 """HostPlasticDense: a dense synapse whose plasticity rule runs as numpy code on the host.
 
 For IR rules Loihi's learning engine cannot express (SpikePropamine Hebbian/Oja/BCM, per-pre /
-per-post / per-synapse modulated STDP, triplet STDP, ...). Per time step, in this order (the
+per-post / per-synapse modulated STDP, triplet STDP, gated (ENU) synapses, synaptic Q-learning). Per time step, in this order (the
 ``Dense`` order, so timing equals a Lava ``Dense`` and the IR): send the activation computed in the
 previous step; receive the pre spikes ``x[t]``, the post spikes ``y[t]`` and the modulator source's
-output; project ``a = W_eff[t] x[t]``; update the weights and traces with
+output; project ``a = W_eff[t] x[t]`` (gated synapses: the cells' outputs); update the weights and traces with
 :func:`plastix.backends.lava.hostmath.rule_step` (``M[t]`` from the source's previous output).
 
 Fixed precision: weights and rule math stay float64; the activation sent to the fixed-point LIF is
@@ -33,8 +33,8 @@ class HostPlasticDense(AbstractProcess):
     None; ``mod_src_size`` the width of the modulator's source population.
     """
 
-    def __init__(self, *, weights, rule, mod_weight=None, fixed: bool = False, **kwargs) -> None:
-        super().__init__(weights=weights, rule=rule, mod_weight=mod_weight, fixed=fixed, **kwargs)
+    def __init__(self, *, weights, rule, mod_weight=None, fixed: bool = False, seed: int = 0, **kwargs) -> None:
+        super().__init__(weights=weights, rule=rule, mod_weight=mod_weight, fixed=fixed, seed=seed, **kwargs)
         n_post, n_pre = weights.shape
         self.s_in = InPort(shape=(n_pre,))
         self.s_post = InPort(shape=(n_post,))
@@ -57,7 +57,7 @@ class _HostPlasticModel(PyLoihiProcessModel):
         self._mod = proc_params["mod_weight"]
         self._fixed = bool(proc_params["fixed"])
         n_post, n_pre = proc_params["weights"].shape
-        self._state = hostmath.init_state(self._rule, n_post, n_pre)
+        self._state = hostmath.init_state(self._rule, n_post, n_pre, seed=int(proc_params.get("seed", 0)))
         self._a = np.zeros(n_post)
         self._src_prev = None if self._mod is None else np.zeros(self._mod["weight"].shape[1])
 
@@ -71,7 +71,7 @@ class _HostPlasticModel(PyLoihiProcessModel):
             m = hostmath.modulator_value(self._mod, self._src_prev)
             self._src_prev = src
         w = np.asarray(self.weights, dtype=np.float64)
-        self._a = hostmath.project(hostmath.effective_weight(self._rule, w, self._state), x)
+        self._a, self._state = hostmath.synapse_output(self._rule, w, self._state, x)
         w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1)
         self.weights[:] = w_new
         if "e" in self._state:
