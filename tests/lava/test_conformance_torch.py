@@ -74,3 +74,24 @@ def test_host_emulated_matches_torch_float64(lava, kind):
         got = res[name].detach().numpy().reshape(T, -1)
         assert 0.05 < out[name].mean() < 0.97, f"{name}: spike rate {out[name].mean():.2f} makes a weak test"
         np.testing.assert_array_equal(out[name], got, err_msg=f"{kind}: spikes of {name}")
+
+
+def test_refractory_lif_matches_torch_float64(lava):
+    """CubaLIF with a refractory period lowers to Lava's LIFRefractory (float only)."""
+    torch_backend = pytest.importorskip("plastix.backends.torch")
+    if not hasattr(torch_backend, "compile"):
+        pytest.skip("plastix.backends.torch.compile is not available yet")
+    import torch
+
+    rng = np.random.default_rng(2)
+    b = GraphBuilder(seed=2)
+    x = b.input("x", 6)
+    h = b.cuba_lif("h", 5, du=0.4, dv=0.3, vth=1.0, refractory=3)
+    b.connect(x, h, weight=rng.normal(0.8, 0.3, (5, 6)))
+    g = b.build(outputs=[h])
+    xin = spikes(T, 6, p=0.3, seed=4)
+    out = lava.compile(g, "float", timeout=60).run({"x": xin}, T, readback=False)
+    res, _ = torch_backend.compile(g, dtype=torch.float64).run({"x": torch.as_tensor(xin).reshape(T, 1, 6)})
+    assert lava.support(g, "float")["populations"]["h"]["why"] == "LIFRefractory"
+    assert 0.05 < out["h"].mean() < 0.3  # the refractory period caps the rate at 1/4
+    np.testing.assert_array_equal(out["h"], res["h"].detach().numpy().reshape(T, -1))
