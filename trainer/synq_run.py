@@ -1,27 +1,24 @@
-"""Runs of synaptic Q-learning and of its gradient-descent baseline, with checkpoints and logs.
+"""Runs of synaptic Q-learning and of its gradient-descent baseline (called by the CLI).
 
 ``train_synq(task, config, out_dir, *, seed, form, resume)`` and
-``train_gd_baseline(task, config, out_dir, *, seed, resume)`` are the CLI entry points. ``task`` and
-``config`` name an entry of :mod:`plastix.tasks.synq_configs`. Each run writes into ``out_dir``:
+``train_gd_baseline(task, config, out_dir, *, seed, resume)``: ``task`` and ``config`` name an
+entry of :mod:`plastix.tasks.synq_configs`. Both drive a job through the shared loop of
+:mod:`plastix.trainer.runner`; one runner *step* is a chunk of ``eval_every`` training iterations
+followed by an evaluation. Each run writes into ``out_dir``:
 
-* ``checkpoint.pt`` -- written atomically (temp file + ``os.replace``) every ``checkpoint_every``
-  iterations and at the end; ``resume=True`` continues from it and gives the same numbers as an
-  uninterrupted run (generator state, minibatch and histories are all saved);
-* ``metrics.jsonl`` -- one JSON line per evaluation (iteration, minibatch loss, train/valid loss and
-  accuracy, wall seconds);
-* ``result.json`` -- the returned dict; ``curves.png`` -- loss/accuracy curves;
+* ``checkpoint.pt`` (atomic; every ``checkpoint_every`` iterations, at the end and on interruption),
+  ``metrics.jsonl`` (one line per chunk: ``iteration``, minibatch loss, train/valid loss and
+  accuracy), ``curve.png``, ``config.json`` -- the runner's files. ``resume=True`` continues
+  from the checkpoint bit for bit (generator state, minibatch and histories are in the state);
+  a run can be extended by resuming with more ``iterations``.
+* ``result.json`` -- the returned dict;
 * ``policy.plx`` (synaptic Q only) -- the final Q table as a :class:`plastix.ir.SynapticQ` rule
   (:func:`plastix.trainer.synq.save_policy`), reloadable with ``policy=...``.
-
-(The shared checkpoint/progress module of the ES trainer did not exist when this was written; the
-checkpoint code here is minimal and local, see ``_atomic_torch_save``.)
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -30,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from plastix.ir import QUpdateForm
+from plastix.ir.serialize import atomic_write_bytes
 from plastix.tasks import synq_configs
 from plastix.tasks.datasets import SupervisedData, build
 
+from .runner import RunOptions, run
 from .synq import MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, rebase_loss, save_policy
 
 # ---------------------------------------------------------------------------------------------
@@ -65,51 +64,7 @@ def evaluate(spec: MLPSpec, theta: torch.Tensor, data: SupervisedData) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# files
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def _plot(history: list[dict], path: Path, title: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:  # plotting is optional
-        return
-    it = [h["iteration"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax1.plot(it, [h["train_loss"] for h in history], label="train")
-    ax1.plot(it, [h["valid_loss"] for h in history], label="valid")
-    ax1.set_xlabel("iteration"); ax1.set_ylabel("loss"); ax1.legend()
-    ax2.plot(it, [h["train_acc"] for h in history], label="train")
-    ax2.plot(it, [h["valid_acc"] for h in history], label="valid")
-    ax2.set_xlabel("iteration"); ax2.set_ylabel("accuracy"); ax2.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+# jobs for the shared runner
 
 
 def _experiment(task: str, config: str, iterations: int | None):
@@ -119,14 +74,139 @@ def _experiment(task: str, config: str, iterations: int | None):
     return exp
 
 
+def _load_data(exp, seed: int, dev: torch.device) -> SupervisedData:
+    data = build(exp.dataset, seed=seed)
+    return replace(data, **{k: getattr(data, k).to(dev) for k in ("x_train", "y_train", "x_valid", "y_valid")})
+
+
+class SynQJob:
+    """Runner job: state = :class:`SynQState` + generator state + current minibatch."""
+
+    def __init__(self, exp, data: SupervisedData, params: SynQParams, q0, *, seed: int, device, meta: dict):
+        self.exp, self.data, self.params, self.q0, self.seed, self.meta = exp, data, params, q0, int(seed), meta
+        self.dev = torch.device(device)
+        self.spec = MLPSpec(tuple(exp.sizes), hidden=exp.hidden, output=exp.output)
+        self.algo = SynQ(params, self.spec.bias_mask(self.dev))
+        self.lf = loss_of(data)
+        self.n_train = data.x_train.shape[0]
+        self.bs = min(exp.batch_size, self.n_train)
+        self.g = torch.Generator(device=self.dev).manual_seed(self.seed)
+
+    def config(self) -> dict:
+        exp = {k: v for k, v in asdict(self.exp).items() if k != "iterations"}  # runs may be extended
+        return {"method": "synaptic_q", **self.meta, "seed": self.seed, "experiment": exp,
+                "params": {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self.params).items()}}
+
+    def _batch_loss(self, idx):
+        xb, yb = self.data.x_train[idx], self.data.y_train[idx]
+        return lambda th: self.lf(self.spec.forward(th, xb), yb)
+
+    def init_state(self):
+        theta = self.spec.init(generator=self.g, scale=self.exp.init_scale, device=self.dev)
+        idx = torch.randperm(self.n_train, generator=self.g, device=self.dev)[:self.bs]
+        with torch.no_grad():
+            l0 = self._batch_loss(idx)(theta)
+        return {"synq": init_state(theta, l0, self.q0), "idx": idx, "batch_at": 0}
+
+    def step(self, state: dict, index: int):
+        exp = self.exp
+        st, idx, batch_at = state["synq"], state["idx"], state["batch_at"]
+        end = min((index + 1) * exp.eval_every, exp.iterations)
+        while st.iteration < end:
+            it = st.iteration
+            if it % exp.batch_interval == 0 and batch_at != it:  # reselect the minibatch
+                idx, batch_at = torch.randperm(self.n_train, generator=self.g, device=self.dev)[:self.bs], it
+                with torch.no_grad():
+                    st = rebase_loss(st, self._batch_loss(idx)(st.theta))
+            stop = min(end, (it // exp.batch_interval + 1) * exp.batch_interval)
+            if exp.step_switch_iteration > it:
+                stop = min(stop, exp.step_switch_iteration)
+            scale = exp.step_switch_factor if 0 <= exp.step_switch_iteration <= it else 1.0
+            st = self.algo.run(st, self._batch_loss(idx), stop - it, generator=self.g, step_scale=scale)
+        metrics = {"iteration": st.iteration, "batch_loss": float(st.prev_loss),
+                   **evaluate(self.spec, st.theta, self.data)}
+        return {"synq": st, "idx": idx, "batch_at": batch_at}, metrics
+
+    def state_dict(self, state: dict) -> dict:
+        st = state["synq"]
+        return {**{k: v for k, v in st._asdict().items()}, "generator": self.g.get_state(), "idx": state["idx"],
+                "batch_at": int(state["batch_at"])}
+
+    def load_state_dict(self, data: dict) -> dict:
+        self.g.set_state(data["generator"])
+        st = SynQState(*[data[k].to(self.dev) if isinstance(data[k], torch.Tensor) else data[k]
+                         for k in SynQState._fields])
+        return {"synq": st, "idx": data["idx"].to(self.dev), "batch_at": int(data["batch_at"])}
+
+
+class GDJob:
+    """Runner job for the gradient-descent baseline (same MLP, data and iteration budget)."""
+
+    def __init__(self, exp, data: SupervisedData, *, seed: int, device, meta: dict):
+        self.exp, self.data, self.seed, self.meta = exp, data, int(seed), meta
+        self.dev = torch.device(device)
+        self.spec = MLPSpec(tuple(exp.sizes), hidden=exp.hidden, output=exp.output)
+        self.lf = loss_of(data)
+        self.g = torch.Generator(device=self.dev).manual_seed(self.seed)
+
+    def config(self) -> dict:
+        exp = {k: v for k, v in asdict(self.exp).items() if k != "iterations"}
+        return {"method": "gradient_descent", **self.meta, "seed": self.seed, "experiment": exp}
+
+    def init_state(self):
+        return {"theta": self.spec.init(generator=self.g, scale=self.exp.init_scale, device=self.dev),
+                "iteration": 0}
+
+    def step(self, state: dict, index: int):
+        exp, data = self.exp, self.data
+        theta = state["theta"].clone().requires_grad_(True)
+        it = state["iteration"]
+        end = min((index + 1) * exp.eval_every, exp.iterations)
+        loss = torch.tensor(float("nan"))
+        while it < end:
+            if exp.gd_batch_size > 0:
+                idx = torch.randint(0, data.x_train.shape[0], (exp.gd_batch_size,), generator=self.g, device=self.dev)
+                xb, yb = data.x_train[idx], data.y_train[idx]
+            else:
+                xb, yb = data.x_train, data.y_train
+            loss = self.lf(self.spec.forward(theta, xb), yb)
+            (grad,) = torch.autograd.grad(loss, theta)
+            with torch.no_grad():
+                theta -= exp.gd_lr * grad
+            it += 1
+        theta = theta.detach()
+        metrics = {"iteration": it, "batch_loss": float(loss.detach()), **evaluate(self.spec, theta, data)}
+        return {"theta": theta, "iteration": it}, metrics
+
+    def state_dict(self, state: dict) -> dict:
+        return {"theta": state["theta"], "iteration": int(state["iteration"]), "generator": self.g.get_state()}
+
+    def load_state_dict(self, data: dict) -> dict:
+        self.g.set_state(data["generator"])
+        return {"theta": data["theta"].to(self.dev), "iteration": int(data["iteration"])}
+
+
+def _run(job, exp, out: Path, resume: bool, progress: bool, desc: str):
+    steps = math.ceil(exp.iterations / exp.eval_every)
+    every = max(1, exp.checkpoint_every // exp.eval_every)
+    return run(job, RunOptions(out_dir=out, total_steps=steps, resume=resume, checkpoint_every=every,
+                               progress=progress, plot_keys=("train_acc", "valid_acc", "batch_loss"),
+                               postfix_key="valid_acc", step_name="chunk", desc=desc))
+
+
+def _summary(records: list[dict], final: dict) -> dict:
+    return {"final": {k: final[k] for k in ("train_loss", "valid_loss", "train_acc", "valid_acc")},
+            "best_valid_acc": max((r["valid_acc"] for r in records), default=final["valid_acc"]),
+            "wall_s": round(sum(r.get("wall_time", 0.0) for r in records), 2)}
+
+
 # ---------------------------------------------------------------------------------------------
-# synaptic Q
+# entry points
 
 
 def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "additive", resume: bool = False,
                policy=None, train_policy: bool | None = None, iterations: int | None = None,
-               aggregation: str | None = None, device: str = "cpu",
-               log: Callable[[str], None] | None = print) -> dict:
+               aggregation: str | None = None, device: str = "cpu", progress: bool = False) -> dict:
     """Train an MLP with synaptic Q-learning on ``task`` (``synq_configs`` name) under ``config``
     (``"quick"`` | ``"paper"``), writing into ``out_dir`` (module doc).
 
@@ -134,174 +214,52 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     ``.plx`` file holding a :class:`SynapticQ` rule to start from; with a policy the table is
     static unless ``train_policy=True`` (the paper applies the boundary task's policy statically
     to OCR); without one a zero table is learned online. ``iterations`` overrides the config's
-    budget. Returns the dict also written to ``result.json``.
+    budget (and extends a resumed run). Returns the dict also written to ``result.json``.
     """
     exp = _experiment(task, config, iterations)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
-    data = build(exp.dataset, seed=seed)
-    data = replace(data, **{k: getattr(data, k).to(dev) for k in ("x_train", "y_train", "x_valid", "y_valid")})
-    spec = MLPSpec(tuple(exp.sizes), hidden=exp.hidden, output=exp.output)
-    q0 = None
-    if policy is not None:
-        q0, _ = load_policy(policy)
+    data = _load_data(exp, seed, dev)
+    q0 = load_policy(policy)[0] if policy is not None else None
     learn = (policy is None) if train_policy is None else bool(train_policy)
     params = SynQParams(step=exp.step, form=QUpdateForm(form), epsilon=exp.epsilon, gamma=exp.gamma, lr=exp.q_lr,
                         bias_step_scale=exp.bias_step_scale, aggregation=aggregation or exp.aggregation,
                         train_policy=learn)
-    algo = SynQ(params, spec.bias_mask(dev))
-    lf = loss_of(data)
-    n_train = data.x_train.shape[0]
-    bs = min(exp.batch_size, n_train)
-
-    g = torch.Generator(device=dev).manual_seed(int(seed))
-    ckpt_path = out / "checkpoint.pt"
-    history: list[dict] = []
-    elapsed0 = 0.0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        st = SynQState(*[ck["state"][k] for k in SynQState._fields])
-        g.set_state(ck["generator"])
-        idx, batch_at = ck["batch_idx"].to(dev), ck["batch_at"]
-        history, elapsed0 = ck["history"], ck["elapsed"]
-        if log:
-            log(f"[synq] resumed {task}/{config} at iteration {st.iteration}")
-    else:
-        theta = spec.init(generator=g, scale=exp.init_scale, device=dev)
-        idx, batch_at = torch.randperm(n_train, generator=g, device=dev)[:bs], 0
-        with torch.no_grad():
-            l0 = lf(spec.forward(theta, data.x_train[idx]), data.y_train[idx])
-        st = init_state(theta, l0, q0)
-        (out / "metrics.jsonl").write_text("")
-
-    xb, yb = data.x_train[idx], data.y_train[idx]
-
-    def batch_loss(th):
-        return lf(spec.forward(th, xb), yb)
-
-    t0 = time.perf_counter() - elapsed0
-
-    def save_ckpt():
-        _atomic_torch_save({"state": st._asdict(), "generator": g.get_state(), "batch_idx": idx, "batch_at": batch_at,
-                            "history": history,
-                            "elapsed": time.perf_counter() - t0, "task": task, "config": config, "seed": seed,
-                            "form": params.form.value}, ckpt_path)
-
-    with torch.no_grad():
-        while st.iteration < exp.iterations:
-            it = st.iteration
-            if it % exp.batch_interval == 0 and batch_at != it:  # reselect the minibatch
-                idx, batch_at = torch.randperm(n_train, generator=g, device=dev)[:bs], it
-                xb, yb = data.x_train[idx], data.y_train[idx]
-                st = rebase_loss(st, batch_loss(st.theta))
-            # run up to the next event (batch change, step switch, evaluation, checkpoint, end)
-            events = [exp.iterations, (it // exp.batch_interval + 1) * exp.batch_interval,
-                      (it // exp.eval_every + 1) * exp.eval_every,
-                      (it // exp.checkpoint_every + 1) * exp.checkpoint_every]
-            if exp.step_switch_iteration > it:
-                events.append(exp.step_switch_iteration)
-            stop = min(events)
-            scale = exp.step_switch_factor if 0 <= exp.step_switch_iteration <= it else 1.0
-            st = algo.run(st, batch_loss, stop - it, generator=g, step_scale=scale)
-            it = st.iteration
-            if it % exp.eval_every == 0 or it == exp.iterations:
-                rec = {"iteration": it, "batch_loss": float(st.prev_loss), **evaluate(spec, st.theta, data),
-                       "wall_s": round(time.perf_counter() - t0, 3)}
-                history.append(rec)
-                with open(out / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
-                if log:
-                    log(f"[synq {task}] it {it:>7d}  batch {rec['batch_loss']:.4f}  train {rec['train_acc']:.4f}  "
-                        f"valid {rec['valid_acc']:.4f}  {rec['wall_s']:.1f}s")
-            if it % exp.checkpoint_every == 0 or it == exp.iterations:
-                save_ckpt()
-
-    wall = time.perf_counter() - t0
-    final = history[-1] if history else evaluate(spec, st.theta, data)
+    meta = {"task": task, "config": config, "policy_in": str(policy) if policy is not None else None}
+    job = SynQJob(exp, data, params, q0, seed=seed, device=dev, meta=meta)
+    res = _run(job, exp, out, resume, progress, f"synq {task}/{config}/{params.form.value}")
+    st: SynQState = res.state["synq"]
+    final = res.records[-1] if res.records else evaluate(job.spec, st.theta, data)
     save_policy(out / "policy.plx", st.q, params,
                 metadata={"task": task, "config": config, "seed": int(seed), "iterations": int(st.iteration),
                           "trained_policy": bool(learn)})
     result = {"method": "synaptic_q", "task": task, "config": config, "dataset": exp.dataset, "note": data.note,
               "seed": int(seed), "form": params.form.value, "aggregation": params.aggregation.value,
-              "policy_in": str(policy) if policy is not None else None, "train_policy": learn,
-              "iterations": int(st.iteration), "n_synapses": spec.n_params, "sizes": list(spec.sizes),
-              "final": {k: final[k] for k in ("train_loss", "valid_loss", "train_acc", "valid_acc")},
-              "best_valid_acc": max((h["valid_acc"] for h in history), default=final["valid_acc"]),
-              "wall_s": round(wall, 2), "iters_per_s": round(st.iteration / max(wall, 1e-9), 1),
+              "policy_in": meta["policy_in"], "train_policy": learn, "iterations": int(st.iteration),
+              "n_synapses": job.spec.n_params, "sizes": list(job.spec.sizes), **_summary(res.records, final),
               "experiment": asdict(exp), "policy_out": str(out / "policy.plx")}
-    _atomic_write_text(out / "result.json", json.dumps(result, indent=1))
-    _plot(history, out / "curves.png", f"synaptic Q ({params.form.value}) {task}")
+    result["iters_per_s"] = round(result["iterations"] / max(result["wall_s"], 1e-9), 1)
+    atomic_write_bytes(out / "result.json", json.dumps(result, indent=1).encode())
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# gradient-descent baseline
-
-
 def train_gd_baseline(task: str, config: str, out_dir, *, seed: int, resume: bool = False,
-                      iterations: int | None = None, device: str = "cpu",
-                      log: Callable[[str], None] | None = print) -> dict:
+                      iterations: int | None = None, device: str = "cpu", progress: bool = False) -> dict:
     """Plain gradient descent (no momentum, no regularisation) on the same MLP, data split and
     iteration budget; full batch with ``gd_lr`` 0.1 as in the paper unless ``gd_batch_size`` > 0."""
     exp = _experiment(task, config, iterations)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
-    data = build(exp.dataset, seed=seed)
-    data = replace(data, **{k: getattr(data, k).to(dev) for k in ("x_train", "y_train", "x_valid", "y_valid")})
-    spec = MLPSpec(tuple(exp.sizes), hidden=exp.hidden, output=exp.output)
-    lf = loss_of(data)
-    g = torch.Generator(device=dev).manual_seed(int(seed))
-    n_train = data.x_train.shape[0]
-    ckpt_path = out / "checkpoint.pt"
-    history: list[dict] = []
-    it, elapsed0 = 0, 0.0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        theta, it, history, elapsed0 = ck["theta"], ck["iteration"], ck["history"], ck["elapsed"]
-        g.set_state(ck["generator"])
-    else:
-        theta = spec.init(generator=g, scale=exp.init_scale, device=dev)
-        (out / "metrics.jsonl").write_text("")
-    theta = theta.clone().requires_grad_(True)
-    t0 = time.perf_counter() - elapsed0
-    bs = exp.gd_batch_size
-    while it < exp.iterations:
-        if bs > 0:
-            idx = torch.randint(0, n_train, (bs,), generator=g, device=dev)
-            xb, yb = data.x_train[idx], data.y_train[idx]
-        else:
-            xb, yb = data.x_train, data.y_train
-        loss = lf(spec.forward(theta, xb), yb)
-        (grad,) = torch.autograd.grad(loss, theta)
-        with torch.no_grad():
-            theta -= exp.gd_lr * grad
-        it += 1
-        if it % exp.eval_every == 0 or it == exp.iterations:
-            rec = {"iteration": it, "batch_loss": float(loss.detach()), **evaluate(spec, theta.detach(), data),
-                   "wall_s": round(time.perf_counter() - t0, 3)}
-            history.append(rec)
-            with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            if log:
-                log(f"[gd {task}] it {it:>7d}  train {rec['train_acc']:.4f}  valid {rec['valid_acc']:.4f}  "
-                    f"{rec['wall_s']:.1f}s")
-        if it % exp.checkpoint_every == 0 or it == exp.iterations:
-            _atomic_torch_save({"theta": theta.detach(), "iteration": it, "history": history,
-                                "generator": g.get_state(), "elapsed": time.perf_counter() - t0}, ckpt_path)
-    wall = time.perf_counter() - t0
-    final = history[-1] if history else evaluate(spec, theta.detach(), data)
+    data = _load_data(exp, seed, dev)
+    job = GDJob(exp, data, seed=seed, device=dev, meta={"task": task, "config": config})
+    res = _run(job, exp, out, resume, progress, f"gd {task}/{config}")
+    final = res.records[-1] if res.records else evaluate(job.spec, res.state["theta"], data)
     result = {"method": "gradient_descent", "task": task, "config": config, "dataset": exp.dataset,
-              "note": data.note, "seed": int(seed), "lr": exp.gd_lr, "batch": bs or "full",
-              "iterations": it, "n_synapses": spec.n_params, "sizes": list(spec.sizes),
-              "final": {k: final[k] for k in ("train_loss", "valid_loss", "train_acc", "valid_acc")},
-              "best_valid_acc": max((h["valid_acc"] for h in history), default=final["valid_acc"]),
-              "wall_s": round(wall, 2), "experiment": asdict(exp)}
-    _atomic_write_text(out / "result.json", json.dumps(result, indent=1))
-    _plot(history, out / "curves.png", f"gradient descent {task}")
+              "note": data.note, "seed": int(seed), "lr": exp.gd_lr, "batch": exp.gd_batch_size or "full",
+              "iterations": int(res.state["iteration"]), "n_synapses": job.spec.n_params,
+              "sizes": list(job.spec.sizes), **_summary(res.records, final), "experiment": asdict(exp)}
+    atomic_write_bytes(out / "result.json", json.dumps(result, indent=1).encode())
     return result
-
 
 def main(argv=None) -> None:
     """``python -m plastix.trainer.synq_run TASK CONFIG OUT_DIR [--seed N] [--form F] [--method synq|gd]
@@ -323,14 +281,14 @@ def main(argv=None) -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
-    log = None if a.quiet else print
     if a.method == "gd":
         res = train_gd_baseline(a.task, a.config, a.out_dir, seed=a.seed, resume=a.resume, iterations=a.iterations,
-                                log=log)
+                                progress=not a.quiet)
     else:
         tp = None if a.train_policy is None else bool(a.train_policy)
         res = train_synq(a.task, a.config, a.out_dir, seed=a.seed, form=a.form, resume=a.resume, policy=a.policy,
-                         train_policy=tp, iterations=a.iterations, aggregation=a.aggregation, log=log)
+                         train_policy=tp, iterations=a.iterations, aggregation=a.aggregation,
+                         progress=not a.quiet)
     print(json.dumps({k: res[k] for k in ("method", "task", "seed", "iterations", "final", "best_valid_acc",
                                           "wall_s")}))
 

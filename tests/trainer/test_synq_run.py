@@ -43,7 +43,7 @@ def test_load_policy_without_synaptic_q_fails_clearly(tmp_path):
 
 
 def test_trained_policy_reloads_and_trains_a_new_network(tmp_path):
-    res = train_synq("boundary", "quick", tmp_path / "learn", seed=0, form="additive", iterations=1000, log=None)
+    res = train_synq("boundary", "quick", tmp_path / "learn", seed=0, form="additive", iterations=1000)
     assert res["train_policy"] and Path(res["policy_out"]).exists()
     q, params = load_policy(res["policy_out"])
     assert q.abs().sum() > 0
@@ -62,17 +62,17 @@ def test_trained_policy_reloads_and_trains_a_new_network(tmp_path):
     assert torch.equal(st.q, q)  # static: table untouched
     assert float(loss(st.theta)) < 0.9 * float(loss(theta))
     # and through train_synq: a given policy is static by default and is written back unchanged
-    res2 = train_synq("digits_0hu", "quick", tmp_path / "reuse", seed=1, policy=res["policy_out"], log=None)
+    res2 = train_synq("digits_0hu", "quick", tmp_path / "reuse", seed=1, policy=res["policy_out"])
     assert not res2["train_policy"]
     q_out, _ = load_policy(res2["policy_out"])
     assert torch.equal(q_out, q)
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    full = train_synq("digits_32hu", "quick", tmp_path / "full", seed=3, log=None)
-    part = train_synq("digits_32hu", "quick", tmp_path / "part", seed=3, iterations=200, log=None)
+    full = train_synq("digits_32hu", "quick", tmp_path / "full", seed=3)
+    part = train_synq("digits_32hu", "quick", tmp_path / "part", seed=3, iterations=200)
     assert part["iterations"] == 200
-    resumed = train_synq("digits_32hu", "quick", tmp_path / "part", seed=3, resume=True, log=None)
+    resumed = train_synq("digits_32hu", "quick", tmp_path / "part", seed=3, resume=True)
     assert resumed["iterations"] == full["iterations"] == 400
     assert resumed["final"] == full["final"]
     qa, _ = load_policy(tmp_path / "full" / "policy.plx")
@@ -83,7 +83,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
 
 
 def test_run_writes_files_and_multiplicative_form(tmp_path):
-    res = train_synq("boundary", "quick", tmp_path, seed=0, form="multiplicative", log=None)
+    res = train_synq("boundary", "quick", tmp_path, seed=0, form="multiplicative")
     assert res["form"] == "multiplicative"
     for name in ("checkpoint.pt", "metrics.jsonl", "result.json", "policy.plx"):
         assert (tmp_path / name).exists(), name
@@ -91,16 +91,16 @@ def test_run_writes_files_and_multiplicative_form(tmp_path):
 
 
 def test_gd_baseline_learns_digits(tmp_path):
-    res = train_gd_baseline("digits_0hu", "quick", tmp_path, seed=0, log=None)
+    res = train_gd_baseline("digits_0hu", "quick", tmp_path, seed=0)
     assert res["method"] == "gradient_descent" and res["iterations"] == 400
     assert res["final"]["valid_acc"] > 0.7
 
 
 def test_unknown_names_list_the_known_ones(tmp_path):
     with pytest.raises(KeyError, match="known"):
-        train_synq("nope", "quick", tmp_path, seed=0, log=None)
+        train_synq("nope", "quick", tmp_path, seed=0)
     with pytest.raises(KeyError, match="known"):
-        train_synq("boundary", "huge", tmp_path, seed=0, log=None)
+        train_synq("boundary", "huge", tmp_path, seed=0)
 
 
 def test_benchmark_quick_runs():
