@@ -123,7 +123,8 @@ class _InputLowering(_PopLowering):
 class _LIFLowering(_PopLowering):
     def bind(self, prm):  # noqa: ANN001
         n = self.name
-        return nrn.LIFParams(prm[f"{n}/du"], prm[f"{n}/dv"], prm[f"{n}/vth"], prm[f"{n}/bias"], self.pop.refractory)
+        return nrn.LIFParams(1.0 - prm[f"{n}/du"], 1.0 - prm[f"{n}/dv"], prm[f"{n}/vth"], prm[f"{n}/bias"],
+                             self.pop.refractory)
 
     def init(self, P, B, like, generator):  # noqa: ANN001
         z = like.new_zeros(P, B, self.size)
@@ -136,7 +137,7 @@ class _LIFLowering(_PopLowering):
 class _LILowering(_PopLowering):
     def bind(self, prm):  # noqa: ANN001
         n = self.name
-        return nrn.LIParams(prm[f"{n}/du"], prm[f"{n}/dv"], prm[f"{n}/bias"])
+        return nrn.LIParams(1.0 - prm[f"{n}/du"], 1.0 - prm[f"{n}/dv"], prm[f"{n}/bias"])
 
     def init(self, P, B, like, generator):  # noqa: ANN001
         z = like.new_zeros(P, B, self.size)
@@ -409,6 +410,10 @@ class _ProjLowering:
         if proj.sign is not None and bool(np.any(proj.sign != 0)):
             self.sign_name = net._add_buffer(f"sign_{len(net._projs)}", torch.as_tensor(np.array(proj.sign), dtype=net.dtype))
             self.all_signed = bool(np.all(proj.sign != 0))
+        self.sm_name = None
+        if self.sign_name and self.all_signed and self.mask_name:
+            self.sm_name = net._add_buffer(f"signmask_{len(net._projs)}", torch.as_tensor(
+                np.array(proj.sign) * np.array(proj.mask), dtype=net.dtype))
         self.rule = None
         if proj.rule is not None:
             cls = LOWERING.get(proj.rule.kind)
@@ -416,8 +421,11 @@ class _ProjLowering:
                 raise UnsupportedKindError(proj.rule.kind, BACKEND, tuple(LOWERING))
             self.rule = cls(proj.rule, proj, f"{proj.name}/rule", net)
 
-    def effective(self, w: torch.Tensor, mask: Optional[torch.Tensor], sign: Optional[torch.Tensor]) -> torch.Tensor:
-        """``where(sign == 0, w, sign |w|) * mask``."""
+    def effective(self, w: torch.Tensor, mask: Optional[torch.Tensor], sign: Optional[torch.Tensor],
+                  sm: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``where(sign == 0, w, sign |w|) * mask`` (``sm = sign * mask`` when every synapse is signed)."""
+        if sm is not None:
+            return sm * w.abs()
         if sign is not None:
             w = sign * w.abs() if self.all_signed else torch.where(sign != 0, sign * w.abs(), w)
         if mask is not None:
@@ -541,9 +549,10 @@ class TorchNetwork(nn.Module):
         for pr in self._projs:
             mask = getattr(self, pr.mask_name) if pr.mask_name else None
             sign = getattr(self, pr.sign_name) if pr.sign_name else None
+            sm = getattr(self, pr.sm_name) if pr.sm_name else None
             w0 = prm[pr.wkey]
             static = pr.rule is None or not pr.rule.plastic_weight
-            weights[pr.name] = (w0, pr.effective(w0, mask, sign) if static else None, mask, sign)
+            weights[pr.name] = (w0, pr.effective(w0, mask, sign, sm) if static else None, mask, sign, sm)
         mods = {n: (prm[f"{n}/weight"], prm[f"{n}/bias"]) for n in self._used_mods}
         return pops, rules, weights, mods
 
@@ -559,7 +568,7 @@ class TorchNetwork(nn.Module):
         out, neur, projs = {}, {}, {}
         for p in self._pops:
             out[p.name], neur[p.name] = p.init(P, B, like, generator)
-        a = {p.name: like.new_zeros(P, B, *p.in_shape()) for p in self._pops}
+        a = {p.name: like.new_zeros(P, B, *p.in_shape()) for p in self._pops if not isinstance(p, _InputLowering)}
         _, rules, weights, _ = self._bind(prm)
         for pr in self._projs:
             buf = tuple(like.new_zeros(P, B, *self._popd[pr.pre].out_shape()) for _ in range(pr.delay))
@@ -605,20 +614,20 @@ class TorchNetwork(nn.Module):
                 buf = (out[pr.pre],) + ps.buf[:-1]
             else:
                 x, buf = out[pr.pre], ()
-            w0, w_eff, mask, sign = weights[pr.name]
+            w0, w_eff, mask, sign, sm = weights[pr.name]
             rs = ps.rule
             if pr.rule is None:
                 contrib = _project(x, w_eff)
             elif not pr.rule.plastic_weight:
                 contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff)
             else:
-                w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign)
+                w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign, sm)
                 contrib = _project(x, w_t)
                 rs = pr.rule.learn(x, out[pr.post], mods, rs, rules_b[pr.name], t, reward, generator, mask)
             a[pr.post] = contrib if pr.post not in a else a[pr.post] + contrib
             projs[pr.name] = ProjState(buf, rs)
         for p in self._pops:
-            if p.name not in a:
+            if p.name not in a and not isinstance(p, _InputLowering):
                 a[p.name] = torch.zeros_like(state.a[p.name])
         return {n: out[n] for n in self.outputs}, NetState(t + 1, out, a, neur, projs)
 

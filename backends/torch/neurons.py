@@ -41,8 +41,10 @@ class LIFState(NamedTuple):
 
 
 class LIFParams(NamedTuple):
-    du: torch.Tensor
-    dv: torch.Tensor
+    """``keep_u = 1 - du`` and ``keep_v = 1 - dv`` (precomputed once per run)."""
+
+    keep_u: torch.Tensor
+    keep_v: torch.Tensor
     vth: torch.Tensor
     bias: torch.Tensor
     refractory: int
@@ -50,8 +52,8 @@ class LIFParams(NamedTuple):
 
 def lif_step(a: torch.Tensor, state: LIFState, p: LIFParams, spike: Spike) -> tuple[torch.Tensor, LIFState]:
     """One step of :class:`plastix.ir.CubaLIF`: ``a`` ``(P, B, size)`` -> spikes ``(P, B, size)``."""
-    u = (1.0 - p.du) * state.u + a
-    v = (1.0 - p.dv) * state.v + u + p.bias
+    u = p.keep_u * state.u + a
+    v = p.keep_v * state.v + u + p.bias
     if p.refractory:
         v = torch.where(state.ref > 0, state.v, v)
     s = spike(v - p.vth)
@@ -68,15 +70,15 @@ class LIState(NamedTuple):
 
 
 class LIParams(NamedTuple):
-    du: torch.Tensor
-    dv: torch.Tensor
+    keep_u: torch.Tensor  # 1 - du
+    keep_v: torch.Tensor  # 1 - dv
     bias: torch.Tensor
 
 
 def li_step(a: torch.Tensor, state: LIState, p: LIParams) -> tuple[torch.Tensor, LIState]:
     """One step of :class:`plastix.ir.LIReadout`; the output is ``v``."""
-    u = (1.0 - p.du) * state.u + a
-    v = (1.0 - p.dv) * state.v + u + p.bias
+    u = p.keep_u * state.u + a
+    v = p.keep_v * state.v + u + p.bias
     return v, LIState(u, v)
 
 
