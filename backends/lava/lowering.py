@@ -60,14 +60,20 @@ def _run_cfg(precision: str) -> Loihi2SimCfg:
     return Loihi2SimCfg(select_tag=_TAG[precision], exception_proc_model_map=exc)
 
 
-def _learning_rule(engine: dict):
+def _learning_rule(engine: dict, precision: str):
     common = dict(dw=engine["dw"], dt=engine["dt"] if engine["dt"].strip() else None,
                   dd=engine["dd"] if engine["dd"].strip() else None,
                   x1_impulse=engine["x1_impulse"], x1_tau=engine["x1_tau"],
                   x2_impulse=engine["x2_impulse"], x2_tau=engine["x2_tau"],
                   t_epoch=engine["t_epoch"], rng_seed=engine["rng_seed"])
     if engine["kind"] == "3f":
-        return Loihi3FLearningRule(**common)
+        rule = Loihi3FLearningRule(**common)
+        if precision == "float":
+            # Loihi3FLearningRule leaves the y traces to the neuron but still gives them tau 2^16 - 1,
+            # so the float engine decays y1..y3 by exp(-1/65535) per step inside each epoch (a relative
+            # 1.5e-5 per step). tau = inf makes that decay exactly 1: y1..y3 are used as sent.
+            rule._y1_tau = rule._y2_tau = rule._y3_tau = np.inf
+        return rule
     return Loihi2FLearningRule(**common, y1_impulse=engine["y1_impulse"], y1_tau=engine["y1_tau"])
 
 
@@ -96,7 +102,7 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
     conns = {}
     for pr in plan.projs.values():
         if pr.how == ENGINE:
-            rule = _learning_rule(pr.engine)
+            rule = _learning_rule(pr.engine, plan.precision)
             extra = {}
             if fixed:
                 extra = dict(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plastix.ir import (BCM, ENUCell, EligibilityTrace, GatedSynapse, GraphBuilder, GRUCell, HebbianDecay,
+from plastix.ir import (BCM, ENUCell, EligibilityTrace, GatedSynapse, GraphBuilder, GRUCell, HebbianDecay, LoihiRule,
                         ModulationMode, Oja, PairSTDP, SynapticQ, ThreeFactor, TripletSTDP)
 
 from .conftest import spikes
@@ -95,3 +95,55 @@ def test_refractory_lif_matches_torch_float64(lava):
     assert lava.support(g, "float")["populations"]["h"]["why"] == "LIFRefractory"
     assert 0.05 < out["h"].mean() < 0.3  # the refractory period caps the rate at 1/4
     np.testing.assert_array_equal(out["h"], res["h"].detach().numpy().reshape(T, -1))
+
+
+def _learning_graph(variant: str):
+    rng = np.random.default_rng(3)
+    b = GraphBuilder(seed=3)
+    x = b.input("x", 5)
+    r = b.input("reward", 1)
+    h = b.cuba_lif("h", 4, du=0.5, dv=0.5, vth=3.0)
+    o = b.cuba_lif("o", 3, du=0.5, dv=0.5, vth=3.0)
+    b.modulator("m", r, 1, weight=np.array([[1.0]]))
+    if variant == "loihi_2f":
+        rule = LoihiRule(dw="2^-6*x1*y0 - 2^-6*y1*x0", x1_impulse=1, x1_tau=8, y1_impulse=1, y1_tau=6, t_epoch=2)
+    elif variant == "loihi_3f":
+        rule = LoihiRule(dw="u0*t*y2", dt="2^-6*x1*y0 - 2^-6*y1*x0 - u0*t*2^-2", x1_impulse=1, x1_tau=8,
+                         y1_impulse=1, y1_tau=6, modulator="m")
+    elif variant == "pair_stdp":
+        rule = PairSTDP(eta_plus=0.01, eta_minus=0.012, decay_pre=0.8, decay_post=0.7)
+    else:
+        stdp = PairSTDP(eta_plus=2.0 ** -6, eta_minus=2.0 ** -6, decay_pre=0.8, decay_post=0.7)
+        rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.75), modulator="m")
+    b.connect(x, h, weight=rng.normal(0.9, 0.3, (4, 5)), rule=rule, name="plastic")
+    b.connect(h, o, weight=rng.normal(0.9, 0.3, (3, 4)), name="h_o")
+    return b.build(outputs=[o, h])
+
+
+LEARNING = [("loihi_2f", "auto", "learning engine"), ("loihi_3f", "auto", "learning engine"),
+            ("pair_stdp", "exact", "host-emulated"), ("three_factor_global", "exact", "host-emulated")]
+
+
+@pytest.mark.parametrize("variant,engine,how", LEARNING, ids=[v for v, _, _ in LEARNING])
+def test_learning_matches_torch_float64(lava, variant, engine, how):
+    """Loihi rules on Lava's float learning engine (2F, and 3F through ThreeFactorLIF) and the IR's
+    STDP rules host-emulated: same spikes and final weights as the torch backend."""
+    torch_backend = pytest.importorskip("plastix.backends.torch")
+    if not hasattr(torch_backend, "compile"):
+        pytest.skip("plastix.backends.torch.compile is not available yet")
+    import torch
+
+    g = _learning_graph(variant)
+    x, rew = spikes(T, 5, p=0.3, seed=11), spikes(T, 1, p=0.5, seed=12)
+    net = lava.compile(g, "float", timeout=90, learning_engine=engine)
+    assert net.support()["rules"]["plastic"]["how"] == how
+    out = net.run({"x": x, "reward": rew}, T)
+    res, state = torch_backend.compile(g, dtype=torch.float64).run(
+        {"x": torch.as_tensor(x).reshape(T, 1, 5), "reward": torch.as_tensor(rew).reshape(T, 1, 1)})
+    for name in ("h", "o"):
+        assert 0.05 < out[name].mean() < 0.97, f"{name}: spike rate {out[name].mean():.2f} makes a weak test"
+        np.testing.assert_array_equal(out[name], res[name].detach().numpy().reshape(T, -1), err_msg=name)
+    w_torch = state.projs["plastic"].rule.w[0, 0].detach().numpy()
+    w0 = np.asarray(g.projection("plastic").weight)
+    assert np.abs(w_torch - w0).max() > 1e-3, "no learning: the test would be weak"
+    np.testing.assert_allclose(net.weights()["plastic"], w_torch, rtol=1e-12, atol=1e-12)

@@ -4,8 +4,9 @@ lava-nc 0.10.0's own ``LearningLIF`` models never read ``a_third_factor_in`` and
 ``s_out_bap`` / ``s_out_y1..y3``, so a ``LearningDense`` with a ``Loihi3FLearningRule`` deadlocks
 waiting for them (lava-notes.md, Q4). These models, per time step, after the LIF dynamics:
 
-* ``y1`` = post trace: ``y1 <- y1 * exp(-1 / y1_tau) + y1_impulse * s`` using the *previous*
-  step's spikes (fixed point: floor, clipped to the 7-bit range 0..127);
+* ``y1`` = post trace: ``y1 <- y1 * exp(-1 / y1_tau) + y1_impulse * s`` including this step's
+  spikes, as the learning engine's own y1 of a two-factor rule (fixed point: floor, clipped to the
+  7-bit range 0..127);
 * ``y2`` = the third factor read from ``a_third_factor_in`` (the modulator, delivered through a
   graded ``Dense``); ``y3`` stays 0;
 * sends ``s_out_bap`` (this step's spikes) and ``y1, y2, y3``.
@@ -42,8 +43,8 @@ class _ThreeFactorMixin:
         self._y1_impulse = float(self.proc_params.get("y1_impulse", 16.0))
 
     def run_spk(self) -> None:
-        self.y1 = self._cast_trace(self.y1 * self._y1_decay + self._y1_impulse * self.s_out_buff)
         super().run_spk()  # LIF dynamics; sets s_out_buff and sends s_out
+        self.y1 = self._cast_trace(self.y1 * self._y1_decay + self._y1_impulse * self.s_out_buff)
         self.y2 = self._cast_third(self.a_third_factor_in.recv())
         self.s_out_bap.send(self.s_out_buff)
         self.s_out_y1.send(self.y1)
