@@ -6,7 +6,8 @@ and calling ``stop()`` after a worker error hangs too (see ``/work/shared/lava-n
 So plastix never runs Lava in the caller's process. :func:`run_isolated`:
 
 1. forks one child (``multiprocessing`` ``fork`` context, independent of the global start method),
-   which calls :func:`os.setsid` so that it and every Lava worker it forks share one process group;
+   which calls :func:`os.setsid` so that it and every Lava worker it forks share one process group
+   (a watchdog thread there kills that group if the parent dies);
 2. in the child, renames Python's shared-memory segments to ``psm_plx<child pid>_<random>`` so the
    parent knows exactly which ``/dev/shm`` entries belong to this run;
 3. runs ``job()`` there and sends back ``("ok", result)`` or ``("error", LavaRunError)`` through a
@@ -24,6 +25,7 @@ import multiprocessing
 import os
 import secrets
 import signal
+import threading
 import time
 import traceback
 from multiprocessing import resource_tracker
@@ -68,10 +70,21 @@ def shm_entries(prefix: str = "psm_") -> list[str]:
         return []
 
 
-def _child_main(job: Callable[[], Any], conn) -> None:
+def _watchdog(parent: int, deadline: float) -> None:
+    """In the child: kill our whole process group if the parent dies or long after the deadline
+    (the parent normally does this; this covers a parent killed with SIGKILL)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent or time.monotonic() > deadline:
+            _unlink_segments(_shm_prefix(os.getpid()))  # nobody else will
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _child_main(job: Callable[[], Any], conn, parent: int, deadline: float) -> None:
     code = 0
     try:
         os.setsid()
+        threading.Thread(target=_watchdog, args=(parent, deadline), daemon=True).start()
         prefix = _shm_prefix(os.getpid())
         from multiprocessing import shared_memory
 
@@ -128,7 +141,8 @@ def run_isolated(job: Callable[[], Any], *, timeout: float, what: str = "Lava ru
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     resource_tracker.ensure_running()
     recv, send = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=_child_main, args=(job, send), name="plastix-lava-run", daemon=False)
+    child = _FORK.Process(target=_child_main, args=(job, send, os.getpid(), time.monotonic() + timeout + 30.0),
+                          name="plastix-lava-run", daemon=False)
     child.start()
     send.close()
     pid = child.pid

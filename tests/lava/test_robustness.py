@@ -85,3 +85,46 @@ def test_fifty_cycles_leak_nothing(lava):
         np.testing.assert_array_equal(out["y"], first["y"])
     assert _children() <= children, "child processes left behind"
     assert _shm() <= shm, "/dev/shm segments left behind"
+
+
+_HANGING_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import plastix.backends.lava as lava
+from tests.lava.conftest import static_graph, spikes
+net = lava.compile(static_graph("float", readout=False), "float", timeout=300,
+                   debug_fault=lava.FaultSpec(at=3, mode="hang"))
+print("running", flush=True)
+net.run({{"x": spikes(30, 20)}}, 30)
+"""
+
+
+def test_killed_parent_leaves_no_lava_processes_or_memory():
+    """SIGKILL the process that called run(): the run's watchdog kills its workers and frees its memory."""
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    root = str(pathlib.Path(__file__).resolve().parents[2])
+    before = _shm()
+    proc = subprocess.Popen([sys.executable, "-c", _HANGING_SCRIPT.format(root=root)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        deadline = time.monotonic() + 60
+        mine: set[str] = set()
+        while not mine and time.monotonic() < deadline:  # wait until the Lava run is up
+            mine = {n for n in _shm() - before if n.startswith("psm_plx")}
+            time.sleep(0.2)
+        assert mine, "the run never started"
+        host = int(next(iter(mine))[len("psm_plx"):].split("_")[0])  # pid of the run's host process
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (os.path.exists(f"/proc/{host}") or _shm() & mine):
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{host}"), "the run's host process survived its parent"
+    assert not (_shm() & mine), "shared memory of the killed run left in /dev/shm"
