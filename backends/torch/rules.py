@@ -337,9 +337,8 @@ def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.
     xs, ys = state.x, state.y
     multi_x = (state.tx > 0) & sx
     multi_y = (state.ty > 0) & sy
-    if bool(multi_x.any()):
+    if p.t_epoch > 1:  # a second spike within one epoch adds the impulse at once (Lava)
         xs = xs + torch.stack([multi_x.to(xs.dtype) * i for i in p.x_imp])
-    if bool(multi_y.any()):
         ys = ys + torch.stack([multi_y.to(ys.dtype) * i for i in p.y_imp])
     if third is not None:
         ys = torch.stack([ys[0], third.expand_as(ys[1]), ys[2]])
