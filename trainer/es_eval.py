@@ -1,15 +1,19 @@
 r"""Whole-population evaluation of gated-unit models on batched tasks.
 
-**Temporary local evaluator.** The torch backend's graph compiler (``plastix.backends.torch``)
-was not available when this was written, so the gated cells are computed here, vectorised over
-the population: every parameter carries a leading ``P`` dim and each gate is one batched matmul
-``(P, E, K) x (P, K, M) -> (P, E, M)`` (Bertens & Lee 2020, Methods, "Implementation"); there is no
-Python loop over individuals, units or envs, only over time steps. The equations are those of
-:class:`plastix.ir.ENUCell`, :class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not
-repeated here); ``tests/trainer/test_models_eval.py`` checks these steps against the backend's
-``backends/torch/neurons.py`` step functions when that module is importable. Once the backend
-compiles :class:`~plastix.ir.GatedPopulation` / :class:`~plastix.ir.GatedSynapse` graphs with
-per-individual parameters and a delay-free input drive, :func:`evaluate_population` should call it.
+**Local evaluator (documented stand-in for the backend).** When this was written the torch
+backend's graph compiler was not available; it is now (``plastix.backends.torch.compile``, with
+per-individual ``params=``), and ``tests/trainer/test_models_eval.py`` checks that the graphs of
+:meth:`ModelSpec.to_graph <plastix.trainer.models.ModelSpec.to_graph>` compiled there give exactly
+these outputs, one step later. That one step is why ES still uses this evaluator: the IR delivers
+an observation through a projection (one-step latency), while the paper's mimic tasks ask the unit
+to answer ``x_t`` at ``t``. Switching to the backend needs a delay-free input drive in the IR/backend
+(or tasks that score outputs one step late).
+
+Here the gated cells are vectorised over the population: every parameter carries a leading ``P``
+dim and each gate is one batched matmul ``(P, E, K) x (P, K, M) -> (P, E, M)`` (Bertens & Lee
+2020, Methods, "Implementation"); there is no Python loop over individuals, units or envs, only
+over time steps. The equations are those of :class:`plastix.ir.ENUCell`,
+:class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not repeated here).
 """
 from __future__ import annotations
 
