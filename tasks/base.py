@@ -138,7 +138,7 @@ class BatchedTask(abc.ABC):
             obs = torch.where(sel, obs_new, obs)
             reward = torch.where(prev, torch.zeros_like(reward), reward)
             term, trunc = term & ~prev, trunc & ~prev
-            info = self._info()
+            info = {**info, **self._info()}
         else:
             obs, reward, term, trunc, info = self._step(action, active=None)
         self._prev_done = term | trunc
