@@ -118,6 +118,9 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
             if fixed:
                 extra = dict(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"],
                              sign_mode=SignMode(pr.dense["sign_mode"]))
+            x = inputs.get(pr.pre)
+            if x is not None and not np.all((x == 0) | (x == 1)):
+                extra["num_message_bits"] = 24  # graded input values: a = W x (Dense uses a dot product)
             if pr.delay:
                 conns[pr.name] = DelayDense(weights=pr.weights, delays=int(pr.delay), name=pr.name, **extra)
             else:

@@ -35,6 +35,9 @@ class FaultSpec:
 class LavaNetwork:
     """A graph lowered to Lava. Use as a context manager or call :meth:`close` (both idempotent).
 
+    Inputs are ``(steps, size)`` arrays: spikes (0/1), or graded values (integers in fixed precision)
+    for inputs that feed only static projections (their Dense then takes graded messages).
+
     ``run(inputs, steps)`` -> ``{output name: (steps, size) array}``: spikes (0/1) of CubaLIF
     outputs, ``v`` of LI outputs (IR units in both precisions), the inputs themselves for Input
     outputs. :meth:`weights` / :meth:`state` return the last run's final plastic weights (IR units)
@@ -67,8 +70,17 @@ class LavaNetwork:
             if x.ndim != 2 or x.shape[1] != size or x.shape[0] < steps:
                 raise ValueError(f"inputs[{name!r}]: expected shape ({steps}, {size}), got {x.shape}")
             x = x[:steps]
-            if not np.all((x == 0) | (x == 1)):
-                raise ValueError(f"inputs[{name!r}]: the Lava backend takes spike inputs (0/1 values)")
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"inputs[{name!r}]: values must be finite")
+            binary = bool(np.all((x == 0) | (x == 1)))
+            if not binary:
+                if self.plan.precision == "fixed" and not np.all(x == np.round(x)):
+                    raise ValueError(f"inputs[{name!r}]: fixed precision takes integer (graded) inputs")
+                bad = [pr.name for pr in self.plan.projs.values() if pr.pre == name and pr.how != "native"]
+                bad += [m.name for m in self.plan.mods.values() if m.source == name]
+                if bad:
+                    raise ValueError(f"inputs[{name!r}]: graded (non 0/1) inputs can only feed static projections; "
+                                     f"{bad} need spikes")
             out[name] = x
         return out
 

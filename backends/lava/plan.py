@@ -302,7 +302,7 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError("projection into an input", BACKEND)
     w = effective_weight(pr)
     pre_pop = graph.population(pr.pre)
-    graded = False  # inputs are spikes (0/1); graded inputs are checked at run time
+    graded = False  # graded (non-spike) input values are detected at run time (lowering._build)
     rule = pr.rule
     if rule is None:
         what = f"DelayDense (delay {pr.delay})" if pr.delay else "Dense"

@@ -78,7 +78,40 @@ def test_input_checks(lava):
         net.run({}, 10)
     with pytest.raises(ValueError, match="expected shape"):
         net.run({"x": np.zeros((10, 3))}, 10)
-    with pytest.raises(ValueError, match="spike inputs"):
-        net.run({"x": np.full((10, 20), 0.5)}, 10)
+    with pytest.raises(ValueError, match="finite"):
+        net.run({"x": np.full((10, 20), np.nan)}, 10)
     with pytest.raises(RuntimeError, match="run"):
         net.weights()
+    from .test_learning import three_factor_graph, three_factor_inputs
+
+    plastic = lava.compile(three_factor_graph("float"), "float", timeout=30)
+    graded = three_factor_inputs()
+    graded["x"] = graded["x"] * 0.5
+    with pytest.raises(ValueError, match="graded"):
+        plastic.run(graded, 10)
+
+
+@pytest.mark.parametrize("precision", ["float", "fixed"])
+def test_graded_inputs_match_torch(lava, precision):
+    """Real-valued (float) / integer (fixed) inputs go through a graded Dense: a = W x."""
+    torch_backend = _torch_fixed_or_skip()
+    import torch
+
+    from plastix.ir import GraphBuilder
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder(seed=0)
+    x = b.input("x", 6)
+    fixed = precision == "fixed"
+    h = b.cuba_lif("h", 5, du=0.5, dv=0.5, vth=40 if fixed else 3.0)
+    b.connect(x, h, weight=rng.integers(-3, 8, (5, 6)).astype(float) if fixed else rng.normal(0.5, 0.5, (5, 6)))
+    g = b.build(outputs=[h])
+    xin = rng.integers(0, 6, (150, 6)).astype(float) if fixed else rng.normal(0.5, 1.0, (150, 6))
+    out = lava.compile(g, precision, timeout=60).run({"x": xin}, 150)
+    res, _ = torch_backend.compile(g, dtype=torch.float64, precision=precision).run(
+        {"x": torch.as_tensor(xin).reshape(150, 1, 6)})
+    assert 0.05 < out["h"].mean() < 0.95
+    np.testing.assert_array_equal(out["h"], res["h"].detach().numpy().reshape(150, -1))
+    if fixed:
+        with pytest.raises(ValueError, match="integer"):
+            lava.compile(g, "fixed").run({"x": xin + 0.5}, 150)
