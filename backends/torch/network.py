@@ -433,6 +433,11 @@ class _ProjLowering:
         return w
 
 
+def _transposed(w: torch.Tensor) -> torch.Tensor:
+    """``(rows, cols) -> (cols, rows)``; per individual ``(P, 1, rows, cols) -> (P, cols, rows)``."""
+    return w.t() if w.dim() == 2 else w[:, 0].transpose(-1, -2)
+
+
 def _project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``sum_i w[j, i] x[i]``; ``w`` (n_post, n_pre), (P, 1, n_post, n_pre) or (P, B, n_post, n_pre);
     ``x`` (P, B, n_pre) or (P, B, n_pre, C)."""
@@ -552,8 +557,12 @@ class TorchNetwork(nn.Module):
             sm = getattr(self, pr.sm_name) if pr.sm_name else None
             w0 = prm[pr.wkey]
             static = pr.rule is None or not pr.rule.plastic_weight
-            weights[pr.name] = (w0, pr.effective(w0, mask, sign, sm) if static else None, mask, sign, sm)
-        mods = {n: (prm[f"{n}/weight"], prm[f"{n}/bias"]) for n in self._used_mods}
+            w_eff = pr.effective(w0, mask, sign, sm) if static else None
+            w_t = None
+            if pr.rule is None and self._popd[pr.pre].out_ch == 1:
+                w_t = w_eff.t() if w_eff.dim() == 2 else w_eff[:, 0].transpose(-1, -2)
+            weights[pr.name] = (w0, w_eff, mask, sign, sm, w_t)
+        mods = {n: (_transposed(prm[f"{n}/weight"]), prm[f"{n}/bias"]) for n in self._used_mods}
         return pops, rules, weights, mods
 
     # -- state -------------------------------------------------------------------------------
@@ -595,8 +604,8 @@ class TorchNetwork(nn.Module):
             m = self._mods[name]
             src = old[m.source]
             src = src.reshape(*src.shape[:2], -1)
-            mw, mb = mods_b[name]
-            z = nrn.linear(src, mw) + mb
+            mw_t, mb = mods_b[name]
+            z = torch.matmul(src, mw_t) + mb
             mods[name] = _ACTIVATIONS[m.activation](z).reshape(*src.shape[:2], m.channels, m.size)
         out, neur = {}, {}
         for p in self._pops:
@@ -614,9 +623,11 @@ class TorchNetwork(nn.Module):
                 buf = (out[pr.pre],) + ps.buf[:-1]
             else:
                 x, buf = out[pr.pre], ()
-            w0, w_eff, mask, sign, sm = weights[pr.name]
+            w0, w_eff, mask, sign, sm, w_t = weights[pr.name]
             rs = ps.rule
-            if pr.rule is None:
+            if w_t is not None:
+                contrib = torch.matmul(x, w_t)
+            elif pr.rule is None:
                 contrib = _project(x, w_eff)
             elif not pr.rule.plastic_weight:
                 contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff)
