@@ -215,8 +215,8 @@ def main(argv=None):
         out_px = net.run(xs)[0]["action"][:, 0]
         out_bl = baseline_run(step, P, consts, cues, ls)
     same = bool(torch.equal(out_px, out_bl))
-    print(f"# cue network 20->48->2 + 2x64 modulatory SNN, three-factor eligibility STDP; T={T} B={B}")
-    print(f"# plastix and baseline spikes identical: {same}; output spikes: {int(out_px.sum())}")
+    print(f"# cue network 20->48->2 + 2x64 modulatory SNN, three-factor eligibility STDP; T={T} B={B}", flush=True)
+    print(f"# plastix and baseline spikes identical: {same}; output spikes: {int(out_px.sum())}", flush=True)
     if not same:
         raise SystemExit("baseline and plastix disagree")
 
@@ -240,6 +240,7 @@ def main(argv=None):
         t_px = time_it(it_px, iters)
         rows.append((nt, "baseline eager", t_bl, peak))
         rows.append((nt, "plastix eager", t_px, peak))
+        print(f"# {nt} thread(s): baseline eager {t_bl:.3f} s/iter, plastix eager {t_px:.3f} s/iter", flush=True)
         if not args.no_compile:
             try:
                 cstep = torch.compile(step, dynamic=False)
@@ -248,15 +249,16 @@ def main(argv=None):
                 t_compile = time.perf_counter() - t0
                 t_c = time_it(make_it_bl(cstep), iters)
                 rows.append((nt, f"baseline torch.compile (compile {t_compile:.1f}s)", t_c, peak))
+                print(f"# {nt} thread(s): baseline torch.compile {t_c:.3f} s/iter (compile + first iteration {t_compile:.1f} s)", flush=True)
             except Exception as exc:  # pragma: no cover - depends on the machine's toolchain
-                print(f"# torch.compile failed: {type(exc).__name__}: {exc}")
-    print(f"{'threads':>7}  {'variant':<42} {'s/iter':>8} {'x baseline':>10} {'% fp32 peak':>11}")
+                print(f"# torch.compile failed: {type(exc).__name__}: {exc}", flush=True)
+    print(f"{'threads':>7}  {'variant':<42} {'s/iter':>8} {'x baseline':>10} {'% fp32 peak':>11}", flush=True)
     base = {nt: t for nt, name, t, _ in rows if name == "baseline eager"}
     for nt, name, t, peak in rows:
-        print(f"{nt:>7}  {name:<42} {t:8.3f} {t / base[nt]:10.2f} {100 * flops / t / peak:10.2f}%")
+        print(f"{nt:>7}  {name:<42} {t:8.3f} {t / base[nt]:10.2f} {100 * flops / t / peak:10.2f}%", flush=True)
     for nt in sorted({r[0] for r in rows}):
         peak = next(r[3] for r in rows if r[0] == nt)
-        print(f"# {nt} thread(s): fp32 torch.mm peak {peak / 1e9:.1f} GFLOP/s; iteration = {flops / 1e9:.2f} GFLOP (analytic)")
+        print(f"# {nt} thread(s): fp32 torch.mm peak {peak / 1e9:.1f} GFLOP/s; iteration = {flops / 1e9:.2f} GFLOP (analytic)", flush=True)
     return rows
 
 
