@@ -149,6 +149,16 @@ APPROX = ("approximate: Loihi's traces already include the current step's spike 
 LEARNING_ENGINE_MODES = ("auto", "exact")
 
 
+def _native_modulator(graph: Graph, name: str) -> str | None:
+    """Why modulator ``name`` cannot be a graded Dense into ThreeFactorLIF (None if it can)."""
+    m = graph.modulator(name)
+    if m.activation != Activation.IDENTITY or np.any(np.asarray(m.bias) != 0):
+        return f"modulator {name!r} has a {m.activation.value} activation / bias, which a Dense cannot compute"
+    if not isinstance(graph.population(m.source), (Input, CubaLIF)):
+        return f"modulator {name!r} reads a {graph.population(m.source).kind} population, which sends no spikes"
+    return None
+
+
 def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     """The learning-engine form of ``pr.rule`` or (None, why not)."""
     rule = pr.rule
@@ -156,8 +166,12 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
         kind = "3f" if rule.modulator else "2f"
         if kind == "3f":
             m = graph.modulator(rule.modulator)
-            if m.size != 1 and m.size != pr.n_post:
-                return None, "third factor must be global or per post neuron"
+            if m.size != 1 and m.size != pr.n_post:  # pragma: no cover - the IR checks it
+                raise UnsupportedKindError("loihi rule with a third factor that is neither global nor per post",
+                                           BACKEND)
+            why_not = _native_modulator(graph, rule.modulator)
+            if why_not:  # LoihiRule has no host emulation
+                raise UnsupportedKindError(f"loihi rule: {why_not}", BACKEND)
         return {"kind": kind, "dw": rule.dw, "dt": rule.dt, "dd": rule.dd,
                 "x1_impulse": rule.x1_impulse, "x1_tau": rule.x1_tau, "x2_impulse": rule.x2_impulse,
                 "x2_tau": rule.x2_tau, "y1_impulse": rule.y1_impulse, "y1_tau": rule.y1_tau,
@@ -173,6 +187,9 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
         m = graph.modulator(mod)
         if m.channels != 1:
             return None, "two-channel (LTP/LTD) modulators have no learning-engine form"
+        why_not = _native_modulator(graph, mod)
+        if why_not:
+            return None, why_not
     if not isinstance(stdp, PairSTDP):
         return None, f"{type(stdp).__name__} has no learning-engine form"
     if float(stdp.mu) != 0.0 or stdp.hard_bounds or stdp.trace != TraceKind.LINEAR:
@@ -236,11 +253,6 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
     for pr in projs.values():
         if pr.modulator and pr.how == ENGINE:
             m = graph.modulator(pr.modulator)
-            if m.activation != Activation.IDENTITY or np.any(np.asarray(m.bias) != 0):
-                raise UnsupportedKindError(f"modulator({m.activation.value}, bias)", BACKEND, ("identity, zero bias",))
-            src = pops[m.source]
-            if src.kind == "li":
-                raise UnsupportedKindError("modulator from an li readout", BACKEND)
             w = np.asarray(m.weight, dtype=np.float64)
             if m.size == 1 and pops[pr.post].size > 1:
                 w = np.repeat(w, pops[pr.post].size, axis=0)  # one y2 value per post neuron
@@ -340,6 +352,10 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError(rule.kind, BACKEND)
     if isinstance(rule, SynapticQ) and not rule.modulator:
         host_why += "; without a modulator it receives no reward on Lava and does not learn"
+    for mname in rule.modulator_names:
+        src = graph.population(graph.modulator(mname).source)
+        if not isinstance(src, (Input, CubaLIF)):
+            raise UnsupportedKindError(f"modulator reading a {src.kind} population", BACKEND, ("input", "cuba_lif"))
     return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, w.copy(), w.copy(), host=rule,
                     modulator=(rule.modulator_names[0] if rule.modulator_names else None))
 

@@ -14,7 +14,7 @@ T = 200
 REWARD = (100, 140)  # modulator source active in these steps
 
 
-def three_factor_graph(precision: str, *, mode=ModulationMode.GLOBAL, sign: float = 1.0):
+def three_factor_graph(precision: str, *, mode=ModulationMode.GLOBAL, sign: float = 1.0, activation="identity"):
     """pre (2) -plastic-> post (1); a driver forces post spikes 2 steps after pre 0's spikes, pre 1
     stays silent; a reward input drives a global modulator."""
     fixed = precision == "fixed"
@@ -27,7 +27,7 @@ def three_factor_graph(precision: str, *, mode=ModulationMode.GLOBAL, sign: floa
                     beta=16.0 if fixed else 1.0)
     n_mod = {ModulationMode.GLOBAL: 1, ModulationMode.PER_PRE: 2}[mode]
     rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.5), modulator="dopamine", mode=mode)
-    b.modulator("dopamine", r, n_mod, weight=np.full((n_mod, 1), 4.0 * sign))
+    b.modulator("dopamine", r, n_mod, weight=np.full((n_mod, 1), 4.0 * sign), activation=activation)
     b.connect(x, post, weight=np.array([[20.0, 20.0]]), rule=rule, name="plastic")
     b.connect(d, post, weight=np.array([[100.0]]), name="drive_in")
     return b.build(outputs=[post])
@@ -170,6 +170,9 @@ def test_support_report(lava):
     assert "ThreeFactorLIF" in glob["populations"]["post"]["why"]
     assert lava.support(three_factor_graph("float"), "float", learning_engine="exact")["rules"]["plastic"]["how"] \
         == "host-emulated"
+    tanh = lava.support(three_factor_graph("float", activation="tanh"), "float")
+    assert tanh["rules"]["plastic"]["how"] == "host-emulated" and "tanh" in tanh["rules"]["plastic"]["why"]
+    assert tanh["modulators"]["dopamine"]["how"] == "host-emulated"
 
 
 def test_unsupported_kinds_raise(lava):
