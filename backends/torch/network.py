@@ -29,7 +29,7 @@ from torch import nn
 
 from ...ir import Graph, UnsupportedKindError
 from ...ir.errors import IRValidationError
-from ...ir.rules import (BCM, EligibilityTrace, HebbianDecay, Oja, TraceKind, TripletSTDP)
+from ...ir.rules import EligibilityTrace, TraceKind, TripletSTDP
 from ...ir.spec import spec_of
 from ...ir.synapses import Activation
 from . import neurons as nrn
