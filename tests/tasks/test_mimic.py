@@ -141,3 +141,10 @@ def test_configs_validate():
         STDPConfig(rule="nope")
     with pytest.raises(KeyError, match="known"):
         make_task("nope")
+
+
+def test_registry_doctest():
+    import doctest
+
+    import plastix.tasks.registry as mod
+    assert doctest.testmod(mod).failed == 0

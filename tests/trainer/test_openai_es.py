@@ -114,3 +114,10 @@ def test_shape_errors_and_param_validation():
         ESParams(momentum=1.0)
     assert ESParams().lr == 1.0 and ESParams().momentum == 0.9 and ESParams().rank_alpha == 5.0
     assert not math.isfinite(s.best_fitness)
+
+
+def test_doctests():
+    import doctest
+
+    import plastix.trainer.openai_es as mod
+    assert doctest.testmod(mod).failed == 0
