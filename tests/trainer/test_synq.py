@@ -169,3 +169,12 @@ def test_invalid_params_raise():
         SynQParams(form="sideways")
     with pytest.raises(ValueError):
         MLPSpec((3, 2), hidden="gelu")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import plastix.trainer.synq as mod
+
+    failures, tried = doctest.testmod(mod)
+    assert tried > 0 and failures == 0
