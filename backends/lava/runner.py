@@ -145,8 +145,9 @@ def run_isolated(job: Callable[[], Any], *, timeout: float, what: str = "Lava ru
                           name="plastix-lava-run", daemon=False)
     child.start()
     send.close()
-    pid = child.pid
-    assert pid is not None
+    pid = int(child.pid or 0)
+    if pid <= 0:  # pragma: no cover - start() raises instead
+        raise LavaRunError(f"{what}: could not start the Lava host process")
     deadline = time.monotonic() + timeout
     payload = None
     try:
