@@ -23,7 +23,7 @@ from plastix.ir import (BCM, EligibilityTrace, GatedSynapse, HebbianDecay, Modul
                         QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, UnsupportedKindError)
 
 __all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project", "synapse_output",
-           "cell_init", "cell_step"]
+           "cell_init", "cell_step", "sign_mask"]
 
 _ACT = {"identity": lambda z: z, "tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
         "relu": lambda z: np.maximum(z, 0.0)}
@@ -127,15 +127,15 @@ def cell_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
     return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h, "c": c}
 
 
-def synapse_output(rule, w: np.ndarray, st: dict, x: np.ndarray) -> tuple[np.ndarray, dict]:
+def synapse_output(rule, w: np.ndarray, st: dict, x: np.ndarray, sign=None, mask=None) -> tuple[np.ndarray, dict]:
     """The activation ``a`` the synapse sends for the next step, and its new state (gated synapses
-    keep per-synapse cell state; every other rule projects ``W_eff x``)."""
+    keep per-synapse cell state; every other rule projects ``sign_mask(W_eff) x``)."""
     if isinstance(rule, GatedSynapse):
         n_post, n_pre = w.shape
         xin = np.broadcast_to(np.asarray(x, dtype=np.float64).reshape(1, n_pre, 1), (n_post, n_pre, 1))
         z, cell_st = cell_step(rule.cell, xin, st["cell"])
-        return (w[..., None] * z).sum(axis=1)[:, 0], {**st, "cell": cell_st}
-    return project(effective_weight(rule, w, st), x), st
+        return (sign_mask(w, sign, mask)[..., None] * z).sum(axis=1)[:, 0], {**st, "cell": cell_st}
+    return project(sign_mask(effective_weight(rule, w, st), sign, mask), x), st
 
 
 def init_state(rule, n_post: int, n_pre: int, seed: int = 0) -> dict:
@@ -180,20 +180,38 @@ def _broadcast_mod(mode: ModulationMode, m: np.ndarray, shape) -> np.ndarray:
     return m.reshape(shape)
 
 
+def sign_mask(w: np.ndarray, sign: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
+    """The weight in effect: ``where(sign == 0, W, sign |W|) * mask`` (ir/synapses.py)."""
+    if sign is not None:
+        w = np.where(sign == 0, w, sign * np.abs(w))
+    if mask is not None:
+        w = w * mask
+    return w
+
+
+def _apply_dw(stdp, w: np.ndarray, dw: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is not None:
+        dw = dw * mask  # absent synapses do not learn
+    return _bounds(stdp, w + dw)
+
+
 def rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np.ndarray | None,
-              t: int) -> tuple[np.ndarray, dict]:
-    """``(W[t+1], state[t+1])`` from ``W[t]``, ``state[t]``, ``x[t]``, ``y[t]``, ``M[t]`` at plastix step ``t``."""
+              t: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """``(W[t+1], state[t+1])`` from ``W[t]``, ``state[t]``, ``x[t]``, ``y[t]``, ``M[t]`` at plastix step ``t``.
+
+    ``w`` is the plastic weight itself (the IR's ``weight`` field); sign and mask are applied on top
+    when projecting (:func:`sign_mask`); masked-out synapses never change."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if isinstance(rule, GatedSynapse):
         return w, st
     if isinstance(rule, SynapticQ):
-        return _synq_step(rule, w, st, m)
+        return _synq_step(rule, w, st, m, mask)
     if isinstance(rule, (HebbianDecay, Oja, BCM)):
         return w, _dp_step(rule, st, x, y, m, t)
     if isinstance(rule, (PairSTDP, TripletSTDP)):
         ltp, ltd, new = _stdp_terms(rule, w, st, x, y)
-        return _bounds(rule, w + ltp - ltd), new
+        return _apply_dw(rule, w, ltp - ltd, mask), new
     if isinstance(rule, ThreeFactor):
         base = rule.base
         stdp = _stdp_of(rule)
@@ -211,7 +229,7 @@ def rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np
             dw = _broadcast_mod(rule.mode, m[0], w.shape) * p - _broadcast_mod(rule.mode, m[1], w.shape) * d
         else:
             dw = _broadcast_mod(rule.mode, m[0], w.shape) * (p - d)
-        return _bounds(stdp, w + dw), new
+        return _apply_dw(stdp, w, dw, mask), new
     raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
 
 
@@ -244,7 +262,7 @@ def _dp_step(rule, st: dict, x, y, m, t: int) -> dict:
     return new
 
 
-def _synq_step(rule, w: np.ndarray, st: dict, m) -> tuple[np.ndarray, dict]:
+def _synq_step(rule, w: np.ndarray, st: dict, m, mask=None) -> tuple[np.ndarray, dict]:
     """One decision of every synapse (Bhargava et al. 2022): TD update of the shared table for each
     synapse's previous (state, action), averaged over synapses sharing it, then epsilon-greedy actions
     and the weight move. Without a modulator there is no reward and nothing changes."""
@@ -257,8 +275,9 @@ def _synq_step(rule, w: np.ndarray, st: dict, m) -> tuple[np.ndarray, dict]:
         sa = (st["s"] * 3 + st["a1"]).ravel()
         q_flat = q.ravel().copy()
         delta = (r - 1) + rule.gamma * q[s_new.ravel()].max(axis=1) - q_flat[sa]
-        sums = np.bincount(sa, weights=delta, minlength=243)
-        counts = np.bincount(sa, minlength=243)
+        present = np.ones(sa.shape) if mask is None else np.asarray(mask, dtype=np.float64).ravel()
+        sums = np.bincount(sa, weights=delta * present, minlength=243)  # absent synapses do not vote
+        counts = np.bincount(sa, weights=present, minlength=243)
         q = (q_flat + rule.lr * sums / np.maximum(counts, 1)).reshape(81, 3)
     greedy = q[s_new.ravel()].argmax(axis=1)
     rng = st["rng"]
@@ -269,4 +288,6 @@ def _synq_step(rule, w: np.ndarray, st: dict, m) -> tuple[np.ndarray, dict]:
     dw = (a - 1) * rule.step
     if rule.form == QUpdateForm.MULTIPLICATIVE:
         dw = dw * w
+    if mask is not None:
+        dw = dw * mask
     return w + dw, {**st, "q": q, "a1": a, "a2": st["a1"], "r1": r, "s": s_new, "started": True}

@@ -112,7 +112,8 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
                 rules[pr.post] = rule
         elif pr.how == HOST:
             conns[pr.name] = HostPlasticDense(weights=pr.weights, rule=pr.host, name=pr.name,
-                                              mod_weight=_host_mod_weight(plan, pr), fixed=fixed)
+                                              mod_weight=_host_mod_weight(plan, pr), fixed=fixed,
+                                              mask=pr.mask, sign=pr.sign)
         else:
             extra = {}
             if fixed:

@@ -72,6 +72,8 @@ class ProjPlan:
     modulator: str | None = None
     graded: bool = False
     delay: int = 0
+    mask: np.ndarray | None = None  # host-emulated only (the others fold mask and sign into weights)
+    sign: np.ndarray | None = None
 
 
 @dataclass
@@ -162,6 +164,10 @@ def _native_modulator(graph: Graph, name: str) -> str | None:
 def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     """The learning-engine form of ``pr.rule`` or (None, why not)."""
     rule = pr.rule
+    constrained = (pr.mask is not None and not np.all(pr.mask)) or (pr.sign is not None and np.any(pr.sign != 0))
+    if constrained and isinstance(rule, LoihiRule):  # it has no host emulation
+        raise UnsupportedKindError("loihi rule on a masked or sign-constrained projection (LearningDense would "
+                                   "learn absent synapses and flip signs)", BACKEND)
     if isinstance(rule, LoihiRule):
         kind = "3f" if rule.modulator else "2f"
         if kind == "3f":
@@ -201,6 +207,8 @@ def _engine_rule(graph: Graph, pr, precision: str) -> tuple[dict | None, str]:
     tp, tq = _tau(stdp.decay_pre), _tau(stdp.decay_post)
     if lp is None or lm is None or tp is None or tq is None:
         return None, "learning rates must be m*2^e constants and trace decays in (0, 1)"
+    if constrained:
+        return None, "mask / sign constraints: a LearningDense would learn absent synapses and flip signs"
     if elig is None:
         return {"kind": "2f", "dw": f"{lp}*x1*y0 - {lm}*y1*x0", "dt": " ", "dd": " ",
                 "x1_impulse": stdp.beta, "x1_tau": tp, "x2_impulse": 0.0, "x2_tau": 1.0,
@@ -356,8 +364,11 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         src = graph.population(graph.modulator(mname).source)
         if not isinstance(src, (Input, CubaLIF)):
             raise UnsupportedKindError(f"modulator reading a {src.kind} population", BACKEND, ("input", "cuba_lif"))
-    return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, w.copy(), w.copy(), host=rule,
-                    modulator=(rule.modulator_names[0] if rule.modulator_names else None))
+    raw = np.asarray(pr.weight, dtype=np.float64).copy()  # the plastic W; sign and mask apply on top
+    return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, raw, w.copy(), host=rule,
+                    modulator=(rule.modulator_names[0] if rule.modulator_names else None),
+                    mask=None if pr.mask is None else np.asarray(pr.mask, dtype=bool).copy(),
+                    sign=None if pr.sign is None else np.asarray(pr.sign).copy())
 
 
 SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi",

@@ -147,3 +147,29 @@ def test_learning_matches_torch_float64(lava, variant, engine, how):
     w0 = np.asarray(g.projection("plastic").weight)
     assert np.abs(w_torch - w0).max() > 1e-3, "no learning: the test would be weak"
     np.testing.assert_allclose(net.weights()["plastic"], w_torch, rtol=1e-12, atol=1e-12)
+
+
+def test_cue_association_paper_net_matches_torch_float64(lava):
+    """The Meta-SpikePropamine network (masks, Dale signs, recurrence, 2-channel tanh per-pre
+    modulation of eligibility STDP from a neuromodulatory SNN): same spikes and weights as torch."""
+    torch_backend = pytest.importorskip("plastix.backends.torch")
+    if not hasattr(torch_backend, "compile"):
+        pytest.skip("plastix.backends.torch.compile is not available yet")
+    import torch
+
+    from plastix.ir.examples import cue_association_net
+
+    g = cue_association_net()
+    inp = {"cues": spikes(T, 20, p=0.2, seed=1), "learning_signal": spikes(T, 2, p=0.1, seed=2)}
+    net = lava.compile(g, "float", timeout=120)
+    out = net.run(inp, T)
+    res, state = torch_backend.compile(g, dtype=torch.float64).run(
+        {k: torch.as_tensor(v).reshape(T, 1, -1) for k, v in inp.items()})
+    assert 0.05 < out["action"].mean() < 0.95
+    np.testing.assert_array_equal(out["action"], res["action"].detach().numpy().reshape(T, -1))
+    w_torch = state.projs["cues_to_hidden"].rule.w[0, 0].detach().numpy()
+    w0 = np.asarray(g.projection("cues_to_hidden").weight)
+    assert np.abs(w_torch - w0).max() > 1e-3
+    np.testing.assert_allclose(net.weights()["cues_to_hidden"], w_torch, rtol=1e-9, atol=1e-9)
+    mask = np.asarray(g.projection("cues_to_hidden").mask)
+    np.testing.assert_array_equal(net.weights()["cues_to_hidden"][~mask], w0[~mask])  # absent synapses stay

@@ -28,13 +28,16 @@ from plastix.backends.lava import hostmath
 class HostPlasticDense(AbstractProcess):
     """Dense synapse with an IR plasticity ``rule`` computed on the host.
 
-    ``weights`` ``(n_post, n_pre)`` initial (effective) weights; ``rule`` the IR rule object;
+    ``weights`` ``(n_post, n_pre)`` the initial plastic weight W (the IR's ``weight``); ``mask`` and
+    ``sign`` (or None) are applied on top when projecting; ``rule`` the IR rule object;
     ``mod_weight`` the modulator readout (dict with weight, bias, channels, size, activation) or
     None; ``mod_src_size`` the width of the modulator's source population.
     """
 
-    def __init__(self, *, weights, rule, mod_weight=None, fixed: bool = False, seed: int = 0, **kwargs) -> None:
-        super().__init__(weights=weights, rule=rule, mod_weight=mod_weight, fixed=fixed, seed=seed, **kwargs)
+    def __init__(self, *, weights, rule, mod_weight=None, fixed: bool = False, seed: int = 0, mask=None, sign=None,
+                 **kwargs) -> None:
+        super().__init__(weights=weights, rule=rule, mod_weight=mod_weight, fixed=fixed, seed=seed, mask=mask,
+                         sign=sign, **kwargs)
         n_post, n_pre = weights.shape
         self.s_in = InPort(shape=(n_pre,))
         self.s_post = InPort(shape=(n_post,))
@@ -56,6 +59,8 @@ class _HostPlasticModel(PyLoihiProcessModel):
         self._rule = proc_params["rule"]
         self._mod = proc_params["mod_weight"]
         self._fixed = bool(proc_params["fixed"])
+        self._mask = None if proc_params.get("mask") is None else np.asarray(proc_params["mask"], dtype=np.float64)
+        self._sign = None if proc_params.get("sign") is None else np.asarray(proc_params["sign"], dtype=np.float64)
         n_post, n_pre = proc_params["weights"].shape
         self._state = hostmath.init_state(self._rule, n_post, n_pre, seed=int(proc_params.get("seed", 0)))
         self._a = np.zeros(n_post)
@@ -71,8 +76,8 @@ class _HostPlasticModel(PyLoihiProcessModel):
             m = hostmath.modulator_value(self._mod, self._src_prev)
             self._src_prev = src
         w = np.asarray(self.weights, dtype=np.float64)
-        self._a, self._state = hostmath.synapse_output(self._rule, w, self._state, x)
-        w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1)
+        self._a, self._state = hostmath.synapse_output(self._rule, w, self._state, x, self._sign, self._mask)
+        w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1, self._mask)
         self.weights[:] = w_new
         if "e" in self._state:
             self.e[:] = self._state["e"]
