@@ -196,3 +196,18 @@ def test_unsupported_kinds_raise(lava):
     b.connect(x, h, weight=np.ones((2, 2)))
     with pytest.raises(UnsupportedKindError, match="refractory"):
         lava.compile(b.build(outputs=[h]), "fixed")
+
+
+def test_host_emulated_rule_in_fixed_precision(lava):
+    """Fixed point: LIF/Dense in Lava's integers, the host-emulated rule in float64 (floor'ed activation)."""
+    b = GraphBuilder(seed=2)
+    x = b.input("x", 6)
+    h = b.cuba_lif("h", 4, du=1024 / 4096, dv=1024 / 4096, vth=12)
+    stdp = PairSTDP(eta_plus=0.3, eta_minus=0.2, decay_pre=0.8, decay_post=0.7)
+    b.connect(x, h, weight=np.full((4, 6), 9.0), rule=stdp, name="p")
+    g = b.build(outputs=[h])
+    net = lava.compile(g, "fixed", timeout=60)
+    assert net.support()["rules"]["p"]["how"] == "host-emulated"
+    out = net.run({"x": spikes(120, 6, p=0.3, seed=3)}, 120)
+    assert 0 < out["h"].mean() < 1
+    assert not np.array_equal(net.weights()["p"], np.full((4, 6), 9.0))
