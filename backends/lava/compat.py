@@ -6,7 +6,7 @@ default is an instance of a mutable (unhashable) dataclass, which 3.11's ``datac
 :func:`install` puts a :class:`sys.meta_path` finder in front of the normal ones that intercepts that
 single module, rewrites the default to ``field(default_factory=ByteEncoder)`` in its source text,
 compiles and executes it. Nothing on disk changes; Lava's forked worker processes inherit the
-patched module. On Python < 3.11 :func:`install` does nothing.
+patched module. On Python < 3.11 that rewrite is skipped (Lava imports as is).
 
 Lava also calls ``multiprocessing.set_start_method('fork')`` when
 ``lava.magma.runtime.message_infrastructure.multiprocessing`` is imported (it is pulled in by any
@@ -56,7 +56,10 @@ def _patch_mp_infra(src: str) -> str:
                          src)
 
 
-_PATCHES = {_VAR_MODEL: _patch_var_model, _MP_INFRA: _patch_mp_infra}
+# the var_model rewrite is the 3.11 shim (a no-op before 3.11); the start-method guard applies always
+_PATCHES = {_MP_INFRA: _patch_mp_infra}
+if sys.version_info >= (3, 11):
+    _PATCHES[_VAR_MODEL] = _patch_var_model
 
 
 class _PatchedSourceLoader(importlib.abc.Loader):
@@ -109,11 +112,7 @@ def install() -> None:
     check_start_method()
     if installed():
         return
-    if sys.version_info < (3, 11):
-        # Lava imports unpatched on < 3.11; only the start-method rewrite would matter, and that
-        # error is already caught by check_start_method().
-        return
-    early = [m for m in PATCHED_MODULES if m in sys.modules]
+    early = [m for m in _PATCHES if m in sys.modules]
     if early:
         raise LavaImportError(
             f"{', '.join(early)} was imported before the plastix Lava shim was installed; "
