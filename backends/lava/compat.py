@@ -112,7 +112,9 @@ def install() -> None:
     check_start_method()
     if installed():
         return
-    early = [m for m in _PATCHES if m in sys.modules]
+    # an already imported Lava is only a problem where it needed the rewrite (3.11+); it then set the
+    # start method itself, which check_start_method() accepted
+    early = [m for m in (_VAR_MODEL,) if m in _PATCHES and m in sys.modules]
     if early:
         raise LavaImportError(
             f"{', '.join(early)} was imported before the plastix Lava shim was installed; "
