@@ -17,10 +17,13 @@ over time steps. The equations are those of :class:`plastix.ir.ENUCell`,
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+
+from plastix.tasks.mimic import IAFTask, STDPTask, spike_events
 
 from .models import ModelKind, ModelSpec
 
@@ -141,6 +144,96 @@ def pad_channels(obs: Tensor, channels: int) -> Tensor:
     return torch.cat([obs, obs.new_zeros(*obs.shape[:-1], channels - d)], dim=-1)
 
 
+class FusedENU:
+    """Preallocated, fused ENU / NFENU population step for :func:`rollout` (same equations as
+    :func:`enu_step`, other float summation order).
+
+    Two persistent concat buffers, ``u = [h, o, x]`` and ``v = [r*h, o, x]`` (``o`` only with
+    feedback), hold the state: ``h`` lives in ``u`` and is updated in place, ``r*h`` is written
+    straight into ``v``, and only the ``d`` observation channels that are not padding are kept (the
+    padded weight columns multiply zeros). One step is three ``bmm`` into preallocated outputs,
+    in-place gates (``sigmoid_``, ``tanh_``, ``h += z (h~ - h)``) and two narrow copies of
+    ``[o, x]``; it allocates no large tensors."""
+
+    def __init__(self, spec: ModelSpec, population: Tensor, batch: int, obs_dim: int) -> None:
+        if spec.cell_kind != "enu_cell" or spec.kind is ModelKind.SHAREDENU:
+            raise ValueError(f"FusedENU runs enu / nfenu, not {spec.kind.value}")
+        m, c, d = spec.memory, spec.channels, obs_dim
+        p = spec.unflatten(population)
+        x0 = m + (c if spec.feedback else 0)                            # first x column
+        keep = list(range(x0 + d))                                      # [h, o, x[:d]]
+        t = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
+        self.w_zr = t(torch.cat([p["w_z"], p["w_r"]], dim=1)[..., keep])  # (P, K, 2M)
+        self.w_c = t(p["w_c"][..., keep])                                # (P, K, M)
+        self.w_o = t(p["w_o"])                                           # (P, M, C)
+        P, dt = population.shape[0], population.dtype
+        z = lambda *s: torch.zeros(P, batch, *s, dtype=dt, device=population.device)  # noqa: E731
+        self.m, self.x0, self.feedback = m, x0, spec.feedback
+        self.u, self.v = z(len(keep)), z(len(keep))
+        self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
+
+    def step(self, x: Tensor) -> Tensor:
+        """``x`` (P or 1, E, d) -> output ``o`` (P, E, C) (a buffer overwritten by the next step)."""
+        m, x0, u, v = self.m, self.x0, self.u, self.v
+        h = u[..., :m]
+        u[..., x0:].copy_(x)
+        v[..., x0:].copy_(x)
+        zr = torch.bmm(u, self.w_zr, out=self.zr).sigmoid_()
+        torch.mul(zr[..., m:], h, out=v[..., :m])
+        hc = torch.bmm(v, self.w_c, out=self.hc).tanh_()
+        h.add_(hc.sub_(h).mul_(zr[..., :m]))
+        o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
+        if self.feedback:
+            u[..., m:x0].copy_(o)
+            v[..., m:x0].copy_(o)
+        return o
+
+
+def _open_loop_fitness(task):
+    """For tasks whose observations ignore the actions and are the same for every individual
+    (the mimic tasks with ``common_inputs``): ``episode_return(target (1, E, T), actions (P, E, T))``
+    -> (P, E) float64, the episode return :meth:`task.step` would sum; else None."""
+    if not getattr(task.config, "common_inputs", False):
+        return None
+    if type(task) is IAFTask:
+        return functools.partial(_iaf_return, spike_threshold=task.config.spike_threshold)
+    if type(task) is STDPTask:
+        return lambda target, actions: (-(target - actions) ** 2).to(torch.float64).sum(-1)
+    return None
+
+
+def _iaf_return(target: Tensor, actions: Tensor, *, spike_threshold: float) -> Tensor:
+    """:func:`plastix.tasks.mimic.iaf_fitness` (eq. 3) with the reference's spike events computed
+    once for the (1, E, T) common target instead of broadcast to every individual."""
+    yv, yt, _ = spike_events(target, target > 0.5)
+    ov, ot, _ = spike_events(actions, actions > spike_threshold)
+    f = -(((yv - ov) ** 2).sum(-1) + ((yt - ot) ** 2).sum(-1))
+    return torch.where(torch.isnan(actions).any(-1), torch.full_like(f, float("nan")), f).to(torch.float64)
+
+
+@torch.no_grad()
+def _rollout_open_loop(spec: ModelSpec, population: Tensor, task, episode_return, *, seed: int) -> dict:
+    """:func:`rollout` for ENU / NFENU on an open-loop task: the observations and targets come from
+    a one-individual twin of ``task`` (same class, config and seed, hence the same common inputs),
+    the population runs on :class:`FusedENU`, writing its actions into one (P, E, T) buffer, and
+    the returns are computed once at the end (``tests/trainer/test_es_eval_fast.py`` checks this
+    against stepping ``task`` itself)."""
+    twin = type(task)(task.config, population=1, device=population.device)
+    obs, _ = twin.reset(seed=seed)
+    P, (_, E), T = population.shape[0], task.batch_shape, task.max_episode_steps
+    model = FusedENU(spec, population, E, obs.shape[-1])
+    actions = torch.empty(T, P, E, dtype=torch.float32, device=population.device)  # contiguous per step
+    targets = torch.empty(T, 1, E, dtype=torch.float32, device=population.device)
+    zero = torch.zeros(1, E, twin.single_action_spec.shape[0], device=population.device)
+    for t in range(T):
+        out = model.step(obs.to(population.dtype))
+        actions[t] = out[..., 0]
+        obs, _, _, _, info = twin.step(zero)
+        targets[t] = info["target"]
+    returns = episode_return(targets.permute(1, 2, 0), actions.permute(1, 2, 0).contiguous())
+    return {"returns": returns, "fitness": returns.mean(dim=-1)}
+
+
 @torch.no_grad()
 def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: int | None = None,
             record: bool = False) -> dict:
@@ -149,6 +242,10 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
     return over envs), plus ``"actions"``, ``"targets"`` (T, P, E, ...) when ``record``."""
     if task.population != population.shape[0]:
         raise ValueError(f"task population {task.population} != {population.shape[0]} individuals")
+    if not record and max_steps is None and spec.kind in (ModelKind.ENU, ModelKind.NFENU):
+        episode_return = _open_loop_fitness(task)
+        if episode_return is not None:
+            return _rollout_open_loop(spec, population, task, episode_return, seed=seed)
     model = BatchedModel.from_population(spec, population)
     obs, _ = task.reset(seed=seed)
     state = model.init_state(task.num_envs)
