@@ -21,14 +21,15 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     y = b.cuba_lif("action", n_out, du=0.2, dv=0.1, vth=1.0)
     m1 = b.cuba_lif("nm1", n_mod, du=0.2, dv=0.1, vth=1.0)
     m2 = b.cuba_lif("nm2", n_mod, du=0.2, dv=0.1, vth=1.0)
+    # initial scales chosen for sparse activity (hidden ~15 % of steps, action ~4 % on cue input)
     for src in (x, sig, h):
-        b.connect(src, m1, scale=2.0)
-    b.connect(m1, m2, scale=2.0)
-    b.modulator("dopamine", m2, size=n_in, channels=2, activation="tanh")
-    stdp = PairSTDP(eta_plus=np.full((n_hidden, n_in), 0.05), eta_minus=np.full((n_hidden, n_in), 0.05),
+        b.connect(src, m1, scale=0.15)
+    b.connect(m1, m2, scale=0.4)
+    b.modulator("dopamine", m2, size=n_in, channels=2, activation="tanh", scale=0.2)
+    stdp = PairSTDP(eta_plus=np.full((n_hidden, n_in), 1e-4), eta_minus=np.full((n_hidden, n_in), 1e-4),
                     decay_pre=0.9, decay_post=0.9)
     rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.95), modulator="dopamine", mode=ModulationMode.PER_PRE)
-    b.connect(x, h, p=0.5, inhibitory=0.2, scale=3.0, rule=rule)
-    b.connect(h, h, p=0.5, inhibitory=0.2, scale=1.0)
-    b.connect(h, y, scale=2.0)
+    b.connect(x, h, p=0.5, inhibitory=0.2, scale=0.15, rule=rule)
+    b.connect(h, h, p=0.5, inhibitory=0.2, scale=0.05)
+    b.connect(h, y, scale=0.5)
     return b.build(outputs=[y], metadata={"source": "Schmidgall & Hays, Meta-SpikePropamine (cue association)"})

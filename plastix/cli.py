@@ -138,11 +138,13 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; b
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
-         steps: int = typer.Option(300, help="simulation steps")) -> None:
-    """The end-to-end demo: build the cue-association net, save/load the IR, export NIR, simulate."""
+         iterations: int = typer.Option(12, help="BPTT meta-training iterations (the visible training phase)"),
+         problems: int = typer.Option(16, help="test problems run on both torch and Lava"),
+         seed: int = typer.Option(0, help="random seed")) -> None:
+    """End to end: train a plastic cue-association net with BPTT, export the IR and NIR, run it on torch and Lava."""
     from plastix.demo import run_demo
 
-    run_demo(out, steps=steps)
+    run_demo(out, iterations=iterations, problems=problems, seed=seed)
 
 
 def main() -> None:  # pragma: no cover

@@ -32,15 +32,19 @@ def test_reinforce_advantage_has_no_gradient():
 
 
 def test_loss_decreases_on_a_fixed_batch():
-    """The outer loop learns: repeated steps on the same problems lower the meta-loss."""
-    job = BPTTJob(dataclasses.replace(TINY, eval_every=10_000, lr=0.05))
+    """The outer loop learns through the network: with the readout frozen (so that fitting its
+    offset alone cannot lower the loss), repeated steps on the same problems lower the meta-loss."""
+    job = BPTTJob(dataclasses.replace(TINY, eval_every=10_000, lr=0.02))
     state = job.init_state()
+    state.model.gain.requires_grad_(False)
+    state.model.offset.requires_grad_(False)
+    state.optimizer = torch.optim.Adam([p for p in state.model.parameters() if p.requires_grad], lr=0.02)
     losses = []
-    for i in range(8):
+    for i in range(10):
         state.generator.manual_seed(7)  # same batch every time
         state, m = job.step(state, i)
         losses.append(m["loss"])
-    assert losses[-1] < losses[0] - 0.05, losses
+    assert min(losses[-3:]) < losses[0] - 0.3, losses
 
 
 def test_gradients_reach_rule_coefficients_and_modulator():
