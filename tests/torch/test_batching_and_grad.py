@@ -7,15 +7,30 @@ import torch
 
 import plastix.backends.torch.network as network
 from plastix.backends.torch import compile, export_graph
-from plastix.ir import (EligibilityTrace, Graph, HebbianDecay, Input, LIReadout, ModulationMode, PairSTDP, Projection,
+from plastix.ir import (EligibilityTrace, Graph, GraphBuilder, HebbianDecay, Input, LIReadout, ModulationMode, PairSTDP, Projection,
                         ThreeFactor, UnsupportedKindError)
-from plastix.ir.examples import cue_association_net
 
 from .helpers import harness, harness_inputs, to_torch
 
 
 def small_cue_net():
-    return cue_association_net(n_in=6, n_hidden=8, n_out=2, n_mod=5, seed=3)
+    """A small cue-association-shaped net (6 -> 8 -> 2, 2 x 5 modulatory LIF, per-pre three-factor
+    eligibility STDP) with scales that keep every population active (independent of the example's)."""
+    b = GraphBuilder(seed=3)
+    x, sig = b.input("cues", 6), b.input("learning_signal", 2)
+    h = b.cuba_lif("hidden", 8, du=0.2, dv=0.1, vth=1.0)
+    y = b.cuba_lif("action", 2, du=0.2, dv=0.1, vth=1.0)
+    m1, m2 = b.cuba_lif("nm1", 5, du=0.2, dv=0.1, vth=1.0), b.cuba_lif("nm2", 5, du=0.2, dv=0.1, vth=1.0)
+    for src in (x, sig, h):
+        b.connect(src, m1, scale=2.0)
+    b.connect(m1, m2, scale=2.0)
+    b.modulator("dopamine", m2, size=6, channels=2, activation="tanh")
+    stdp = PairSTDP(eta_plus=np.full((8, 6), 0.05), eta_minus=np.full((8, 6), 0.05), decay_pre=0.9, decay_post=0.9)
+    rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.95), modulator="dopamine", mode=ModulationMode.PER_PRE)
+    b.connect(x, h, p=0.5, inhibitory=0.2, scale=3.0, rule=rule)
+    b.connect(h, h, p=0.5, inhibitory=0.2, scale=1.0)
+    b.connect(h, y, scale=2.0)
+    return b.build(outputs=[y])
 
 
 def cue_inputs(T, P, B, seed=0):
