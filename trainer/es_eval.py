@@ -148,12 +148,13 @@ class FusedENU:
     """Preallocated, fused ENU / NFENU population step for :func:`rollout` (same equations as
     :func:`enu_step`, other float summation order).
 
-    Two persistent concat buffers, ``u = [h, o, x]`` and ``v = [r*h, o, x]`` (``o`` only with
-    feedback), hold the state: ``h`` lives in ``u`` and is updated in place, ``r*h`` is written
-    straight into ``v``, and only the ``d`` observation channels that are not padding are kept (the
-    padded weight columns multiply zeros). One step is three ``bmm`` into preallocated outputs,
-    in-place gates (``sigmoid_``, ``tanh_``, ``h += z (h~ - h)``) and two narrow copies of
-    ``[o, x]``; it allocates no large tensors."""
+    One persistent buffer per individual and env row, ``[h, o, x, r*h]`` (``o`` only with feedback;
+    only the ``d`` observation channels that are not padding, the padded weight columns multiply
+    zeros), holds the state; the gate inputs are two overlapping views of it, ``u = [h, o, x]``
+    for z and r and ``v = [o, x, r*h]`` for the candidate (whose weight rows are permuted to that
+    order), so no concat is built and ``[o, x]`` is written once. One step is three ``bmm`` into
+    preallocated outputs, in-place gates (``sigmoid_``, ``tanh_``, ``h += z (h~ - h)``) and two
+    narrow copies; it allocates no large tensors."""
 
     def __init__(self, spec: ModelSpec, population: Tensor, batch: int, obs_dim: int) -> None:
         if spec.cell_kind != "enu_cell" or spec.kind is ModelKind.SHAREDENU:
@@ -161,54 +162,75 @@ class FusedENU:
         m, c, d = spec.memory, spec.channels, obs_dim
         p = spec.unflatten(population)
         x0 = m + (c if spec.feedback else 0)                            # first x column
-        keep = list(range(x0 + d))                                      # [h, o, x[:d]]
+        k = x0 + d                                                      # width of [h, o, x]
         t = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
-        self.w_zr = t(torch.cat([p["w_z"], p["w_r"]], dim=1)[..., keep])  # (P, K, 2M)
-        self.w_c = t(p["w_c"][..., keep])                                # (P, K, M)
+        self.w_zr = t(torch.cat([p["w_z"], p["w_r"]], dim=1)[..., :k])  # (P, K, 2M), rows [h, o, x]
+        self.w_c = t(p["w_c"][..., list(range(m, k)) + list(range(m))])  # (P, K, M), rows [o, x, h]
         self.w_o = t(p["w_o"])                                           # (P, M, C)
         P, dt = population.shape[0], population.dtype
         z = lambda *s: torch.zeros(P, batch, *s, dtype=dt, device=population.device)  # noqa: E731
-        self.m, self.x0, self.feedback = m, x0, spec.feedback
-        self.u, self.v = z(len(keep)), z(len(keep))
+        self.m, self.x0, self.k, self.feedback = m, x0, k, spec.feedback
+        self.buf = z(k + m)                                              # [h, o, x, r*h]
         self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
 
     def step(self, x: Tensor) -> Tensor:
         """``x`` (P or 1, E, d) -> output ``o`` (P, E, C) (a buffer overwritten by the next step)."""
-        m, x0, u, v = self.m, self.x0, self.u, self.v
-        h = u[..., :m]
-        u[..., x0:].copy_(x)
-        v[..., x0:].copy_(x)
-        zr = torch.bmm(u, self.w_zr, out=self.zr).sigmoid_()
-        torch.mul(zr[..., m:], h, out=v[..., :m])
-        hc = torch.bmm(v, self.w_c, out=self.hc).tanh_()
+        m, x0, k, buf = self.m, self.x0, self.k, self.buf
+        h = buf[..., :m]
+        buf[..., x0:k].copy_(x)
+        zr = torch.bmm(buf[..., :k], self.w_zr, out=self.zr).sigmoid_()
+        torch.mul(zr[..., m:], h, out=buf[..., k:])
+        hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
         h.add_(hc.sub_(h).mul_(zr[..., :m]))
         o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
         if self.feedback:
-            u[..., m:x0].copy_(o)
-            v[..., m:x0].copy_(o)
+            buf[..., m:x0].copy_(o)
         return o
 
 
 def _open_loop_fitness(task):
     """For tasks whose observations ignore the actions and are the same for every individual
-    (the mimic tasks with ``common_inputs``): ``episode_return(target (1, E, T), actions (P, E, T))``
-    -> (P, E) float64, the episode return :meth:`task.step` would sum; else None."""
+    (the mimic tasks with ``common_inputs``): ``episode_return(target (T, 1, E), actions (T, P, E))``
+    -> (P, E) float64, the episode return :meth:`task.step` would sum (time-major); else None."""
     if not getattr(task.config, "common_inputs", False):
         return None
     if type(task) is IAFTask:
         return functools.partial(_iaf_return, spike_threshold=task.config.spike_threshold)
     if type(task) is STDPTask:
-        return lambda target, actions: (-(target - actions) ** 2).to(torch.float64).sum(-1)
+        return lambda target, actions: (-(target - actions) ** 2).to(torch.float64).sum(0)
     return None
 
 
 def _iaf_return(target: Tensor, actions: Tensor, *, spike_threshold: float) -> Tensor:
-    """:func:`plastix.tasks.mimic.iaf_fitness` (eq. 3) with the reference's spike events computed
-    once for the (1, E, T) common target instead of broadcast to every individual."""
-    yv, yt, _ = spike_events(target, target > 0.5)
-    ov, ot, _ = spike_events(actions, actions > spike_threshold)
-    f = -(((yv - ov) ** 2).sum(-1) + ((yt - ot) ** 2).sum(-1))
-    return torch.where(torch.isnan(actions).any(-1), torch.full_like(f, float("nan")), f).to(torch.float64)
+    """:func:`plastix.tasks.mimic.iaf_fitness` (eq. 3) of time-major ``actions`` (T, P, E) against
+    the common reference spikes ``target`` (T, 1, E), in float64, without (P, E, T) index tensors.
+
+    The reference's k-th spike value / interval are tabulated once per env (``spike_events``);
+    one pass over time pairs the model's k-th spike with them (a missing reference spike is
+    (0, 0)), and the reference spikes the model never answers add the tail sum
+    ``sum_{j >= n_model} (y_j^2 + t_j^2)``."""
+    T, P, E = actions.shape
+    f64 = torch.float64
+    ref = target[:, 0].t()                                                  # (E, T)
+    yv, yt, _ = spike_events(ref.to(f64), ref > 0.5)
+    pad = torch.zeros(E, 1, dtype=f64, device=actions.device)
+    tab_v, tab_t = torch.cat([yv, pad], 1).t().contiguous(), torch.cat([yt, pad], 1).t().contiguous()  # (T+1, E)
+    tail = (tab_v ** 2 + tab_t ** 2).flip(0).cumsum(0).flip(0)             # tail[k] = sum_{j >= k}
+    col = torch.arange(E, device=actions.device)
+    count = torch.zeros(P, E, dtype=torch.long, device=actions.device)
+    last = torch.full((P, E), -1.0, dtype=f64, device=actions.device)
+    acc = torch.zeros(P, E, dtype=f64, device=actions.device)
+    for t in range(T):
+        a = actions[t].to(f64)
+        s = a > spike_threshold
+        k = count * E + col
+        term = (tab_v.take(k) - a) ** 2 + (tab_t.take(k) - (t - last)) ** 2
+        acc += torch.where(s, term, torch.zeros_like(term))
+        last = torch.where(s, torch.full_like(last, float(t)), last)
+        count += s
+    acc += tail.take(count * E + col)
+    nan = torch.isnan(actions).any(0)
+    return torch.where(nan, torch.full_like(acc, float("nan")), -acc)
 
 
 @torch.no_grad()
@@ -230,7 +252,7 @@ def _rollout_open_loop(spec: ModelSpec, population: Tensor, task, episode_return
         actions[t] = out[..., 0]
         obs, _, _, _, info = twin.step(zero)
         targets[t] = info["target"]
-    returns = episode_return(targets.permute(1, 2, 0), actions.permute(1, 2, 0).contiguous())
+    returns = episode_return(targets, actions)
     return {"returns": returns, "fitness": returns.mean(dim=-1)}
 
 

@@ -50,7 +50,7 @@ def test_iaf_return_equals_iaf_fitness():
     target = iaf_reference(0.01 + 0.1 * torch.rand(1, 4, 50, generator=g))
     actions = torch.rand(6, 4, 50, generator=g) * (torch.rand(6, 4, 50, generator=g) > 0.8)
     actions[2, 1, 7] = float("nan")
-    ours = _iaf_return(target, actions, spike_threshold=0.0)
+    ours = _iaf_return(target.permute(2, 0, 1), actions.permute(2, 0, 1), spike_threshold=0.0)
     ref = iaf_fitness(target, actions, 0.0).to(torch.float64)
     assert torch.equal(torch.isnan(ours), torch.isnan(ref)) and torch.isnan(ours[2, 1])
     assert torch.allclose(ours.nan_to_num(), ref.nan_to_num())
