@@ -14,6 +14,13 @@ dim and each gate is one batched matmul ``(P, E, K) x (P, K, M) -> (P, E, M)`` (
 2020, Methods, "Implementation"); there is no Python loop over individuals, units or envs, only
 over time steps. The equations are those of :class:`plastix.ir.ENUCell`,
 :class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not repeated here).
+
+**Fast path.** ENU / NFENU on an open-loop mimic task with common inputs (``IAFTask`` /
+``STDPTask``, ``common_inputs=True``: observations ignore the actions and are the same for every
+individual) skip stepping the (P, E) task: a one-individual twin of the task supplies observations
+and targets, :class:`FusedENU` runs the population with preallocated buffers, and the episode
+returns are computed once from the recorded actions (tested equal to stepping the task,
+``tests/trainer/test_es_eval_fast.py``). ``benchmarks/es_generation.py`` times it.
 """
 from __future__ import annotations
 
