@@ -103,20 +103,25 @@ class Method(str, Enum):
     es = "es"
     bptt = "bptt"
     synq = "synq"
+    gd = "gd"
 
 
 @app.command()
 def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; bptt: one_shot_cue; "
                                                "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
-                                                  "synq (synaptic Q-learning)"),
+                                                  "synq (synaptic Q-learning), gd (the synq tasks' "
+                                                  "gradient-descent baseline)"),
           config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction)"),
           model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
           seed: int = typer.Option(0, help="random seed"),
           resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
           steps: int = typer.Option(None, help="override the number of generations / iterations"),
-          form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)")) -> None:
+          form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
+          policy: Path = typer.Option(None, help="synq only: start from the Q table of this policy.plx (static "
+                                                 "unless --train-policy)"),
+          train_policy: bool = typer.Option(None, help="synq only: keep learning the Q table")) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
@@ -128,9 +133,13 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; b
         elif method is Method.bptt:
             from plastix.trainer.bptt_run import train_bptt
             res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps)
-        else:
+        elif method is Method.synq:
             from plastix.trainer.synq_run import train_synq
-            res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps)
+            res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,
+                             policy=policy, train_policy=train_policy)
+        else:
+            from plastix.trainer.synq_run import train_gd_baseline
+            res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps)
     except (KeyError, ValueError, FileExistsError) as exc:
         raise _fail(str(exc).strip("'\""))
     typer.echo(json.dumps(res, indent=2, default=str))
