@@ -54,3 +54,11 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch):
 def test_doctests(module):
     failures, _ = doctest.testmod(module)
     assert failures == 0
+
+
+def test_train_es_via_cli_and_unknown_task(tmp_path):
+    res = runner.invoke(app, ["train", "iaf", "--method", "es", "--steps", "2", "--out", str(tmp_path / "es")])
+    assert res.exit_code == 0, res.output
+    assert ir.load(tmp_path / "es" / "model.plx").populations
+    res = runner.invoke(app, ["train", "nope", "--method", "es", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "nope" in res.output
