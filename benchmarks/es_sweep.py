@@ -52,6 +52,20 @@ def final_fitness(task: str, model: str, mean: torch.Tensor, *, eval_envs: int, 
     return float(evaluate_population(spec, mean[None].float(), env, seed=eval_seed)[0])
 
 
+@torch.no_grad()
+def baseline_fitness(task: str, *, eval_envs: int, eval_seed: int) -> float:
+    """A trivial policy on the same evaluation episodes: IAF silent (all outputs 0); (complex) STDP
+    copies its input (``a_t = x_t``, the reference with no weight change, since ``w0 = 1``)."""
+    env = make_task(task, task_config(task, "quick", num_envs=eval_envs), population=1)
+    obs, _ = env.reset(seed=eval_seed)
+    ret = torch.zeros(1, eval_envs, dtype=torch.float64)
+    for _ in range(env.max_episode_steps):
+        action = torch.zeros(1, eval_envs, 1) if task == "iaf" else obs[..., :1]
+        obs, reward, *_ = env.step(action)
+        ret += reward.to(torch.float64)
+    return float(ret.mean())
+
+
 def run_sweep(out: Path, *, generations: int, population: int, num_envs: int, seed: int, eval_envs: int,
               eval_seed: int, tasks=TASKS, models=MODELS, table_only: bool = False, progress: bool = False) -> dict:
     results: dict = {}
@@ -86,6 +100,10 @@ def table(results: dict, *, generations: int, population: int, num_envs: int, se
              "| task | model | final fitness (ours) | best offspring fitness during run | train wall s | paper |",
              "|---|---|---:|---:|---:|---:|"]
     for (task, model), s in results.items():
+        if (task, model) == next((k for k in results if k[0] == task), None):
+            b = baseline_fitness(task, eval_envs=eval_envs, eval_seed=eval_seed)
+            what = "silent (all 0)" if task == "iaf" else "copy input (no weight change)"
+            lines.append(f"| {task} | baseline: {what} | {b:.2f} | | | |")
         paper = PAPER.get(task, {}).get(model)
         lines.append(f"| {task} | {model} | {s['final_fitness']:.2f} | {s['best_fitness']:.2f} | "
                      f"{s['train_wall_s']:.0f} | {'' if paper is None else f'{paper:.2f}'} |")
