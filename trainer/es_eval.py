@@ -160,7 +160,7 @@ class FusedENU:
     zeros), holds the state; the gate inputs are two overlapping views of it, ``u = [h, o, x]``
     for z and r and ``v = [o, x, r*h]`` for the candidate (whose weight rows are permuted to that
     order), so no concat is built and ``[o, x]`` is written once. One step is three ``bmm`` into
-    preallocated outputs, in-place gates (``sigmoid_``, ``tanh_``, ``h += z (h~ - h)``) and two
+    preallocated outputs, in-place gates (``sigmoid_``, ``tanh_``, ``h.lerp_(h~, z)``) and two
     narrow copies; it allocates no large tensors."""
 
     def __init__(self, spec: ModelSpec, population: Tensor, batch: int, obs_dim: int) -> None:
@@ -188,7 +188,7 @@ class FusedENU:
         zr = torch.bmm(buf[..., :k], self.w_zr, out=self.zr).sigmoid_()
         torch.mul(zr[..., m:], h, out=buf[..., k:])
         hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
-        h.add_(hc.sub_(h).mul_(zr[..., :m]))
+        h.lerp_(hc, zr[..., :m])                                        # h + z (h~ - h)
         o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
         if self.feedback:
             buf[..., m:x0].copy_(o)
