@@ -7,6 +7,7 @@ Each population emits ``out_channels`` values per neuron per step (1 for spiking
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .errors import IRValidationError
 from .registry import register_kind
@@ -145,9 +146,29 @@ class ENUCell(Cell):
         return d
 
 
+@dataclass(**_FROZEN)
+class _RecurrentCell(Cell):
+    """Fields shared by the GRU and LSTM cells: PyTorch-layout gate weights plus a linear output
+    ``y = W_o h + b_o`` mapping ``hidden`` to ``out_channels``."""
+
+    GATES: ClassVar[int] = 0
+    hidden: int = integer(ge=1)
+    in_channels: int = integer(ge=1)
+    out_channels: int = integer(ge=1)
+    w_ih: object = array(shape=("gates", "in_channels"), scalar_ok=False)
+    w_hh: object = array(shape=("gates", "hidden"), scalar_ok=False)
+    w_o: object = array(shape=("out_channels", "hidden"), scalar_ok=False)
+    b_ih: object = array(shape=("gates",), default=0.0)
+    b_hh: object = array(shape=("gates",), default=0.0)
+    b_o: object = array(shape=("out_channels",), default=0.0)
+
+    def dims(self) -> dict[str, int]:
+        return {**super().dims(), "gates": self.GATES * self.hidden}
+
+
 @register_kind("gru_cell", "cell")
 @dataclass(**_FROZEN)
-class GRUCell(Cell):
+class GRUCell(_RecurrentCell):
     r"""Standard GRU (PyTorch gate order r, z, n) with a linear output ``y = W_o h + b_o``.
 
     .. math::
@@ -155,41 +176,19 @@ class GRUCell(Cell):
         n = \tanh(W_{in}x + b_{in} + r\odot(W_{hn}h + b_{hn})),\ h' = (1-z)\odot n + z\odot h
     """
 
-    hidden: int = integer(ge=1)
-    in_channels: int = integer(ge=1)
-    out_channels: int = integer(ge=1)
-    w_ih: object = array(shape=("gates", "in_channels"), scalar_ok=False)
-    w_hh: object = array(shape=("gates", "hidden"), scalar_ok=False)
-    w_o: object = array(shape=("out_channels", "hidden"), scalar_ok=False)
-    b_ih: object = array(shape=("gates",), default=0.0)
-    b_hh: object = array(shape=("gates",), default=0.0)
-    b_o: object = array(shape=("out_channels",), default=0.0)
-
-    def dims(self) -> dict[str, int]:
-        return {**super().dims(), "gates": 3 * self.hidden}
+    GATES: ClassVar[int] = 3
 
 
 @register_kind("lstm_cell", "cell")
 @dataclass(**_FROZEN)
-class LSTMCell(Cell):
+class LSTMCell(_RecurrentCell):
     r"""Standard LSTM (PyTorch gate order i, f, g, o) with a linear output ``y = W_o h + b_o``.
 
     .. math::
         c' = f\odot c + i\odot g,\qquad h' = o \odot \tanh(c')
     """
 
-    hidden: int = integer(ge=1)
-    in_channels: int = integer(ge=1)
-    out_channels: int = integer(ge=1)
-    w_ih: object = array(shape=("gates", "in_channels"), scalar_ok=False)
-    w_hh: object = array(shape=("gates", "hidden"), scalar_ok=False)
-    w_o: object = array(shape=("out_channels", "hidden"), scalar_ok=False)
-    b_ih: object = array(shape=("gates",), default=0.0)
-    b_hh: object = array(shape=("gates",), default=0.0)
-    b_o: object = array(shape=("out_channels",), default=0.0)
-
-    def dims(self) -> dict[str, int]:
-        return {**super().dims(), "gates": 4 * self.hidden}
+    GATES: ClassVar[int] = 4
 
 
 @register_kind("gated", "population")

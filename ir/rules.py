@@ -136,37 +136,13 @@ class BCM(_DifferentiablePlasticity):
 # Meta-SpikePropamine: spike-timing rules on W itself
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
 class _STDP(Rule):
-    r"""Weight dependence shared by the STDP kinds (Meta-SpikePropamine eqs. 11-13):
+    r"""Fields shared by the STDP kinds. Weight dependence (Meta-SpikePropamine eqs. 11-13):
     :math:`A_+(W) = \eta_+ (W_{max} - W)^{\mu}`, :math:`A_-(W) = \eta_- (W - W_{min})^{\mu}`;
     μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13). With ``hard_bounds`` the weight is
-    clipped to ``[w_min, w_max]`` after every update."""
-
-    __slots__ = ()
-
-    def _check(self) -> None:
-        mu = float(self.mu)  # type: ignore[attr-defined]
-        if mu != 0.0 and (self.w_min is None or self.w_max is None):  # type: ignore[attr-defined]
-            raise IRValidationError(type(self).__name__, "mu", "mu > 0 needs finite w_min and w_max")
-        if self.w_min is not None and self.w_max is not None and not self.w_min < self.w_max:  # type: ignore[attr-defined]
-            raise IRValidationError(type(self).__name__, "w_max", "must be greater than w_min")
-        if self.hard_bounds and (self.w_min is None or self.w_max is None):  # type: ignore[attr-defined]
-            raise IRValidationError(type(self).__name__, "hard_bounds", "needs w_min and w_max")
-
-
-@register_kind("pair_stdp", "rule")
-@dataclass(**_FROZEN)
-class PairSTDP(_STDP):
-    r"""Pair-based STDP with all-to-all traces (Meta-SpikePropamine eqs. 8-13).
-
-    .. math::
-        \Delta W = \underbrace{A_+(W) \odot (y[t]\, \mathrm{x}_{pre}[t]^\top)}_{\text{LTP}}
-                 - \underbrace{A_-(W) \odot (\mathrm{x}_{post}[t]\, x[t]^\top)}_{\text{LTD}}
-
-    then both traces advance with this step's spikes (``decay_pre`` = α_x of the pre trace,
-    ``decay_post`` of the post trace; the paper uses α = 1 - 1/τ). State: ``x_pre`` ``(n_pre,)``,
-    ``x_post`` ``(n_post,)``.
-    """
+    clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
+    decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10."""
 
     eta_plus: object = array(shape=SYN)
     eta_minus: object = array(shape=SYN)
@@ -180,9 +156,31 @@ class PairSTDP(_STDP):
     beta: float = real(gt=0.0, default=1.0)
     x_max: float = real(gt=0.0, default=1.0)
 
+    def _check(self) -> None:
+        if self.mu != 0.0 and (self.w_min is None or self.w_max is None):
+            raise IRValidationError(type(self).__name__, "mu", "mu > 0 needs finite w_min and w_max")
+        if self.w_min is not None and self.w_max is not None and not self.w_min < self.w_max:
+            raise IRValidationError(type(self).__name__, "w_max", "must be greater than w_min")
+        if self.hard_bounds and (self.w_min is None or self.w_max is None):
+            raise IRValidationError(type(self).__name__, "hard_bounds", "needs w_min and w_max")
+
+
+@register_kind("pair_stdp", "rule")
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PairSTDP(_STDP):
+    r"""Pair-based STDP with all-to-all traces (Meta-SpikePropamine eqs. 8-13).
+
+    .. math::
+        \Delta W = \underbrace{A_+(W) \odot (y[t]\, \mathrm{x}_{pre}[t]^\top)}_{\text{LTP}}
+                 - \underbrace{A_-(W) \odot (\mathrm{x}_{post}[t]\, x[t]^\top)}_{\text{LTD}}
+
+    then both traces advance with this step's spikes. State: ``x_pre`` ``(n_pre,)``, ``x_post``
+    ``(n_post,)``. Shared fields (weight dependence, traces): see :class:`_STDP`.
+    """
+
 
 @register_kind("triplet_stdp", "rule")
-@dataclass(**_FROZEN)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class TripletSTDP(_STDP):
     r"""Triplet STDP (Meta-SpikePropamine eqs. 14-15; Pfister & Gerstner 2006).
 
@@ -197,19 +195,8 @@ class TripletSTDP(_STDP):
     State: ``x_pre``, ``x_post``, ``x_slow`` and the previous ``x_slow``.
     """
 
-    eta_plus: object = array(shape=SYN)
-    eta_minus: object = array(shape=SYN)
-    decay_pre: float = real(ge=0.0, le=1.0)
-    decay_post: float = real(ge=0.0, le=1.0)
     decay_slow: float = real(ge=0.0, le=1.0)
     eta_pair: object = array(shape=SYN, default=0.0)
-    mu: float = real(ge=0.0, default=0.0)
-    w_min: float = real(optional=True)
-    w_max: float = real(optional=True)
-    hard_bounds: bool = flag(default=False)
-    trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
-    beta: float = real(gt=0.0, default=1.0)
-    x_max: float = real(gt=0.0, default=1.0)
 
 
 @register_kind("eligibility", "rule")
