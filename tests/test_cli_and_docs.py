@@ -42,12 +42,18 @@ def test_kinds_lists_every_kind():
         assert f"] {kind} " in res.output
 
 
-def test_readme_quickstart_runs(tmp_path, monkeypatch):
+def test_readme_examples_run(tmp_path, monkeypatch):
+    """Every python block of the README runs, in order, in one namespace (torch and Lava included)."""
     text = (ROOT / "README.md").read_text()
-    code = re.search(r"## Quickstart\s+```python\n(.*?)```", text, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    ns: dict = {}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"README.md block {i}", "exec"), ns)
     assert ir.load(tmp_path / "model.plx").population("hidden").size == 48
+    assert ns["out"]["action"].shape == (100, 1, 8, 2)
+    assert ns["spikes"]["action"].shape == (100, 2)
 
 
 @pytest.mark.parametrize("module", [plastix.ir.builder])
