@@ -1,6 +1,7 @@
 r"""Plasticity rule kinds. A rule is data: a kind, its (learned) coefficients and trace constants.
 
-**Shared timing** (all rules, both backends). During step ``t`` a projection multiplies the
+**Shared timing** (all rules, both backends). Synapses outside a projection's ``mask`` never
+change; a ``sign`` constraint is applied on top of the learned weight. During step ``t`` a projection multiplies the
 presynaptic activity entering the synapse, ``x[t] = out_pre[t - delay]``, by the weight in effect
 ``W[t]`` (the product reaches the post population at ``t + 1``). At the end of step ``t`` the rule
 sees ``x[t]`` and the postsynaptic output ``y[t] = out_post[t]`` and computes ``W[t+1]``. This is
@@ -140,7 +141,8 @@ class BCM(_DifferentiablePlasticity):
 class _STDP(Rule):
     r"""Fields shared by the STDP kinds. Weight dependence (Meta-SpikePropamine eqs. 11-13):
     :math:`A_+(W) = \eta_+ (W_{max} - W)^{\mu}`, :math:`A_-(W) = \eta_- (W - W_{min})^{\mu}`;
-    μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13). With ``hard_bounds`` the weight is
+    μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13); for μ > 0 the bases
+    ``W_max - W`` and ``W - W_min`` are clamped at 0. With ``hard_bounds`` the weight is
     clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
     decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10."""
 
