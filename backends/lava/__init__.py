@@ -30,8 +30,18 @@ Lowering (the table is :data:`PROCESS_TABLE`; decisions in :mod:`.plan`, Lava ob
   per-post / per-pre / per-synapse and two-channel modulation, triplet STDP, gated (ENU/GRU/LSTM)
   synapses, synaptic Q-learning — runs host-emulated in :class:`~.procs.host_plastic_dense.HostPlasticDense`
   with the numpy math of :mod:`.hostmath` (CPU only, nothing maps to Loihi hardware).
-* Gated populations, multi-channel inputs, refractory periods in fixed point, per-neuron
-  du/dv/vth and plastic projections with delays raise :class:`plastix.ir.UnsupportedKindError`.
+* Gated populations (ENU / GRU / LSTM neurons) run host-emulated (float only) in
+  :class:`~.procs.gated_population.HostGatedPopulation`: the cell math of :func:`.hostmath.cell_step`
+  in float64, received / sent in the LIF order, so projection latency equals the IR's.
+  Multi-channel values (multi-channel ``Input`` sources, gated units' inputs and outputs) travel
+  between Lava processes as flat ``(size * channels,)`` vectors, unit-major (``reshape(size,
+  channels)``); a static projection over ``C`` channels is a ``Dense`` with ``kron(W, I_C)``, graded
+  (``num_message_bits=24``) when its source is a gated population. ``run`` takes multi-channel inputs
+  as ``(steps, size, channels)`` and returns gated outputs as ``(steps, size[, channels])``.
+* Gated populations in fixed point or with ``init_noise > 0`` (random, not reproducible), plastic
+  projections into gated populations or from multi-channel sources, refractory periods in fixed
+  point, per-neuron du/dv/vth and plastic projections with delays raise
+  :class:`plastix.ir.UnsupportedKindError`.
 
 Precision: ``"float"`` is Lava's ``floating_pt``; ``"fixed"`` is ``fixed_pt`` with the integers of
 :mod:`plastix.backends.quantize` (shared with the torch backend's fixed mode; the graph must be

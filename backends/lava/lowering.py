@@ -2,8 +2,8 @@
 
 Runs inside the child process of :func:`plastix.backends.lava.runner.run_isolated`. One run:
 RingBuffer sources (inputs, column ``t`` = plastix step ``t``) -> Dense / LearningDense /
-host-emulated synapses -> LIF / ThreeFactorLIF / LIF-as-LI; spikes of spiking outputs go to sink
-RingBuffers, ``v`` of LI outputs to Monitors, all read once at the end, then weights and ``u``/``v``.
+host-emulated synapses -> LIF / ThreeFactorLIF / LIF-as-LI / HostGatedPopulation; spikes of spiking
+outputs and gated units' outputs (flat ``(size * channels,)``, unit-major) go to sink RingBuffers, ``v`` of LI outputs to Monitors, all read once at the end, then weights and ``u``/``v``.
 Timing equals the IR's (ir/synapses.py): plastix step ``t`` is Lava time step ``t + 1``.
 
 ``PROCESS_TABLE`` is the explicit kind -> (Process, ProcessModel per precision) table; it is also
@@ -29,6 +29,7 @@ from lava.utils.weightutils import SignMode
 
 from .plan import ENGINE, HOST, Plan
 from .procs.fault import FaultInjector, PyFaultInjectorFixed, PyFaultInjectorFloat
+from .procs.gated_population import HostGatedPopulation, PyHostGatedPopulationModel
 from .procs.host_plastic_dense import HostPlasticDense, PyHostPlasticDenseModel, PyHostPlasticDenseModelFixed
 from .procs.three_factor_lif import PyThreeFactorLIFFixed, PyThreeFactorLIFFloat, ThreeFactorLIF
 from .runner import LavaRunError
@@ -49,6 +50,7 @@ PROCESS_TABLE = {
                                                     "fixed": PyLearningDenseModelBitApproximate}),
     "projection(host-emulated)": (HostPlasticDense, {"float": PyHostPlasticDenseModel,
                                                            "fixed": PyHostPlasticDenseModelFixed}),
+    "gated": (HostGatedPopulation, {"float": PyHostGatedPopulationModel}),
     "fault": (FaultInjector, {"float": PyFaultInjectorFloat, "fixed": PyFaultInjectorFixed}),
 }
 
@@ -85,8 +87,12 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
     rules = {}
     for p in plan.pops.values():
         if p.kind == "input":
-            data = np.asarray(inputs[p.name]).T.astype(dtype)  # (size, T)
+            x = np.asarray(inputs[p.name])
+            data = x.reshape(x.shape[0], -1).T.astype(dtype)  # (size * channels, T), unit-major
             sources[p.name] = procs[p.name] = Source(data=data)
+            continue
+        if p.kind == "gated":
+            procs[p.name] = HostGatedPopulation(size=p.size, cell=p.cell, name=p.name)
             continue
         q = p.params
         kw = dict(shape=(p.size,), du=q["du"], dv=q["dv"], vth=q["vth"], bias_mant=q["bias_mant"],
@@ -120,7 +126,7 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
                 extra = dict(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"],
                              sign_mode=SignMode(pr.dense["sign_mode"]))
             x = inputs.get(pr.pre)
-            if x is not None and not np.all((x == 0) | (x == 1)):
+            if plan.pops[pr.pre].kind == "gated" or (x is not None and not np.all((x == 0) | (x == 1))):
                 extra["num_message_bits"] = 24  # graded input values: a = W x (Dense uses a dot product)
             if pr.delay:
                 conns[pr.name] = DelayDense(weights=pr.weights, delays=int(pr.delay), name=pr.name, **extra)
@@ -160,8 +166,8 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
         md.a_out.connect(procs[post].a_third_factor_in)
     for name in plan.outputs:
         p = plan.pops[name]
-        if p.kind == "lif":
-            sinks[name] = Sink(shape=(p.size,), buffer=steps)
+        if p.kind in ("lif", "gated"):
+            sinks[name] = Sink(shape=(p.size * p.out_channels,), buffer=steps)
             procs[name].s_out.connect(sinks[name].a_in)
         elif p.kind == "li":
             mon = Monitor()
@@ -237,7 +243,9 @@ def run_plan(plan: Plan, inputs: dict, steps: int, *, readback: bool = True, fau
     try:
         out = {}
         for name, sink in sinks.items():
-            out[name] = np.asarray(sink.data.get()).T.astype(np.float64).copy()
+            data = np.asarray(sink.data.get()).T.astype(np.float64)  # (T, size * channels)
+            ch = plan.pops[name].out_channels
+            out[name] = (data if ch == 1 else data.reshape(data.shape[0], -1, ch)).copy()
         for name, mon in monitors.items():
             v = np.asarray(mon.get_data()[name]["v"], dtype=np.float64)
             out[name] = v / plan.pops[name].params["v_scale"]
@@ -260,6 +268,8 @@ def run_plan(plan: Plan, inputs: dict, steps: int, *, readback: bool = True, fau
                 if p.kind in ("lif", "li"):
                     result["state"][f"{name}.u"] = np.asarray(procs[name].u.get(), dtype=np.float64)
                     result["state"][f"{name}.v"] = np.asarray(procs[name].v.get(), dtype=np.float64)
+                elif p.kind == "gated":
+                    result["state"][f"{name}.h"] = np.asarray(procs[name].h.get(), dtype=np.float64)
     except Exception:
         _shutdown_after_error(root)
         raise

@@ -35,12 +35,15 @@ class FaultSpec:
 class LavaNetwork:
     """A graph lowered to Lava. Use as a context manager or call :meth:`close` (both idempotent).
 
-    Inputs are ``(steps, size)`` arrays: spikes (0/1), or graded values (integers in fixed precision)
-    for inputs that feed only static projections (their Dense then takes graded messages).
+    Inputs are ``(steps, size)`` arrays (``(steps, size, channels)`` for multi-channel inputs):
+    spikes (0/1), or graded values (integers in fixed precision) for inputs that feed only static
+    projections (their Dense then takes graded messages). Between Lava processes, multi-channel
+    values travel as flat ``(size * channels,)`` vectors, unit-major (``reshape(size, channels)``).
 
     ``run(inputs, steps)`` -> ``{output name: (steps, size) array}``: spikes (0/1) of CubaLIF
-    outputs, ``v`` of LI outputs (IR units in both precisions), the inputs themselves for Input
-    outputs. :meth:`weights` / :meth:`state` return the last run's final plastic weights (IR units)
+    outputs, ``v`` of LI outputs (IR units in both precisions), the cell outputs of gated
+    (ENU/GRU/LSTM) outputs (``(steps, size, channels)`` when ``channels > 1``), the inputs themselves
+    for Input outputs. :meth:`weights` / :meth:`state` return the last run's final plastic weights (IR units)
     and neuron state (``"<pop>.u"``, ``"<pop>.v"``; Lava's own units: fixed point is 2^6-scaled) and
     learning-engine eligibility tags (``"<proj>.tag_1"``).
     """
@@ -66,9 +69,10 @@ class LavaNetwork:
         out = {}
         for name in self.plan.inputs:
             x = np.asarray(inputs[name], dtype=np.float64)
-            size = self.plan.pops[name].size
-            if x.ndim != 2 or x.shape[1] != size or x.shape[0] < steps:
-                raise ValueError(f"inputs[{name!r}]: expected shape ({steps}, {size}), got {x.shape}")
+            size, ch = self.plan.pops[name].size, self.plan.pops[name].out_channels
+            want = (size,) if ch == 1 else (size, ch)
+            if x.ndim != 1 + len(want) or x.shape[1:] != want or x.shape[0] < steps:
+                raise ValueError(f"inputs[{name!r}]: expected shape {(steps,) + want}, got {x.shape}")
             x = x[:steps]
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"inputs[{name!r}]: values must be finite")

@@ -39,12 +39,15 @@ LI_VTH_FIXED = 1 << 24  # << 6 exceeds the saturated 24-bit v: never spikes (qua
 @dataclass
 class PopPlan:
     name: str
-    kind: str  # input | lif | li
+    kind: str  # input | lif | li | gated
     size: int
     how: str
     why: str
     params: dict = field(default_factory=dict)
     three_factor: dict | None = None  # ThreeFactorLIF trace params when it feeds a 3F LearningDense
+    in_channels: int = 1  # values per neuron on Lava ports: flat (size * channels,), unit-major
+    out_channels: int = 1
+    cell: Any = None  # gated populations: the IR cell
 
 
 @dataclass
@@ -102,7 +105,7 @@ class Plan:
         return out
 
 
-_KIND_OF_POP = {"input": "input", "lif": "cuba_lif", "li": "li"}
+_KIND_OF_POP = {"input": "input", "lif": "cuba_lif", "li": "li", "gated": "gated"}
 
 
 def effective_weight(pr) -> np.ndarray:
@@ -280,7 +283,9 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
 def _plan_population(p, precision: str) -> PopPlan:
     if isinstance(p, Input):
         if p.channels != 1:
-            raise UnsupportedKindError("input(channels>1)", BACKEND, ("input(channels=1)",))
+            return PopPlan(p.name, "input", p.size, NATIVE,
+                           f"RingBuffer source of size * channels = {p.size * p.channels} values per step "
+                           "(flat, unit-major)", in_channels=p.channels, out_channels=p.channels)
         return PopPlan(p.name, "input", p.size, NATIVE, "RingBuffer source")
     if isinstance(p, CubaLIF):
         if p.refractory and precision == "fixed":
@@ -291,7 +296,16 @@ def _plan_population(p, precision: str) -> PopPlan:
         return PopPlan(p.name, "li", p.size, NATIVE, "LIF with an unreachable threshold; v read by a Monitor",
                        _lif_params(p, precision, None))
     if isinstance(p, GatedPopulation):
-        raise UnsupportedKindError(p.kind, BACKEND, ("input", "cuba_lif", "li"))
+        if precision == "fixed":
+            raise UnsupportedKindError(f"{p.kind}({p.cell.kind}, fixed): gated units are host-emulated in float "
+                                       "only (no fixed-point cell math)", BACKEND, (f"{p.kind}(float)",))
+        if p.init_noise > 0:
+            raise UnsupportedKindError(f"{p.kind}(init_noise > 0): the random initial output-gate noise cannot be "
+                                       "reproduced on Lava", BACKEND, (f"{p.kind}(init_noise=0)",))
+        return PopPlan(p.name, "gated", p.size, HOST,
+                       f"HostGatedPopulation: {p.cell.kind} units computed with numpy (float64) in a Python "
+                       "ProcessModel (no Loihi neuron model); ports carry size * channels values (flat, unit-major)",
+                       in_channels=p.in_channels, out_channels=p.out_channels, cell=p.cell)
     raise UnsupportedKindError(getattr(p, "kind", type(p).__name__), BACKEND, ("input", "cuba_lif", "li"))
 
 
@@ -312,6 +326,14 @@ def _lif_params(p, precision: str, vth) -> dict:
             "refractory": 0, "v_scale": 64.0}
 
 
+def _per_channel(w: np.ndarray, channels: int) -> np.ndarray:
+    """The Dense matrix of a static projection on flat unit-major ``(size * channels,)`` vectors: the
+    IR applies ``W`` ``(n_post, n_pre)`` to every channel separately, i.e. ``kron(W, I_channels)``."""
+    if channels == 1:
+        return w.copy()
+    return np.kron(w, np.eye(channels, dtype=w.dtype)).astype(w.dtype)
+
+
 def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: str) -> ProjPlan:
     if pr.delay and pr.rule is not None:
         raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
@@ -320,18 +342,28 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     post = pops[pr.post]
     if post.kind == "input":  # pragma: no cover - the IR forbids it
         raise UnsupportedKindError("projection into an input", BACKEND)
+    chans = pops[pr.pre].out_channels
+    if pr.rule is not None and (chans != 1 or post.kind == "gated"):
+        raise UnsupportedKindError(f"{pr.rule.kind} on a projection into a gated population or from a multi-channel "
+                                   "population (only static projections carry channels)", BACKEND,
+                                   ("static projection",))
     w = effective_weight(pr)
     pre_pop = graph.population(pr.pre)
     graded = False  # graded (non-spike) input values are detected at run time (lowering._build)
     rule = pr.rule
     if rule is None:
         what = f"DelayDense (delay {pr.delay})" if pr.delay else "Dense"
+        if chans != 1:
+            what += (f" over {chans} channels (weights kron(W, I_{chans}) on the flat unit-major "
+                     "size * channels vectors)")
         if precision == "fixed":
             d = qz.dense_to_fixed(pr.name, w)
-            return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, d.weights, d.effective.astype(np.float64),
+            return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, _per_channel(d.weights, chans),
+                            d.effective.astype(np.float64),
                             {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8},
                             graded=graded, delay=pr.delay)
-        return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, w.copy(), w.copy(), graded=graded, delay=pr.delay)
+        return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, _per_channel(w, chans), w.copy(), graded=graded,
+                        delay=pr.delay)
     if not isinstance(rule, _HOST_RULES + (LoihiRule,)):
         raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
     engine, why = _engine_rule(graph, pr, precision)

@@ -2,9 +2,10 @@
 outputs (float precision).
 
 The exported graph (:meth:`plastix.trainer.models.ModelSpec.to_graph`) is a 16-channel ``Input``
-feeding a ``GatedPopulation`` of one ENU neuron. Until the Lava backend lowers gated populations
-and multi-channel inputs (host-emulated), :func:`plastix.backends.lava.support` raises
-:class:`plastix.ir.UnsupportedKindError` for it and this test skips, naming what is missing.
+feeding a ``GatedPopulation`` of one ENU neuron; the Lava backend host-emulates the gated
+population (``HostGatedPopulation``) and carries the 16 channels as flat unit-major vectors. Should
+:func:`plastix.backends.lava.support` raise :class:`plastix.ir.UnsupportedKindError` for it, this
+test skips, naming what is missing.
 """
 from __future__ import annotations
 
