@@ -19,28 +19,34 @@ EXP_SCALE = 1.0
 EXP_TAU = 0.5
 
 
-class _FastSigmoidSpike(torch.autograd.Function):
+class _Spike(torch.autograd.Function):
+    """Heaviside forward; subclasses give the surrogate derivative ``d(x)`` used backward."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         ctx.save_for_backward(x)
         return (x > 0).to(x.dtype)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    @classmethod
+    def backward(cls, ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         (x,) = ctx.saved_tensors
-        return grad / (1.0 + FAST_SIGMOID_SLOPE * x.abs()) ** 2
-
-
-class _ExponentialSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        ctx.save_for_backward(x)
-        return (x > 0).to(x.dtype)
+        return grad * cls.derivative(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        (x,) = ctx.saved_tensors
-        return grad * EXP_SCALE * torch.exp(-x.abs() / EXP_TAU)
+    def derivative(x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _FastSigmoidSpike(_Spike):
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        return 1.0 / (1.0 + FAST_SIGMOID_SLOPE * x.abs()) ** 2
+
+
+class _ExponentialSpike(_Spike):
+    @staticmethod
+    def derivative(x: torch.Tensor) -> torch.Tensor:
+        return EXP_SCALE * torch.exp(-x.abs() / EXP_TAU)
 
 
 def fast_sigmoid(x: torch.Tensor) -> torch.Tensor:
