@@ -3,9 +3,8 @@ outputs (float precision).
 
 The exported graph (:meth:`plastix.trainer.models.ModelSpec.to_graph`) is a 16-channel ``Input``
 feeding a ``GatedPopulation`` of one ENU neuron; the Lava backend host-emulates the gated
-population (``HostGatedPopulation``) and carries the 16 channels as flat unit-major vectors. Should
-:func:`plastix.backends.lava.support` raise :class:`plastix.ir.UnsupportedKindError` for it, this
-test skips, naming what is missing.
+population (``HostGatedPopulation``) and carries the 16 channels as flat unit-major vectors. An
+:class:`plastix.ir.UnsupportedKindError` from :func:`plastix.backends.lava.support` fails the test.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from plastix.ir import UnsupportedKindError
 from plastix.ir import load as load_graph
 from plastix.tasks.registry import make_task
 from plastix.trainer.es_run import train_es
@@ -45,10 +43,7 @@ def _iaf_inputs(steps: int) -> np.ndarray:
 
 def test_evolved_enu_on_lava_equals_torch(evolved_enu, lava):
     graph = load_graph(evolved_enu)
-    try:
-        report = lava.support(graph, "float")
-    except UnsupportedKindError as e:
-        pytest.skip(f"Lava backend does not run gated ENU graphs yet (support() says: {e})")
+    report = lava.support(graph, "float")
     assert report["populations"]["unit"]["how"] == lava.HOST
 
     from plastix.backends.torch import compile as torch_compile
