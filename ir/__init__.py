@@ -27,6 +27,7 @@ from .rules import LoihiRule as LoihiRule
 from .rules import ModulationMode as ModulationMode
 from .rules import Oja as Oja
 from .rules import PairSTDP as PairSTDP
+from .rules import QAggregation as QAggregation
 from .rules import QUpdateForm as QUpdateForm
 from .rules import Rule as Rule
 from .rules import SynapticQ as SynapticQ

@@ -66,6 +66,14 @@ class QUpdateForm(str, enum.Enum):
     MULTIPLICATIVE = "multiplicative"
 
 
+class QAggregation(str, enum.Enum):
+    """How the TD updates of all synapses that visited one (s, a) cell in one decision combine
+    (:class:`SynapticQ`)."""
+
+    SEQUENTIAL = "sequential"
+    MEAN = "mean"
+
+
 # ---------------------------------------------------------------------------------------------
 # SpikePropamine: differentiable plasticity  W_eff = W + alpha * E  (eq. 7)
 
@@ -266,15 +274,23 @@ class GatedSynapse(Rule):
 @dataclass(**_FROZEN)
 class SynapticQ(Rule):
     r"""Synaptic Q-learning (Bhargava, Rezaei & Lankarany 2022): every weight is an agent sharing
-    one tabular policy ``q_table`` ``(81, 3)``.
+    one tabular policy ``q_table`` ``(81, 3)`` (the authors' 3^5 = 243 entries: state x action).
 
     State of synapse k: its last two actions and last two rewards, each in {0, 1, 2} (actions
     {-a, 0, +a}; rewards sign(L(t-1) - L(t)) in {-1, 0, +1} shifted by one), index
-    ``27 a_{t-1} + 9 a_{t-2} + 3 r_{t-1} + r_{t-2}``. Actions are ε-greedy on ``q_table``; the
-    weight moves by ``(a - 1) * step`` (``additive``, the authors' code) or by
-    ``(a - 1) * step * w`` (``multiplicative``, the paper's text); the shared table learns by TD
-    (paper eq. 7): ``Q(s,a) += lr (r + gamma max_a' Q(s',a') - Q(s,a))``. The reward comes from
-    ``modulator`` (global) or from the trainer.
+    ``27 a_{t-1} + 9 a_{t-2} + 3 r_{t-1} + r_{t-2}``. The weight moves by ``(a - 1) * step``
+    (``additive``, the authors' code) or by ``(a - 1) * step * w`` (``multiplicative``, the paper's
+    text); the shared table learns by TD (paper eq. 7):
+    ``Q(s,a) += lr (r + gamma max_a' Q(s',a') - Q(s,a))``. All synapses in one cell share the
+    target ``T``; ``aggregation`` says how their ``n`` updates combine: ``sequential`` applies them
+    one after another (the authors' loop), ``Q <- T + (1 - lr)^n (Q - T)``; ``mean`` applies their
+    mean once, ``Q <- Q + lr (T - Q)``. The reward comes from ``modulator`` (global) or from the
+    trainer.
+
+    ε-greedy with a reproducible stream (:mod:`plastix.ir.counter_hash`): at decision ``n`` (0, 1,
+    ...) synapse k (row-major index) draws ``h = mix(key(seed, n) ^ k)``; with ``v = h >> 8`` and
+    ``thr = floor(epsilon 2^24)`` it explores iff ``v < thr``, taking action ``floor(3 v / thr)``,
+    else the greedy ``argmax_a q_table[s]`` (ties: lowest index).
     """
 
     q_table: object = array(shape=(81, 3), scalar_ok=False)
@@ -283,6 +299,8 @@ class SynapticQ(Rule):
     epsilon: float = real(ge=0.0, le=1.0, default=0.1)
     gamma: float = real(ge=0.0, le=1.0, default=0.9)
     lr: float = real(ge=0.0, le=1.0, default=0.01)
+    aggregation: QAggregation = choice(QAggregation, default=QAggregation.MEAN)
+    seed: int = integer(ge=0, default=0)
     modulator: str = text(optional=True)
 
 

@@ -336,14 +336,15 @@ class _GatedSynapseLowering(_RuleLowering):
 class _SynQLowering(_RuleLowering):
     def bind(self, prm):  # noqa: ANN001
         r = self.rule
-        return rl.SynQParams(r.step, r.form, r.epsilon, r.gamma, r.lr), prm[f"{self.prefix}/q_table"]
+        return (rl.SynQParams(r.step, r.form, r.epsilon, r.gamma, r.lr, r.aggregation, r.seed),
+                prm[f"{self.prefix}/q_table"])
 
     def init(self, P, B, w0, like, bound):  # noqa: ANN001
         q = bound[1]
         q = q.expand(P, B, 81, 3).clone() if q.dim() == 2 else q[:, 0].unsqueeze(1).expand(P, B, 81, 3).clone()
         ones = torch.ones(P, B, self.n_post, self.n_pre, dtype=torch.long, device=like.device)
         return rl.SynQState(_expand_w(w0, P, B), q, ones, ones, torch.ones(P, B, dtype=torch.long, device=like.device),
-                            ones * 40, False)
+                            ones * 40, 0)
 
     def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
         if self.rule.modulator:

@@ -18,7 +18,9 @@ from typing import Any, NamedTuple, Optional
 import torch
 
 from ...ir import loihi_expr
-from ...ir.rules import ModulationMode, QUpdateForm, TraceKind
+from ...ir.counter_hash import stream_key
+from ...ir.rules import ModulationMode, QAggregation, QUpdateForm, TraceKind
+from . import synq as sq
 
 
 def outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -233,7 +235,7 @@ class SynQState(NamedTuple):
     a2: torch.Tensor  # action before
     r1: torch.Tensor  # (P, B) long, last shifted reward in {0, 1, 2}
     s: torch.Tensor  # (P, B, n_post, n_pre) long, state index of the last decision
-    started: bool  # a decision has been taken (TD needs one)
+    n: int  # decisions taken so far (the random stream's counter; TD needs n > 0)
 
 
 class SynQParams(NamedTuple):
@@ -242,50 +244,37 @@ class SynQParams(NamedTuple):
     epsilon: float
     gamma: float
     lr: float
+    aggregation: QAggregation = QAggregation.MEAN
+    seed: int = 0
 
 
 def synq_step(inputs: tuple, state: SynQState, p: SynQParams, mask: Optional[torch.Tensor] = None,
               generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, SynQState]:
     """One decision of :class:`plastix.ir.SynapticQ` given ``reward`` ``(P, B)`` (reduced to its
     sign in {-1, 0, +1}): TD update of the table for the previous (state, action) of every synapse
-    (paper eq. 7; the TD errors of all synapses that visited the same (s, a) are averaged), then a
-    new epsilon-greedy action per synapse and the weight step. Runs without autograd."""
+    (paper eq. 7, ``p.aggregation``), then a new ε-greedy action per synapse and the weight step;
+    the math is :mod:`plastix.backends.torch.synq`. Draw index of synapse k of individual i, batch
+    element b: ``(i B + b) K + k`` (so ``P = B = 1`` matches the IR's row-major index). The stream
+    is the rule's (``p.seed``); ``generator`` is not used. Runs without autograd."""
     (reward,) = inputs
     with torch.no_grad():
-        rs = torch.sign(reward).long() + 1  # (P, B)
         lead = state.w.shape[:2]
-        rs = rs.expand(lead) if rs.dim() else rs.expand(lead)
-        s_new = 27 * state.a1 + 9 * state.a2 + (3 * rs + state.r1)[..., None, None]
+        rs = sq.sign_index(reward).expand(lead)
+        s_new = sq.encode_state(state.a1, state.a2, rs[..., None, None], state.r1[..., None, None])
         q = state.q
-        flat_s = s_new.reshape(*lead, -1)
-        q_next = torch.gather(q, 2, flat_s.unsqueeze(-1).expand(*flat_s.shape, 3))  # (P, B, K, 3)
-        if state.started:
-            sa = (state.s * 3 + state.a1).reshape(*lead, -1)
-            q_flat = q.reshape(*lead, 243)
-            q_sa = torch.gather(q_flat, 2, sa)
-            delta = (rs - 1).to(q.dtype)[..., None] + p.gamma * q_next.amax(-1) - q_sa
-            if mask is not None:
-                wmask = mask.reshape(-1).to(q.dtype).expand_as(delta)
-                delta = delta * wmask
-            else:
-                wmask = torch.ones_like(delta)
-            sums = torch.zeros_like(q_flat).scatter_add_(2, sa, delta)
-            counts = torch.zeros_like(q_flat).scatter_add_(2, sa, wmask)
-            q = (q_flat + p.lr * sums / counts.clamp_min(1.0)).reshape(q.shape)
-            q_next = torch.gather(q, 2, flat_s.unsqueeze(-1).expand(*flat_s.shape, 3))
-        greedy = q_next.argmax(-1)
-        if p.epsilon > 0:
-            u = torch.rand(greedy.shape, generator=generator, device=greedy.device)
-            rnd = torch.randint(0, 3, greedy.shape, generator=generator, device=greedy.device)
-            greedy = torch.where(u < p.epsilon, rnd, greedy)
-        a = greedy.reshape(s_new.shape)
-        dw = (a - 1).to(state.w.dtype) * p.step
-        if p.form == QUpdateForm.MULTIPLICATIVE:
-            dw = dw * state.w
-        if mask is not None:
-            dw = dw * mask
-        w = state.w + dw
-    return w, SynQState(w, q, a, state.a1, rs, s_new, True)
+        tables = sq.make_tables(q.device, q.dtype)
+        if state.n > 0:
+            q = sq.td_update(q, state.s.reshape(*lead, -1), state.a1.reshape(*lead, -1), rs, lr=p.lr, gamma=p.gamma,
+                             aggregation=p.aggregation, weights=mask, tables=tables)
+        thr = sq.explore_threshold(p.epsilon)
+        h = None
+        if thr > 0:
+            k = torch.arange(state.w.numel(), device=state.w.device).view(state.w.shape)
+            h = sq.draws(stream_key(p.seed, state.n), k)
+        a = sq.select_actions(q, s_new.reshape(*lead, -1), thr, None if h is None else h.reshape(*lead, -1))
+        a = a.view(s_new.shape)
+        w = sq.move(state.w, a, p.step if mask is None else p.step * mask, p.form)
+    return w, SynQState(w, q, a, state.a1, rs, s_new, state.n + 1)
 
 
 # ---------------------------------------------------------------------------------------------

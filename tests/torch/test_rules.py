@@ -252,15 +252,17 @@ def test_synaptic_q_vs_loop_reference():
     np.testing.assert_allclose(rs_.w[0, 0].detach().numpy(), w, rtol=1e-10, atol=1e-12)
 
 
-def test_synaptic_q_epsilon_uses_the_generator():
-    rule = SynapticQ(q_table=np.zeros((81, 3)), epsilon=1.0)
-    g = harness(rule)
+def test_synaptic_q_exploration_follows_the_rules_seeded_stream():
+    """ε-greedy draws come from the rule's counter-based stream (seed, decision, synapse), not a
+    torch generator, so the Lava process can replay them."""
     xs = to_torch(harness_inputs(5))
-    net = compile(g, dtype=torch.float64)
     rew = torch.ones(5, 1, 1)
-    w1 = net.run(xs, reward=rew, generator=torch.Generator().manual_seed(1))[1].projs["plastic"].rule.w
-    w2 = net.run(xs, reward=rew, generator=torch.Generator().manual_seed(1))[1].projs["plastic"].rule.w
-    w3 = net.run(xs, reward=rew, generator=torch.Generator().manual_seed(2))[1].projs["plastic"].rule.w
+
+    def final_w(seed, gen_seed):
+        net = compile(harness(SynapticQ(q_table=np.zeros((81, 3)), epsilon=1.0, seed=seed)), dtype=torch.float64)
+        return net.run(xs, reward=rew, generator=torch.Generator().manual_seed(gen_seed))[1].projs["plastic"].rule.w
+
+    w1, w2, w3 = final_w(1, 0), final_w(1, 5), final_w(2, 0)
     assert torch.equal(w1, w2) and not torch.equal(w1, w3)
 
 
