@@ -1,0 +1,211 @@
+"""Deploy bundles: one folder per deployed model, created atomically (issue 10, docs/deploy.md).
+
+Layout::
+
+    <bundle>/
+      manifest.json     format tag, bundle version, package versions, sha256 of every file, metrics
+      model.plx         the IR (plastix.ir.save)
+      model.nir         NIR: static part + plasticity extension (absent, with the reason in the
+                        manifest, when the graph has nodes NIR cannot express, e.g. gated units)
+      model.onnx        optional: ONNX export of one simulation step (plastix.deploy.onnx_export)
+      inputs.npz        the input set the report and checks ran on
+      report.json, report.md, *.png    the Loihi report (plastix.deploy.report)
+
+The bundle is built in a temporary sibling folder and moved into place with ``os.replace``; on any
+error the temporary folder is removed, so a bundle either exists complete or not at all.
+:func:`load_bundle` re-checks every hash and names the file that is missing or changed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from plastix.ir import Graph, UnsupportedKindError
+from plastix.ir import load as load_graph
+from plastix.ir import save as save_graph
+
+FORMAT_TAG = "plastix-bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL = "model.plx"
+PACKAGES = ("plastix", "torch", "lava-nc", "nir", "numpy", "onnx", "onnxruntime")
+
+
+class BundleError(ValueError):
+    """A bundle folder is missing, incomplete, corrupted or of another format."""
+
+
+def versions() -> dict[str, Optional[str]]:
+    """Installed versions of the packages a bundle depends on (``None`` if absent)."""
+    out: dict[str, Optional[str]] = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = None, steps: int = 100, seed: int = 0,
+                  lava: bool = False, onnx: bool = False, plots: bool = True, overwrite: bool = False,
+                  source: Optional[str | Path] = None, timeout: float = 300.0,
+                  progress: Optional[Callable[[str], None]] = None) -> Path:
+    """Write the bundle of ``graph`` to the folder ``out`` (module doc) and return it.
+
+    ``inputs`` (name -> ``(T, size[, ch])``, default :func:`~plastix.deploy.report.probe_inputs`
+    with ``steps``/``seed``) drive the report and checks. ``lava`` runs
+    :func:`~plastix.deploy.targets.lava_check` and raises :class:`BundleError` if Lava does not
+    reproduce torch; ``onnx`` adds the one-step ONNX model and its onnxruntime check. An existing
+    ``out`` is an error unless ``overwrite``. ``progress(stage)`` is called after each stage."""
+    from .report import build_report, check_inputs, probe_inputs, write_report
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    tick = progress or (lambda stage: None)
+    given = inputs is not None
+    inputs = probe_inputs(graph, steps, seed) if inputs is None else inputs
+    check_inputs(graph, inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        files, skipped, metrics = [MODEL, "inputs.npz"], {}, {}
+        save_graph(graph, tmp / MODEL)
+        np.savez(tmp / "inputs.npz", **{k: np.asarray(v) for k, v in inputs.items()})
+        tick("ir")
+        try:
+            from plastix.ir.nir_interop import write_nir
+
+            write_nir(graph, tmp / "model.nir")
+            files.append("model.nir")
+        except UnsupportedKindError as exc:
+            skipped["model.nir"] = str(exc)
+        tick("nir")
+        report = build_report(graph, inputs, seed=seed)
+        files += [p.name for p in write_report(report, tmp, plots=plots)]
+        metrics["report"] = _report_metrics(report)
+        tick("report")
+        if onnx:
+            from .onnx_export import check_step, export_step
+
+            export_step(graph, tmp / "model.onnx")
+            metrics["onnx"] = check_step(graph, tmp / "model.onnx", inputs)
+            files.append("model.onnx")
+            tick("onnx")
+        if lava:
+            from .targets import lava_check
+
+            res = lava_check(graph, inputs, timeout=timeout)
+            metrics["lava_check"] = res
+            if not res["passed"]:
+                raise BundleError(f"Lava does not reproduce the torch backend ({res['criterion']}): max abs error "
+                                  f"{res['max_abs_error']:.3g}, spikes identical: {res['spikes_identical']}")
+            tick("lava")
+        manifest = {"format": FORMAT_TAG, "bundle_version": BUNDLE_VERSION,
+                    "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "source": None if source is None else {"path": str(source), "sha256": sha256(Path(source))},
+                    "versions": versions(), "files": {f: sha256(tmp / f) for f in sorted(set(files))},
+                    "skipped": skipped, "inputs": {"given": given, "steps": int(check_inputs(graph, inputs)),
+                                                   "seed": seed},
+                    "metrics": metrics}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json) + "\n")
+        if out.exists():  # overwrite: move the old bundle aside first, then swap
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "b")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def _report_metrics(report: dict) -> dict:
+    """The report's headline numbers for the manifest."""
+    st = report["status"]["float"]
+    counts: dict[str, int] = {}
+    for sect in ("populations", "projections", "rules", "modulators"):
+        for v in st[sect].values():
+            counts[v["how"]] = counts.get(v["how"], 0) + 1
+    q = report["quantisation"]
+    return {"status_counts": counts, "fixed_point": "unsupported" not in report["status"].get("fixed", {}),
+            "max_rel_weight_error": max((v["max_rel"] for v in q["weights"].values()), default=0.0),
+            "spike_change": {n: v["changed_fraction"] for n, v in q["outputs"].items() if "changed_fraction" in v},
+            "cores": report["resources"]["cores"], "activity": {k: v for k, v in report["activity"].items()
+                                                              if k != "spike_rate"},
+            "energy_pJ_per_step_model": report["energy"]["total_pJ"]}
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of a bundle, checked: format, version, and the sha256 of every listed file."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise BundleError(f"bundle {folder}: no such folder")
+    if not folder.is_dir():
+        raise BundleError(f"bundle {folder}: not a folder")
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"bundle {folder}: {MANIFEST} is missing (not a plastix bundle, or incomplete)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle {folder}: {MANIFEST} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_TAG:
+        raise BundleError(f"bundle {folder}: {MANIFEST} is not a {FORMAT_TAG} manifest")
+    if manifest.get("bundle_version") != BUNDLE_VERSION:
+        raise BundleError(f"bundle {folder}: bundle version {manifest.get('bundle_version')!r}, this plastix reads "
+                          f"{BUNDLE_VERSION}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or MODEL not in files:
+        raise BundleError(f"bundle {folder}: {MANIFEST} lists no {MODEL}")
+    for name, digest in files.items():
+        f = folder / name
+        if Path(name).name != name:
+            raise BundleError(f"bundle {folder}: manifest lists a path outside the bundle: {name!r}")
+        if not f.is_file():
+            raise BundleError(f"bundle {folder}: {name} is missing")
+        if sha256(f) != digest:
+            raise BundleError(f"bundle {folder}: {name} is corrupted (sha256 differs from the manifest)")
+    return manifest
+
+
+def load_bundle(folder: str | Path) -> tuple[Graph, dict]:
+    """``(graph, manifest)`` of a checked bundle (:func:`read_manifest`)."""
+    manifest = read_manifest(folder)
+    return load_graph(Path(folder) / MODEL), manifest
+
+
+def bundle_inputs(folder: str | Path) -> Optional[dict[str, np.ndarray]]:
+    """The input set stored in a bundle (``None`` if it has none)."""
+    from .report import load_inputs
+
+    path = Path(folder) / "inputs.npz"
+    return load_inputs(path) if path.is_file() else None
