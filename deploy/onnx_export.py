@@ -18,6 +18,7 @@ step graph and raise :class:`plastix.ir.UnsupportedKindError`.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -132,9 +133,11 @@ def export_step(graph: Graph, path: str | Path, *, P: int = 1, B: int = 1) -> Pa
         names = _names(state, "state")
         module = StepModule(net, state).eval()
         buf = io.BytesIO()
-        torch.onnx.export(module, tuple(xs) + tuple(_leaves(state)), buf, dynamo=False, opset_version=OPSET,
-                          input_names=[f"in_{n}" for n in net.inputs] + names,
-                          output_names=[f"out_{n}" for n in net.outputs] + ["next" + s[5:] for s in names])
+        with warnings.catch_warnings():  # shape checks traced as constants: shapes are fixed by design
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(module, tuple(xs) + tuple(_leaves(state)), buf, dynamo=False, opset_version=OPSET,
+                              input_names=[f"in_{n}" for n in net.inputs] + names,
+                              output_names=[f"out_{n}" for n in net.outputs] + ["next" + s[5:] for s in names])
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path

@@ -107,7 +107,7 @@ class Method(str, Enum):
 
 
 @app.command()
-def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; bptt: one_shot_cue; "
+def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; bptt: one_shot_cue | cue_tmaze; "
                                                "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
@@ -121,15 +121,21 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; b
           form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
           policy: Path = typer.Option(None, help="synq only: start from the Q table of this policy.plx (static "
                                                  "unless --train-policy)"),
-          train_policy: bool = typer.Option(None, help="synq only: keep learning the Q table")) -> None:
+          train_policy: bool = typer.Option(None, help="synq only: keep learning the Q table"),
+          variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
+                                                      "dp_bcm | ndp_oja | ndp_bcm")) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
-    out = out or Path("runs") / f"{method.value}_{task}_{config}" / (model if method is Method.es else "")
+    sub = model if method is Method.es else variant if task == "cue_tmaze" else ""
+    out = out or Path("runs") / f"{method.value}_{task}_{config}" / sub
     try:
         if method is Method.es:
             from plastix.trainer.es_run import train_es
             res = train_es(task, model, config, out, resume=resume, seed=seed, generations=steps)
+        elif method is Method.bptt and task == "cue_tmaze":
+            from plastix.trainer.pg_run import train_pg
+            res = train_pg(variant, config, out, resume=resume, seed=seed, iterations=steps)
         elif method is Method.bptt:
             from plastix.trainer.bptt_run import train_bptt
             res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps)
@@ -154,6 +160,247 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
     from plastix.demo import run_demo
 
     run_demo(out, iterations=iterations, problems=problems, seed=seed)
+
+
+# -- deploy (issue 10) -------------------------------------------------------------------------
+
+
+class Target(str, Enum):
+    bundle = "bundle"
+    lava = "lava"
+    nir = "nir"
+    onnx = "onnx"
+
+
+class SimBackend(str, Enum):
+    torch = "torch"
+    lava = "lava"
+
+
+class Precision(str, Enum):
+    float = "float"
+    fixed = "fixed"
+
+
+_MODEL_HELP = "a .plx model (e.g. a trainer's model.plx), a plastix-written NIR file, or a deploy bundle folder"
+
+
+def _load_model_or_bundle(model: Path):
+    """(graph, bundle inputs or None) from a model file or a bundle folder."""
+    from plastix.deploy.bundle import BundleError, bundle_inputs, load_bundle
+
+    if model.is_dir():
+        try:
+            graph, _ = load_bundle(model)
+            return graph, bundle_inputs(model)
+        except (BundleError, ValueError) as exc:
+            raise _fail(str(exc))
+    if not model.exists():
+        raise _fail(f"{model}: no such file or bundle folder")
+    return _load(model), None
+
+
+def _input_set(graph, inputs: "Path | None", stored, steps: int, seed: int):
+    from plastix.deploy.report import check_inputs, load_inputs, probe_inputs
+
+    try:
+        xs = load_inputs(inputs) if inputs is not None else stored if stored is not None else probe_inputs(graph, steps, seed)
+        check_inputs(graph, xs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc))
+    return xs
+
+
+def _stages(names: list[str], desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(names), desc=desc, unit="stage")
+    return bar, lambda stage: (bar.set_postfix_str(stage), bar.update(1))
+
+
+@app.command()
+def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
+           target: Target = typer.Option(Target.bundle, help="bundle: IR + NIR + manifest + Loihi report; lava: the "
+                                         "bundle plus a Lava run that must reproduce torch; nir: one NIR file; "
+                                         "onnx: one simulation step as ONNX, checked with onnxruntime"),
+           out: Path = typer.Option(None, help="output folder (bundle, lava) or file (nir, onnx); default next to "
+                                    "the model"),
+           inputs: Path = typer.Option(None, help=".npz input set, one (steps, size) array per model input "
+                                       "(default: Bernoulli(0.2) spikes)"),
+           steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
+           seed: int = typer.Option(0, help="seed of the generated input set"),
+           onnx: bool = typer.Option(False, help="bundle/lava: also add the ONNX step model"),
+           plots: bool = typer.Option(True, help="bundle/lava: PNG plots next to the report"),
+           overwrite: bool = typer.Option(False, help="replace an existing output"),
+           timeout: float = typer.Option(300.0, help="seconds allowed for the Lava run")) -> None:
+    """Deploy a model to a target; every output is written atomically (all or nothing)."""
+    import json
+
+    from plastix.deploy.bundle import BundleError
+    from plastix.ir import IRValidationError, UnsupportedKindError
+
+    graph, stored = _load_model_or_bundle(model)
+    xs = _input_set(graph, inputs, stored, steps, seed)
+    stem = model.name if model.is_dir() else model.stem
+    try:
+        if target is Target.nir:
+            from plastix.ir.nir_interop import write_nir
+
+            out = out or model.with_name(f"{stem}.nir")
+            if out.exists() and not overwrite:
+                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+            write_nir(graph, out)
+            typer.echo(f"wrote {out}")
+            return
+        if target is Target.onnx:
+            from plastix.deploy.onnx_export import check_step, export_step
+
+            out = out or model.with_name(f"{stem}.onnx")
+            if out.exists() and not overwrite:
+                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+            with tempfile_beside(out) as tmp:
+                export_step(graph, tmp)
+                from tqdm import tqdm
+
+                with tqdm(total=len(next(iter(xs.values()))), desc="onnxruntime vs torch", unit="step") as bar:
+                    res = check_step(graph, tmp, xs, progress=bar.update)
+                tmp.replace(out)
+            typer.echo(f"wrote {out}; onnxruntime vs torch over {res['steps']} steps: max abs error "
+                       f"{res['max_abs_error']:.3g} (outputs), {res['state_max_abs_error']:.3g} (state)")
+            return
+        from plastix.deploy.bundle import create_bundle
+
+        out = out or model.with_name(f"{stem}_bundle")
+        lava = target is Target.lava
+        names = ["ir", "nir", "report"] + (["onnx"] if onnx else []) + (["lava"] if lava else [])
+        bar, tick = _stages(names, f"deploy {target.value}")
+        try:
+            path = create_bundle(graph, out, inputs=xs, seed=seed, lava=lava, onnx=onnx, plots=plots,
+                                 overwrite=overwrite, source=None if model.is_dir() else model, timeout=timeout,
+                                 progress=tick)
+        finally:
+            bar.close()
+    except (FileExistsError, BundleError, IRValidationError, UnsupportedKindError, ValueError) as exc:
+        raise _fail(f"cannot deploy to {target.value}: {exc}")
+    except Exception as exc:  # Lava run failures (timeouts, process errors) name themselves
+        if type(exc).__name__ in ("LavaRunError", "LavaTimeoutError", "LavaImportError"):
+            raise _fail(f"cannot deploy to {target.value}: {exc}", code=1)
+        raise
+    m = json.loads((path / "manifest.json").read_text())
+    typer.echo(f"wrote bundle {path} ({', '.join(m['files'])})")
+    for name, why in m["skipped"].items():
+        typer.echo(f"  skipped {name}: {why}")
+    if "lava_check" in m["metrics"]:
+        c = m["metrics"]["lava_check"]
+        typer.echo(f"  Lava reproduces torch: {c['criterion']}; max abs error {c['max_abs_error']:.3g}")
+
+
+class tempfile_beside:  # noqa: N801 - used as a context manager
+    """A temporary path next to ``path`` (same file system), removed on error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent)
+        import os
+
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, *exc) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+@app.command()
+def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
+           out: Path = typer.Option(None, help="folder for report.json, report.md and the plots "
+                                    "(default: <model>_report)"),
+           inputs: Path = typer.Option(None, help=".npz input set (default: the bundle's, else Bernoulli(0.2) spikes)"),
+           steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
+           seed: int = typer.Option(0, help="seed of the generated input set"),
+           plots: bool = typer.Option(True, help="write the PNG plots")) -> None:
+    """Loihi report: per node/rule lowering status, quantisation error, Loihi 2 resources, measured
+    synaptic/plasticity ops and spikes per step, modelled energy."""
+    import shutil
+    import tempfile
+
+    from plastix.deploy.report import build_report, write_report
+    from plastix.ir import UnsupportedKindError
+
+    graph, stored = _load_model_or_bundle(model)
+    xs = _input_set(graph, inputs, stored, steps, seed)
+    out = out or model.with_name(f"{model.name if model.is_dir() else model.stem}_report")
+    bar, tick = _stages(["report", "files"], "report")
+    try:
+        rep = build_report(graph, xs, seed=seed)
+        tick("report")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            write_report(rep, tmp, plots=plots)
+            if out.exists():
+                shutil.rmtree(out)
+            tmp.replace(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tick("files")
+    except (UnsupportedKindError, ValueError) as exc:
+        raise _fail(f"cannot report: {exc}")
+    finally:
+        bar.close()
+    st = rep["status"]["float"]
+    for sect in ("populations", "projections", "rules", "modulators"):
+        for name, v in st[sect].items():
+            typer.echo(f"  {sect[:-1]:<10} {name:<24} {v['how']:<16} {v['why']}")
+    e = rep["energy"]
+    typer.echo(f"cores: {rep['resources']['cores']}; per step: {rep['activity']['spikes']:.4g} spikes, "
+               f"{rep['activity']['synaptic_ops']:.4g} synaptic ops, {rep['activity']['plasticity_ops']:.4g} "
+               f"plasticity ops; energy {e['total_pJ']:.4g} pJ/step ({e['source']})")
+    typer.echo(f"wrote {out}/report.md")
+
+
+@app.command()
+def simulate(model: Path = typer.Argument(..., help=_MODEL_HELP),
+             backend: SimBackend = typer.Option(SimBackend.torch, help="torch (simulator) or lava (Loihi emulation)"),
+             precision: Precision = typer.Option(Precision.float, help="float, or Loihi fixed point (static "
+                                                 "CUBA nets; runs quantize_graph's output)"),
+             inputs: Path = typer.Option(None, help=".npz input set (default: the bundle's, else Bernoulli(0.2) spikes)"),
+             steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
+             seed: int = typer.Option(0, help="seed of the generated input set"),
+             out: Path = typer.Option(None, help="write the outputs to this .npz file"),
+             timeout: float = typer.Option(300.0, help="seconds allowed for a Lava run")) -> None:
+    """Run a model on an input set on torch or Lava and print (optionally save) its outputs."""
+    import io
+
+    import numpy as np
+
+    from plastix.deploy.targets import outputs_summary
+    from plastix.deploy.targets import simulate as run_sim
+    from plastix.ir import UnsupportedKindError
+    from plastix.ir.serialize import atomic_write_bytes
+
+    graph, stored = _load_model_or_bundle(model)
+    xs = _input_set(graph, inputs, stored, steps, seed)
+    try:
+        outs = run_sim(graph, xs, backend=backend.value, precision=precision.value, timeout=timeout)
+    except (UnsupportedKindError, ValueError) as exc:
+        raise _fail(f"cannot simulate on {backend.value} ({precision.value}): {exc}")
+    except Exception as exc:
+        if type(exc).__name__ in ("LavaRunError", "LavaTimeoutError", "LavaImportError"):
+            raise _fail(f"Lava run failed: {exc}", code=1)
+        raise
+    typer.echo(outputs_summary(outs))
+    if out is not None:
+        buf = io.BytesIO()
+        np.savez(buf, **outs)
+        atomic_write_bytes(out, buf.getvalue())
+        typer.echo(f"wrote {out}")
 
 
 def main() -> None:  # pragma: no cover
