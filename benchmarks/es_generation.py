@@ -34,7 +34,12 @@ import time
 # one thread for XLA; must be set before jax is imported (and harmless if it never is)
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
+import sys  # noqa: E402
+
 import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the shared helper next to this file
+from _peak import load_average, matmul_peak  # noqa: E402
 
 from plastix.tasks.mimic import IAFConfig, IAFTask, iaf_fitness, iaf_reference  # noqa: E402
 from plastix.trainer import ESParams, OpenAIES  # noqa: E402
@@ -50,18 +55,6 @@ def enu_flops_per_step(spec: ModelSpec = SPEC) -> int:
     m, c = spec.memory, spec.channels
     concat = m + (c if spec.feedback else 0) + c
     return 2 * (2 * m * concat + m * concat + c * m)
-
-
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    """fp32 FLOP/s of an n x n x n ``torch.mm`` on the current thread count (best of reps)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def _es(pop: int, seed: int = 0):
@@ -244,7 +237,7 @@ def main(argv=None) -> list[tuple[str, float]]:
           f"population {P}, {E} envs, {T} steps", flush=True)
     print(f"model matmul FLOPs / generation: {flops / 1e9:.3f} GFLOP "
           f"({enu_flops_per_step()} per step, individual and env)")
-    print(f"fp32 matmul peak, 1 thread (torch.mm): {peak / 1e9:.1f} GFLOP/s", flush=True)
+    print(f"fp32 matmul peak, 1 thread (torch.mm): {peak / 1e9:.1f} GFLOP/s; {load_average()}", flush=True)
 
     # the machine may be shared: the peak is measured again right before each variant, and each
     # variant's fraction uses that adjacent peak (1 thread, also for the 2-thread row)
