@@ -1,0 +1,286 @@
+"""Policy-gradient BPTT on SpikePropamine's noisy cue-association T-maze (Schmidgall et al. 2021).
+
+Network (Section 3.1, Fig. 3): 40 inputs -> 64 CUBA LIF hidden -> 2 CUBA LIF outputs, fully
+connected, feed-forward (no recurrence). :func:`cue_tmaze_net` emits the IR graph of one
+:class:`TMazeVariant`: both projections are static (non-plastic) or carry the same SpikePropamine
+rule, ``W_eff = W + α ⊙ E`` (eq. 7) with E from DP linear decay (eq. 10), DP-Oja (eq. 11), DP-BCM
+(eqs. 12-14), or their neuromodulated forms NDP-Oja / NDP-BCM (eqs. 16-21) whose per-post signal
+``M = W_m r_post + b`` is an IR modulator read from the projection's own post population.
+
+Policy: the output spike rates averaged over the decision window, times a learned gain, are the
+logits of the two turns; one turn is sampled per episode; reward +1 / -1. The loss is REINFORCE
+with a leave-one-out batch-mean baseline (:func:`plastix.trainer.bptt.reinforce_loss`),
+backpropagated through time through neurons and plasticity (surrogate gradients), Adam. The
+paper's *training loss* is -accuracy of the sampled turns; it stops training at <= -0.97.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from plastix.ir import BCM, Graph, GraphBuilder, HebbianDecay, Modulator, Oja
+from plastix.tasks.cue_tmaze import CueTMazeConfig, cue_tmaze_episodes, maze_config, reward_of
+
+from .bptt import CueModel, reinforce_loss
+
+STOP_LOSS = -0.97  # the paper's stopping loss (Fig. 2 caption)
+
+
+class TMazeVariant(str, enum.Enum):
+    NON_PLASTIC = "non_plastic"
+    DP_LINEAR_DECAY = "dp_linear_decay"
+    DP_OJA = "dp_oja"
+    DP_BCM = "dp_bcm"
+    NDP_OJA = "ndp_oja"
+    NDP_BCM = "ndp_bcm"
+
+    @property
+    def neuromodulated(self) -> bool:
+        return self in (TMazeVariant.NDP_OJA, TMazeVariant.NDP_BCM)
+
+
+def parse_variant(name: str | TMazeVariant) -> TMazeVariant:
+    try:
+        return TMazeVariant(name)
+    except ValueError:
+        raise ValueError(f"unknown T-maze variant {name!r}; known: {[v.value for v in TMazeVariant]}") from None
+
+
+@dataclass(frozen=True)
+class NetInit:
+    """Initial values of the graph (all learned afterwards except the neuron constants)."""
+
+    w_scale_in: float = 0.6     # |N(0, s²/n_pre)| magnitudes with random signs (GraphBuilder.connect)
+    w_scale_out: float = 0.6
+    alpha_scale: float = 0.5    # α ~ N(0, (s / sqrt(n_pre))²) per synapse
+    eta: float = 0.1            # E update rate per interval
+    eta_phi: float = 0.1        # BCM sliding-threshold rate
+    interval: int = 5           # Δτ: rates are spike averages over this many steps
+    clip: float = 1.0           # |E| <= clip
+    mod_scale: float = 0.1      # W_m ~ N(0, s²/n_post); bias b = 1 so NDP starts as DP
+    du: float = 0.3
+    dv: float = 0.2
+    vth: float = 1.0
+    readout_gain: float = 5.0   # logits = gain * decision-window output rate
+
+
+def _rule(variant: TMazeVariant, n_post: int, n_pre: int, init: NetInit, rng: np.random.Generator,
+          modulator: str | None):
+    alpha = rng.normal(0.0, init.alpha_scale / math.sqrt(n_pre), size=(n_post, n_pre))
+    common = dict(eta=init.eta, alpha=alpha, interval=init.interval, clip=init.clip, modulator=modulator)
+    if variant is TMazeVariant.DP_LINEAR_DECAY:
+        return HebbianDecay(**common)
+    if variant in (TMazeVariant.DP_OJA, TMazeVariant.NDP_OJA):
+        return Oja(**common)
+    return BCM(eta_phi=np.full(n_pre, init.eta_phi), psi=np.zeros(n_pre), **common)
+
+
+def cue_tmaze_net(variant: TMazeVariant | str, *, n_in: int = 40, n_hidden: int = 64, n_out: int = 2, seed: int = 0,
+                  init: NetInit = NetInit()) -> Graph:
+    """The SpikePropamine cue-association network (Fig. 3) for one variant (see module docstring).
+    Input ``cues`` (n_in), output population ``action`` (n_out)."""
+    variant = parse_variant(variant)
+    b = GraphBuilder(dt=1e-3, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    x = b.input("cues", n_in)
+    h = b.cuba_lif("hidden", n_hidden, du=init.du, dv=init.dv, vth=init.vth)
+    y = b.cuba_lif("action", n_out, du=init.du, dv=init.dv, vth=init.vth)
+    b.connect(x, h, scale=init.w_scale_in)
+    b.connect(h, y, scale=init.w_scale_out)
+    g = b.build(outputs=[y], metadata={"source": "Schmidgall et al. 2021, SpikePropamine (noisy cue-association T-maze)",
+                                       "variant": variant.value, "readout_gain": init.readout_gain,
+                                       "readout_offset": 0.0})
+    if variant is TMazeVariant.NON_PLASTIC:
+        return g
+    mods, projs = [], []
+    for pr in g.projections:
+        mod = None
+        if variant.neuromodulated:
+            mod = f"m_{pr.post}"
+            w = rng.normal(0.0, init.mod_scale / math.sqrt(pr.n_post), size=(pr.n_post, pr.n_post))
+            mods.append(Modulator(name=mod, source=pr.post, size=pr.n_post, weight=w, bias=np.ones(pr.n_post)))
+        projs.append(pr.replace(rule=_rule(variant, pr.n_post, pr.n_pre, init, rng, mod)))
+    return g.replace(projections=tuple(projs), modulators=tuple(mods))
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+
+
+@dataclass(frozen=True)
+class PGConfig:
+    """Training settings; ``maze`` is the task config. Presets: :data:`CONFIGS`."""
+
+    task: str = "cue_tmaze"
+    variant: str = TMazeVariant.NDP_OJA.value
+    iterations: int = 300
+    batch: int = 32
+    lr: float = 3e-3
+    grad_clip: float = 1.0
+    n_hidden: int = 64
+    seed: int = 0
+    surrogate: str = "fast_sigmoid"
+    train_neurons: bool = False
+    eval_episodes: int = 256
+    eval_every: int = 25
+    maze: CueTMazeConfig = field(default_factory=lambda: maze_config("quick"))
+
+    def __post_init__(self) -> None:
+        parse_variant(self.variant)
+        if self.task != "cue_tmaze":
+            raise ValueError(f"PGConfig.task: only 'cue_tmaze' is trained by policy gradient, got {self.task!r}")
+        if self.batch < 2:
+            raise ValueError(f"PGConfig.batch must be >= 2 (leave-one-out baseline), got {self.batch}")
+        if isinstance(self.maze, dict):  # from a JSON config
+            object.__setattr__(self, "maze", CueTMazeConfig(**self.maze))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CONFIGS: dict[str, PGConfig] = {
+    "quick": PGConfig(iterations=300, batch=32, maze=maze_config("quick"), eval_episodes=256, eval_every=25),
+    "paper": PGConfig(iterations=2000, batch=64, maze=maze_config("paper"), eval_episodes=500, eval_every=50),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# model, policy, evaluation
+
+
+class TMazeModel(CueModel):
+    """The compiled network plus the readout gain (CueModel's freezing of neuron constants,
+    projection of bounded rule coefficients and export are reused)."""
+
+    def forward(self, spikes: torch.Tensor, decision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits (B, 2), output spikes (T, B, 2))`` for input spikes ``(T, B, 40)``: the
+        logits are the output rates averaged over the ``decision`` (T,) window times the gain."""
+        out, _ = self.net.run({"cues": spikes})
+        act = out["action"][:, 0]
+        return self.gain * act[decision].mean(0) + self.offset, act
+
+
+def sample_turns(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one turn per episode from ``softmax(logits)`` with a CPU generator (device-agnostic);
+    returns ``(turn (B,) long, log π(turn) (B,))``."""
+    logp = torch.log_softmax(logits, -1)
+    u = torch.rand(logits.shape[0], generator=generator).to(logits.device)
+    turn = (u < logp[:, 1].detach().exp()).long()
+    return turn, logp.gather(1, turn[:, None])[:, 0]
+
+
+def expected_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean probability the policy gives the correct turn (the expected sampled accuracy)."""
+    return torch.softmax(logits, -1).gather(1, labels.long()[:, None]).mean()
+
+
+def loo_baseline(reward: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out mean reward of the other episodes of the batch (an unbiased baseline)."""
+    n = reward.shape[0]
+    return (reward.sum() - reward) / (n - 1)
+
+
+def evaluate(model: TMazeModel, maze: CueTMazeConfig, n_episodes: int, *, seed: int, batch: int = 128) -> dict:
+    """Sampled-turn and greedy accuracy on ``n_episodes`` fixed (seeded) episodes."""
+    g = torch.Generator().manual_seed(seed)
+    sampled = greedy = 0.0
+    done = 0
+    with torch.no_grad():
+        while done < n_episodes:
+            n = min(batch, n_episodes - done)
+            ep = cue_tmaze_episodes(n, maze, generator=g, device=model.gain.device)
+            logits, _ = model(ep.spikes, ep.decision)
+            turn, _ = sample_turns(logits, g)
+            sampled += float((turn == ep.labels).float().sum())
+            unique = logits[:, 0] != logits[:, 1]
+            greedy += float(((logits.argmax(-1) == ep.labels) & unique).float().sum())
+            done += n
+    return {"accuracy": sampled / n_episodes, "greedy_accuracy": greedy / n_episodes}
+
+
+# ---------------------------------------------------------------------------------------------
+# the job driven by trainer.runner
+
+
+@dataclass
+class PGState:
+    model: TMazeModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+
+
+class PGJob:
+    """One policy-gradient iteration per :meth:`step`: a batch of episodes, sampled turns, REINFORCE
+    loss backpropagated through time, clip, Adam, projection of bounded rule coefficients."""
+
+    EVAL_SEED = 24680
+
+    def __init__(self, cfg: PGConfig, graph: Graph | None = None) -> None:
+        self.cfg = cfg
+        self.graph = graph
+
+    def config(self) -> dict:
+        return self.cfg.to_json()
+
+    def build_graph(self) -> Graph:
+        c = self.cfg
+        return cue_tmaze_net(c.variant, n_in=c.maze.n_inputs, n_hidden=c.n_hidden, seed=c.seed)
+
+    def init_state(self) -> PGState:
+        model = TMazeModel(self.graph or self.build_graph(), self.cfg)
+        model.offset.requires_grad_(False)  # a common logit offset cancels in the softmax
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.cfg.lr)
+        return PGState(model, opt, torch.Generator().manual_seed(self.cfg.seed))
+
+    def step(self, state: PGState, index: int) -> tuple[PGState, dict[str, float]]:
+        cfg, model = self.cfg, state.model
+        ep = cue_tmaze_episodes(cfg.batch, cfg.maze, generator=state.generator, device=model.gain.device)
+        logits, act = model(ep.spikes, ep.decision)
+        turn, logp = sample_turns(logits, state.generator)
+        reward = reward_of(turn, ep.labels, cfg.maze)
+        loss = reinforce_loss(logp, reward, loo_baseline(reward))
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        finite = bool(torch.isfinite(grad_norm))
+        if finite:
+            state.optimizer.step()
+            model.project_()
+        acc = float((turn == ep.labels).float().mean())
+        metrics = {"loss": -acc, "pg_loss": float(loss.detach()), "reward": float(reward.mean()),
+                   "expected_accuracy": float(expected_accuracy(logits.detach(), ep.labels)),
+                   "output_rate": float(act.detach().mean()), "grad_norm": float(grad_norm) if finite else math.nan}
+        if (index + 1) % cfg.eval_every == 0:
+            ev = evaluate(model, cfg.maze, cfg.eval_episodes, seed=self.EVAL_SEED)
+            metrics.update(eval_accuracy=ev["accuracy"], eval_greedy_accuracy=ev["greedy_accuracy"])
+        return state, metrics
+
+    def state_dict(self, state: PGState) -> dict:
+        return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "generator": state.generator.get_state()}
+
+    def load_state_dict(self, data: dict) -> PGState:
+        state = self.init_state()
+        state.model.load_state_dict(data["model"])
+        state.optimizer.load_state_dict(data["optimizer"])
+        state.generator.set_state(data["generator"])
+        return state
+
+
+def first_reaching(losses: list[float], *, window: int, threshold: float = STOP_LOSS) -> int | None:
+    """The first iteration whose mean training loss over the last ``window`` iterations (the
+    paper averages accuracy over 100 trials) is ``<= threshold``; None if never."""
+    if window < 1:
+        raise ValueError(f"first_reaching: window must be >= 1, got {window}")
+    x = torch.tensor([math.nan if v is None else v for v in losses], dtype=torch.float64)
+    if x.numel() < window:
+        return None
+    avg = x.unfold(0, window, 1).mean(1)
+    hit = torch.nonzero(avg <= threshold)
+    return int(hit[0, 0]) + window - 1 if hit.numel() else None
