@@ -107,7 +107,7 @@ class Method(str, Enum):
 
 
 @app.command()
-def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; bptt: one_shot_cue | cue_tmaze; "
+def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
                                                "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
@@ -123,7 +123,9 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; b
                                                  "unless --train-policy)"),
           train_policy: bool = typer.Option(None, help="synq only: keep learning the Q table"),
           variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
-                                                      "dp_bcm | ndp_oja | ndp_bcm")) -> None:
+                                                      "dp_bcm | ndp_oja | ndp_bcm"),
+          ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
+          ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto)")) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
@@ -132,7 +134,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp; b
     try:
         if method is Method.es:
             from plastix.trainer.es_run import train_es
-            res = train_es(task, model, config, out, resume=resume, seed=seed, generations=steps)
+            res = train_es(task, model, config, out, resume=resume, seed=seed, generations=steps, ray=ray,
+                           ray_address=ray_address)
         elif method is Method.bptt and task == "cue_tmaze":
             from plastix.trainer.pg_run import train_pg
             res = train_pg(variant, config, out, resume=resume, seed=seed, iterations=steps)

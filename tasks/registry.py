@@ -17,6 +17,8 @@ import torch
 
 from .base import BatchedTask
 from .mimic import IAFConfig, IAFTask, STDPConfig, STDPRule, STDPTask
+from .tmaze import DoubleTMaze, TMaze, TMazeConfig, double_tmaze_config
+from .tmaze_render import render_tmaze_episode
 
 CONFIG_NAMES = ("quick", "paper")
 
@@ -24,12 +26,14 @@ CONFIG_NAMES = ("quick", "paper")
 @dataclass(frozen=True)
 class TaskEntry:
     """``factory(config, population, *, device) -> BatchedTask``; ``configs`` maps "quick" (tests and
-    demos) and "paper" (reproductions) to config dataclasses."""
+    demos) and "paper" (reproductions) to config dataclasses. ``render(infos, config, out_dir) ->
+    [paths]`` (optional) draws one recorded episode (``infos``: the task's info tensors, (T, 1, E))."""
 
     name: str
     factory: Callable[..., BatchedTask]
     configs: Mapping[str, Any]
     description: str = ""
+    render: Callable[..., list] | None = None
 
     def __post_init__(self) -> None:
         missing = [c for c in CONFIG_NAMES if c not in self.configs]
@@ -46,6 +50,12 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
     TaskEntry("complex_stdp", STDPTask,
               {"quick": STDPConfig(num_envs=8, rule=STDPRule.COMPLEX), "paper": STDPConfig(rule=STDPRule.COMPLEX)},
               "complex (cosine) neuromodulated STDP mimic (Bertens & Lee 2020, Extended Data Fig. 3)"),
+    TaskEntry("tmaze", TMaze, {"quick": TMazeConfig(num_envs=4, steps=100), "paper": TMazeConfig()},
+              "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
+              render=render_tmaze_episode),
+    TaskEntry("double_tmaze", DoubleTMaze,
+              {"quick": double_tmaze_config(num_envs=4, steps=100), "paper": double_tmaze_config()},
+              "double T-maze, four sites (Bertens & Lee 2020, Extended Data Fig. 4)", render=render_tmaze_episode),
 )})
 
 

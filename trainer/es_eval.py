@@ -121,7 +121,8 @@ class BatchedModel:
     def from_population(cls, spec: ModelSpec, population: Tensor) -> "BatchedModel":
         return cls(spec, cell_params(spec, population))
 
-    def init_state(self, batch: int) -> tuple:
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> tuple:
+        """Zero state for ``batch`` envs (``generator`` unused: single cells start at zero)."""
         ref = self.params.w_o_t
         s = init_state(self.spec, ref.shape[0], batch, device=ref.device, dtype=ref.dtype)
         if self.spec.kind is ModelKind.SHAREDENU:  # synapse state, neuron state
@@ -139,6 +140,12 @@ class BatchedModel:
         if k is ModelKind.GRU:
             return gru_step(x, state, self.params)
         return lstm_step(x, state, self.params)
+
+    def act(self, obs: Tensor, state: tuple, act_dim: int) -> tuple[Tensor, tuple]:
+        """Task I/O of a single cell: ``obs`` (P, E, d) fills input channels 0..d-1, the action
+        is output channels ``0..act_dim-1``."""
+        out, state = self.step(pad_channels(obs, self.spec.channels), state)
+        return out[..., :act_dim], state
 
 
 def pad_channels(obs: Tensor, channels: int) -> Tensor:
@@ -268,17 +275,22 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
             record: bool = False) -> dict:
     """Run one episode per env for every individual of ``population`` (P, D) on ``task`` (whose
     ``population`` must be P). Returns ``{"returns": (P, E) float64, "fitness": (P,)}`` (mean
-    return over envs), plus ``"actions"``, ``"targets"`` (T, P, E, ...) when ``record``."""
+    return over envs), plus ``"actions"``, ``"targets"`` and ``"infos"`` (dict of the task's info
+    tensors), each (T, P, E, ...), when ``record``. ``spec``: a :class:`ModelSpec` (one cell) or a
+    spec with ``population_model(population)`` (e.g. :class:`plastix.trainer.enu_net.NetworkSpec`)."""
     if task.population != population.shape[0]:
         raise ValueError(f"task population {task.population} != {population.shape[0]} individuals")
-    if not record and max_steps is None and spec.kind in (ModelKind.ENU, ModelKind.NFENU):
+    cell = isinstance(spec, ModelSpec)
+    if cell and not record and max_steps is None and spec.kind in (ModelKind.ENU, ModelKind.NFENU):
         episode_return = _open_loop_fitness(task)
         if episode_return is not None:
             return _rollout_open_loop(spec, population, task, episode_return, seed=seed)
-    model = BatchedModel.from_population(spec, population)
+    # a ModelSpec is one cell; other specs (trainer.enu_net.NetworkSpec) build their own model
+    model = BatchedModel.from_population(spec, population) if cell else spec.population_model(population)
     obs, _ = task.reset(seed=seed)
-    state = model.init_state(task.num_envs)
+    state = model.init_state(task.num_envs, torch.Generator().manual_seed(seed ^ 0x5EED))
     act_dim = task.single_action_spec.shape[0]
+    infos = []
     returns = torch.zeros(task.batch_shape, dtype=torch.float64, device=population.device)
     alive = torch.ones(task.batch_shape, dtype=torch.bool, device=population.device)
     steps = max_steps or getattr(task, "max_episode_steps", None)
@@ -286,13 +298,13 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
         raise ValueError("task has no max_episode_steps; pass max_steps")
     actions, targets = [], []
     for _ in range(steps):
-        out, state = model.step(pad_channels(obs.to(population.dtype), spec.channels), state)
-        action = out[..., :act_dim]
+        action, state = model.act(obs.to(population.dtype), state, act_dim)
         obs, reward, term, trunc, info = task.step(action)
         returns = returns + torch.where(alive, reward.to(torch.float64), torch.zeros_like(returns))
         if record:
             actions.append(action)
             targets.append(info.get("target"))
+            infos.append(info)
         alive = alive & ~(term | trunc)
         if not bool(alive.any()):
             break
@@ -301,6 +313,7 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
         result["actions"] = torch.stack(actions)
         if all(t is not None for t in targets):
             result["targets"] = torch.stack(targets)
+        result["infos"] = {k: torch.stack([i[k] for i in infos]) for k in infos[0]} if infos else {}
     return result
 
 

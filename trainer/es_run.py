@@ -24,7 +24,8 @@ from plastix.ir import save as save_graph
 from plastix.tasks.registry import get_entry, make_task, task_config
 
 from .base import ESParams, ESState, Optimizer, Shaping
-from .es_eval import evaluate_population
+from .enu_net import NetworkSpec
+from .es_eval import evaluate_population, rollout
 from .models import ModelKind, ModelSpec
 from .openai_es import OpenAIES
 from .runner import RunOptions, run
@@ -66,7 +67,18 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     "iaf": {"quick": replace(_QUICK, sigma=0.1), "paper": _PAPER},              # Fig. 3: 3,000 generations
     "stdp": {"quick": _QUICK, "paper": replace(_PAPER, generations=10_000)},   # Fig. 3: 10,000 generations
     "complex_stdp": {"quick": _QUICK, "paper": _PAPER},                         # Ext. Data Fig. 3: 3,000
+    # T-maze: 30,000 generations (Fig. 4); quick: 32 offspring, a few minutes on two shared cores
+    "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000)},
+    "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
+                     "paper": replace(_PAPER, generations=30_000)},
 }
+# tasks whose agent is a network of cells (trainer.enu_net) rather than one cell
+NETWORK_TASKS = frozenset({"tmaze", "double_tmaze"})
+
+
+def model_for_task(task: str, model: str) -> ModelSpec | NetworkSpec:
+    """The genome layout of ``model`` on ``task``: a network of cells for the T-mazes, else one cell."""
+    return NetworkSpec(ModelKind(model)) if task in NETWORK_TASKS else ModelSpec(ModelKind(model))
 
 
 def es_config(task: str, config: str = "quick", **overrides: Any) -> ESRunConfig:
@@ -92,9 +104,14 @@ class ESJob:
     """A :class:`plastix.trainer.runner.Job` evolving one model on one task."""
 
     def __init__(self, task: str, model: str, config: str = "quick", *, seed: int = 0,
-                 es: ESRunConfig | None = None, task_overrides: dict | None = None) -> None:
+                 es: ESRunConfig | None = None, task_overrides: dict | None = None, evaluator=None) -> None:
+        """``evaluator(spec, population, seed) -> fitness``: default the single-process batched
+        rollout; :class:`plastix.trainer.es_ray.RayEvaluator` spreads it over Ray."""
         self.task_name, self.config_name, self.seed = task, config, int(seed)
-        self.spec = ModelSpec(ModelKind(model))
+        try:
+            self.spec = model_for_task(task, model)
+        except ValueError:
+            raise ValueError(f"unknown model {model!r}; known: {[k.value for k in ModelKind]}") from None
         self.es_cfg = es or es_config(task, config)
         self.task_cfg = task_config(task, config, **(task_overrides or {}))
         self.strategy = OpenAIES(self.es_cfg.population, self.spec.num_params, antithetic=self.es_cfg.antithetic,
@@ -102,6 +119,10 @@ class ESJob:
         self.params = self.es_cfg.params()
         # P offspring + the current mean, evaluated together
         self.task = make_task(task, self.task_cfg, population=self.es_cfg.population + 1)
+        self.evaluator = evaluator or self._local
+
+    def _local(self, spec, population: torch.Tensor, seed: int) -> torch.Tensor:
+        return evaluate_population(spec, population, self.task, seed=seed)
 
     def config(self) -> dict:
         """What must match to resume (the run length and checkpoint period may change)."""
@@ -121,7 +142,7 @@ class ESJob:
         g.set_state(state.rng)
         pop, es = self.strategy.ask(state.es, self.params, generator=g)
         task_seed = int(torch.randint(0, 2**62, (1,), generator=g))
-        fit = evaluate_population(self.spec, torch.cat([pop, es.mean[None]]), self.task, seed=task_seed)
+        fit = self.evaluator(self.spec, torch.cat([pop, es.mean[None]]), task_seed)
         es, metrics = self.strategy.tell(pop, fit[:-1], es, self.params)
         metrics["center_fitness"] = float(fit[-1])
         return ESRunState(es=es, rng=g.get_state()), metrics
@@ -147,20 +168,32 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
              resume: bool = False, seed: int = 0, *, generations: int | None = None,
              population: int | None = None, num_envs: int | None = None, sigma: float | None = None,
              lr: float | None = None, optimizer: str | None = None, shaping: str | None = None,
-             checkpoint_every: int | None = None, progress: bool = True) -> dict:
-    """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp)
-    with the ``config`` ("quick" | "paper") settings; keyword overrides replace config values.
-    Returns the summary also written to ``out_dir/result.json``."""
+             checkpoint_every: int | None = None, progress: bool = True, ray: bool = False,
+             ray_address: str | None = None, ray_chunks: int | None = None) -> dict:
+    """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp |
+    tmaze | double_tmaze) with the ``config`` ("quick" | "paper") settings; keyword overrides replace
+    config values. ``ray``: evaluate the population on a local Ray instance, ``ray_address``: on that
+    Ray cluster (:mod:`plastix.trainer.es_ray`). Tasks with a renderer also get ``episode.gif`` and
+    ``episode_reward.png`` of the final mean. Returns the summary also written to ``out_dir/result.json``."""
     es_cfg = es_config(task, config, generations=generations, population=population, sigma=sigma, lr=lr,
                        optimizer=optimizer, shaping=shaping, checkpoint_every=checkpoint_every)
     overrides = {"num_envs": num_envs} if num_envs is not None else {}
-    job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides)
+    evaluator = None
+    if ray or ray_address:
+        from .es_ray import RayEvaluator
+        evaluator = RayEvaluator(task, task_config(task, config, **overrides), address=ray_address,
+                                 chunks=ray_chunks)
+    job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides, evaluator=evaluator)
     out = Path(out_dir)
     t0 = time.perf_counter()
-    res = run(job, RunOptions(out_dir=out, total_steps=es_cfg.generations, resume=resume,
-                              checkpoint_every=es_cfg.checkpoint_every, progress=progress,
-                              plot_keys=("fitness_mean", "fitness_max", "center_fitness"),
-                              desc=f"es {task}/{model}/{config}"))
+    try:
+        res = run(job, RunOptions(out_dir=out, total_steps=es_cfg.generations, resume=resume,
+                                  checkpoint_every=es_cfg.checkpoint_every, progress=progress,
+                                  plot_keys=("fitness_mean", "fitness_max", "center_fitness"),
+                                  desc=f"es {task}/{model}/{config}"))
+    finally:
+        if evaluator is not None:
+            evaluator.shutdown()
     es_state: ESState = res.state.es
     graph_path = save_graph(job.spec.to_graph(es_state.mean.numpy(), metadata={
         "task": task, "config": config, "seed": seed, "generations": es_state.generation,
@@ -172,5 +205,10 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
                "best_fitness": es_state.best_fitness, "last_center_fitness": last.get("center_fitness"),
                "last_fitness_mean": last.get("fitness_mean"), "resumed_from": res.resumed_from,
                "wall_time_s": time.perf_counter() - t0, "model_file": str(graph_path)}
+    render = get_entry(task).render
+    if render is not None:
+        rec = rollout(job.spec, es_state.mean[None], make_task(task, job.task_cfg, population=1), seed=seed,
+                      record=True)
+        summary["renders"] = [str(p) for p in render(rec["infos"], job.task_cfg, out)]
     (out / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -1,0 +1,276 @@
+r"""T-maze and double T-maze (Bertens & Lee 2020, Methods "Evolving reinforcement learning in a
+network of ENUs"; Fig. 2, Fig. 5, Extended Data Fig. 4), batched over population x environments.
+
+The maze is a grid given as rows of characters (top row first): ``#`` wall, ``.`` free, ``S`` the
+start (the agent starts there facing north), ``E`` a reward site. The T-maze is 5 wide and 4 high
+(paper); the paper gives no size for the double T-maze, ours is 7 x 5 with four sites (our choice).
+
+One step (the paper: "each action by the agent can move it at most one grid cell"):
+
+* ``action`` ``(P, E, 3)``: the activity of the three motor neurons at this step. As in the paper
+  "the neuron that has the highest output activity over four time steps determines the action":
+  the last ``action_window`` actions are summed and the arg-max motor wins; if no motor is active
+  (all sums <= 0, or NaN) the agent does nothing.
+* The winning motor is mapped to forward / left / right through the env's shuffled output
+  assignment. Left and right turn the agent by 90 degrees and step into the cell now in front;
+  forward steps ahead. Walls (and the outside) block the step (a turn still happens).
+* Stepping onto the food site gives ``food_reward`` (+1), refills the energy and puts the agent
+  back at the start; the poison site gives ``poison_reward`` (-1) and also resets the position
+  (not the energy). Other sites are empty cells. Fitness is the summed reward (paper eq. 6).
+* After a food, once ``swap_after`` foods were eaten since the last change, the sites change with
+  probability ``swap_prob`` (50 %): in the T-maze food and poison swap; in the double T-maze food
+  and poison move to a random pair of distinct sites ("randomly changed ... each time the agent
+  ate food").
+* The energy drops by one per step; ``energy`` (40) steps without food and the agent dies:
+  ``terminated``. ``truncated`` after ``steps`` (400).
+
+Observation ``(P, E, 5)``: three sensors for the cell the agent faces (wall, green = food,
+red = poison), in the env's shuffled input order, then the reward of this step split into a
+positive (food) and a negative (poison) channel, each 0 or 1.
+
+Randomness: the per-episode draws (site placement, input/output shuffles) come from
+``(E,)``-shaped draws shared by every individual (common random numbers, as the paper evaluates
+all offspring on the same environments), and the swap coins from a second generator drawn once
+per step. So an individual's episode does not depend on the rest of the population, and a
+population split into chunks (``trainer/es_ray.py``) gives the same returns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .base import BatchedTask, TensorSpec
+
+Tensor = torch.Tensor
+
+T_MAZE: tuple[str, ...] = (
+    "E...E",
+    "##.##",
+    "##.##",
+    "##S##",
+)
+DOUBLE_T_MAZE: tuple[str, ...] = (
+    "E.E#E.E",
+    "#.###.#",
+    "#.....#",
+    "###.###",
+    "###S###",
+)
+
+FORWARD, LEFT, RIGHT, NOOP = 0, 1, 2, 3
+# heading 0 north, 1 east, 2 south, 3 west; (dy, dx) with y growing downwards (row index)
+_DIRS = ((-1, 0), (0, 1), (1, 0), (0, -1))
+WALL, GREEN, RED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class TMazeConfig:
+    """T-maze settings (defaults: the paper's). ``layout``: rows of ``# . S E``; ``swap_after``:
+    foods eaten since the last change before a change may happen ("after the agent has eaten the
+    non-poisonous food several times", our value 2 for the T-maze); ``shuffle``: per-env random
+    input (sensor) order and output (motor -> action) assignment."""
+
+    num_envs: int = 8
+    steps: int = 400
+    energy: int = 40
+    swap_prob: float = 0.5
+    swap_after: int = 2
+    food_reward: float = 1.0
+    poison_reward: float = -1.0
+    action_window: int = 4
+    shuffle: bool = True
+    layout: tuple[str, ...] = T_MAZE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", tuple(str(r) for r in self.layout))
+        for name in ("num_envs", "steps", "energy", "action_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TMazeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.swap_after < 0:
+            raise ValueError(f"TMazeConfig.swap_after must be >= 0, got {self.swap_after}")
+        if not 0.0 <= self.swap_prob <= 1.0:
+            raise ValueError(f"TMazeConfig.swap_prob must be in [0, 1], got {self.swap_prob}")
+        rows = self.layout
+        if not rows or any(len(r) != len(rows[0]) for r in rows):
+            raise ValueError(f"TMazeConfig.layout must be equal-length rows, got {rows}")
+        bad = set("".join(rows)) - set("#.SE")
+        if bad:
+            raise ValueError(f"TMazeConfig.layout: unknown cells {sorted(bad)}; use '#', '.', 'S', 'E'")
+        if "".join(rows).count("S") != 1:
+            raise ValueError("TMazeConfig.layout needs exactly one start 'S'")
+        if "".join(rows).count("E") < 2:
+            raise ValueError("TMazeConfig.layout needs at least two reward sites 'E'")
+
+
+def double_tmaze_config(**kw: Any) -> TMazeConfig:
+    """The double T-maze: four sites, a change may follow every food."""
+    return TMazeConfig(**{"layout": DOUBLE_T_MAZE, "swap_after": 1, **kw})
+
+
+class TMaze(BatchedTask):
+    """The T-maze of Bertens & Lee 2020 (see the module docstring), ``(P, E)`` batched."""
+
+    single_observation_spec = TensorSpec((5,), torch.float32, 0.0, 1.0)
+    single_action_spec = TensorSpec((3,), torch.float32)
+
+    def __init__(self, config: TMazeConfig | None = None, population: int = 1, *,
+                 device: torch.device | str = "cpu") -> None:
+        config = config if config is not None else self.default_config()
+        super().__init__(population, config.num_envs, device=device)
+        self.config = config
+        self.max_episode_steps = config.steps
+        rows = config.layout
+        self.height, self.width = len(rows), len(rows[0])
+        free = torch.tensor([[c != "#" for c in r] for r in rows], dtype=torch.bool)
+        # padded by one wall cell on every side, flat index y * (W + 2) + x
+        pad = torch.zeros(self.height + 2, self.width + 2, dtype=torch.bool)
+        pad[1:-1, 1:-1] = free
+        self._free = pad.flatten().to(self.device)
+        cells = [(y, x) for y, r in enumerate(rows) for x, c in enumerate(r)]
+        self.sites = [(y, x) for (y, x) in cells if rows[y][x] == "E"]
+        self.start = next((y, x) for (y, x) in cells if rows[y][x] == "S")
+        w2 = self.width + 2
+        self._site_flat = torch.tensor([(y + 1) * w2 + x + 1 for y, x in self.sites], device=self.device)
+        self._start_flat = (self.start[0] + 1) * w2 + self.start[1] + 1
+        self._step_flat = torch.tensor([dy * w2 + dx for dy, dx in _DIRS], device=self.device)
+        self._swap_gen: torch.Generator | None = None
+        P, E, dev = population, config.num_envs, self.device
+        z = lambda dt: torch.zeros(P, E, dtype=dt, device=dev)  # noqa: E731
+        self.pos, self.heading, self.energy, self.t = z(torch.long), z(torch.long), z(torch.long), z(torch.long)
+        self.food, self.poison, self.since_swap = z(torch.long), z(torch.long), z(torch.long)
+        self.perm_in = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
+        self.perm_out = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
+        self.window = torch.zeros(P, E, config.action_window, 3, device=dev)
+        self.last_reward = torch.zeros(P, E, device=dev)
+        self.last_action = torch.full((P, E), NOOP, dtype=torch.long, device=dev)
+
+    @staticmethod
+    def default_config() -> TMazeConfig:
+        return TMazeConfig()
+
+    @property
+    def num_sites(self) -> int:
+        return len(self.sites)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _draw_pair(self, g: torch.Generator, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` random (food, poison) pairs of distinct sites, on the CPU generator."""
+        k = self.num_sites
+        food = torch.randint(0, k, (n,), generator=g)
+        poison = (food + torch.randint(1, k, (n,), generator=g)) % k
+        return food.to(self.device), poison.to(self.device)
+
+    def _perms(self, g: torch.Generator, n: int) -> Tensor:
+        if not self.config.shuffle:
+            return torch.arange(3, device=self.device).expand(n, 3)
+        return torch.rand(n, 3, generator=g).argsort(dim=-1).to(self.device)
+
+    def _sensors(self) -> Tensor:
+        """(P, E, 3): wall / green / red in the faced cell, not yet shuffled."""
+        ahead = self.pos + self._step_flat[self.heading]
+        site_food = self._site_flat[self.food]
+        site_poison = self._site_flat[self.poison]
+        return torch.stack([~self._free[ahead], ahead == site_food, ahead == site_poison], dim=-1).float()
+
+    def _obs(self) -> Tensor:
+        s = self._sensors().gather(-1, self.perm_in)  # input k shows sensor perm_in[k]
+        r = self.last_reward
+        return torch.cat([s, (r > 0).float()[..., None], (r < 0).float()[..., None]], dim=-1)
+
+    # -- contract hooks ----------------------------------------------------------------------
+    def _reset_envs(self, mask: Tensor, options: dict) -> Tensor:
+        g = self.generator
+        if self._swap_gen is None or bool(mask.all()):
+            seed = int(torch.randint(0, 2**62, (1,), generator=g))
+            self._swap_gen = torch.Generator(device="cpu").manual_seed(seed)
+        E = self.num_envs
+        food, poison = self._draw_pair(g, E)
+        perm_in, perm_out = self._perms(g, E), self._perms(g, E)
+        sel = lambda new, old: torch.where(mask, new.expand_as(old), old)  # noqa: E731
+        self.food, self.poison = sel(food, self.food), sel(poison, self.poison)
+        m3 = mask[..., None]
+        self.perm_in = torch.where(m3, perm_in.expand_as(self.perm_in), self.perm_in)
+        self.perm_out = torch.where(m3, perm_out.expand_as(self.perm_out), self.perm_out)
+        self.pos = torch.where(mask, torch.full_like(self.pos, self._start_flat), self.pos)
+        self.heading = torch.where(mask, torch.zeros_like(self.heading), self.heading)
+        self.energy = torch.where(mask, torch.full_like(self.energy, self.config.energy), self.energy)
+        self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
+        self.since_swap = torch.where(mask, torch.zeros_like(self.since_swap), self.since_swap)
+        self.window = torch.where(mask[..., None, None], torch.zeros_like(self.window), self.window)
+        self.last_reward = torch.where(mask, torch.zeros_like(self.last_reward), self.last_reward)
+        self.last_action = torch.where(mask, torch.full_like(self.last_action, NOOP), self.last_action)
+        return self._obs()
+
+    def _decode(self, action: Tensor) -> Tensor:
+        """Motor activity (P, E, 3) -> action index (P, E) in {FORWARD, LEFT, RIGHT, NOOP}."""
+        self.window = torch.cat([self.window[..., 1:, :], action[..., None, :]], dim=-2)
+        score = self.window.sum(dim=-2).nan_to_num(nan=-torch.inf)
+        best, motor = score.max(dim=-1)
+        act = self.perm_out.gather(-1, motor[..., None])[..., 0]
+        return torch.where(best > 0, act, torch.full_like(act, NOOP))
+
+    def _change_sites(self, ate_food: Tensor) -> None:
+        E, cfg = self.num_envs, self.config
+        coin = torch.rand(E, generator=self._swap_gen).to(self.device) < cfg.swap_prob
+        if self.num_sites == 2:
+            new_food, new_poison = self.poison, self.food
+        else:
+            f, p = self._draw_pair(self._swap_gen, E)
+            new_food, new_poison = f.expand_as(self.food), p.expand_as(self.poison)
+        change = ate_food & (self.since_swap >= cfg.swap_after) & coin
+        self.food = torch.where(change, new_food, self.food)
+        self.poison = torch.where(change, new_poison, self.poison)
+        self.since_swap = torch.where(change, torch.zeros_like(self.since_swap), self.since_swap)
+
+    _STATE = ("pos", "heading", "energy", "t", "food", "poison", "since_swap", "window", "last_reward",
+              "last_action")
+
+    def _step(self, action: Tensor, active: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
+        before = {k: getattr(self, k) for k in self._STATE} if active is not None else None
+        out = self._advance(action)
+        if before is not None:  # envs just reset by the base class keep their new state
+            for k, old in before.items():
+                new = getattr(self, k)
+                setattr(self, k, torch.where(active.reshape(active.shape + (1,) * (new.ndim - 2)), new, old))
+        return out
+
+    def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
+        cfg = self.config
+        act = self._decode(action)
+        turn = torch.tensor([0, 3, 1, 0], device=self.device)[act]
+        heading = (self.heading + turn) % 4
+        target = self.pos + self._step_flat[heading]
+        move = (act != NOOP) & self._free[target]
+        pos = torch.where(move, target, self.pos)
+        ate_food = move & (pos == self._site_flat[self.food])
+        ate_poison = move & (pos == self._site_flat[self.poison])
+        reward = ate_food.float() * cfg.food_reward + ate_poison.float() * cfg.poison_reward
+        eaten = ate_food | ate_poison
+        self.pos = torch.where(eaten, torch.full_like(pos, self._start_flat), pos)
+        self.heading = torch.where(eaten, torch.zeros_like(heading), heading)
+        self.energy = torch.where(ate_food, torch.full_like(self.energy, cfg.energy), self.energy - 1)
+        self.since_swap = self.since_swap + ate_food.long()
+        self._change_sites(ate_food)
+        self.t = self.t + 1
+        self.last_reward = reward
+        self.last_action = act
+        terminated = self.energy <= 0
+        truncated = (self.t >= cfg.steps) & ~terminated
+        return self._obs(), reward, terminated, truncated, self._info()
+
+    def _info(self) -> dict[str, Any]:
+        w2 = self.width + 2
+        return {"t": self.t.clone(), "y": self.pos // w2 - 1, "x": self.pos % w2 - 1,
+                "heading": self.heading.clone(), "energy": self.energy.clone(),
+                "food_site": self.food.clone(), "poison_site": self.poison.clone(),
+                "action": self.last_action.clone(), "reward": self.last_reward.clone()}
+
+
+class DoubleTMaze(TMaze):
+    """The double T-maze (Extended Data Fig. 4): four sites, food and poison at two of them."""
+
+    @staticmethod
+    def default_config() -> TMazeConfig:
+        return double_tmaze_config()

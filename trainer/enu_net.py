@@ -1,0 +1,193 @@
+r"""Networks of gated units for the T-maze tasks (Bertens & Lee 2020, "Network of ENUs", Methods,
+Extended Data Fig. 6): every synapse and every neuron is a gated cell; all synapses share one
+cell's parameters and all neurons another's (one genome ``[synapse cell, neuron cell]``); for
+``sharedenu`` one ENU serves both (the paper's SHAREDENU ablation).
+
+Topology (paper: "six ENU neurons, of which three are output neurons. Each neuron has eight ENU
+synapses ... two to the sensory neurons, two to the hidden neurons, two to the output neurons, one
+to the reward neuron and one to itself"). Sources: three sensory neurons, one reward neuron, three
+hidden and three motor ENU neurons. Hidden neuron ``i`` listens to sensors ``i, i+1``, the two
+other hidden neurons, motors ``i, i+1``, the reward neuron and itself; motor ``j`` to sensors
+``j+2, j``, hidden ``j, j+1``, the two other motors, the reward neuron and itself (indices mod 3;
+which sensors and motors meet is our choice; the task shuffles both per env). A sensory neuron
+puts its input in channel 0 of its output, the reward neuron the positive reward in channel 1 and
+the negative one in channel 2 (paper). The action is channel 0 of the three motor neurons.
+
+One step ``t``: synapse ``(j, i)`` maps source ``i``'s output (sensors and reward at ``t``,
+neurons at ``t-1``) to ``z_{ji}[t]`` (the IR's :class:`~plastix.ir.GatedSynapse`: the synapse
+input is the pre output only); neuron ``j`` gets ``sum_i z_{ji}[t]``. The exported graph keeps
+this wiring but the IR adds one step of latency per projection (``docs/semantics.md``).
+
+The initial output state ``o_0`` of every ENU neuron and synapse is ``N(0, init_noise^2)`` (paper:
+"we also add noise to the output gate of the ENU ... so each neuron and synapse behaves slightly
+different on initialization"; the IR's ``GatedPopulation.init_noise``), drawn per episode from
+the rollout seed and shared by all individuals (common random numbers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from plastix.ir import GatedPopulation, GatedSynapse, Graph, Input, Projection
+
+from .es_eval import cell_params, enu_step, gru_step, init_state, lstm_step
+from .models import ModelKind, ModelSpec
+
+Tensor = torch.Tensor
+
+N_SENSORS, N_HIDDEN, N_MOTOR = 3, 3, 3
+REWARD = N_SENSORS                      # source index of the reward neuron
+HIDDEN0 = N_SENSORS + 1                 # first hidden neuron's source index
+MOTOR0 = HIDDEN0 + N_HIDDEN             # first motor neuron's source index
+N_SOURCES = MOTOR0 + N_MOTOR
+N_NEURONS = N_HIDDEN + N_MOTOR
+SYN_PER_NEURON = 8
+
+
+def connectivity() -> Tensor:
+    """(N_NEURONS, 8) source index of every synapse (hidden neurons first, then motors)."""
+    rows = []
+    for i in range(N_HIDDEN):
+        rows.append([i, (i + 1) % 3, HIDDEN0 + (i + 1) % 3, HIDDEN0 + (i + 2) % 3,
+                     MOTOR0 + i, MOTOR0 + (i + 1) % 3, REWARD, HIDDEN0 + i])
+    for j in range(N_MOTOR):
+        rows.append([(j + 2) % 3, j, HIDDEN0 + j, HIDDEN0 + (j + 1) % 3,
+                     MOTOR0 + (j + 1) % 3, MOTOR0 + (j + 2) % 3, REWARD, MOTOR0 + j])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Genome layout of a T-maze network: ``kind`` picks the cell (enu, nfenu, gru, lstm) and
+    whether synapses and neurons share it (sharedenu). ``init_noise``: std of ``o_0``."""
+
+    kind: ModelKind = ModelKind.ENU
+    memory: int = 32
+    channels: int = 16
+    init_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ModelSpec(self.kind).kind)
+        if self.init_noise < 0:
+            raise ValueError(f"NetworkSpec.init_noise must be >= 0, got {self.init_noise}")
+
+    @property
+    def cell(self) -> ModelSpec:
+        """The per-cell layout (sharedenu: a plain ENU used twice)."""
+        kind = ModelKind.ENU if self.kind is ModelKind.SHAREDENU else self.kind
+        return ModelSpec(kind, memory=self.memory, channels=self.channels)
+
+    @property
+    def shared(self) -> bool:
+        return self.kind is ModelKind.SHAREDENU
+
+    @property
+    def num_params(self) -> int:
+        return self.cell.num_params * (1 if self.shared else 2)
+
+    def split(self, genome: Tensor) -> tuple[Tensor, Tensor]:
+        """``genome`` (..., D) -> (synapse genome, neuron genome)."""
+        if genome.shape[-1] != self.num_params:
+            raise ValueError(f"{self.kind.value} network: genome has {genome.shape[-1]} values, needs {self.num_params}")
+        if self.shared:
+            return genome, genome
+        n = self.cell.num_params
+        return genome[..., :n], genome[..., n:]
+
+    def init_genome(self, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
+        parts = [self.cell.init_genome(generator, dtype) for _ in range(1 if self.shared else 2)]
+        return torch.cat(parts)
+
+    def population_model(self, population: Tensor) -> "NetworkModel":
+        return NetworkModel(self, population)
+
+    def flops_per_step(self) -> int:
+        """Multiply-adds x 2 of the gate matmuls of one network step for one individual and env
+        (elementwise work left out; it is O(memory) per cell against O(memory^2))."""
+        c = self.cell
+        per_cell = 2 * sum(math.prod(s) for name, s in c.param_shapes() if len(s) == 2)
+        return per_cell * (N_NEURONS * SYN_PER_NEURON + N_NEURONS)
+
+    # -- IR ----------------------------------------------------------------------------------
+    def to_graph(self, genome: Tensor | np.ndarray, *, metadata: Mapping[str, object] | None = None) -> Graph:
+        """IR graph: Inputs ``sensors`` (3) and ``reward`` (1), GatedPopulations ``hidden`` and
+        ``motor`` (3 each, the neuron cell), masked projections whose rule is a
+        :class:`~plastix.ir.GatedSynapse` with the synapse cell. Output: ``motor``."""
+        g = torch.as_tensor(np.asarray(genome, dtype=np.float32))
+        syn, neu = self.split(g)
+        syn_cell, neu_cell = self.cell.cell(syn), self.cell.cell(neu)
+        conn = connectivity()
+        groups = {"sensors": range(0, N_SENSORS), "reward": range(REWARD, REWARD + 1),
+                  "hidden": range(HIDDEN0, MOTOR0), "motor": range(MOTOR0, N_SOURCES)}
+        posts = {"hidden": range(0, N_HIDDEN), "motor": range(N_HIDDEN, N_NEURONS)}
+        projections = []
+        for post, prow in posts.items():
+            for pre, srcs in groups.items():
+                mask = np.array([[int(s) in set(conn[r].tolist()) for s in srcs] for r in prow], dtype=bool)
+                if mask.any():
+                    projections.append(Projection(name=f"{pre}_to_{post}", pre=pre, post=post,
+                                                  weight=np.ones(mask.shape, dtype=np.float32), mask=mask,
+                                                  rule=GatedSynapse(cell=syn_cell)))
+        meta = {"model": f"{self.kind.value}_network", "num_params": self.num_params,
+                "io": "sensors: channel 0; reward: channel 1 (+) / 2 (-); action = motor channel 0, "
+                      "arg-max over 4 steps", **dict(metadata or {})}
+        return Graph(populations=(Input(name="sensors", size=N_SENSORS, channels=self.channels),
+                                  Input(name="reward", size=1, channels=self.channels),
+                                  GatedPopulation(name="hidden", size=N_HIDDEN, cell=neu_cell, init_noise=self.init_noise),
+                                  GatedPopulation(name="motor", size=N_MOTOR, cell=neu_cell, init_noise=self.init_noise)),
+                     projections=tuple(projections), outputs=("motor",), metadata=meta)
+
+
+class NetworkModel:
+    """A population of T-maze networks: ``act(obs (P, E, 5), state) -> (action (P, E, 3), state)``.
+    All synapses of all envs of an individual run as one batched matmul, then all its neurons."""
+
+    def __init__(self, spec: NetworkSpec, population: Tensor) -> None:
+        self.spec = spec
+        syn, neu = spec.split(population)
+        cs = spec.cell
+        self.syn = cell_params(cs, syn)
+        self.neu = self.syn if spec.shared else cell_params(cs, neu)
+        self.P = population.shape[0]
+        self.device, self.dtype = population.device, population.dtype
+        self.pre = connectivity().flatten().to(self.device)          # (N * 8,)
+
+    def _cell(self, x: Tensor, state: tuple, p) -> tuple[Tensor, tuple]:
+        cs = self.spec.cell
+        if cs.cell_kind == "enu_cell":
+            return enu_step(x, state, p, cs.feedback)
+        return (gru_step if cs.kind is ModelKind.GRU else lstm_step)(x, state, p)
+
+    def init_state(self, batch: int, generator: torch.Generator | None = None) -> tuple:
+        """(synapse state, neuron state, neuron outputs); cells flattened as (P, E * cells, width)."""
+        cs, P, E = self.spec.cell, self.P, batch
+        n_syn = N_NEURONS * SYN_PER_NEURON
+        syn = init_state(cs, P, E * n_syn, device=self.device, dtype=self.dtype)
+        neu = init_state(cs, P, E * N_NEURONS, device=self.device, dtype=self.dtype)
+        if cs.cell_kind == "enu_cell" and self.spec.init_noise > 0 and generator is not None:
+            def noisy(n: int) -> Tensor:
+                eps = torch.randn(1, E * n, cs.channels, generator=generator) * self.spec.init_noise
+                return eps.to(self.device, self.dtype).expand(P, -1, -1).contiguous()
+            syn = (syn[0], noisy(n_syn))
+            neu = (neu[0], noisy(N_NEURONS))
+        out = torch.zeros(P, E, N_NEURONS, cs.channels, device=self.device, dtype=self.dtype)
+        return syn, neu, out
+
+    def act(self, obs: Tensor, state: tuple, act_dim: int = N_MOTOR) -> tuple[Tensor, tuple]:
+        syn, neu, out = state
+        P, E, C = self.P, obs.shape[1], self.spec.channels
+        obs = obs.to(self.dtype).expand(P, -1, -1)
+        inputs = obs.new_zeros(P, E, N_SENSORS + 1, C)
+        inputs[:, :, :N_SENSORS, 0] = obs[..., :N_SENSORS]
+        inputs[:, :, REWARD, 1:3] = obs[..., N_SENSORS:N_SENSORS + 2]
+        src = torch.cat([inputs, out], dim=2)                                       # (P, E, sources, C)
+        x = src.index_select(2, self.pre).reshape(P, -1, C)                         # (P, E * N * 8, C)
+        z, syn = self._cell(x, syn, self.syn)
+        a = z.reshape(P, E, N_NEURONS, SYN_PER_NEURON, -1).sum(dim=3)                # (P, E, N, C)
+        o, neu = self._cell(a.reshape(P, E * N_NEURONS, -1), neu, self.neu)
+        out = o.reshape(P, E, N_NEURONS, -1)
+        return out[:, :, N_HIDDEN:, 0], (syn, neu, out)
