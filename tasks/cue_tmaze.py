@@ -14,7 +14,7 @@ always with ``p_noise``. The paper's appendix (its timing and rates) is not in o
 text; the values below are ours and stated as such: the ``paper`` preset is the "high-noise"
 environment (more random spikes, weaker cues than ``paper_low_noise``) with 7 cues and a 450-step
 episode (the paper: "the time dependency is more than doubled" against Miconi et al.'s 200 steps);
-``quick`` is a 3-cue, 140-step version for tests and the shared-CPU sweep.
+``quick`` is a 3-cue, 90-step version for tests and the shared-CPU sweep.
 
 :func:`cue_tmaze_episodes` samples whole episodes at once (the open-loop fast path of the BPTT
 trainer: the observations never depend on the action); :class:`CueTMazeTask` serves the same
@@ -87,7 +87,7 @@ class CueTMazeConfig:
 
 
 CONFIGS: dict[str, CueTMazeConfig] = {
-    "quick": CueTMazeConfig(n_cues=3, cue_steps=20, gap_steps=10, delay_steps=30, decision_steps=20),
+    "quick": CueTMazeConfig(n_cues=3, cue_steps=12, gap_steps=6, delay_steps=24, decision_steps=12),
     "paper": CueTMazeConfig(),
     "paper_low_noise": CueTMazeConfig(p_cue=0.5, p_background=0.02, p_noise=0.1),
 }

@@ -57,7 +57,7 @@ class NetInit:
 
     w_scale_in: float = 0.6     # |N(0, s²/n_pre)| magnitudes with random signs (GraphBuilder.connect)
     w_scale_out: float = 0.6
-    alpha_scale: float = 0.5    # α ~ N(0, (s / sqrt(n_pre))²) per synapse
+    alpha_scale: float = 2.0    # α ~ N(0, (s / sqrt(n_pre))²) per synapse
     eta: float = 0.1            # E update rate per interval
     eta_phi: float = 0.1        # BCM sliding-threshold rate
     interval: int = 5           # Δτ: rates are spike averages over this many steps

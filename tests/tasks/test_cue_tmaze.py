@@ -23,12 +23,12 @@ def _gen(batch=64, seed=0, cfg=None):
 def test_timing_of_the_presets():
     q, p = CONFIGS["quick"], CONFIGS["paper"]
     assert q.n_inputs == p.n_inputs == 40
-    assert q.total_steps == 3 * (20 + 10) + 30 + 20 == 140
+    assert q.total_steps == 3 * (12 + 6) + 24 + 12 == 90
     assert p.total_steps == 7 * (30 + 20) + 60 + 40 == 450  # > 2 x Miconi et al.'s 200 steps
     in_cue, idx, dec = window_masks(q)
-    assert in_cue.sum() == 3 * 20 and dec.sum() == 20 and dec[-20:].all() and not dec[:-20].any()
-    assert in_cue[0] and in_cue[19] and not in_cue[20] and not in_cue[29] and in_cue[30]
-    assert idx[35] == 1 and idx[139] == 2
+    assert in_cue.sum() == 3 * 12 and dec.sum() == 12 and dec[-12:].all() and not dec[:-12].any()
+    assert in_cue[0] and in_cue[11] and not in_cue[12] and not in_cue[17] and in_cue[18]
+    assert idx[20] == 1 and idx[89] == 2
 
 
 def test_groups_fire_at_their_rates_in_their_windows():
@@ -36,7 +36,7 @@ def test_groups_fire_at_their_rates_in_their_windows():
     ep = _gen(128, cfg=cfg)
     in_cue, idx, dec = window_masks(cfg)
     r = ep.rates
-    assert ep.spikes.shape == r.shape == (140, 128, 40)
+    assert ep.spikes.shape == r.shape == (90, 128, 40)
     # cue t=5 (first cue): the cued side's group at p_cue, the other at background
     side = ep.sides[:, 0]
     left_on = r[5, :, :10].amin(1) == cfg.p_cue

@@ -48,7 +48,7 @@ def test_every_variant_is_a_valid_graph_that_runs_on_torch(variant, tmp_path):
     ep = cue_tmaze_episodes(3, maze_config("quick"), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out, state = compile_torch(g2).run({"cues": ep.spikes})
-    assert out["action"].shape == (140, 1, 3, 2) and out["action"].sum() > 0  # the outputs spike
+    assert out["action"].shape == (90, 1, 3, 2) and out["action"].sum() > 0  # the outputs spike
     if variant is not TMazeVariant.NON_PLASTIC:
         assert state.projs["cues_to_hidden"].rule.e.abs().sum() > 0  # the trace moved
 
