@@ -1,0 +1,88 @@
+"""`plastix deploy --target lava` on a model from each trainer: a complete bundle, a report listing
+every node and rule, and a Lava run that reproduces the torch backend."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import plastix.ir as ir
+from plastix.cli import app
+from plastix.deploy import load_bundle
+from plastix.deploy.report import nodes_listed
+
+runner = CliRunner()
+
+
+def _names(graph) -> set[str]:
+    return ({p.name for p in graph.populations} | {p.name for p in graph.projections}
+            | {f"rule:{p.name}" for p in graph.projections if p.rule is not None} | {m.name for m in graph.modulators})
+
+
+@pytest.mark.parametrize("trainer", ["bptt", "es", "synq"])
+def test_deploy_lava_reproduces_torch(trainer, request, tmp_path):
+    model = request.getfixturevalue({"bptt": "bptt_model", "es": "es_model", "synq": "synq_net"}[trainer])
+    out = tmp_path / "bundle"
+    res = runner.invoke(app, ["deploy", str(model), "--target", "lava", "--out", str(out), "--steps", "80",
+                              "--no-plots"])
+    assert res.exit_code == 0, res.output
+    graph, manifest = load_bundle(out)
+    assert graph == ir.load(model)
+    check = manifest["metrics"]["lava_check"]
+    assert check["passed"] and check["spikes_identical"] and check["steps"] == 80
+    assert check["precision"] == "float" and check["max_abs_error"] <= 1e-6
+    assert set(check["per_output"]) == {p.name for p in graph.populations if p.kind != "input"}
+    active = [n for n, v in check["per_output"].items() if v["activity"] > 0]
+    assert active, check  # a silent net proves nothing
+    report = json.loads((out / "report.json").read_text())
+    assert nodes_listed(report) == _names(graph)
+    for v in report["status"]["float"]["rules"].values():
+        assert v["how"] in ("native", "learning engine", "host-emulated") and v["why"]
+    assert set(manifest["files"]) >= {"model.plx", "manifest.json", "report.md", "report.json", "inputs.npz"} - {"manifest.json"}
+    assert manifest["versions"]["torch"] and manifest["versions"]["lava-nc"] and manifest["versions"]["nir"]
+    if trainer == "es":  # gated units have no NIR form: the bundle says so instead of writing a partial file
+        assert "model.nir" in manifest["skipped"] and not (out / "model.nir").exists()
+    else:
+        assert "model.nir" in manifest["files"]
+    if trainer == "synq":
+        assert any("epsilon = 0" in n for n in check["notes"])
+
+
+def test_deploy_bundle_of_the_synq_policy_file(synq_policy, tmp_path):
+    """The synaptic-Q trainer's own artefact (policy.plx) deploys; its rule is in the report."""
+    out = tmp_path / "policy_bundle"
+    res = runner.invoke(app, ["deploy", str(synq_policy), "--out", str(out), "--steps", "20", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"]["float"]["rules"]["synapse"]["kind"] == "synaptic_q"
+    assert "does not learn" in report["status"]["float"]["rules"]["synapse"]["why"]
+
+
+def test_static_net_is_bit_exact_in_fixed_point(tmp_path):
+    from plastix.deploy import lava_check, probe_inputs
+
+    from .conftest import static_ff
+
+    g = static_ff()
+    xs = probe_inputs(g, 120, seed=1)
+    res = lava_check(g, xs, timeout=120)
+    assert res["precision"] == "fixed" and res["passed"] and res["max_abs_error"] == 0.0
+    assert res["per_output"]["h"]["activity"] > 20 and res["per_output"]["y"]["activity"] > 5
+
+
+def test_report_and_simulate_commands_on_a_bundle(bptt_model, tmp_path):
+    out = tmp_path / "b"
+    assert runner.invoke(app, ["deploy", str(bptt_model), "--out", str(out), "--steps", "40"]).exit_code == 0
+    for png in ("resources.png", "quantisation_error.png", "raster.png", "weight_change.png"):
+        assert (out / png).stat().st_size > 1000, png
+    md = (out / "report.md").read_text()
+    assert "**model**" in md and "pJ" in md and "cues_to_hidden" in md
+    res = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r"), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "cues_to_hidden" in res.output and "pJ/step" in res.output
+    res = runner.invoke(app, ["simulate", str(out), "--out", str(tmp_path / "o.npz")])
+    assert res.exit_code == 0, res.output
+    stored = np.load(tmp_path / "o.npz")["action"]
+    assert stored.shape == (40, 2)
