@@ -111,9 +111,12 @@ def _compile(graph: Graph, dtype: torch.dtype) -> Any:
     return torch_compile(graph, dtype=dtype)
 
 
-def initial_state(net: Any, P: int = 1, B: int = 1) -> Any:
-    """The network's zero state (the ``s`` of the first step)."""
-    return net.init_state(P, B)
+def initial_state(graph: Graph, P: int = 1, B: int = 1) -> dict[str, np.ndarray]:
+    """The initial state leaves (the ``s`` of the first step), name -> float32 array, in ONNX order."""
+    net = _compile(graph, torch.float32)
+    with torch.no_grad():
+        state = net.init_state(P, B)
+    return {n: t.numpy().astype(np.float32) for n, t in zip(_names(state, "state"), _leaves(state))}
 
 
 def state_names(graph: Graph, P: int = 1, B: int = 1) -> list[str]:
