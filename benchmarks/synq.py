@@ -7,19 +7,25 @@ Two networks, in one run:
   shape; scikit-learn digits would be 64-32-10 = 2,410 synapses);
 * ``boundary``: the 2-100-1 tanh decision-boundary net (401 synapses), 2,000 points.
 
-Both implementations do the same iteration (ε-greedy actions, weight move, minibatch loss,
-reward, TD update of the shared table; :func:`plastix.trainer.synq.loop_step` is the loop, the
-:class:`plastix.trainer.synq.SynQ` step the vectorised one). Run:
+Both implementations do the same iteration (ε-greedy actions from the same counter-based stream,
+weight move, minibatch loss, reward, TD update of the shared table;
+:func:`plastix.trainer.synq.loop_step` is the loop, :meth:`plastix.trainer.synq.SynQ.step` the
+vectorised one). The loop gets its stream draws from one vectorised call per iteration (inside
+its timed region), which favours the loop. Each iteration splits into the minibatch *forward*
+(loss evaluation: the same torch forward in both; the loop also converts its list to a tensor)
+and the *synapse update* (everything else); both parts are timed and reported, so the speed-up of
+the vectorised part is visible apart from the forward pass, which dominates at large minibatches. Run:
 
     python benchmarks/synq.py            # full (a minute or two)
     python benchmarks/synq.py --quick    # seconds; used by the test suite (no timing asserts)
 
-Prints one line per network with both rates and the ratio. Uses one torch thread unless
+Prints one line per network and the machine's load average. Uses one torch thread unless
 ``--threads`` says otherwise.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -45,36 +51,52 @@ def _setup(name: str, batch: int, g: torch.Generator):
     return spec, loss
 
 
+class _Timed:
+    """Wraps a loss function and accumulates the time spent inside it (the forward part)."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, th):
+        t0 = time.perf_counter()
+        out = self.fn(th)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
 def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     spec, loss = _setup(name, batch, g)
-    params = SynQParams(step=1e-4, epsilon=0.1)
+    params = SynQParams(step=1e-4, epsilon=0.1, seed=seed)
     theta = spec.init(generator=g, scale=0.1)
 
     algo = SynQ(params, spec.bias_mask())
     st = init_state(theta, loss(theta))
     with torch.no_grad():
-        st = algo.run(st, loss, 3, generator=g)  # warm-up
+        st = algo.run(st, loss, 3)  # warm-up
+        vloss = _Timed(loss)
         t0 = time.perf_counter()
-        st = algo.run(st, loss, vec_iters, generator=g)
+        st = algo.run(st, vloss, vec_iters)
         t_vec = time.perf_counter() - t0
 
     bias = spec.bias_mask().tolist()
-
-    def loss_list(th):
-        return loss(torch.tensor(th, dtype=torch.float32))
-
+    lloss = _Timed(lambda th: loss(torch.tensor(th, dtype=torch.float32)))
+    consts = algo.constants(theta)
     ref = (theta.tolist(), torch.zeros(81, 3).tolist(), [1] * spec.n_params, [40] * spec.n_params, 1,
            float(loss(theta)))
     with torch.no_grad():
         t0 = time.perf_counter()
-        for _ in range(loop_iters):
-            u = torch.rand(spec.n_params, generator=g).tolist()
-            ref = loop_step(*ref, loss_list, u, bias, params)
+        for it in range(loop_iters):
+            h = algo.draws(it, consts).tolist()
+            ref = loop_step(*ref, lloss, h, bias, params)
         t_loop = time.perf_counter() - t0
-    vec, loop = vec_iters / t_vec, loop_iters / t_loop
-    return {"net": name, "synapses": spec.n_params, "batch": batch, "vectorised_it_s": vec, "loop_it_s": loop,
-            "ratio": vec / loop}
+    vec_upd = (t_vec - vloss.seconds) / vec_iters
+    loop_upd = (t_loop - lloss.seconds) / loop_iters
+    return {"net": name, "synapses": spec.n_params, "batch": batch, "vectorised_it_s": vec_iters / t_vec,
+            "loop_it_s": loop_iters / t_loop, "ratio": (vec_iters / t_vec) / (loop_iters / t_loop),
+            "vec_forward_ms": 1e3 * vloss.seconds / vec_iters, "vec_update_ms": 1e3 * vec_upd,
+            "loop_forward_ms": 1e3 * lloss.seconds / loop_iters, "loop_update_ms": 1e3 * loop_upd,
+            "update_ratio": loop_upd / vec_upd}
 
 
 def main(argv=None) -> list[dict]:
@@ -88,13 +110,17 @@ def main(argv=None) -> list[dict]:
     else:
         runs = [("ocr32", 5000, 300, 5), ("ocr32", 100, 1000, 5), ("boundary", 2000, 2000, 50)]
     out = []
-    print(f"synaptic Q, torch {torch.__version__}, {a.threads} thread(s)" + (" [quick]" if a.quick else ""))
+    print(f"synaptic Q, torch {torch.__version__}, {a.threads} thread(s), load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}" + (" [quick]" if a.quick else ""))
     for name, batch, vi, li in runs:
         r = bench(name, batch=batch, vec_iters=vi, loop_iters=li)
         out.append(r)
         print(f"{r['net']:>9s}  synapses {r['synapses']:>6d}  batch {r['batch']:>5d}  "
-              f"vectorised {r['vectorised_it_s']:9.1f} it/s  loop {r['loop_it_s']:8.2f} it/s  "
-              f"ratio {r['ratio']:8.1f}x")
+              f"vectorised {r['vectorised_it_s']:8.1f} it/s (forward {r['vec_forward_ms']:7.3f} ms + update "
+              f"{r['vec_update_ms']:6.3f} ms)  loop {r['loop_it_s']:7.2f} it/s (forward {r['loop_forward_ms']:7.3f} "
+              f"ms + update {r['loop_update_ms']:8.3f} ms)  ratio {r['ratio']:6.1f}x  "
+              f"update-only ratio {r['update_ratio']:7.1f}x")
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return out
 
 

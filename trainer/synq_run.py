@@ -122,7 +122,7 @@ class SynQJob:
             if exp.step_switch_iteration > it:
                 stop = min(stop, exp.step_switch_iteration)
             scale = exp.step_switch_factor if 0 <= exp.step_switch_iteration <= it else 1.0
-            st = self.algo.run(st, self._batch_loss(idx), stop - it, generator=self.g, step_scale=scale)
+            st = self.algo.run(st, self._batch_loss(idx), stop - it, step_scale=scale)
         metrics = {"iteration": st.iteration, "batch_loss": float(st.prev_loss),
                    **evaluate(self.spec, st.theta, self.data)}
         return {"synq": st, "idx": idx, "batch_at": batch_at}, metrics
@@ -224,7 +224,7 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     learn = (policy is None) if train_policy is None else bool(train_policy)
     params = SynQParams(step=exp.step, form=QUpdateForm(form), epsilon=exp.epsilon, gamma=exp.gamma, lr=exp.q_lr,
                         bias_step_scale=exp.bias_step_scale, aggregation=aggregation or exp.aggregation,
-                        train_policy=learn)
+                        train_policy=learn, seed=int(seed))
     meta = {"task": task, "config": config, "policy_in": str(policy) if policy is not None else None}
     job = SynQJob(exp, data, params, q0, seed=seed, device=dev, meta=meta)
     res = _run(job, exp, out, resume, progress, f"synq {task}/{config}/{params.form.value}")

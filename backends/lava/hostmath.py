@@ -3,8 +3,8 @@
 Also the non-learning-engine synapses: :class:`~plastix.ir.rules.GatedSynapse` (a gated cell per
 synapse, :class:`~plastix.ir.neurons.ENUCell` / ``GRUCell`` / ``LSTMCell``) and
 :class:`~plastix.ir.rules.SynapticQ` (a shared tabular Q policy; reward = sign of the global
-modulator, epsilon-greedy draws from a numpy generator seeded by the process, so not the same random
-stream as the torch backend). Implements :class:`plastix.ir.rules.PairSTDP`, :class:`~plastix.ir.rules.TripletSTDP`,
+modulator; epsilon-greedy draws from the rule's counter-based stream, :mod:`plastix.ir.counter_hash`,
+so exploration replays the torch backend's step for step). Implements :class:`plastix.ir.rules.PairSTDP`, :class:`~plastix.ir.rules.TripletSTDP`,
 :class:`~plastix.ir.rules.EligibilityTrace` / :class:`~plastix.ir.rules.ThreeFactor` (global, per-post,
 per-pre and per-synapse modulation, one or two channels) and the SpikePropamine rules
 :class:`~plastix.ir.rules.HebbianDecay`, :class:`~plastix.ir.rules.Oja`, :class:`~plastix.ir.rules.BCM`,
@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from plastix.ir import (BCM, EligibilityTrace, GatedSynapse, HebbianDecay, ModulationMode, Oja, PairSTDP,
-                        QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, UnsupportedKindError)
+                        QAggregation, QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP,
+                        UnsupportedKindError)
+from plastix.ir.counter_hash import EXPLORE_BITS, explore_threshold, mix32, stream_key
 
 __all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project", "synapse_output",
            "cell_init", "cell_step", "sign_mask"]
@@ -145,7 +147,7 @@ def init_state(rule, n_post: int, n_pre: int, seed: int = 0) -> dict:
     if isinstance(rule, SynapticQ):
         ones = np.ones((n_post, n_pre), dtype=np.int64)
         return {"q": np.array(rule.q_table, dtype=np.float64), "a1": ones, "a2": ones, "r1": 1, "s": ones * 40,
-                "started": False, "rng": np.random.default_rng(seed)}
+                "n": 0}
     if isinstance(rule, (HebbianDecay, Oja, BCM)):
         st = {"e": z((n_post, n_pre)), "sum_pre": z(n_pre), "sum_post": z(n_post), "sum_mod": z(n_post)}
         if isinstance(rule, BCM):
@@ -263,31 +265,39 @@ def _dp_step(rule, st: dict, x, y, m, t: int) -> dict:
 
 
 def _synq_step(rule, w: np.ndarray, st: dict, m, mask=None) -> tuple[np.ndarray, dict]:
-    """One decision of every synapse (Bhargava et al. 2022): TD update of the shared table for each
-    synapse's previous (state, action), averaged over synapses sharing it, then epsilon-greedy actions
-    and the weight move. Without a modulator there is no reward and nothing changes."""
+    """One decision of every synapse (Bhargava et al. 2022; numpy twin of
+    ``plastix.backends.torch.synq``): TD update of the shared table for each synapse's previous
+    (state, action), combined per cell as ``rule.aggregation`` says, then epsilon-greedy actions
+    from the rule's stream and the weight move. Without a modulator there is no reward and nothing
+    changes."""
     if m is None:
         return w, st
     r = int(np.sign(float(np.asarray(m).ravel()[0]))) + 1
     s_new = 27 * st["a1"] + 9 * st["a2"] + 3 * r + st["r1"]
     q = st["q"]
-    if st["started"]:
-        sa = (st["s"] * 3 + st["a1"]).ravel()
-        q_flat = q.ravel().copy()
-        delta = (r - 1) + rule.gamma * q[s_new.ravel()].max(axis=1) - q_flat[sa]
-        present = np.ones(sa.shape) if mask is None else np.asarray(mask, dtype=np.float64).ravel()
-        sums = np.bincount(sa, weights=delta * present, minlength=243)  # absent synapses do not vote
-        counts = np.bincount(sa, weights=present, minlength=243)
-        q = (q_flat + rule.lr * sums / np.maximum(counts, 1)).reshape(81, 3)
-    greedy = q[s_new.ravel()].argmax(axis=1)
-    rng = st["rng"]
-    if rule.epsilon > 0:
-        explore = rng.random(greedy.shape) < rule.epsilon
-        greedy = np.where(explore, rng.integers(0, 3, greedy.shape), greedy)
-    a = greedy.reshape(w.shape)
+    if st["n"] > 0:
+        s_prev, a_prev = st["s"].ravel(), st["a1"].ravel()
+        # every synapse of a cell shares one target T (its next state depends on (s, a, r) only)
+        target = (r - 1) + rule.gamma * q[27 * a_prev + 9 * (s_prev // 27) + 3 * r + (s_prev // 3) % 3].max(axis=1)
+        t_cell = np.zeros(243)
+        t_cell[s_prev * 3 + a_prev] = target
+        present = np.ones(s_prev.shape) if mask is None else np.asarray(mask, dtype=np.float64).ravel()
+        counts = np.bincount(s_prev * 3 + a_prev, weights=present, minlength=243)  # absent synapses do not vote
+        q_flat = q.ravel()
+        if rule.aggregation == QAggregation.SEQUENTIAL:  # n in-place updates: T + (1 - lr)^n (Q - T)
+            q = t_cell + (1.0 - rule.lr) ** counts * (q_flat - t_cell)
+        else:  # their mean once
+            q = q_flat + rule.lr * (counts > 0) * (t_cell - q_flat)
+        q = q.reshape(81, 3)
+    a = q[s_new.ravel()].argmax(axis=1)
+    thr = explore_threshold(rule.epsilon)
+    if thr > 0:
+        v = mix32(np.arange(a.size, dtype=np.int64) ^ stream_key(rule.seed, st["n"])) >> (32 - EXPLORE_BITS)
+        a = np.where(v < thr, v * 3 // thr, a)
+    a = a.reshape(w.shape)
     dw = (a - 1) * rule.step
     if rule.form == QUpdateForm.MULTIPLICATIVE:
         dw = dw * w
     if mask is not None:
         dw = dw * mask
-    return w + dw, {**st, "q": q, "a1": a, "a2": st["a1"], "r1": r, "s": s_new, "started": True}
+    return w + dw, {**st, "q": q, "a1": a, "a2": st["a1"], "r1": r, "s": s_new, "n": st["n"] + 1}

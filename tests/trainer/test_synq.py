@@ -2,11 +2,12 @@
 import pytest
 import torch
 
+from plastix.backends.torch.synq import (decode_state, draws, encode_state, explore_threshold, move, reward_index,
+                                         select_actions, td_update)
+from plastix.ir import QAggregation as Aggregation
 from plastix.ir import QUpdateForm
-from plastix.trainer.synq import (
-    Aggregation, MLPSpec, SynQ, SynQParams, apply_actions, decode_state, encode_state, init_state, loop_step,
-    reward_index, select_actions, td_update,
-)
+from plastix.ir.counter_hash import stream_key
+from plastix.trainer.synq import MLPSpec, SynQ, SynQParams, init_state, loop_step
 
 
 def test_state_encoding_matches_ir_doc_and_round_trips():
@@ -52,7 +53,7 @@ def test_td_update_against_hand_computed_table(agg, q402):
     # the loop reference agrees
     p = SynQParams(lr=0.5, gamma=0.9, aggregation=agg, epsilon=0.0)
     rows = q.tolist()
-    _, q_loop, *_ = loop_step([0.0] * 3, rows, [1, 1, 1], [40] * 3, 1, 1.0, lambda th: 0.0, [0.5] * 3,
+    _, q_loop, *_ = loop_step([0.0] * 3, rows, [1, 1, 1], [40] * 3, 1, 1.0, lambda th: 0.0, [0] * 3,
                               [False] * 3, p)
     # loop_step chooses greedy actions itself (all 0 here), so compare its own cell instead:
     assert q_loop[40][0] == pytest.approx(0.1 + (0.5 ** 3 if agg is Aggregation.SEQUENTIAL else 0.5) * (0.5 - 0.1))
@@ -71,28 +72,34 @@ def test_select_actions_greedy_ties_and_exploration():
     q = torch.zeros(81, 3)
     q[5] = torch.tensor([0.0, 2.0, 2.0])
     s = torch.tensor([0, 5, 5, 5, 5])
-    u = torch.tensor([0.9, 0.9, 0.01, 0.04, 0.09])
-    a = select_actions(q, s, 0.1, u)
-    # ties -> lowest index; u < eps -> floor(3 u / eps)
+    thr = explore_threshold(0.1)
+    assert thr == 1677721  # floor(0.1 * 2^24)
+    # v = h >> 8 as fractions of 2^24: 0.9 (greedy), then 0.01 / 0.04 / 0.09 (explore)
+    h = torch.tensor([int(f * 2 ** 24) << 8 for f in (0.9, 0.9, 0.01, 0.04, 0.09)])
+    a = select_actions(q, s, thr, h)
+    # ties -> lowest index; v < thr -> 3 v // thr
     assert a.tolist() == [0, 1, 0, 1, 2]
-    assert select_actions(q, s, 0.0, u).tolist() == [0, 1, 1, 1, 1]
+    assert select_actions(q, s, 0, h).tolist() == [0, 1, 1, 1, 1]
 
 
-def test_select_actions_exploration_is_uniform():
-    g = torch.Generator().manual_seed(0)
-    u = torch.rand(300_000, generator=g)
-    a = select_actions(torch.zeros(81, 3), torch.zeros(300_000, dtype=torch.long), 0.3, u)
+def test_stream_exploration_is_uniform_and_seeded():
+    k = torch.arange(300_000)
+    h = draws(stream_key(0, 0), k)
+    assert h.dtype == torch.long and int(h.min()) >= 0 and int(h.max()) < 2 ** 32
+    a = select_actions(torch.zeros(81, 3), torch.zeros(300_000, dtype=torch.long), explore_threshold(0.3), h)
     frac = torch.bincount(a, minlength=3).float() / a.numel()
     # greedy (action 0) 70 % + 10 % exploring; actions 1, 2 10 % each
     assert torch.allclose(frac, torch.tensor([0.8, 0.1, 0.1]), atol=0.005)
+    assert not torch.equal(h, draws(stream_key(0, 1), k)) and not torch.equal(h, draws(stream_key(1, 0), k))
+    assert torch.equal(h, draws(stream_key(0, 0), k))
 
 
-def test_apply_actions_forms():
+def test_move_forms():
     th = torch.tensor([1.0, -2.0, 0.0, 4.0])
     a = torch.tensor([0, 2, 2, 1])
     st = torch.tensor([0.1, 0.1, 0.2, 0.1])
-    assert torch.allclose(apply_actions(th, a, st, QUpdateForm.ADDITIVE), torch.tensor([0.9, -1.9, 0.2, 4.0]))
-    assert torch.allclose(apply_actions(th, a, st, QUpdateForm.MULTIPLICATIVE), torch.tensor([0.9, -2.2, 0.0, 4.0]))
+    assert torch.allclose(move(th, a, st, QUpdateForm.ADDITIVE), torch.tensor([0.9, -1.9, 0.2, 4.0]))
+    assert torch.allclose(move(th, a, st, QUpdateForm.MULTIPLICATIVE), torch.tensor([0.9, -2.2, 0.0, 4.0]))
 
 
 @pytest.mark.parametrize("form", ["additive", "multiplicative"])
@@ -114,12 +121,12 @@ def test_vectorised_equals_per_synapse_loop(form, agg):
     st = st._replace(q=st.q.double())
     ref = (theta0.tolist(), st.q.tolist(), st.a1.tolist(), st.s.tolist(), int(st.r1), float(st.prev_loss))
     bias = spec.bias_mask().tolist()
-    ustream = torch.Generator().manual_seed(11)
+    consts = algo.constants(theta0)
     for _ in range(6):
-        u = torch.rand(spec.n_params, generator=ustream)
-        st = algo.step(st, loss, generator=ustream, u=u)
+        h = algo.draws(st.iteration, consts).tolist()
+        st = algo.step(st, loss, consts=consts)
         th, q, a1, s, r1, pl = ref
-        ref = loop_step(th, q, a1, s, r1, pl, loss, u.tolist(), bias, params)
+        ref = loop_step(th, q, a1, s, r1, pl, loss, h, bias, params)
     th, q, a1, s, r1, pl = ref
     assert torch.allclose(st.theta, torch.tensor(th, dtype=torch.float64), atol=1e-12)
     assert torch.allclose(st.q, torch.tensor(q, dtype=torch.float64), atol=1e-9)
@@ -139,27 +146,29 @@ def test_synq_lowers_the_loss_on_a_tiny_problem():
 
     theta = spec.init(generator=g, scale=0.3)
     l0 = float(loss(theta))
-    algo = SynQ(SynQParams(step=5e-3, epsilon=0.1), spec.bias_mask())
-    st = algo.run(init_state(theta, loss(theta)), loss, 1500, generator=g)
-    assert float(loss(st.theta)) < 0.8 * l0
-    assert st.iteration == 1500
+    for seed in range(3):  # every stream seed, not one lucky one
+        algo = SynQ(SynQParams(step=5e-3, epsilon=0.1, seed=seed), spec.bias_mask())
+        st = algo.run(init_state(theta, loss(theta)), loss, 1500)
+        assert float(loss(st.theta)) < 0.9 * l0, f"stream seed {seed}"
+        assert st.iteration == 1500
 
 
-def test_step_is_seeded_by_the_generator_only():
+def test_run_is_seeded_by_the_init_and_the_stream_seed_only():
     spec = MLPSpec((2, 3, 1))
     x = torch.randn(10, 2)
 
     def loss(th):
         return spec.forward(th, x).pow(2).mean()
 
-    def run(seed):
-        g = torch.Generator().manual_seed(seed)
-        th = spec.init(generator=g)
-        return SynQ(SynQParams(step=1e-2), spec.bias_mask()).run(init_state(th, loss(th)), loss, 20, generator=g)
+    def run(init_seed, stream_seed):
+        th = spec.init(generator=torch.Generator().manual_seed(init_seed))
+        algo = SynQ(SynQParams(step=1e-2, seed=stream_seed), spec.bias_mask())
+        return algo.run(init_state(th, loss(th)), loss, 20)
 
-    a, b, c = run(1), run(1), run(2)
+    a, b = run(1, 7), run(1, 7)
     assert torch.equal(a.theta, b.theta) and torch.equal(a.q, b.q)
-    assert not torch.equal(a.theta, c.theta)
+    assert not torch.equal(a.theta, run(2, 7).theta)
+    assert not torch.equal(a.theta, run(1, 8).theta)
 
 
 def test_invalid_params_raise():
@@ -167,6 +176,8 @@ def test_invalid_params_raise():
         SynQParams(epsilon=1.5)
     with pytest.raises(ValueError):
         SynQParams(form="sideways")
+    with pytest.raises(ValueError):
+        SynQParams(seed=-1)
     with pytest.raises(ValueError):
         MLPSpec((3, 2), hidden="gelu")
 
