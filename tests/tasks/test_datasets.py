@@ -56,8 +56,11 @@ def test_build_dispatch():
 
 
 def test_configs_quick_and_paper():
-    assert set(CONFIGS) == {"quick", "paper"}
-    assert set(PAPER) == set(QUICK)
+    assert set(CONFIGS) == {"quick", "paper", "authors"}
+    assert set(PAPER) == set(QUICK) == set(CONFIGS["authors"])
+    au = get("digits_32hu", "authors")  # the authors' SynRLv6.jl settings
+    assert (au.epsilon, au.batch_size, au.batch_interval, au.gamma, au.q_lr, au.bias_step_scale) == \
+        (0.2, 1000, 500, 0.9, 0.01, 2.0)
     p = get("notmnist_standin_32hu", "paper")
     assert (p.batch_size, p.batch_interval, p.epsilon, p.step) == (5000, 5000, 0.1, 1e-4)
     assert p.sizes == (784, 32, 10) and p.iterations == 500_000 and p.step_switch_iteration == 60_000
