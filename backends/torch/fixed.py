@@ -7,8 +7,14 @@ the Lava backend passes to Lava). All state is int64; the synaptic sums use floa
 are exact for these magnitudes (< 2^53) and run on any device.
 
 Supported: ``input``, ``cuba_lif`` (no refractory period: Lava's fixed LIF has none), ``li``,
-static projections (mask, sign, delay). Plastic rules, modulators and gated units raise
-:class:`plastix.ir.UnsupportedKindError`.
+static projections (mask, sign, delay), and every rule the Lava backend runs on Loihi's learning
+engine (:func:`plastix.backends.learning_engine.engine_rule`: ``LoihiRule``, additive pair STDP,
+global three-factor STDP with eligibility), emulated bit-exactly by
+:mod:`plastix.backends.torch.fixed_learning` with the Lava lowering's conventions: the
+``LearningDense`` starts from the integer weights truncated to even values (sign mode MIXED,
+weight_exp 0), a three-factor rule's post neuron is a ``ThreeFactorLIF`` whose ``y2`` is the
+modulator's graded Dense output of the previous step. Host-emulated rules, other modulators and
+gated units raise :class:`plastix.ir.UnsupportedKindError`.
 """
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ import torch
 from torch import nn
 
 from ...ir import Graph, UnsupportedKindError
-from ..quantize import dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
+from ..learning_engine import engine_rule
+from ..quantize import MIXED, _exact_int, dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
+from .fixed_learning import EngineRandom, engine_activation, engine_init, engine_params, engine_step
 from .network import BACKEND, ProjState
 
 U_BITS = 24
@@ -29,6 +37,7 @@ MAX_UV = 2 ** (U_BITS - 1)
 class FixedLIFState(NamedTuple):
     u: torch.Tensor  # int64 (P, B, size), Lava units (64 x float units)
     v: torch.Tensor
+    third: Optional[torch.Tensor] = None  # ThreeFactorLIF: third factor delivered next step
 
 
 class FixedLIFParams(NamedTuple):
@@ -93,12 +102,14 @@ class FixedNetwork(nn.Module):
                                  ("bias", np.where(li.bias_exp >= 0, li.bias_mant << li.bias_exp, li.bias_mant))):
                     self.register_buffer(f"lif{name}_{fld}", torch.as_tensor(np.asarray(val, dtype=np.int64)))
                 self._lif[p.name] = (name, p.kind == "cuba_lif")
-        if graph.modulators:
-            raise UnsupportedKindError("modulator (fixed precision)", BACKEND, ())
         self._projs: list[tuple[str, str, str, int, int]] = []  # (name, pre, post, delay, weight_exp)
+        self._engine: dict[str, tuple] = {}  # plastic projection -> (EngineParams, EngineRandom)
+        self._mods: dict[str, tuple[str, str, int]] = {}  # "mod->post" -> (source, post, weight_exp)
+        kinds = {n: k for n, k, _ in self._pops}
         for i, pr in enumerate(graph.projections):
             if pr.rule is not None:
-                raise UnsupportedKindError(f"{pr.rule.kind} (fixed precision)", BACKEND, ())
+                self._add_engine(graph, i, pr, kinds)
+                continue
             d = dense_to_fixed(pr.name, effective_weight(pr))
             w = lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits)
             self.register_buffer(f"w{i}", torch.as_tensor(w.astype(np.float64)))
@@ -106,6 +117,37 @@ class FixedNetwork(nn.Module):
         self._size = {n: s for n, _, s in self._pops}
         if device is not None:
             self.to(device)
+
+    def _add_engine(self, graph: Graph, i: int, pr: Any, kinds: dict) -> None:
+        """A plastic projection as the Lava lowering builds it: LearningDense + Loihi 2F/3F rule."""
+        engine, why = engine_rule(graph, pr)
+        if engine is None:
+            raise UnsupportedKindError(f"{pr.rule.kind} (fixed precision: {why}; the Lava backend host-emulates "
+                                       "it in float64)", BACKEND, ("loihi", "pair_stdp", "three_factor"))
+        if pr.delay:
+            raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
+        wi = _exact_int(effective_weight(pr), 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
+        if wi.min() < -256 or wi.max() > 255:
+            raise ValueError(f"{pr.name}.weight: learning-engine weights must lie in -256..255 in fixed point")
+        w0 = lava_dense_effective(wi, MIXED, 8)  # LearningDense truncates once, sign mode MIXED
+        self.register_buffer(f"w{i}", torch.as_tensor(w0.astype(np.int64)))
+        self._projs.append((pr.name, pr.pre, pr.post, 0, 0))
+        self._engine[pr.name] = (engine_params(engine, sign_mode=MIXED, node=pr.name), EngineRandom(engine["rng_seed"]))
+        if engine["kind"] != "3f":
+            return
+        if kinds[pr.post] != "cuba_lif":
+            raise UnsupportedKindError(f"{pr.rule.kind} onto {kinds[pr.post]}", BACKEND, ("cuba_lif post",))
+        m = graph.modulator(engine["modulator"])
+        key = f"{m.name}->{pr.post}"
+        if key in self._mods:
+            return
+        w = np.asarray(m.weight, dtype=np.float64)
+        if m.size == 1 and pr.n_post > 1:
+            w = np.repeat(w, pr.n_post, axis=0)  # one y2 value per post neuron (as the Lava plan does)
+        d = dense_to_fixed(m.name, w)
+        self.register_buffer(f"m{len(self._mods)}", torch.as_tensor(
+            lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits).astype(np.float64)))
+        self._mods[key] = (m.source, pr.post, d.weight_exp)
 
     def _lif_params(self, name: str) -> FixedLIFParams:
         i, spiking = self._lif[name]
@@ -118,12 +160,21 @@ class FixedNetwork(nn.Module):
     def init_state(self, P: Optional[int] = None, B: int = 1, **_: Any) -> Any:
         from .network import NetState
         P = P or self.population or 1
-        dev = self.w0.device if self._projs else torch.device("cpu")
+        buf0 = next(self.buffers(), None)
+        dev = buf0.device if buf0 is not None else torch.device("cpu")
         z = lambda n: torch.zeros(P, B, n, dtype=torch.int64, device=dev)  # noqa: E731
         out = {n: z(s) for n, _, s in self._pops}
-        neur = {n: (FixedLIFState(z(s), z(s)) if k != "input" else None) for n, k, s in self._pops}
+        thirds = {post for _, post, _ in self._mods.values()}
+        neur = {n: (FixedLIFState(z(s), z(s), z(s) if n in thirds else None) if k != "input" else None)
+                for n, k, s in self._pops}
         a = {n: z(s) for n, _, s in self._pops}
-        projs = {pr[0]: ProjState(tuple(z(self._size[pr[1]]) for _ in range(pr[3])), None) for pr in self._projs}
+        projs = {}
+        for i, pr in enumerate(self._projs):
+            rule = None
+            if pr[0] in self._engine:
+                w0 = getattr(self, f"w{i}").to(dev)
+                rule = engine_init(w0, P, B, *w0.shape)
+            projs[pr[0]] = ProjState(tuple(z(self._size[pr[1]]) for _ in range(pr[3])), rule)
         return NetState(0, out, a, neur, projs)
 
     def _step(self, xs: Mapping[str, torch.Tensor], state: Any) -> tuple[dict, Any]:
@@ -137,15 +188,30 @@ class FixedNetwork(nn.Module):
                 out[n] = o.to(torch.int64) if kind == "cuba_lif" else o
         a: dict[str, torch.Tensor] = {}
         projs = {}
+        tau = state.t + 1  # Lava time step
         for i, (name, pre, post, delay, wexp) in enumerate(self._projs):
-            buf = state.projs[name].buf
+            ps = state.projs[name]
+            buf, rule = ps.buf, ps.rule
             if delay:
                 x, buf = buf[-1], (out[pre],) + buf[:-1]
             else:
                 x = out[pre]
-            c = dense_fixed_step(x, getattr(self, f"w{i}"), wexp)
+            if rule is not None:  # LearningDense: W s with this step's weights, then the engine
+                c = engine_activation(x, rule)
+                prm, rnd = self._engine[name]
+                third = state.neurons[post].third if prm.kind == "3f" else None
+                rule = engine_step(x, out[post], third, tau, rule, prm, rnd)
+            else:
+                c = dense_fixed_step(x, getattr(self, f"w{i}"), wexp)
             a[post] = c if post not in a else a[post] + c
-            projs[name] = ProjState(buf, None)
+            projs[name] = ProjState(buf, rule)
+        if self._mods:  # graded Dense of each modulator into its ThreeFactorLIF's third-factor port
+            th: dict[str, torch.Tensor] = {}
+            for j, (src, post, wexp) in enumerate(self._mods.values()):
+                c = dense_fixed_step(out[src], getattr(self, f"m{j}"), wexp)
+                th[post] = c if post not in th else th[post] + c
+            for post, c in th.items():
+                neur[post] = neur[post]._replace(third=c)
         for n, _, _ in self._pops:
             a.setdefault(n, torch.zeros_like(state.a[n]))
         ys = {}
