@@ -1,4 +1,9 @@
-"""One reduced-budget ES sweep over the ENU paper's mimic tasks: every model, the same budget.
+"""One reduced-budget ES sweep over the ENU paper's tasks: every model, the same budget.
+
+T-maze tasks (``--tasks tmaze double_tmaze --models enu gru lstm nfenu sharedenu --config paper``)
+evolve networks of cells (:mod:`plastix.trainer.enu_net`) with the paper's ES settings (sigma 0.01,
+lr 1, momentum 0.9), 400-step episodes and 8 envs; the paper's values are Table 1 / Extended Data
+Table 1 (30,000 generations of 1,024 offspring).
 
 For each task (``iaf``, ``stdp``, ``complex_stdp``) and model (``enu``, ``gru``, ``lstm``,
 ``nfenu``) this calls :func:`plastix.trainer.es_run.train_es` with the task's ``quick`` ES settings
@@ -32,8 +37,7 @@ import torch
 
 from plastix.tasks.registry import make_task, task_config
 from plastix.trainer.es_eval import evaluate_population
-from plastix.trainer.es_run import train_es
-from plastix.trainer.models import ModelKind, ModelSpec
+from plastix.trainer.es_run import model_for_task, train_es
 
 TASKS = ("iaf", "stdp", "complex_stdp")
 MODELS = ("enu", "gru", "lstm", "nfenu")
@@ -42,13 +46,16 @@ PAPER = {
     "iaf": {"enu": -18.22, "gru": -47.73, "lstm": -43.54, "nfenu": -32.34},
     "stdp": {"enu": -8.42, "gru": -96.34, "lstm": -41.52, "nfenu": -60.55},
     "complex_stdp": {"enu": -19.55, "gru": -108.31},
+    "tmaze": {"enu": 36.65, "gru": 26.16, "lstm": 26.33, "nfenu": 31.18, "sharedenu": 21.37},
+    "double_tmaze": {"enu": 18.79, "gru": 16.91, "lstm": 16.42, "nfenu": 18.39, "sharedenu": 12.35},
 }
 
 
-def final_fitness(task: str, model: str, mean: torch.Tensor, *, eval_envs: int, eval_seed: int) -> float:
+def final_fitness(task: str, model: str, mean: torch.Tensor, *, eval_envs: int, eval_seed: int,
+                  config: str = "quick") -> float:
     """Fitness of one genome (the search mean) on ``eval_envs`` episodes drawn with ``eval_seed``."""
-    spec = ModelSpec(ModelKind(model))
-    env = make_task(task, task_config(task, "quick", num_envs=eval_envs), population=1)
+    spec = model_for_task(task, model)
+    env = make_task(task, task_config(task, config, num_envs=eval_envs), population=1)
     return float(evaluate_population(spec, mean[None].float(), env, seed=eval_seed)[0])
 
 
@@ -67,7 +74,8 @@ def baseline_fitness(task: str, *, eval_envs: int, eval_seed: int) -> float:
 
 
 def run_sweep(out: Path, *, generations: int, population: int, num_envs: int, seed: int, eval_envs: int,
-              eval_seed: int, tasks=TASKS, models=MODELS, table_only: bool = False, progress: bool = False) -> dict:
+              eval_seed: int, tasks=TASKS, models=MODELS, table_only: bool = False, progress: bool = False,
+              config: str = "quick", sigma: float | None = None) -> dict:
     results: dict = {}
     for task in tasks:
         for model in models:
@@ -78,14 +86,15 @@ def run_sweep(out: Path, *, generations: int, population: int, num_envs: int, se
                 continue
             if not done:
                 t0 = time.perf_counter()
-                train_es(task, model, "quick", d, resume=(d / "checkpoint.pt").exists(), seed=seed,
+                train_es(task, model, config, d, resume=(d / "checkpoint.pt").exists(), seed=seed,
                          generations=generations, population=population, num_envs=num_envs,
-                         checkpoint_every=25, progress=progress)
+                         checkpoint_every=5, progress=progress, sigma=sigma)
                 print(f"{task}/{model}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
             summary = json.loads(res_file.read_text())
             ck = torch.load(d / "checkpoint.pt", weights_only=True)
             mean = ck["state"]["es"]["mean"]
-            summary["final_fitness"] = final_fitness(task, model, mean, eval_envs=eval_envs, eval_seed=eval_seed)
+            summary["final_fitness"] = final_fitness(task, model, mean, eval_envs=eval_envs, eval_seed=eval_seed,
+                                                     config=config)
             summary["train_wall_s"] = sum(json.loads(line)["wall_time"] for line in (d / "metrics.jsonl").open())
             results[(task, model)] = summary
             print(f"{task}/{model}: final fitness {summary['final_fitness']:.2f}", flush=True)
@@ -93,14 +102,15 @@ def run_sweep(out: Path, *, generations: int, population: int, num_envs: int, se
 
 
 def table(results: dict, *, generations: int, population: int, num_envs: int, seed: int, eval_envs: int,
-          eval_seed: int) -> str:
+          eval_seed: int, config: str = "quick") -> str:
     lines = [f"Budget per run: {generations} generations, population {population}, {num_envs} envs per "
              f"evaluation, train seed {seed}; final fitness = the search mean on {eval_envs} fixed episodes "
-             f"(seed {eval_seed}). Paper: population 1024, 3,000-10,000 generations.", "",
+             f"(seed {eval_seed}), task config {config!r}. Paper: population 1024, 3,000-10,000 generations "
+             f"(T-mazes 30,000).", "",
              "| task | model | final fitness (ours) | best offspring fitness during run | train wall s | paper |",
              "|---|---|---:|---:|---:|---:|"]
     for (task, model), s in results.items():
-        if (task, model) == next((k for k in results if k[0] == task), None):
+        if (task, model) == next((k for k in results if k[0] == task), None) and task in ("iaf", "stdp", "complex_stdp"):
             b = baseline_fitness(task, eval_envs=eval_envs, eval_seed=eval_seed)
             what = "silent (all 0)" if task == "iaf" else "copy input (no weight change)"
             lines.append(f"| {task} | baseline: {what} | {b:.2f} | | | |")
@@ -122,14 +132,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--config", default="quick", help="quick | paper: the ES and task config of every run")
+    ap.add_argument("--sigma", type=float, default=None, help="override the config's ES noise std")
     ap.add_argument("--table-only", action="store_true", help="only tabulate finished runs")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     kw = dict(generations=a.generations, population=a.population, num_envs=a.num_envs, seed=a.seed,
               eval_envs=a.eval_envs, eval_seed=a.eval_seed)
     t0 = time.perf_counter()
-    results = run_sweep(Path(a.out), tasks=a.tasks, models=a.models, table_only=a.table_only, **kw)
-    print(table(results, **kw))
+    results = run_sweep(Path(a.out), tasks=a.tasks, models=a.models, table_only=a.table_only, config=a.config,
+                        sigma=a.sigma, **kw)
+    print(table(results, config=a.config, **kw) + (f"\nES sigma overridden: {a.sigma}" if a.sigma else ""))
     print(f"\nsweep wall time (this invocation): {time.perf_counter() - t0:.0f} s")
     return results
 

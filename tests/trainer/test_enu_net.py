@@ -1,0 +1,78 @@
+"""T-maze networks of cells: genome layout, chunk-invariant evaluation, determinism, IR export,
+renders."""
+import pytest
+import torch
+
+from plastix.ir import Graph, load, save
+from plastix.tasks.registry import get_entry, make_task, task_config
+from plastix.trainer.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity
+from plastix.trainer.es_eval import evaluate_population, rollout
+from plastix.trainer.es_run import model_for_task
+from plastix.trainer.models import ModelSpec
+
+
+def _population(spec, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([spec.init_genome(g) for _ in range(n)])
+
+
+def test_genome_sizes_follow_the_paper():
+    assert NetworkSpec("enu").num_params == 2 * 6656          # synapse ENU + neuron ENU (Methods)
+    assert NetworkSpec("sharedenu").num_params == 6656        # one ENU for both
+    assert NetworkSpec("gru").num_params == 2 * ModelSpec("gru").num_params
+    assert isinstance(model_for_task("tmaze", "lstm"), NetworkSpec)
+    assert isinstance(model_for_task("iaf", "lstm"), ModelSpec)
+    with pytest.raises(ValueError, match="unknown model"):
+        NetworkSpec("rnn")
+
+
+def test_connectivity_eight_synapses_per_neuron_with_self_and_reward():
+    conn = connectivity()
+    assert conn.shape == (N_NEURONS, SYN_PER_NEURON)
+    for j, row in enumerate(conn.tolist()):
+        assert len(set(row)) == 8 and 3 in row and 4 + j in row   # reward neuron and itself
+        assert sum(s < 3 for s in row) == 2                       # two sensory synapses
+
+
+@pytest.mark.parametrize("kind", ["enu", "nfenu", "gru", "lstm", "sharedenu"])
+def test_evaluation_of_a_chunk_equals_the_whole_population(kind):
+    spec = NetworkSpec(kind)
+    pop = _population(spec, 4)
+    cfg = task_config("tmaze", "quick", steps=30)
+    run = lambda p: rollout(spec, p, make_task("tmaze", cfg, population=p.shape[0]), seed=5, record=True)  # noqa: E731
+    whole, part = run(pop), run(pop[1:3])
+    assert torch.equal(whole["returns"][1:3], part["returns"])
+    assert torch.equal(whole["actions"][:, 1:3], part["actions"])          # motor activity, step by step
+    assert torch.equal(whole["infos"]["x"][:, 1:3], part["infos"]["x"])
+    again = run(pop)
+    assert torch.equal(whole["actions"], again["actions"])                  # determinism for a seed
+
+
+def test_some_random_networks_collect_rewards():
+    """Guards the chunk test against comparing all-zero fitness."""
+    spec = NetworkSpec("enu")
+    env = make_task("tmaze", task_config("tmaze", "quick", steps=60, num_envs=8), population=6)
+    fit = evaluate_population(spec, _population(spec, 6), env, seed=5)
+    assert (fit > 0).any() and (fit < 0).any()
+
+
+def test_export_is_a_valid_ir_graph(tmp_path):
+    spec = NetworkSpec("enu")
+    g = spec.to_graph(_population(spec, 1)[0].numpy())
+    assert isinstance(g, Graph)
+    assert sum(int(p.mask.sum()) for p in g.projections) == N_NEURONS * SYN_PER_NEURON
+    back = load(save(g, tmp_path / "m.plx"))
+    assert back.summary() == g.summary()
+
+
+def test_render_writes_gif_and_reward_plot(tmp_path):
+    from PIL import Image
+
+    spec = NetworkSpec("enu")
+    cfg = task_config("tmaze", "quick", steps=12, num_envs=2)
+    rec = rollout(spec, _population(spec, 1), make_task("tmaze", cfg, population=1), seed=1, record=True)
+    paths = get_entry("tmaze").render(rec["infos"], cfg, tmp_path)
+    assert [p.name for p in paths] == ["episode.gif", "episode_reward.png"]
+    assert Image.open(paths[0]).n_frames == 12
+    with pytest.raises(ValueError, match="infos lack"):
+        get_entry("tmaze").render({"t": rec["infos"]["t"]}, cfg, tmp_path)
