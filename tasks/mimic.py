@@ -32,6 +32,7 @@ compare like with like. The observation returned with ``terminated`` is all zero
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -162,6 +163,43 @@ def iaf_fitness(target: Tensor, output: Tensor, spike_threshold: float = 0.0) ->
     return torch.where(torch.isnan(output).any(-1), torch.full_like(f, float("nan")), f)
 
 
+def iaf_return_time_major(target: Tensor, actions: Tensor, *, spike_threshold: float) -> Tensor:
+    """:func:`iaf_fitness` (eq. 3) of time-major ``actions`` (T, P, E) against
+    the common reference spikes ``target`` (T, 1, E), in float64, without (P, E, T) index tensors.
+
+    The reference's k-th spike value / interval are tabulated once per env (``spike_events``);
+    one pass over time pairs the model's k-th spike with them (a missing reference spike is
+    (0, 0)), and the reference spikes the model never answers add the tail sum
+    ``sum_{j >= n_model} (y_j^2 + t_j^2)``."""
+    T, P, E = actions.shape
+    f64 = torch.float64
+    ref = target[:, 0].t()                                                  # (E, T)
+    yv, yt, _ = spike_events(ref.to(f64), ref > 0.5)
+    pad = torch.zeros(E, 1, dtype=f64, device=actions.device)
+    tab_v, tab_t = torch.cat([yv, pad], 1).t().contiguous(), torch.cat([yt, pad], 1).t().contiguous()  # (T+1, E)
+    tail = (tab_v ** 2 + tab_t ** 2).flip(0).cumsum(0).flip(0)             # tail[k] = sum_{j >= k}
+    col = torch.arange(E, device=actions.device)
+    count = torch.zeros(P, E, dtype=torch.long, device=actions.device)
+    last = torch.full((P, E), -1.0, dtype=f64, device=actions.device)
+    acc = torch.zeros(P, E, dtype=f64, device=actions.device)
+    for t in range(T):
+        a = actions[t].to(f64)
+        s = a > spike_threshold
+        k = count * E + col
+        term = (tab_v.take(k) - a) ** 2 + (tab_t.take(k) - (t - last)) ** 2
+        acc += torch.where(s, term, torch.zeros_like(term))
+        last = torch.where(s, torch.full_like(last, float(t)), last)
+        count += s
+    acc += tail.take(count * E + col)
+    nan = torch.isnan(actions).any(0)
+    return torch.where(nan, torch.full_like(acc, float("nan")), -acc)
+
+
+def _stdp_return_time_major(target: Tensor, actions: Tensor) -> Tensor:
+    """Eq. 5 summed over time: ``target`` (T, 1, E), ``actions`` (T, P, E) -> (P, E) float64."""
+    return (-(target - actions) ** 2).to(torch.float64).sum(0)
+
+
 def stdp_window(dt: Tensor, a: float = 0.5, tau: float = 10.0) -> Tensor:
     r"""Eq. 4, ``dt = t_post - t_pre``: :math:`A e^{-dt/\tau}` for dt > 0,
     :math:`-A e^{dt/\tau}` for dt < 0, and 0 at dt = 0."""
@@ -283,6 +321,13 @@ class IAFTask(_EpisodeTask):
     def _obs_at(self, idx):
         return self._gather(self._data["x"], idx)[..., None]
 
+    def open_loop_return(self):
+        """The ES fast path's time-major episode return (``plastix.trainer.es_eval``), or None
+        unless the inputs are common to the population."""
+        if not self.config.common_inputs:
+            return None
+        return functools.partial(iaf_return_time_major, spike_threshold=self.config.spike_threshold)
+
     def _final_reward(self, done):
         if not bool(done.any()):
             return torch.zeros(done.shape, device=self.device)
@@ -319,3 +364,9 @@ class STDPTask(_EpisodeTask):
 
     def _reward(self, a, idx):
         return -(self._gather(self._data["target"], idx) - a) ** 2
+
+    def open_loop_return(self):
+        """The ES fast path's time-major episode return: ``sum_t -(y_t - a_t)^2`` in float64."""
+        if not self.config.common_inputs:
+            return None
+        return _stdp_return_time_major

@@ -15,22 +15,19 @@ dim and each gate is one batched matmul ``(P, E, K) x (P, K, M) -> (P, E, M)`` (
 over time steps. The equations are those of :class:`plastix.ir.ENUCell`,
 :class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not repeated here).
 
-**Fast path.** ENU / NFENU on an open-loop mimic task with common inputs (``IAFTask`` /
-``STDPTask``, ``common_inputs=True``: observations ignore the actions and are the same for every
-individual) skip stepping the (P, E) task: a one-individual twin of the task supplies observations
+**Fast path.** ENU / NFENU on an open-loop task (one defining ``open_loop_return()``, e.g.
+``IAFTask`` / ``STDPTask`` with ``common_inputs=True``: observations ignore the actions and are the
+same for every individual) skip stepping the (P, E) task: a one-individual twin of the task supplies observations
 and targets, :class:`FusedENU` runs the population with preallocated buffers, and the episode
 returns are computed once from the recorded actions (tested equal to stepping the task,
 ``tests/trainer/test_es_eval_fast.py``). ``benchmarks/es_generation.py`` times it.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-
-from plastix.tasks.mimic import IAFTask, STDPTask, spike_events
 
 from .models import ModelKind, ModelSpec
 
@@ -203,48 +200,12 @@ class FusedENU:
 
 
 def _open_loop_fitness(task):
-    """For tasks whose observations ignore the actions and are the same for every individual
-    (the mimic tasks with ``common_inputs``): ``episode_return(target (T, 1, E), actions (T, P, E))``
-    -> (P, E) float64, the episode return :meth:`task.step` would sum (time-major); else None."""
-    if not getattr(task.config, "common_inputs", False):
-        return None
-    if type(task) is IAFTask:
-        return functools.partial(_iaf_return, spike_threshold=task.config.spike_threshold)
-    if type(task) is STDPTask:
-        return lambda target, actions: (-(target - actions) ** 2).to(torch.float64).sum(0)
-    return None
-
-
-def _iaf_return(target: Tensor, actions: Tensor, *, spike_threshold: float) -> Tensor:
-    """:func:`plastix.tasks.mimic.iaf_fitness` (eq. 3) of time-major ``actions`` (T, P, E) against
-    the common reference spikes ``target`` (T, 1, E), in float64, without (P, E, T) index tensors.
-
-    The reference's k-th spike value / interval are tabulated once per env (``spike_events``);
-    one pass over time pairs the model's k-th spike with them (a missing reference spike is
-    (0, 0)), and the reference spikes the model never answers add the tail sum
-    ``sum_{j >= n_model} (y_j^2 + t_j^2)``."""
-    T, P, E = actions.shape
-    f64 = torch.float64
-    ref = target[:, 0].t()                                                  # (E, T)
-    yv, yt, _ = spike_events(ref.to(f64), ref > 0.5)
-    pad = torch.zeros(E, 1, dtype=f64, device=actions.device)
-    tab_v, tab_t = torch.cat([yv, pad], 1).t().contiguous(), torch.cat([yt, pad], 1).t().contiguous()  # (T+1, E)
-    tail = (tab_v ** 2 + tab_t ** 2).flip(0).cumsum(0).flip(0)             # tail[k] = sum_{j >= k}
-    col = torch.arange(E, device=actions.device)
-    count = torch.zeros(P, E, dtype=torch.long, device=actions.device)
-    last = torch.full((P, E), -1.0, dtype=f64, device=actions.device)
-    acc = torch.zeros(P, E, dtype=f64, device=actions.device)
-    for t in range(T):
-        a = actions[t].to(f64)
-        s = a > spike_threshold
-        k = count * E + col
-        term = (tab_v.take(k) - a) ** 2 + (tab_t.take(k) - (t - last)) ** 2
-        acc += torch.where(s, term, torch.zeros_like(term))
-        last = torch.where(s, torch.full_like(last, float(t)), last)
-        count += s
-    acc += tail.take(count * E + col)
-    nan = torch.isnan(actions).any(0)
-    return torch.where(nan, torch.full_like(acc, float("nan")), -acc)
+    """A task whose observations ignore the actions and are the same for every individual opts in
+    to the fast path by defining ``open_loop_return()``, returning ``episode_return(target
+    (T, 1, E), actions (T, P, E)) -> (P, E)`` float64, the episode return :meth:`task.step` would
+    sum (time-major), or None (e.g. the mimic tasks without ``common_inputs``)."""
+    hook = getattr(task, "open_loop_return", None)
+    return hook() if callable(hook) else None
 
 
 @torch.no_grad()

@@ -45,7 +45,7 @@ def test_not_common_inputs_takes_the_contract_path():
 
 def test_iaf_return_equals_iaf_fitness():
     from plastix.tasks.mimic import iaf_fitness, iaf_reference
-    from plastix.trainer.es_eval import _iaf_return
+    from plastix.tasks.mimic import iaf_return_time_major as _iaf_return
     g = torch.Generator().manual_seed(5)
     target = iaf_reference(0.01 + 0.1 * torch.rand(1, 4, 50, generator=g))
     actions = torch.rand(6, 4, 50, generator=g) * (torch.rand(6, 4, 50, generator=g) > 0.8)
