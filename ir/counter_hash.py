@@ -28,11 +28,14 @@ T = TypeVar("T")
 def mix32(x: T) -> T:
     """The 32-bit integer mixer (a bijection on [0, 2**32)); ``x`` an int or an int64 array/tensor
     with values in [0, 2**32). Returns a new value of the same type."""
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & MASK32
-    return x ^ (x >> 16)
+    x = x ^ (x >> 16)  # a new object: the in-place steps below never touch the caller's array
+    x *= 0x7FEB352D
+    x &= MASK32
+    x ^= x >> 15
+    x *= 0x846CA68B
+    x &= MASK32
+    x ^= x >> 16
+    return x
 
 
 def stream_key(seed: int, counter: int) -> int:

@@ -176,7 +176,7 @@ def init_state(theta: torch.Tensor, loss: torch.Tensor, q: torch.Tensor | None =
 class RunConsts(NamedTuple):
     """Per-run constants on the run's device (:meth:`SynQ.constants`)."""
 
-    steps: torch.Tensor     # (n,) step size per synapse
+    deltas: torch.Tensor    # (3, n) weight move per action and synapse (step_table)
     counters: torch.Tensor  # (n,) long synapse index k (the stream's counter)
     threshold: int          # explore_threshold(epsilon)
     tables: sq.Tables
@@ -212,7 +212,8 @@ class SynQ:
     def constants(self, theta: torch.Tensor, step_scale: float = 1.0) -> RunConsts:
         """Per-run constant tensors (step sizes, counters, lookup tables) on ``theta``'s device."""
         dev, dt = theta.device, theta.dtype
-        return RunConsts(self.step_sizes(dev, dt, step_scale), torch.arange(theta.numel(), device=dev),
+        return RunConsts(sq.step_table(self.step_sizes(dev, dt, step_scale), dt, dev),
+                         torch.arange(theta.numel(), device=dev),
                          explore_threshold(self.params.epsilon), sq.make_tables(dev, dt))
 
     def draws(self, iteration: int, consts: RunConsts) -> torch.Tensor | None:
@@ -229,7 +230,7 @@ class SynQ:
         theta, q, s = state.theta, state.q, state.s
         c = self.constants(theta) if consts is None else consts
         a = sq.select_actions(q, s, c.threshold, self.draws(state.iteration, c))
-        theta = sq.move(theta, a, c.steps, p.form, sign=c.tables.sign)
+        theta = sq.move(theta, a, c.deltas, p.form)
         loss = loss_fn(theta).detach().reshape(())
         r = sq.reward_index(state.prev_loss, loss)
         if p.train_policy:

@@ -273,7 +273,9 @@ def synq_step(inputs: tuple, state: SynQState, p: SynQParams, mask: Optional[tor
             h = sq.draws(stream_key(p.seed, state.n), k)
         a = sq.select_actions(q, s_new.reshape(*lead, -1), thr, None if h is None else h.reshape(*lead, -1))
         a = a.view(s_new.shape)
-        w = sq.move(state.w, a, p.step if mask is None else p.step * mask, p.form)
+        w = sq.move(state.w, a, sq.step_table(p.step, state.w.dtype, state.w.device), p.form)
+        if mask is not None:  # masked-out synapses never move
+            w = torch.where(mask.bool(), w, state.w)
     return w, SynQState(w, q, a, state.a1, rs, s_new, state.n + 1)
 
 

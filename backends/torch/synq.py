@@ -29,7 +29,7 @@ NEUTRAL = 1  # action "0" / reward "none yet"
 START_STATE = 40  # encode_state(1, 1, 1, 1): all histories neutral
 
 __all__ = ["N_STATES", "N_ACTIONS", "N_CELLS", "NEUTRAL", "START_STATE", "Tables", "make_tables", "encode_state",
-           "decode_state", "reward_index", "sign_index", "draws", "select_actions", "move", "td_targets",
+           "decode_state", "reward_index", "sign_index", "draws", "select_actions", "step_table", "move", "td_targets",
            "td_update", "explore_threshold"]
 
 
@@ -38,7 +38,6 @@ class Tables(NamedTuple):
 
     next_state: torch.Tensor  # (3, 243) long: s'(s, a, R) for reward index R and cell 3 s + a
     rval: torch.Tensor        # (3,) reward value per reward index: -1, 0, +1
-    sign: torch.Tensor        # (3,) weight direction per action: -1, 0, +1
 
 
 def make_tables(device=None, dtype: torch.dtype = torch.float32) -> Tables:
@@ -46,8 +45,7 @@ def make_tables(device=None, dtype: torch.dtype = torch.float32) -> Tables:
     s = torch.arange(N_STATES, device=device).unsqueeze(1)
     a = torch.arange(N_ACTIONS, device=device).unsqueeze(0)
     base = (27 * a + 9 * (s // 27) + (s // 3) % 3).reshape(-1)
-    vals = torch.tensor([-1.0, 0.0, 1.0], dtype=dtype, device=device)
-    return Tables(torch.stack([base, base + 3, base + 6]), vals, vals.clone())
+    return Tables(torch.stack([base, base + 3, base + 6]), torch.tensor([-1.0, 0.0, 1.0], dtype=dtype, device=device))
 
 
 def encode_state(a1, a2, r1, r2):
@@ -85,29 +83,52 @@ def _flat(x: torch.Tensor, g: int) -> torch.Tensor:
     return x.reshape(g, -1)
 
 
+_DIV_SHIFT = 50
+
+
+def _reciprocal(threshold: int) -> int:
+    """``M = ceil(2^50 / threshold)``: ``(x M) >> 50 == x // threshold`` for ``x < 3 threshold``
+    (the error ``e = M threshold - 2^50 < threshold <= 2^24`` and ``x < 2^26`` give ``x e < 2^50``;
+    Granlund & Montgomery 1994), and ``x M < 2^52`` fits int64."""
+    return -(-(1 << _DIV_SHIFT) // threshold)
+
+
 def select_actions(q: torch.Tensor, s: torch.Tensor, threshold: int, h: Optional[torch.Tensor]) -> torch.Tensor:
     """ε-greedy actions (IR :class:`~plastix.ir.rules.SynapticQ` doc): greedy ``argmax q[s]`` (ties:
     lowest index) unless ``v = h >> 8 < threshold``, then ``3 v // threshold``. ``threshold`` from
     :func:`explore_threshold`; ``h`` from :func:`draws` (unused when ``threshold`` is 0)."""
     best = q.argmax(-1)
     if q.dim() == 2:
-        greedy = best[s]
+        greedy = torch.index_select(best, 0, s.reshape(-1)).view(s.shape)
     else:
         g = math.prod(q.shape[:-2])
         greedy = torch.gather(best.reshape(g, N_STATES), 1, _flat(s, g)).view(s.shape)
     if threshold <= 0:
         return greedy
     v = h >> (32 - EXPLORE_BITS)
-    return torch.where(v < threshold, torch.div(v * N_ACTIONS, threshold, rounding_mode="floor"), greedy)
+    # 3 v // threshold as a multiply and a shift (a division costs ~5 elementwise ops here)
+    rand = (v * N_ACTIONS).clamp_max_(N_ACTIONS * threshold - 1).mul_(_reciprocal(threshold))
+    rand >>= _DIV_SHIFT
+    return torch.where(v < threshold, rand, greedy)
 
 
-def move(w: torch.Tensor, a: torch.Tensor, step: Union[float, torch.Tensor], form: QUpdateForm,
-         sign: Optional[torch.Tensor] = None) -> torch.Tensor:
+def step_table(step: Union[float, torch.Tensor], dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``[-step, 0, +step]`` per action: ``(3,)`` for a scalar step, ``(3, n)`` for per-synapse
+    steps ``(n,)`` (build once per run)."""
+    sign = torch.tensor([-1.0, 0.0, 1.0], dtype=dtype, device=device)
+    if isinstance(step, torch.Tensor) and step.dim() > 0:
+        return sign.unsqueeze(1) * step.to(dtype).reshape(1, -1)
+    return sign * float(step)
+
+
+def move(w: torch.Tensor, a: torch.Tensor, deltas: torch.Tensor, form: QUpdateForm) -> torch.Tensor:
     """Weights after the move: ``w + (a - 1) step`` (additive, the authors' code) or
-    ``w + (a - 1) step w`` (multiplicative, paper eq. 3). ``step``: scalar or per synapse;
-    ``sign``: the ``Tables.sign`` row (saves a cast)."""
-    d = (a - 1).to(w.dtype) if sign is None else sign[a]
-    d = d * step
+    ``w + (a - 1) step w`` (multiplicative, paper eq. 3); ``deltas`` from :func:`step_table`
+    (``(3, n)`` needs ``a.numel() == n``)."""
+    if deltas.dim() == 1:
+        d = torch.index_select(deltas, 0, a.reshape(-1)).view(a.shape)
+    else:
+        d = torch.gather(deltas, 0, a.reshape(1, -1)).view(a.shape)
     if form is QUpdateForm.MULTIPLICATIVE:
         return torch.addcmul(w, d, w)
     return w + d

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from plastix.backends.torch.synq import (decode_state, draws, encode_state, explore_threshold, move, reward_index,
-                                         select_actions, td_update)
+                                         select_actions, step_table, td_update)
 from plastix.ir import QAggregation as Aggregation
 from plastix.ir import QUpdateForm
 from plastix.ir.counter_hash import stream_key
@@ -98,8 +98,10 @@ def test_move_forms():
     th = torch.tensor([1.0, -2.0, 0.0, 4.0])
     a = torch.tensor([0, 2, 2, 1])
     st = torch.tensor([0.1, 0.1, 0.2, 0.1])
-    assert torch.allclose(move(th, a, st, QUpdateForm.ADDITIVE), torch.tensor([0.9, -1.9, 0.2, 4.0]))
-    assert torch.allclose(move(th, a, st, QUpdateForm.MULTIPLICATIVE), torch.tensor([0.9, -2.2, 0.0, 4.0]))
+    assert torch.allclose(move(th, a, step_table(st), QUpdateForm.ADDITIVE), torch.tensor([0.9, -1.9, 0.2, 4.0]))
+    assert torch.allclose(move(th, a, step_table(st), QUpdateForm.MULTIPLICATIVE), torch.tensor([0.9, -2.2, 0.0, 4.0]))
+    # a scalar step: a (3,) table
+    assert torch.allclose(move(th, a, step_table(0.1), QUpdateForm.ADDITIVE), torch.tensor([0.9, -1.9, 0.1, 4.0]))
 
 
 @pytest.mark.parametrize("form", ["additive", "multiplicative"])
@@ -189,3 +191,15 @@ def test_docstring_examples():
 
     failures, tried = doctest.testmod(mod)
     assert tried > 0 and failures == 0
+
+
+def test_exploration_division_by_multiply_and_shift_is_exact():
+    """select_actions computes 3 v // thr as (3 v M) >> 50; check it against integer division."""
+    g = torch.Generator().manual_seed(0)
+    thrs = [1, 2, 3, 7, 1000, 1677721, 5033164, 2 ** 24 - 1, 2 ** 24] + torch.randint(1, 2 ** 24, (40,), generator=g).tolist()
+    q = torch.zeros(81, 3)
+    for thr in thrs:
+        v = torch.cat([torch.arange(min(thr, 3000)), thr - 1 - torch.arange(min(thr, 3000)),
+                       torch.randint(0, thr, (3000,), generator=g)])
+        a = select_actions(q, torch.zeros_like(v), thr, v << 8)
+        assert torch.equal(a, 3 * v // thr), thr
