@@ -76,3 +76,23 @@ def test_render_writes_gif_and_reward_plot(tmp_path):
     assert Image.open(paths[0]).n_frames == 12
     with pytest.raises(ValueError, match="infos lack"):
         get_entry("tmaze").render({"t": rec["infos"]["t"]}, cfg, tmp_path)
+
+
+def test_cli_trains_tmaze_and_renders(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "tm"
+    res = runner.invoke(app, ["train", "tmaze", "--method", "es", "--model", "sharedenu", "--steps", "1",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["generations"] == 1 and summary["num_params"] == 6656
+    assert (out / "episode.gif").exists() and (out / "episode_reward.png").exists()
+    assert load(out / "model.plx").outputs == ("motor",)
+    res = runner.invoke(app, ["train", "double_tmaze", "--method", "es", "--model", "rnn", "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "unknown model" in res.output

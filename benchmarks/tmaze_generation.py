@@ -1,0 +1,95 @@
+"""ES generations per hour on the T-maze (Bertens & Lee 2020) at population 1024: one process vs Ray.
+
+A generation evaluates P offspring + the search mean, each on ``E`` = 8 envs for 400 steps, as a
+network of ENUs (:mod:`plastix.trainer.enu_net`, 13,312 parameters). Full generations at P = 1024
+take minutes here, so this times ``--steps`` steps of one evaluation (energy set so high that no
+agent dies: every env runs every step, the worst case) and extrapolates linearly to 400 steps;
+the output says so. ES ask/tell (O(P * D) vector work) is left out: it is < 1 % of a generation.
+
+* ``local``: :func:`plastix.trainer.es_eval.evaluate_population` in this process, with
+  ``torch.set_num_threads`` 1 and 2;
+* ``ray``: :class:`plastix.trainer.es_ray.RayEvaluator` on a local Ray instance (``--ray-cpus``
+  CPUs, one chunk per CPU); Ray start-up and the first call (worker imports) are excluded by a
+  warm-up call; the population is shipped to the workers in every call, as in training.
+
+Also printed: analytic gate-matmul FLOPs per generation (2 per multiply-add; elementwise work
+left out) and the load average, since the machine is shared.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/tmaze_generation.py --population 1024 --steps 10
+    python benchmarks/tmaze_generation.py --population 8 --steps 2 --no-ray   # seconds
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peak import load_average  # noqa: E402
+
+from plastix.tasks.registry import make_task, task_config  # noqa: E402
+from plastix.trainer.enu_net import NetworkSpec  # noqa: E402
+from plastix.trainer.es_eval import evaluate_population  # noqa: E402
+
+EPISODE_STEPS = 400
+
+
+def flops_per_generation(spec: NetworkSpec, population: int, num_envs: int, steps: int = EPISODE_STEPS) -> int:
+    """Gate-matmul FLOPs of one generation: (P + 1) individuals x E envs x steps network steps."""
+    return spec.flops_per_step() * (population + 1) * num_envs * steps
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--population", type=int, default=1024)
+    ap.add_argument("--num-envs", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10, help="steps timed, extrapolated to 400")
+    ap.add_argument("--model", default="enu")
+    ap.add_argument("--ray-cpus", type=int, default=2)
+    ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    spec = NetworkSpec(a.model)
+    g = torch.Generator().manual_seed(a.seed)
+    P = a.population + 1
+    mean = spec.init_genome(g)
+    pop = mean + 0.01 * torch.randn(P, spec.num_params, generator=g)
+    cfg = task_config("tmaze", "paper", num_envs=a.num_envs, steps=a.steps, energy=10**9)
+    scale = EPISODE_STEPS / a.steps
+    flops = flops_per_generation(spec, a.population, a.num_envs)
+    print(f"T-maze {a.model} network ({spec.num_params} params), population {a.population} (+ mean), "
+          f"{a.num_envs} envs; {a.steps} of {EPISODE_STEPS} steps timed and scaled x{scale:.0f}")
+    print(f"gate-matmul FLOPs per generation (400 steps, nobody dies): {flops / 1e12:.2f} TFLOP")
+    print(f"load average before: {load_average()}")
+    rows = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        evaluate_population(spec, pop, make_task("tmaze", cfg, population=P), seed=1)
+        sec = (time.perf_counter() - t0) * scale
+        rows[f"local, {threads} thread(s)"] = sec
+    if not a.no_ray:
+        from plastix.trainer.es_ray import RayEvaluator
+
+        torch.set_num_threads(1)
+        ev = RayEvaluator("tmaze", cfg, num_cpus=a.ray_cpus, chunks=a.ray_cpus)
+        try:
+            ev(spec, pop[: a.ray_cpus], 1)                      # warm-up: workers import torch/plastix
+            t0 = time.perf_counter()
+            ev(spec, pop, 1)
+            rows[f"ray, {a.ray_cpus} CPUs ({a.ray_cpus} chunks)"] = (time.perf_counter() - t0) * scale
+        finally:
+            ev.shutdown()
+    print("| path | s / generation (extrapolated) | generations / hour | GFLOP/s |")
+    print("|---|---:|---:|---:|")
+    for name, sec in rows.items():
+        print(f"| {name} | {sec:.0f} | {3600 / sec:.2f} | {flops / sec / 1e9:.1f} |")
+    print(f"load average after: {load_average()}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
