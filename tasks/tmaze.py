@@ -135,6 +135,7 @@ class TMaze(BatchedTask):
         self._site_flat = torch.tensor([(y + 1) * w2 + x + 1 for y, x in self.sites], device=self.device)
         self._start_flat = (self.start[0] + 1) * w2 + self.start[1] + 1
         self._step_flat = torch.tensor([dy * w2 + dx for dy, dx in _DIRS], device=self.device)
+        self._turn = torch.tensor([0, 3, 1, 0], device=self.device)  # FORWARD, LEFT, RIGHT, NOOP -> heading change
         self._swap_gen: torch.Generator | None = None
         P, E, dev = population, config.num_envs, self.device
         z = lambda dt: torch.zeros(P, E, dtype=dt, device=dev)  # noqa: E731
@@ -239,8 +240,7 @@ class TMaze(BatchedTask):
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         cfg = self.config
         act = self._decode(action)
-        turn = torch.tensor([0, 3, 1, 0], device=self.device)[act]
-        heading = (self.heading + turn) % 4
+        heading = (self.heading + self._turn[act]) % 4
         target = self.pos + self._step_flat[heading]
         move = (act != NOOP) & self._free[target]
         pos = torch.where(move, target, self.pos)

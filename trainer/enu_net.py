@@ -21,7 +21,8 @@ this wiring but the IR adds one step of latency per projection (``docs/semantics
 The initial output state ``o_0`` of every ENU neuron and synapse is ``N(0, init_noise^2)`` (paper:
 "we also add noise to the output gate of the ENU ... so each neuron and synapse behaves slightly
 different on initialization"; the IR's ``GatedPopulation.init_noise``), drawn per episode from
-the rollout seed and shared by all individuals (common random numbers).
+the rollout seed and shared by all individuals (common random numbers). GRU / LSTM networks have
+no output state and start from zeros (their units differ through their inputs).
 """
 from __future__ import annotations
 
