@@ -57,7 +57,7 @@ class NetInit:
 
     w_scale_in: float = 0.6     # |N(0, s²/n_pre)| magnitudes with random signs (GraphBuilder.connect)
     w_scale_out: float = 0.6
-    alpha_scale: float = 2.0    # α ~ N(0, (s / sqrt(n_pre))²) per synapse
+    alpha_scale: float = 4.0    # α ~ N(0, (s / sqrt(n_pre))²) per synapse
     eta: float = 0.1            # E update rate per interval
     eta_phi: float = 0.1        # BCM sliding-threshold rate
     interval: int = 5           # Δτ: rates are spike averages over this many steps
@@ -120,14 +120,18 @@ class PGConfig:
     variant: str = TMazeVariant.NDP_OJA.value
     iterations: int = 300
     batch: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-3
     grad_clip: float = 1.0
     n_hidden: int = 64
     seed: int = 0
-    surrogate: str = "fast_sigmoid"
+    surrogate: str = "exponential"  # SLAYER's, as the paper
     train_neurons: bool = False
     eval_episodes: int = 256
     eval_every: int = 25
+    rule_lr_scale: float = 10.0  # Adam lr of rule coefficients and modulators = lr * this
+    init: NetInit = NetInit()
+    rate_reg: float = 0.0      # weight of the output-rate penalty (not in the paper; 0 = pure REINFORCE)
+    rate_target: float = 0.1   # output spike rate the penalty pulls towards
     maze: CueTMazeConfig = field(default_factory=lambda: maze_config("quick"))
 
     def __post_init__(self) -> None:
@@ -138,13 +142,15 @@ class PGConfig:
             raise ValueError(f"PGConfig.batch must be >= 2 (leave-one-out baseline), got {self.batch}")
         if isinstance(self.maze, dict):  # from a JSON config
             object.__setattr__(self, "maze", CueTMazeConfig(**self.maze))
+        if isinstance(self.init, dict):
+            object.__setattr__(self, "init", NetInit(**self.init))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
 CONFIGS: dict[str, PGConfig] = {
-    "quick": PGConfig(iterations=300, batch=32, maze=maze_config("quick"), eval_episodes=256, eval_every=25),
+    "quick": PGConfig(iterations=400, batch=32, maze=maze_config("quick"), eval_episodes=256, eval_every=25),
     "paper": PGConfig(iterations=2000, batch=64, maze=maze_config("paper"), eval_episodes=500, eval_every=50),
 }
 
@@ -229,12 +235,16 @@ class PGJob:
 
     def build_graph(self) -> Graph:
         c = self.cfg
-        return cue_tmaze_net(c.variant, n_in=c.maze.n_inputs, n_hidden=c.n_hidden, seed=c.seed)
+        return cue_tmaze_net(c.variant, n_in=c.maze.n_inputs, n_hidden=c.n_hidden, seed=c.seed, init=c.init)
 
     def init_state(self) -> PGState:
         model = TMazeModel(self.graph or self.build_graph(), self.cfg)
         model.offset.requires_grad_(False)  # a common logit offset cancels in the softmax
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.cfg.lr)
+        plastic = [p for n, p in model.net.named_parameters() if p.requires_grad and ("/rule/" in n or n.startswith("params.m_"))]
+        ids = {id(p) for p in plastic}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest}] + ([{"params": plastic, "lr": self.cfg.lr * self.cfg.rule_lr_scale}] if plastic else [])
+        opt = torch.optim.Adam(groups, lr=self.cfg.lr)
         return PGState(model, opt, torch.Generator().manual_seed(self.cfg.seed))
 
     def step(self, state: PGState, index: int) -> tuple[PGState, dict[str, float]]:
@@ -244,6 +254,8 @@ class PGJob:
         turn, logp = sample_turns(logits, state.generator)
         reward = reward_of(turn, ep.labels, cfg.maze)
         loss = reinforce_loss(logp, reward, loo_baseline(reward))
+        if cfg.rate_reg > 0:  # keeps the outputs away from silence / saturation, where spikes carry no gradient
+            loss = loss + cfg.rate_reg * (act.mean(0) - cfg.rate_target).pow(2).mean()
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in model.parameters() if p.requires_grad]
