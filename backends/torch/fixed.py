@@ -27,7 +27,7 @@ from torch import nn
 from ...ir import Graph, UnsupportedKindError
 from ..learning_engine import engine_rule
 from ..quantize import MIXED, _exact_int, dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
-from .fixed_learning import EngineRandom, engine_activation, engine_init, engine_params, engine_step
+from .fixed_learning import EngineRule, engine_activation, engine_init, engine_params, engine_step
 from .network import BACKEND, ProjState
 
 U_BITS = 24
@@ -103,7 +103,7 @@ class FixedNetwork(nn.Module):
                     self.register_buffer(f"lif{name}_{fld}", torch.as_tensor(np.asarray(val, dtype=np.int64)))
                 self._lif[p.name] = (name, p.kind == "cuba_lif")
         self._projs: list[tuple[str, str, str, int, int]] = []  # (name, pre, post, delay, weight_exp)
-        self._engine: dict[str, tuple] = {}  # plastic projection -> (EngineParams, EngineRandom)
+        self._engine: dict[str, EngineRule] = {}  # plastic projection -> its learning engine
         self._mods: dict[str, tuple[str, str, int]] = {}  # "mod->post" -> (source, post, weight_exp)
         kinds = {n: k for n, k, _ in self._pops}
         for i, pr in enumerate(graph.projections):
@@ -132,7 +132,7 @@ class FixedNetwork(nn.Module):
         w0 = lava_dense_effective(wi, MIXED, 8)  # LearningDense truncates once, sign mode MIXED
         self.register_buffer(f"w{i}", torch.as_tensor(w0.astype(np.int64)))
         self._projs.append((pr.name, pr.pre, pr.post, 0, 0))
-        self._engine[pr.name] = (engine_params(engine, sign_mode=MIXED, node=pr.name), EngineRandom(engine["rng_seed"]))
+        self._engine[pr.name] = EngineRule(engine_params(engine, sign_mode=MIXED, node=pr.name))
         if engine["kind"] != "3f":
             return
         if kinds[pr.post] != "cuba_lif":
@@ -198,9 +198,9 @@ class FixedNetwork(nn.Module):
                 x = out[pre]
             if rule is not None:  # LearningDense: W s with this step's weights, then the engine
                 c = engine_activation(x, rule)
-                prm, rnd = self._engine[name]
-                third = state.neurons[post].third if prm.kind == "3f" else None
-                rule = engine_step(x, out[post], third, tau, rule, prm, rnd)
+                er = self._engine[name]
+                third = state.neurons[post].third if er.p.kind == "3f" else None
+                rule = engine_step(x, out[post], third, tau, rule, er)
             else:
                 c = dense_fixed_step(x, getattr(self, f"w{i}"), wexp)
             a[post] = c if post not in a else a[post] + c

@@ -25,8 +25,11 @@ numpy ``default_rng`` streams seeded ``rng_seed .. rng_seed + 3`` (pre/post trac
 advanced twice per step) and seed 2 (synaptic variables, advanced once per epoch): Lava's
 ``TraceRandom`` / ``ConnVarRandom``. :class:`EngineRandom` draws the same streams in blocks (a block
 draw equals Lava's one-at-a-time draws). Trace decay factors are computed with numpy's ``exp``
-exactly as Lava does; everything per step is torch integer / float64 arithmetic (IEEE, exact
-replay on any device; do not run it under a compiler that fuses multiply-adds).
+exactly as Lava does (numpy, once) and tabulated for every 8-bit trace value, so the per-step work
+is integer tensor arithmetic, table look-ups and comparisons with the step's random number (exact
+on any device, and safe under compilers that would fuse floating-point multiply-adds). Synaptic
+matrices are int32 like Lava's; products whose bound exceeds int32 are wrapped as numpy's int32
+``*=`` does.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import torch
 
 from ...ir.loihi_expr import LavaProduct, lava_products
 
-__all__ = ["EngineParams", "EngineRandom", "EngineState", "engine_params", "engine_init", "engine_step",
+__all__ = ["EngineParams", "EngineRule", "EngineState", "engine_params", "engine_init", "engine_step",
            "engine_activation"]
 
 W_TRACE_MAX = 127  # 7-bit traces
@@ -48,26 +51,30 @@ SYN_SHIFT = 7  # W_ACCUMULATOR_S - W_SYN_VAR_S = 16 - 9 for weights, tag_1, tag_
 WIDTH = {"x0": 1, "y0": 1, "x1": 7, "x2": 7, "y1": 7, "y2": 7, "y3": 7, "w": 9, "d": 9, "t": 9}
 TARGETS = (("dw", "w"), ("dd", "d"), ("dt", "t"))
 MIXED, EXCITATORY, INHIBITORY = 1, 2, 3
+_SYN_RANGE = {"t": (-257, 255), "d": (0, 255)}
+_W_RANGE = {MIXED: (-256, 255), EXCITATORY: (0, 255), INHIBITORY: (-255, 0)}
 
 
 class EngineParams(NamedTuple):
     kind: str  # "2f" | "3f"
     products: tuple  # ((syn var "w"|"d"|"t", (LavaProduct, ...)), ...) for the non-empty strings
-    x_decay: torch.Tensor  # float64 (2, 1, 1, 1): e^{-1/tau} as numpy computes it, 0 where tau = 0
-    y_decay: torch.Tensor  # float64 (3, 1, 1, 1)
+    x_tab: np.ndarray  # (2, 2, 256): floor and frac of e^{-1/tau} h for h = -128..127, per x trace
+    y_tab: np.ndarray  # (3, 2, 256)
     x_imp: tuple  # (int part, frac part in 1/256) per x trace
     y_imp: tuple
+    x_used: tuple  # indices of the x / y traces some product reads
+    y_used: tuple
     t_epoch: int
     rng_seed: int
     decimate: Optional[int]
     sign_mode: int
-    post_trace: tuple  # 3F: (y1 impulse, y1 decay) of ThreeFactorLIF
+    post_tab: Optional[np.ndarray]  # 3F: (2, 128) ThreeFactorLIF's y1 update [spike, y1]
 
 
 class EngineState(NamedTuple):
-    w: torch.Tensor  # int64 (P, B, n_post, n_pre) 8-bit weights
-    tag: torch.Tensor  # tag_1 (t)
-    dly: torch.Tensor  # tag_2 (d)
+    w: torch.Tensor  # int32 (P, B, n_post, n_pre) 8-bit weights
+    tag: torch.Tensor  # int32 tag_1 (t)
+    dly: torch.Tensor  # int32 tag_2 (d)
     x: torch.Tensor  # int64 (2, P, B, n_pre) x1, x2 at the epoch's start
     y: torch.Tensor  # int64 (3, P, B, n_post) y1, y2, y3
     tx: torch.Tensor  # int64 (P, B, n_pre) within-epoch time of the last pre spike, 0 = none
@@ -81,97 +88,127 @@ def _decompose(imp: float) -> tuple[int, int]:
     return int(i[0]), int(np.round((np.array([imp]) - i) * 2 ** 8)[0])
 
 
-def _decays(taus: list, device: Any) -> torch.Tensor:
-    """``np.exp(-1 / taus)`` of the traces with ``tau != 0`` (Lava's ``_decay_trace``), 0 otherwise."""
+def _decay_table(taus: list) -> np.ndarray:
+    """``_decay_trace`` for every 8-bit value: ``v = np.exp(-1 / tau) * h`` (numpy, as Lava
+    computes it), ``[floor(v), v % 1]``; traces with ``tau = 0`` are not decayed but reset to 0."""
     taus_a = np.array(taus)
-    out = np.zeros(len(taus))
+    h = np.arange(-128, 128)
+    out = np.zeros((len(taus), 2, 256))
     nz = taus_a != 0
     if nz.any():
-        out[nz] = np.exp(-1 / taus_a[nz][:, np.newaxis])[:, 0]
-    return torch.as_tensor(out, dtype=torch.float64, device=device).view(-1, 1, 1, 1)
+        v = np.exp(-1 / taus_a[nz][:, np.newaxis]) * h
+        out[nz, 0], out[nz, 1] = np.floor(v), v % 1
+    return out
 
 
-def engine_params(engine: dict, *, sign_mode: int = MIXED, device: Any = None, node: str = "rule") -> EngineParams:
+def engine_params(engine: dict, *, sign_mode: int = MIXED, node: str = "rule") -> EngineParams:
     """Parameters of one learning-engine projection from the dict of
     :func:`plastix.backends.learning_engine.engine_rule` (as the Lava lowering builds its
     ``Loihi2FLearningRule`` / ``Loihi3FLearningRule``)."""
-    prods = []
-    decs = set()
+    prods, decs, used = [], set(), set()
     for fld, var in TARGETS:
-        text = engine.get(fld) or " "
-        ps = lava_products(text, node, fld)
+        ps = lava_products(engine.get(fld) or " ", node, fld)
+        for p in ps:
+            for f in p.factors:
+                if f.var not in WIDTH:
+                    raise ValueError(f"{node}.{fld}: factor {f.var!r} is not a Loihi learning-engine variable")
+                used.add(f.var)
+            if p.decimate is not None:
+                decs.add(p.decimate)
         if ps:
-            for p in ps:
-                for f in p.factors:
-                    if f.var not in WIDTH:
-                        raise ValueError(f"{node}.{fld}: factor {f.var!r} is not a Loihi learning-engine variable")
-                if p.decimate is not None:
-                    decs.add(p.decimate)
             prods.append((var, ps))
     if len(decs) > 1:
         raise ValueError(f"{node}: u<k> terms with different k (Lava allows one decimation exponent)")
     kind = engine["kind"]
+    post = None
     if kind == "3f":  # Loihi3FLearningRule: y traces from the neuron, tau 2^16 - 1, impulse 0
         y_taus, y_imps = [np.iinfo(np.uint16).max] * 3, [0.0] * 3
-        post = (float(engine["y1_impulse"]), float(np.exp(-1.0 / float(engine["y1_tau"]))))
+        # ThreeFactorLIF: y1 <- clip(floor(y1 * decay + impulse * s), 0, 127), numpy float64
+        decay, imp = float(np.exp(-1.0 / float(engine["y1_tau"]))), float(engine["y1_impulse"])
+        y1 = np.arange(128, dtype=np.int32)
+        post = np.stack([np.clip(np.floor(y1 * decay + imp * np.full(128, s, dtype=bool)), 0, 127)
+                         for s in (0, 1)]).astype(np.int64)
     else:  # Loihi2FLearningRule(y1_impulse, y1_tau): y2, y3 impulse 0, tau 0
         y_taus, y_imps = [engine["y1_tau"], 0.0, 0.0], [engine["y1_impulse"], 0.0, 0.0]
-        post = (0.0, 0.0)
-    return EngineParams(kind, tuple(prods), _decays([engine["x1_tau"], engine["x2_tau"]], device),
-                        _decays(y_taus, device), tuple(_decompose(float(i)) for i in (engine["x1_impulse"],
-                                                                                      engine["x2_impulse"])),
-                        tuple(_decompose(float(i)) for i in y_imps), int(engine["t_epoch"]),
+    return EngineParams(kind, tuple(prods), _decay_table([engine["x1_tau"], engine["x2_tau"]]), _decay_table(y_taus),
+                        tuple(_decompose(float(engine[f"x{i}_impulse"])) for i in (1, 2)),
+                        tuple(_decompose(float(i)) for i in y_imps),
+                        tuple(i for i in range(2) if f"x{i + 1}" in used),
+                        tuple(i for i in range(3) if f"y{i + 1}" in used), int(engine["t_epoch"]),
                         int(engine["rng_seed"]), next(iter(decs), None), int(sign_mode), post)
 
 
-class EngineRandom:
-    """Lava's random streams of one learning projection, drawn in blocks on demand.
+class EngineRule:
+    """One learning projection at run time: its :class:`EngineParams`, Lava's random streams
+    (drawn in blocks on demand) and the tables as tensors on the device in use.
 
-    Index ``n`` of a stream is its value after ``n`` advances: trace streams are advanced twice
-    per time step (``recv_traces``), the synaptic stream once per epoch (``run_lrn``)."""
+    Index ``n`` of a stream is its value after ``n`` advances: trace streams (x decay, x impulse,
+    y decay, y impulse: seeds ``rng_seed .. rng_seed + 3``) are advanced twice per time step
+    (``recv_traces``), the synaptic one (seed 2) once per epoch (``run_lrn``)."""
 
-    def __init__(self, rng_seed: int) -> None:
-        self._gens = [np.random.default_rng(rng_seed + i) for i in range(4)] + [np.random.default_rng(2)]
+    def __init__(self, params: EngineParams) -> None:
+        self.p = params
+        self._gens = [np.random.default_rng(params.rng_seed + i) for i in range(4)] + [np.random.default_rng(2)]
         self._data: list[list] = [[], [], [], [], []]
-        self._floats = (True, False, True, False, True)  # x decay, x impulse, y decay, y impulse, syn
+        self._dev: dict = {}
 
     def _grow(self, n: int) -> None:
         k = max(n + 1, 2 * len(self._data[0]), 256) - len(self._data[0])
         for i, g in enumerate(self._gens):
-            vals = g.random(k) if self._floats[i] else g.integers(0, 2 ** 7, size=k, dtype=int)
+            vals = g.random(k) if i in (0, 2, 4) else g.integers(0, 2 ** 7, size=k, dtype=int)
             self._data[i].extend(vals.tolist())
 
-    def get(self, stream: int, n: int) -> Any:
+    def rand(self, stream: int, n: int) -> Any:
         """Value ``n`` of stream ``0..4`` (x decay, x impulse, y decay, y impulse, synaptic)."""
         if n >= len(self._data[stream]):
             self._grow(n)
         return self._data[stream][n]
 
+    def tensors(self, device: Any) -> dict:
+        """Tables of the used traces on ``device``: ``fl``/``fr`` ``(k, 256)``, flat-index offsets."""
+        key = str(device)
+        if key not in self._dev:
+            p, d = self.p, {}
+            for side, tab, used in (("x", p.x_tab, p.x_used), ("y", p.y_tab, p.y_used)):
+                if used:
+                    t = torch.as_tensor(tab[list(used)], device=device)
+                    d[side] = (t[:, 0].to(torch.int64), t[:, 1].contiguous(),
+                               torch.arange(len(used), device=device).view(-1, 1, 1, 1) * 256 + 128)
+            if p.post_tab is not None:
+                d["post"] = torch.as_tensor(p.post_tab, device=device).reshape(-1)
+            d["imp"] = {}
+            self._dev[key] = d
+        return self._dev[key]
+
+    def impulse(self, side: str, r: int, device: Any) -> torch.Tensor:
+        """Per used trace, what ``_add_impulse`` adds with random ``r``: ``int + (r < frac)``."""
+        imps, used = (self.p.x_imp, self.p.x_used) if side == "x" else (self.p.y_imp, self.p.y_used)
+        vals = tuple(imps[i][0] + int(r < imps[i][1]) for i in used)
+        cache = self.tensors(device)["imp"]
+        if (side, vals) not in cache:
+            cache[(side, vals)] = torch.tensor(vals, dtype=torch.int64, device=device).view(-1, 1, 1, 1)
+        return cache[(side, vals)]
+
 
 def engine_init(w0: torch.Tensor, P: int, B: int, n_post: int, n_pre: int) -> EngineState:
-    """Initial state: ``w0`` (int64 ``(n_post, n_pre)``, already truncated as Lava does at step 1)."""
+    """Initial state: ``w0`` (integer ``(n_post, n_pre)``, already truncated as Lava does at step 1)."""
     dev = w0.device
     z = lambda *s: torch.zeros(*s, dtype=torch.int64, device=dev)  # noqa: E731
-    w = w0.expand(P, B, n_post, n_pre).clone()
-    return EngineState(w, z(P, B, n_post, n_pre), z(P, B, n_post, n_pre), z(2, P, B, n_pre), z(3, P, B, n_post),
+    zi = lambda *s: torch.zeros(*s, dtype=torch.int32, device=dev)  # noqa: E731
+    w = w0.to(torch.int32).expand(P, B, n_post, n_pre).clone()
+    return EngineState(w, zi(P, B, n_post, n_pre), zi(P, B, n_post, n_pre), z(2, P, B, n_pre), z(3, P, B, n_post),
                        z(P, B, n_pre), z(P, B, n_post), z(P, B, n_post))
 
 
 def engine_activation(x: torch.Tensor, st: EngineState) -> torch.Tensor:
-    """Dense output ``W s`` (weight_exp 0) of the pre spikes ``x`` (int64 ``(P, B, n_pre)``)."""
-    return (st.w * x.unsqueeze(-2)).sum(-1)
+    """Dense output ``W s`` (weight_exp 0) of the pre spikes ``x`` ((P, B, n_pre), 0/1), int64."""
+    return (st.w * x.unsqueeze(-2).to(torch.int32)).sum(-1)
 
 
-def _sround_decay(h: torch.Tensor, decay: torch.Tensor, r: float) -> torch.Tensor:
-    """``_decay_trace``: ``v = e^{-1/tau} h``; ``floor(v) + (r < frac(v))``."""
-    v = decay * h.to(torch.float64)
-    f = torch.floor(v)
-    return (f + (v - f > r).to(torch.float64)).to(torch.int64)
-
-
-def _imp_add(imps: tuple, r: int, device: Any) -> torch.Tensor:
-    """Per-trace integer added by ``_add_impulse`` for random ``r``: ``int + (r < frac)``."""
-    return torch.tensor([i + int(r < f) for i, f in imps], dtype=torch.int64, device=device).view(-1, 1, 1, 1)
+def _decay(h: torch.Tensor, tabs: tuple, r: float) -> torch.Tensor:
+    """``_decay_trace`` of the used traces ``h`` (k, P, B, n): ``floor(v) + (r < frac(v))`` by table."""
+    fl, fr, off = tabs
+    return torch.take(fl + (fr > r), h + off)
 
 
 def _wrap32(x: torch.Tensor) -> torch.Tensor:
@@ -179,161 +216,172 @@ def _wrap32(x: torch.Tensor) -> torch.Tensor:
     return ((x + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31
 
 
-def _sround_syn(acc: torch.Tensor, r: float) -> torch.Tensor:
-    """``_stochastic_round_synaptic_variable`` then ``>> 7``: ``floor(acc / 128) + (r < frac)``."""
-    return (acc >> SYN_SHIFT) + ((acc & (2 ** SYN_SHIFT - 1)) > math.floor(r * 2 ** SYN_SHIFT)).to(torch.int64)
-
-
 def engine_step(x: torch.Tensor, s_post: torch.Tensor, third: Optional[torch.Tensor], tau: int, st: EngineState,
-                p: EngineParams, rnd: EngineRandom) -> EngineState:
+                rule: EngineRule) -> EngineState:
     """One Lava time step ``tau`` (1-based) of the learning engine: ``recv_traces`` and, at the end
     of an epoch, ``run_lrn``. ``x`` / ``s_post``: this step's pre / post spikes (P, B, n);
     ``third``: the third factor delivered this step (3F), int64 (P, B, n_post)."""
+    p = rule.p
     sx, sy = x > 0, s_post > 0
     k = tau % p.t_epoch or p.t_epoch
-    xs, ys = st.x, st.y
+    xs, ys, tx, ty = st.x, st.y, st.tx, st.ty
     dev = xs.device
     if p.t_epoch > 1:  # a repeated spike within one epoch adds the impulse at once
-        multi_x = (st.tx > 0) & sx
-        xs = torch.where(multi_x, (xs + _imp_add(p.x_imp, 0, dev)).clamp(0, W_TRACE_MAX), xs)
-        if p.kind == "2f":
-            multi_y = (st.ty > 0) & sy
-            ys = torch.where(multi_y, (ys + _imp_add(p.y_imp, rnd.get(3, 2 * tau - 1), dev)).clamp(0, W_TRACE_MAX), ys)
-    tx = torch.where(sx, k, st.tx)
-    ty = torch.where(sy, k, st.ty)
+        if p.x_used:
+            ix = list(p.x_used)
+            new = (xs[ix] + rule.impulse("x", 0, dev)).clamp(0, W_TRACE_MAX)
+            xs = xs.index_copy(0, torch.tensor(ix, device=dev), torch.where((tx > 0) & sx, new, xs[ix]))
+        if p.kind == "2f" and p.y_used:
+            iy = list(p.y_used)
+            new = (ys[iy] + rule.impulse("y", rule.rand(3, 2 * tau - 1), dev)).clamp(0, W_TRACE_MAX)
+            ys = ys.index_copy(0, torch.tensor(iy, device=dev), torch.where((ty > 0) & sy, new, ys[iy]))
+        tx = torch.where(sx, k, tx)
+        ty = torch.where(sy, k, ty)
     ypost = st.ypost
     if p.kind == "3f":
-        imp, dec = p.post_trace
-        yv = ypost.to(torch.float64) * dec + imp * sy.to(torch.float64)
-        ypost = torch.floor(yv).clamp(0, W_TRACE_MAX).to(torch.int64)
+        ypost = torch.take(rule.tensors(dev)["post"], ypost + 128 * sy.to(torch.int64))
         y2 = third.clamp(-128, 127) if third is not None else torch.zeros_like(ypost)
         ys = torch.stack((ypost, y2, torch.zeros_like(ypost)))
     if tau % p.t_epoch:
         return EngineState(st.w, st.tag, st.dly, xs, ys, tx, ty, ypost)
-    return _learn(xs, ys, tx, ty, tau, st._replace(ypost=ypost), p, rnd)
+    if p.t_epoch == 1:
+        tx, ty = sx.to(torch.int64), sy.to(torch.int64)
+    return _learn(xs, ys, tx, ty, tau, st._replace(ypost=ypost), rule)
+
+
+def _history(h0: torch.Tensor, t_spk: torch.Tensor, used: tuple, tabs: Any, r: float, imp: torch.Tensor,
+             t_epoch: int) -> list:
+    """``_compute_trace_histories`` of the used traces: ``t_epoch + 1`` values (k, P, B, n)."""
+    if not used:
+        return []
+    hist = [h0[list(used)]]
+    for j in range(1, t_epoch + 1):
+        a = _decay(hist[-1], tabs, r)
+        hist.append(torch.where(t_spk == j, (a + imp).clamp_(0, W_TRACE_MAX), a))
+    return hist
 
 
 def _learn(xs: torch.Tensor, ys: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, tau: int, st: EngineState,
-           p: EngineParams, rnd: EngineRandom) -> EngineState:
+           rule: EngineRule) -> EngineState:
     """``run_lrn``: trace histories, product series, stochastic rounding, saturation."""
-    dev = xs.device
+    p, dev = rule.p, xs.device
+    tabs = rule.tensors(dev)
     n = 2 * tau
-    rx, ry = rnd.get(0, n), rnd.get(2, n)
-    ix, iy = _imp_add(p.x_imp, rnd.get(1, n), dev), _imp_add(p.y_imp, rnd.get(3, n), dev)
-    rs = rnd.get(4, tau // p.t_epoch)
-    hx, hy = [xs], [ys]
-    for j in range(1, p.t_epoch + 1):
-        ax, ay = _sround_decay(hx[-1], p.x_decay, rx), _sround_decay(hy[-1], p.y_decay, ry)
-        hx.append(torch.where(tx == j, (ax + ix).clamp(0, W_TRACE_MAX), ax))
-        hy.append(torch.where(ty == j, (ay + iy).clamp(0, W_TRACE_MAX), ay))
-    x0, y0 = tx > 0, ty > 0
-    u = 0
-    if p.decimate is not None:
-        u = 1 if int(tau / p.t_epoch) % 2 ** p.decimate == 0 else 0
-    cache: dict = {}
-
-    def trace(var: str, dep: str) -> torch.Tensor:
-        key = (var, dep)
-        if key in cache:
-            return cache[key]
-        is_x = var[0] == "x"
-        i = int(var[1]) - 1
-        hist = hx if is_x else hy
-        if dep == "u":
-            v = hist[-1][i]
-        else:
-            idx = tx if dep == "x0" else ty
-            if p.t_epoch == 1:
-                a, b = hist[0][i], hist[1][i]
-            if (dep == "x0") == is_x:  # own trace at own spike time
-                v = torch.where(idx == 1, b, a) if p.t_epoch == 1 else \
-                    torch.stack([h[i] for h in hist], -1).gather(-1, idx.unsqueeze(-1)).squeeze(-1)
-            else:  # the other side's trace at this side's spike times: (P, B, n_post, n_pre)
-                if dep == "x0":  # y_j at tx_i
-                    if p.t_epoch == 1:
-                        v = torch.where((idx == 1).unsqueeze(-2), b.unsqueeze(-1), a.unsqueeze(-1))
-                    else:
-                        hs = torch.stack([h[i] for h in hist], -1)  # (P, B, n_post, K+1)
-                        g = idx.unsqueeze(-2).expand(*hs.shape[:-1], idx.shape[-1])
-                        v = hs.gather(-1, g)
-                else:  # x_i at ty_j
-                    if p.t_epoch == 1:
-                        v = torch.where((idx == 1).unsqueeze(-1), b.unsqueeze(-2), a.unsqueeze(-2))
-                    else:
-                        hs = torch.stack([h[i] for h in hist], -1).unsqueeze(-3)  # (P, B, 1, n_pre, K+1)
-                        hs = hs.expand(*idx.shape, hs.shape[-2], hs.shape[-1])
-                        v = hs.gather(-1, idx[..., None, None].expand(*idx.shape, hs.shape[-2], 1)).squeeze(-1)
-        v = _orient(v, var, dep)
-        cache[key] = v
-        return v
-
-    syn = {"w": st.w, "t": st.tag, "d": st.dly}
-    deps = {"x0": x0.unsqueeze(-2).to(torch.int64), "y0": y0.unsqueeze(-1).to(torch.int64)}
-    new = dict(syn)
+    hx = _history(xs, tx, p.x_used, tabs.get("x"), rule.rand(0, n), rule.impulse("x", rule.rand(1, n), dev), p.t_epoch)
+    hy = _history(ys, ty, p.y_used, tabs.get("y"), rule.rand(2, n), rule.impulse("y", rule.rand(3, n), dev), p.t_epoch)
+    c = math.floor(rule.rand(4, tau // p.t_epoch) * 2 ** SYN_SHIFT)  # r < frac(acc / 128) <=> acc % 128 > c
+    u = 1 if p.decimate is not None and int(tau / p.t_epoch) % 2 ** p.decimate == 0 else 0
+    ctx = _Ctx(p, hx, hy, tx, ty, u, {"w": st.w, "t": st.tag, "d": st.dly})
+    new = {"w": st.w, "t": st.tag, "d": st.dly}
     for var, prods in p.products:
-        acc = syn[var] << SYN_SHIFT
+        acc = ctx.syn[var] << SYN_SHIFT
         for prod in prods:
-            acc = (acc + _product(prod, deps, u, trace, syn)).clamp(ACC_LO, ACC_HI)
-        if var == "w":
-            if p.sign_mode == EXCITATORY:
-                acc = acc.clamp_min(0)
-            elif p.sign_mode == INHIBITORY:
-                acc = acc.clamp_max(0)
+            cur = ctx.product(prod)
+            if cur is None:
+                continue
+            acc = (acc + cur).clamp_(ACC_LO, ACC_HI)
+        if var == "w" and p.sign_mode == EXCITATORY:
+            acc = acc.clamp_min(0)
+        elif var == "w" and p.sign_mode == INHIBITORY:
+            acc = acc.clamp_max(0)
         elif var == "d":
             acc = acc.clamp_min(0)
-        val = _sround_syn(acc, rs)
-        if var == "w":
-            lo, hi = {MIXED: (-256, 255), EXCITATORY: (0, 255), INHIBITORY: (-255, 0)}[p.sign_mode]
-        elif var == "t":
-            lo, hi = -257, 255
-        else:
-            lo, hi = 0, 255
-        new[var] = val.clamp(lo, hi)
+        lo, hi = _W_RANGE[p.sign_mode] if var == "w" else _SYN_RANGE[var]
+        new[var] = ((acc + (2 ** SYN_SHIFT - 1 - c)) >> SYN_SHIFT).clamp_(lo, hi)  # stochastic rounding
+    xs_new = xs if not p.x_used else xs.index_copy(0, torch.tensor(list(p.x_used), device=dev), hx[-1])
+    ys_new = ys
+    if p.kind == "2f" and p.y_used:
+        ys_new = ys.index_copy(0, torch.tensor(list(p.y_used), device=dev), hy[-1])
     zx, zy = torch.zeros_like(tx), torch.zeros_like(ty)
-    y_end = hy[-1] if p.kind == "2f" else ys
-    return EngineState(new["w"], new["t"], new["d"], hx[-1], y_end, zx, zy, st.ypost)
+    return EngineState(new["w"], new["t"], new["d"], xs_new, ys_new, zx, zy, st.ypost)
 
 
-def _orient(v: torch.Tensor, var: str, dep: str) -> torch.Tensor:
-    """Broadcast a trace to ``(P, B, n_post, n_pre)``: pre traces as ``(.., 1, n_pre)``, post
-    traces as ``(.., n_post, 1)`` unless already a full matrix."""
-    if v.dim() == 4:
-        return v
-    return v.unsqueeze(-2) if var[0] == "x" else v.unsqueeze(-1)
+class _Ctx:
+    """Per-epoch evaluation of products (``LearningRuleApplierBitApprox.apply``)."""
 
+    def __init__(self, p: EngineParams, hx: list, hy: list, tx: torch.Tensor, ty: torch.Tensor, u: int,
+                 syn: dict) -> None:
+        self.p, self.hx, self.hy, self.tx, self.ty, self.u, self.syn = p, hx, hy, tx, ty, u, syn
+        self.x0 = (tx > 0).to(torch.int32).unsqueeze(-2)  # (P, B, 1, n_pre)
+        self.y0 = (ty > 0).to(torch.int32).unsqueeze(-1)  # (P, B, n_post, 1)
+        self.cache: dict = {}
 
-def _product(prod: LavaProduct, deps: dict, u: int, trace: Any, syn: dict) -> torch.Tensor:
-    """``LearningRuleApplierBitApprox.apply`` for one product (int32 arithmetic emulated)."""
-    width = 4  # W_S_MANT
-    bound = 8
-    cur: Any = deps[prod.dependency] if prod.dependency != "u" else u
-    for f in prod.factors:
-        wd = WIDTH[f.var]
-        width += wd
-        c = f.const or 0
-        if f.var in ("x0", "y0"):
-            val = deps[f.var] + c
-        elif f.var in syn:
-            val = syn[f.var] + c
-            if f.sgn:
-                val = torch.sign(val)
+    def trace(self, var: str, dep: str) -> tuple[str, torch.Tensor]:
+        """``(orientation, value)`` of a trace factor at its dependency: "row" (.., 1, n_pre),
+        "col" (.., n_post, 1) or "full" (.., n_post, n_pre)."""
+        key = (var, dep)
+        if key in self.cache:
+            return self.cache[key]
+        is_x = var[0] == "x"
+        used = self.p.x_used if is_x else self.p.y_used
+        hist = self.hx if is_x else self.hy
+        i = used.index(int(var[1]) - 1)
+        own = "row" if is_x else "col"
+        if dep == "u" or self.p.t_epoch == 1:
+            # at the epoch's end, or (t_epoch 1) at a spike time that the dependency multiplies
+            val = hist[-1][i]
+            out = (own, val.unsqueeze(-2) if is_x else val.unsqueeze(-1))
         else:
-            val = trace(f.var, prod.dependency) + c
-        val = val.clamp(-(2 ** wd), 2 ** wd - 1)
-        bound *= 2 ** wd
-        cur = cur * val
-        if bound >= 2 ** 31:
-            cur = _wrap32(cur)
-    cur = cur * prod.mantissa
-    if bound >= 2 ** 31:
-        cur = _wrap32(cur)
-    shift = max(0, width - W_ACC)
-    if not torch.is_tensor(cur):  # a product of constants and u only
-        cur = torch.tensor(cur, dtype=torch.int64)
-    cur = cur >> shift
-    if (bound >> shift) << prod.exp >= 2 ** 31:
-        cur = _wrap32(cur << prod.exp)
-    else:
-        cur = cur << prod.exp
-    return cur.clamp(ACC_LO, ACC_HI)
+            idx = self.tx if dep == "x0" else self.ty
+            hs = torch.stack([h[i] for h in hist], -1)  # (P, B, n, K + 1)
+            if (dep == "x0") == is_x:  # own trace at own spike time
+                val = hs.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+                out = (own, val.unsqueeze(-2) if is_x else val.unsqueeze(-1))
+            elif dep == "x0":  # y_j at tx_i
+                out = ("full", hs.gather(-1, idx.unsqueeze(-2).expand(*hs.shape[:-1], idx.shape[-1])))
+            else:  # x_i at ty_j
+                hs = hs.unsqueeze(-3).expand(*idx.shape, hs.shape[-2], hs.shape[-1])
+                g = idx[..., None, None].expand(*idx.shape, hs.shape[-2], 1)
+                out = ("full", hs.gather(-1, g).squeeze(-1))
+        self.cache[key] = out
+        return out
 
+    def product(self, prod: LavaProduct) -> Optional[torch.Tensor]:
+        """The shifted, saturated contribution of one product (None if it is 0 this epoch)."""
+        parts: dict = {"row": [], "col": [], "full": []}
+        scalar, bound, width = prod.mantissa, 8, 4  # W_S_MANT
+        if prod.dependency == "u":
+            if not self.u:
+                return None
+        else:
+            parts["row" if prod.dependency == "x0" else "col"].append(self.x0 if prod.dependency == "x0" else self.y0)
+        for f in prod.factors:
+            wd = WIDTH[f.var]
+            width += wd
+            bound *= 2 ** wd
+            c = f.const or 0
+            if f.var in ("x0", "y0"):
+                side, val = ("row", self.x0) if f.var == "x0" else ("col", self.y0)
+                val = val + c
+            elif f.var in self.syn:
+                side, val = "full", self.syn[f.var] + c
+                if f.sgn:
+                    val = torch.sign(val)
+            else:
+                side, val = self.trace(f.var, prod.dependency)
+                val = val + c
+            parts[side].append(val.clamp(-(2 ** wd), 2 ** wd - 1))
+        shift = max(0, width - W_ACC)
+        big = bound >= 2 ** 31 or ((bound >> shift) << prod.exp) >= 2 ** 31
+        dt = torch.int64 if big else torch.int32
+        if not big and shift == 0:
+            scalar = scalar << prod.exp  # fold the scaling into the smallest operand
+        vecs = [v.to(dt) for v in parts["row"] + parts["col"]]
+        fulls = [v.to(dt) for v in parts["full"]]
+        if not vecs and not fulls:  # only constants and u: a scalar, as numpy broadcasts it
+            cur = ((scalar >> shift) << (prod.exp if big or shift else 0))
+            return torch.tensor(max(ACC_LO, min(ACC_HI, cur)), dtype=torch.int32, device=self.x0.device)
+        vecs.sort(key=lambda v: v.numel())
+        ops = vecs + fulls
+        cur = ops[0] * scalar
+        for v in ops[1:]:
+            cur = cur * v
+        if big:
+            cur = _wrap32(cur)
+        if shift:
+            cur = cur >> shift
+            if prod.exp:
+                cur = _wrap32(cur << prod.exp) if big else cur << prod.exp
+        if ((bound >> shift) << prod.exp) > 2 ** W_ACC:
+            cur = cur.clamp(ACC_LO, ACC_HI)
+        return cur.to(torch.int32) if big else cur
