@@ -7,10 +7,18 @@ rule, ``W_eff = W + α ⊙ E`` (eq. 7) with E from DP linear decay (eq. 10), DP-
 (eqs. 12-14), or their neuromodulated forms NDP-Oja / NDP-BCM (eqs. 16-21) whose per-post signal
 ``M = W_m r_post + b`` is an IR modulator read from the projection's own post population.
 
+Our choices where the paper's text (its appendix is not in our copy) leaves them open, stated once:
+NDP's modulator reads the post *spikes of the previous step* (IR modulator timing) rather than the
+interval rate, and has a learned bias ``b`` (init 1, so NDP starts as DP; eq. 17 has none); rates
+are spike averages over Δτ = 5 steps; ``|E| <= 1``; α starts at N(0, (4/√n_pre)²); rule
+coefficients and modulator weights learn with 10x the weights' Adam rate (pilots at one shared rate
+left α too small to matter within our budget).
+
 Policy: the output spike rates averaged over the decision window, times a learned gain, are the
 logits of the two turns; one turn is sampled per episode; reward +1 / -1. The loss is REINFORCE
 with a leave-one-out batch-mean baseline (:func:`plastix.trainer.bptt.reinforce_loss`),
-backpropagated through time through neurons and plasticity (surrogate gradients), Adam. The
+backpropagated through time through neurons and plasticity (SLAYER's exponential surrogate
+gradient, as the paper), Adam. The
 paper's *training loss* is -accuracy of the sampled turns; it stops training at <= -0.97.
 """
 from __future__ import annotations
@@ -130,8 +138,6 @@ class PGConfig:
     eval_every: int = 25
     rule_lr_scale: float = 10.0  # Adam lr of rule coefficients and modulators = lr * this
     init: NetInit = NetInit()
-    rate_reg: float = 0.0      # weight of the output-rate penalty (not in the paper; 0 = pure REINFORCE)
-    rate_target: float = 0.1   # output spike rate the penalty pulls towards
     maze: CueTMazeConfig = field(default_factory=lambda: maze_config("quick"))
 
     def __post_init__(self) -> None:
@@ -254,8 +260,6 @@ class PGJob:
         turn, logp = sample_turns(logits, state.generator)
         reward = reward_of(turn, ep.labels, cfg.maze)
         loss = reinforce_loss(logp, reward, loo_baseline(reward))
-        if cfg.rate_reg > 0:  # keeps the outputs away from silence / saturation, where spikes carry no gradient
-            loss = loss + cfg.rate_reg * (act.mean(0) - cfg.rate_target).pow(2).mean()
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in model.parameters() if p.requires_grad]
