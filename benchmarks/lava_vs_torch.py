@@ -2,9 +2,14 @@
 
     .venv/bin/python benchmarks/lava_vs_torch.py [--quick] [--steps N]
 
-The network is static (the torch fixed mode has no plasticity yet, so the side-by-side comparison
-is static); a Lava-only line adds global three-factor STDP on the input projection (learning
-engine: LearningDense + Loihi3F rule + ThreeFactorLIF) to show the cost of on-chip-style learning.
+Two nets: static, and plastic (global three-factor STDP with eligibility on 20 -> 48, lowered to
+Lava's learning engine: LearningDense + Loihi3F rule + ThreeFactorLIF; the torch fixed mode
+emulates that engine bit for bit). The plastic comparison first checks that torch and Lava give
+identical spikes and final weights on the same inputs (batch 1), then times both.
+
+Plastic batch 64: a 64-replica Lava net is not 64 independent samples (a dense LearningDense would
+learn the cross-replica synapses too), so Lava's per-sample throughput at batch 64 is its batch-1
+throughput (one network per sample; Lava cannot batch); torch runs a (T, 64, ...) batch.
 
 Batch B means B independent input sequences. torch runs them as one (T, B, 20) tensor. Lava runs
 one sequence per network, so batch 64 is one Lava network of 64 replicas (block-diagonal weights,
@@ -73,24 +78,47 @@ def time_lava(lava, batch: int, steps: int, *, plastic: bool = False, repeats: i
     return best_long, max(best_long - best_short, 1e-9) / (steps - short)
 
 
-def time_torch(torch_backend, batch: int, steps: int, repeats: int = 3) -> float:
+def torch_inputs(steps: int, batch: int, *, plastic: bool = False) -> dict:
+    """(T, B, n) tensors; batch 1 uses exactly the Lava inputs."""
+    import torch
+
+    if batch == 1:
+        inp = inputs(steps, 1, plastic=plastic)
+        return {k: torch.as_tensor(v).reshape(steps, 1, -1) for k, v in inp.items()}
+    rng = np.random.default_rng(1)
+    out = {"x": torch.as_tensor((rng.random((steps, batch, N_IN)) < 0.2).astype(np.float64))}
+    if plastic:
+        rew = torch.zeros(steps, batch, 1, dtype=torch.float64)
+        rew[steps // 2: steps // 2 + 50] = 1
+        out["reward"] = rew
+    return out
+
+
+def time_torch(torch_backend, batch: int, steps: int, repeats: int = 3, *, plastic: bool = False) -> float:
     import torch
 
     torch.set_num_threads(1)
-    net = torch_backend.compile(build(1), precision="fixed")
-    x = inputs(steps, batch)["x"][:, :N_IN] if batch == 1 else None
-    rng = np.random.default_rng(1)
-    xb = (rng.random((steps, batch, N_IN)) < 0.2).astype(np.float64)
-    if x is not None:
-        xb = x.reshape(steps, 1, N_IN)
-    xt = torch.as_tensor(xb)
+    net = torch_backend.compile(build(1, plastic=plastic), precision="fixed")
+    xt = torch_inputs(steps, batch, plastic=plastic)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         with torch.no_grad():
-            net.run({"x": xt})
+            net.run(xt)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def check_plastic_bit_exact(lava, torch_backend, steps: int) -> tuple[bool, float]:
+    """Same inputs, batch 1: (spikes and final plastic weights identical, mean |w - w0|)."""
+    g = build(1, plastic=True)
+    net = lava.compile(g, "fixed", timeout=600)
+    out = net.run(inputs(steps, 1, plastic=True), steps)
+    res, state = torch_backend.compile(g, precision="fixed").run(torch_inputs(steps, 1, plastic=True))
+    w_lava = net.weights()["in_hid"]
+    w_torch = state.projs["in_hid"].rule.w[0, 0].numpy()
+    same = bool(np.array_equal(out["y"], res["y"].numpy().reshape(steps, -1)) and np.array_equal(w_lava, w_torch))
+    return same, float(np.abs(w_lava - np.asarray(g.projection("in_hid").weight)).mean())
 
 
 def main(argv=None) -> None:
@@ -110,6 +138,9 @@ def main(argv=None) -> None:
     except ImportError:  # pragma: no cover
         torch_backend, has_torch = None, False
 
+    import os
+
+    print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}")
     print(f"fixed-point 20 -> 48 -> 2 CUBA LIF, static, {steps} steps, sample-steps/s (higher is better)")
     print(f"{'batch':>5} | {'lava run() incl. start-up':>26} | {'lava steady state':>18} | {'torch fixed':>12} | "
           f"{'torch/lava (run)':>16} | {'torch/lava (steady)':>19}")
@@ -126,9 +157,23 @@ def main(argv=None) -> None:
             print(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {'n/a':>12} | {'n/a':>16} | {'n/a':>19}")
     if not has_torch:
         print("torch backend not available: Lava alone")
+    if not has_torch:
+        whole, per_step = time_lava(lava, 1, steps, plastic=True, repeats=repeats)
+        print(f"lava only, with global three-factor STDP, batch 1: {steps / whole:.0f} steps/s per run(), "
+              f"{1 / per_step:.0f} steady state")
+        return
+    same, dw = check_plastic_bit_exact(lava, torch_backend, steps)
+    print(f"\nplastic (global three-factor STDP on 20 -> 48, learning engine), {steps} steps: torch fixed vs Lava "
+          f"fixed_pt spikes and final weights bit-identical: {'yes' if same else 'NO'} (mean |w - w0| = {dw:.2f})")
     whole, per_step = time_lava(lava, 1, steps, plastic=True, repeats=repeats)
-    print(f"lava only, with global three-factor STDP on 20 -> 48 (learning engine), batch 1: "
-          f"{steps / whole:.0f} steps/s per run() incl. start-up, {1 / per_step:.0f} steps/s steady state")
+    lava_run, lava_steady = steps / whole, 1 / per_step
+    print(f"{'batch':>5} | {'lava run() per sample':>22} | {'lava steady per sample':>22} | {'torch fixed':>12} | "
+          f"{'torch/lava (run)':>16} | {'torch/lava (steady)':>19}")
+    for batch in (1, 64):
+        tr = batch * steps / time_torch(torch_backend, batch, steps, plastic=True)
+        print(f"{batch:>5} | {lava_run:>22.0f} | {lava_steady:>22.0f} | {tr:>12.0f} | {tr / lava_run:>16.1f} | "
+              f"{tr / lava_steady:>19.1f}")
+    print(f"load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
