@@ -18,6 +18,7 @@ the vectorised part is visible apart from the forward pass, which dominates at l
 
     python benchmarks/synq.py            # full (a minute or two)
     python benchmarks/synq.py --quick    # seconds; used by the test suite (no timing asserts)
+    python benchmarks/synq.py --compiled # also SynQ(compiled=True) (torch.compile of the decision step)
 
 Prints one line per network and the machine's load average. Uses one torch thread unless
 ``--threads`` says otherwise.
@@ -64,13 +65,13 @@ class _Timed:
         return out
 
 
-def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int = 0) -> dict:
+def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int = 0, compiled: bool = False) -> dict:
     g = torch.Generator().manual_seed(seed)
     spec, loss = _setup(name, batch, g)
     params = SynQParams(step=1e-4, epsilon=0.1, seed=seed)
     theta = spec.init(generator=g, scale=0.1)
 
-    algo = SynQ(params, spec.bias_mask())
+    algo = SynQ(params, spec.bias_mask(), compiled=compiled)
     st = init_state(theta, loss(theta))
     with torch.no_grad():
         st = algo.run(st, loss, 3)  # warm-up
@@ -92,7 +93,8 @@ def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int =
         t_loop = time.perf_counter() - t0
     vec_upd = (t_vec - vloss.seconds) / vec_iters
     loop_upd = (t_loop - lloss.seconds) / loop_iters
-    return {"net": name, "synapses": spec.n_params, "batch": batch, "vectorised_it_s": vec_iters / t_vec,
+    return {"net": name + (" (compiled)" if compiled else ""), "synapses": spec.n_params, "batch": batch,
+            "vectorised_it_s": vec_iters / t_vec,
             "loop_it_s": loop_iters / t_loop, "ratio": (vec_iters / t_vec) / (loop_iters / t_loop),
             "vec_forward_ms": 1e3 * vloss.seconds / vec_iters, "vec_update_ms": 1e3 * vec_upd,
             "loop_forward_ms": 1e3 * lloss.seconds / loop_iters, "loop_update_ms": 1e3 * loop_upd,
@@ -103,6 +105,8 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a few iterations, small batches (seconds)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compiled", action="store_true", help="also time the torch.compile'd decision step "
+                                                            "(SynQ(compiled=True); one-off compile not timed)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.quick:
@@ -112,10 +116,11 @@ def main(argv=None) -> list[dict]:
     out = []
     print(f"synaptic Q, torch {torch.__version__}, {a.threads} thread(s), load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}" + (" [quick]" if a.quick else ""))
-    for name, batch, vi, li in runs:
-        r = bench(name, batch=batch, vec_iters=vi, loop_iters=li)
+    jobs = [(r, False) for r in runs] + ([(r, True) for r in runs] if a.compiled else [])
+    for (name, batch, vi, li), comp in jobs:
+        r = bench(name, batch=batch, vec_iters=vi, loop_iters=li, compiled=comp)
         out.append(r)
-        print(f"{r['net']:>9s}  synapses {r['synapses']:>6d}  batch {r['batch']:>5d}  "
+        print(f"{r['net']:>20s}  synapses {r['synapses']:>6d}  batch {r['batch']:>5d}  "
               f"vectorised {r['vectorised_it_s']:8.1f} it/s (forward {r['vec_forward_ms']:7.3f} ms + update "
               f"{r['vec_update_ms']:6.3f} ms)  loop {r['loop_it_s']:7.2f} it/s (forward {r['loop_forward_ms']:7.3f} "
               f"ms + update {r['loop_update_ms']:8.3f} ms)  ratio {r['ratio']:6.1f}x  "

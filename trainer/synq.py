@@ -200,9 +200,13 @@ class SynQ:
     True
     """
 
-    def __init__(self, params: SynQParams, bias_mask: torch.Tensor) -> None:
+    def __init__(self, params: SynQParams, bias_mask: torch.Tensor, *, compiled: bool = False) -> None:
+        """``compiled``: fuse the decision (draws, ε-greedy, move) with ``torch.compile`` (same
+        results; pays a one-off compile of tens of seconds, worth it for long runs of large nets)."""
         self.params = params
         self.bias_mask = bias_mask
+        self.compiled = bool(compiled)
+        self._decide = torch.compile(_decide, dynamic=False) if compiled else _decide
 
     def step_sizes(self, device, dtype=torch.float32, scale: float = 1.0) -> torch.Tensor:
         p = self.params
@@ -229,8 +233,10 @@ class SynQ:
         p = self.params
         theta, q, s = state.theta, state.q, state.s
         c = self.constants(theta) if consts is None else consts
-        a = sq.select_actions(q, s, c.threshold, self.draws(state.iteration, c))
-        theta = sq.move(theta, a, c.deltas, p.form)
+        key = stream_key(p.seed, state.iteration)
+        if self.compiled:  # a tensor key: one compiled graph for every iteration
+            key = torch.tensor(key, device=theta.device)
+        a, theta = self._decide(q, s, key, c.counters, c.threshold, c.deltas, theta, p.form)
         loss = loss_fn(theta).detach().reshape(())
         r = sq.reward_index(state.prev_loss, loss)
         if p.train_policy:
@@ -244,6 +250,14 @@ class SynQ:
             for _ in range(iterations):
                 state = self.step(state, loss_fn, consts=c)
         return state
+
+
+def _decide(q: torch.Tensor, s: torch.Tensor, key, counters: torch.Tensor, threshold: int, deltas: torch.Tensor,
+            theta: torch.Tensor, form: QUpdateForm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 1-2 of an iteration: the stream's draws, ε-greedy actions and the moved weights."""
+    h = sq.draws(key, counters) if threshold > 0 else None
+    a = sq.select_actions(q, s, threshold, h)
+    return a, sq.move(theta, a, deltas, form)
 
 
 def rebase_loss(state: SynQState, loss: torch.Tensor) -> SynQState:

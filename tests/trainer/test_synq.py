@@ -203,3 +203,20 @@ def test_exploration_division_by_multiply_and_shift_is_exact():
                        torch.randint(0, thr, (3000,), generator=g)])
         a = select_actions(q, torch.zeros_like(v), thr, v << 8)
         assert torch.equal(a, 3 * v // thr), thr
+
+
+@pytest.mark.slow
+def test_compiled_decision_step_gives_identical_runs():
+    """SynQ(compiled=True) fuses draws, ε-greedy and move with torch.compile: bit-identical states."""
+    g = torch.Generator().manual_seed(4)
+    spec = MLPSpec((6, 5, 3), hidden="relu")
+    x, y = torch.randn(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
+
+    def loss(th):
+        return torch.nn.functional.cross_entropy(spec.forward(th, x), y)
+
+    th = spec.init(generator=g, scale=0.3)
+    runs = [SynQ(SynQParams(step=1e-2, epsilon=0.3, seed=9), spec.bias_mask(), compiled=c).run(
+        init_state(th, loss(th)), loss, 30) for c in (False, True)]
+    for f in ("theta", "q", "s", "a1"):
+        assert torch.equal(getattr(runs[0], f), getattr(runs[1], f)), f
