@@ -112,7 +112,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
                                                   "gradient-descent baseline)"),
-          config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction)"),
+          config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction); synq/gd "
+                                                     "also authors (the authors' public-code settings)"),
           model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
           seed: int = typer.Option(0, help="random seed"),
