@@ -20,20 +20,28 @@ import numpy as np
 import torch
 
 
-def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int = 0) -> dict:
+#: a small model trained by the project (command in docs/results.md, "BPTT one-shot cue association");
+#: the demo's visible training phase continues from it
+SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_quick.plx"
+
+
+def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int = 0,
+             start: Path | None = SHIPPED_MODEL, **overrides) -> dict:
+    """Train (continuing from ``start`` when it exists), export, compare torch and Lava, plot.
+    ``overrides`` replace fields of the quick :class:`~plastix.trainer.bptt.BPTTConfig` (tests shrink it)."""
     import plastix.ir as ir
     from plastix.ir.nir_interop import read_nir, write_nir
-    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
-    from plastix.trainer.bptt import accuracy
     from plastix.trainer.bptt_run import train_bptt
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train_dir = out / "train"
-    print(f"[1/4] BPTT meta-training ({iterations} iterations of the quick config) -> {train_dir}")
-    res = train_bptt("one_shot_cue", "quick", train_dir, iterations=iterations, seed=seed,
-                     resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations // 3))
+    init = str(start) if start is not None and Path(start).exists() else None
+    print(f"[1/4] BPTT meta-training ({iterations} iterations of the quick config"
+          f"{', starting from the shipped model ' + init if init else ', from scratch'}) -> {train_dir}")
+    res = train_bptt("one_shot_cue", "quick", train_dir, iterations=iterations, seed=seed, init=init,
+                     resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations // 3), **overrides)
     print(f"      test accuracy after training: {res['test_accuracy']:.3f} on {res['test_problems']} problems "
           f"({res['wall_time_s']:.0f}s)")
 
@@ -46,32 +54,54 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     print(f"      {path} and {nir_path}: written, read back identical (plasticity kept in the NIR extension)")
 
     print(f"[3/4] the same {problems} test problems on torch and on Lava")
-    cfg = OneShotCueConfig(n_cues=1)
-    pr = one_shot_cue_problems(problems, cfg, generator=torch.Generator().manual_seed(10_000 + seed))
-    g2 = graph.replace(outputs=("action", "hidden"))
-    torch_act, torch_hidden, torch_w = _run_torch(g2, pr)
-    acc_torch = float(accuracy(torch_act[pr.decision].sum(0), pr.test_labels))
-    print(f"      torch: accuracy {acc_torch:.3f}")
-    lava = _run_lava(g2, pr)
-    summary = {"train": res, "accuracy_torch": acc_torch, "problems": problems}
-    if lava is not None:
-        lava_act, report = lava
-        acc_lava = float(accuracy(lava_act[pr.decision].sum(0), pr.test_labels))
-        same_decision = float((lava_act[pr.decision].sum(0).argmax(-1) == torch_act[pr.decision].sum(0).argmax(-1))
-                              .float().mean())
-        same_spikes = float((lava_act == torch_act).all(dim=(0, 2)).float().mean())
-        print(f"      lava : accuracy {acc_lava:.3f}; same decision as torch on {same_decision:.1%} of problems, "
-              f"identical output spike trains on {same_spikes:.1%}")
-        print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in report["rules"].items()))
-        summary.update(accuracy_lava=acc_lava, agreement_decision=same_decision, identical_spike_trains=same_spikes)
+    cmp = compare_backends(graph, problems, seed=10_000 + seed)
+    summary = {"train": res, **{k: v for k, v in cmp.items() if not k.startswith("_")}}
+    print(f"      torch: accuracy {cmp['accuracy_torch']:.3f}")
+    if "accuracy_lava" in cmp:
+        print(f"      lava : accuracy {cmp['accuracy_lava']:.3f}; same decision as torch on "
+              f"{cmp['agreement_decision']:.1%} of problems, identical output spike trains on "
+              f"{cmp['identical_spike_trains']:.1%}")
+        print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in cmp["lowering"].items()))
 
     print(f"[4/4] plots -> {out}")
-    _plots(out, pr, torch_act, torch_hidden, graph, torch_w)
+    pr, (torch_act, torch_hidden, torch_w) = cmp["_problems"], cmp["_torch"]
+    _plots(out, pr, torch_act, torch_hidden, graph, torch_w, cmp["_window"])
     (out / "curve.png").write_bytes((train_dir / "curve.png").read_bytes()) if (train_dir / "curve.png").exists() else None
     summary["wall_time_s"] = time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"done in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     return summary
+
+
+def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = None, lava: bool = True) -> dict:
+    """Run ``problems`` seeded test problems of the model's own task settings (graph metadata written
+    by ``train_bptt``: cue count, timing, permutation, readout window) on the torch backend (batched,
+    float64) and, with ``lava``, on Lava (float, one problem per run). Accuracy counts ties as wrong."""
+    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+    from plastix.trainer.bptt import accuracy
+
+    meta = dict(graph.metadata or {})
+    cue, rest, delay, decision = (int(t) for t in str(meta.get("timing", "25,30,50,25")).split(","))
+    cfg = OneShotCueConfig(n_cues=n_cues or int(meta.get("n_cues", 1)), cue_steps=cue, rest_steps=rest,
+                           delay_steps=delay, decision_steps=decision, permute=bool(meta.get("permute", True)))
+    pr = one_shot_cue_problems(problems, cfg, generator=torch.Generator().manual_seed(seed))
+    window = pr.test if meta.get("readout", "decision") == "trial" else pr.decision
+    g2 = graph.replace(outputs=("action", "hidden"))
+    torch_act, torch_hidden, torch_w = _run_torch(g2, pr)
+    counts_torch = torch_act[window].sum(0)
+    res = {"problems": problems, "n_cues": cfg.n_cues, "readout": meta.get("readout", "decision"),
+           "accuracy_torch": float(accuracy(counts_torch, pr.test_labels)),
+           "_problems": pr, "_torch": (torch_act, torch_hidden, torch_w), "_window": window}
+    if lava:
+        out = _run_lava(g2, pr)
+        if out is not None:
+            lava_act, report = out
+            counts_lava = lava_act[window].sum(0)
+            res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
+                       agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
+                       identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
+                       lowering=report["rules"])
+    return res
 
 
 def _run_torch(graph, pr):
@@ -101,7 +131,7 @@ def _run_lava(graph, pr):
     return torch.stack(acts, dim=1), report
 
 
-def _plots(out: Path, pr, act, hidden, graph, w) -> None:
+def _plots(out: Path, pr, act, hidden, graph, w, window) -> None:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 7))
@@ -111,10 +141,10 @@ def _plots(out: Path, pr, act, hidden, graph, w) -> None:
         t, n = np.nonzero(data.numpy() > 0)
         ax.scatter(t, n, s=1.5, c="k")
         ax.set_ylabel(name)
-    dec = np.nonzero(pr.decision.numpy())[0]
+    dec = np.nonzero(window.numpy())[0]
     for ax in axes:
         ax.axvspan(dec[0], dec[-1], color="tab:orange", alpha=0.2)
-    axes[-1].set_xlabel("step (1 ms); shaded: test decision window")
+    axes[-1].set_xlabel("step (1 ms); shaded: readout window")
     fig.suptitle(f"one problem: 2 training trials + 1 test trial (label: {'left' if pr.test_labels[0] else 'right'})")
     fig.tight_layout()
     fig.savefig(out / "raster.png", dpi=110)

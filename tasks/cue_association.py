@@ -52,13 +52,14 @@ class OneShotCueConfig:
 class CueProblems:
     """A batch of problems. Shapes: ``cues`` (T, B, n_inputs) in {0, 1}; ``signal`` (T, B, 2);
     ``labels`` (B, trials) with 0 = right, 1 = left; ``decision`` (T,) bool, the test trial's
-    decision window; ``permutation`` (B, n_inputs): sensory neuron k carries channel
+    decision window; ``test`` (T,) bool, the whole test trial; ``permutation`` (B, n_inputs): sensory neuron k carries channel
     ``permutation[b, k]`` of the unpermuted layout (right, left, decision, noise)."""
 
     cues: torch.Tensor
     signal: torch.Tensor
     labels: torch.Tensor
     decision: torch.Tensor
+    test: torch.Tensor
     permutation: torch.Tensor
     rates: torch.Tensor
 
@@ -114,5 +115,6 @@ def one_shot_cue_problems(batch: int, cfg: OneShotCueConfig = OneShotCueConfig()
     train_dec = in_decision & (trial_of_t < cfg.train_trials)
     lab_t = labels[:, trial_of_t.clamp(max=n_trials - 1)].T  # (T, B)
     signal[train_dec] = torch.nn.functional.one_hot(lab_t[train_dec], 2).float()
-    decision = in_decision & (trial_of_t == cfg.train_trials)
-    return CueProblems(cues=cues, signal=signal, labels=labels, decision=decision, permutation=perm, rates=rates)
+    test = trial_of_t == cfg.train_trials
+    return CueProblems(cues=cues, signal=signal, labels=labels, decision=in_decision & test, test=test,
+                       permutation=perm, rates=rates)

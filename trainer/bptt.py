@@ -23,12 +23,16 @@ from torch import nn
 
 from plastix.backends.torch import compile as compile_torch
 from plastix.ir import Graph, ThreeFactor
+from plastix.ir import load as load_graph
 from plastix.ir.examples import cue_association_net
-from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 # rule coefficients with IR bounds [lo, hi] that the optimiser must respect (projected gradient)
 _BOUNDED = {"gamma": (0.0, 1.0), "eta": (0.0, 1.0), "eta_phi": (0.0, 1.0)}
 _NEURON_FIELDS = ("du", "dv", "vth", "bias")
+_NEURON_BOUNDED = {"du": (0.0, 1.0), "dv": (0.0, 1.0)}
+_RATE_FIELDS = ("eta_plus", "eta_minus", "eta_pair")
+READOUTS = ("decision", "trial")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +77,7 @@ class BPTTConfig:
     iterations: int = 200
     batch: int = 32
     lr: float = 2e-3
+    rule_lr: float = 0.005           # lr multiplier for the STDP rates η± (initial 1e-4: Adam steps ~lr would swamp them)
     grad_clip: float = 1.0
     n_cues: int = 5
     n_hidden: int = 48
@@ -82,6 +87,21 @@ class BPTTConfig:
     train_neurons: bool = False
     eval_problems: int = 128
     eval_every: int = 10
+    # task / model variants (see docs/results.md for which ones learn)
+    permute: bool = True             # permute the sensory neurons per problem (the meta-learning task)
+    readout: str = "decision"        # output spikes counted over the test "decision" window or the whole test "trial"
+    rule: str = "eligibility_pair"   # one of plastix.ir.examples.CUE_RULES
+    modulation: str = "per_pre"      # M_i (paper), per_post M_j or global M
+    gamma: float = 0.95              # initial eligibility decay
+    timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
+    init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; known: {', '.join(READOUTS)}")
+        if len(self.timing) != 4 or min(self.timing) < 1:
+            raise ValueError(f"timing must be 4 positive step counts (cue, rest, delay, decision), got {self.timing!r}")
+        object.__setattr__(self, "timing", tuple(int(t) for t in self.timing))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,11 +133,24 @@ class CueModel(nn.Module):
             if field in _NEURON_FIELDS and "/rule/" not in name and not cfg.train_neurons:
                 p.requires_grad_(False)
 
-    def forward(self, cues: torch.Tensor, signal: torch.Tensor, decision: torch.Tensor) -> torch.Tensor:
-        """Output spike counts (B, 2) in the decision window, one episode per batch element."""
+    def forward(self, cues: torch.Tensor, signal: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """Output spike counts (B, 2) over the (T,) bool ``window``, one episode per batch element."""
         out, _ = self.net.run({"cues": cues, "learning_signal": signal})
         action = out["action"][:, 0]  # (T, B, 2), population dim P = 1
-        return action[decision].sum(0)
+        return action[window].sum(0)
+
+    def param_groups(self) -> list[dict]:
+        """Adam groups: the STDP rates η± at ``lr * rule_lr``, everything else trainable at ``lr``."""
+        rates, rest = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (rates if "/rule/" in name and name.rsplit("/", 1)[-1] in _RATE_FIELDS else rest).append(p)
+        groups = [{"params": rest, "lr": self.cfg.lr}]
+        return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
+
+    def window(self, problems: CueProblems) -> torch.Tensor:
+        """The readout window of ``cfg.readout``: the test decision period or the whole test trial."""
+        return problems.decision if self.cfg.readout == "decision" else problems.test
 
     def project_(self) -> None:
         """Keep bounded rule coefficients inside their IR ranges after an optimiser step."""
@@ -126,6 +159,8 @@ class CueModel(nn.Module):
                 field = name.rsplit("/", 1)[-1]
                 if field in _BOUNDED and "/rule/" in name:
                     p.clamp_(*_BOUNDED[field])
+                elif field in _NEURON_BOUNDED and "/rule/" not in name and p.requires_grad:
+                    p.clamp_(*_NEURON_BOUNDED[field])
 
     def to_graph(self) -> Graph:
         g = self.net.to_graph()
@@ -135,13 +170,19 @@ class CueModel(nn.Module):
 
 
 def build_graph(cfg: BPTTConfig) -> Graph:
+    """The initial network: ``cfg.init`` (a trained model) if set, else a fresh :func:`cue_association_net`."""
     if cfg.task != "one_shot_cue":
         raise ValueError(f"unknown BPTT task {cfg.task!r}; known: one_shot_cue")
-    return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed)
+    if cfg.init is not None:
+        return load_graph(cfg.init)
+    return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
+                               gamma=cfg.gamma, modulation=cfg.modulation)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
-    return OneShotCueConfig(n_cues=n_cues or cfg.n_cues)
+    cue, rest, delay, decision = cfg.timing
+    return OneShotCueConfig(n_cues=n_cues or cfg.n_cues, permute=cfg.permute, cue_steps=cue, rest_steps=rest,
+                            delay_steps=delay, decision_steps=decision)
 
 
 def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch: int = 128) -> dict:
@@ -152,7 +193,7 @@ def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch:
         while done < n_problems:
             n = min(batch, n_problems - done)
             pr = one_shot_cue_problems(n, task_config(model.cfg, n_cues), generator=g)
-            act = model(pr.cues, pr.signal, pr.decision)
+            act = model(pr.cues, pr.signal, model.window(pr))
             correct += float(accuracy(act, pr.test_labels)) * n
             loss += float(bce_loss(act, pr.test_labels, model.gain, model.offset)) * n
             done += n
@@ -185,13 +226,13 @@ class BPTTJob:
 
     def init_state(self) -> BPTTState:
         model = CueModel(self.graph or build_graph(self.cfg), self.cfg)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=self.cfg.lr)
+        opt = torch.optim.Adam(model.param_groups())
         return BPTTState(model, opt, torch.Generator().manual_seed(self.cfg.seed))
 
     def step(self, state: BPTTState, index: int) -> tuple[BPTTState, dict[str, float]]:
         cfg, model = self.cfg, state.model
         pr = one_shot_cue_problems(cfg.batch, task_config(cfg), generator=state.generator)
-        act = model(pr.cues, pr.signal, pr.decision)
+        act = model(pr.cues, pr.signal, model.window(pr))
         loss = bce_loss(act, pr.test_labels, model.gain, model.offset)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -37,7 +37,8 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
     ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=BPTTJob.EVAL_SEED)
     graph = model.to_graph()
     meta = dict(graph.metadata or {})
-    meta.update(task=task, config=config, seed=seed, iterations=res.steps_done, trainer="bptt")
+    meta.update(task=task, config=config, seed=seed, iterations=res.steps_done, trainer="bptt", n_cues=cfg.n_cues,
+                readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     summary = {"task": task, "config": config, "seed": seed, "iterations": res.steps_done,
                "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_problems": cfg.eval_problems,

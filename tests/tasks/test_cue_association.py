@@ -56,3 +56,11 @@ def test_seeded_and_other_cue_counts():
     for m in (1, 3, 7, 15):
         p = _gen(4, n_cues=m)
         assert p.cues.shape[0] == 3 * (m * 55 + 75)
+
+
+def test_test_trial_mask_and_shortened_timing():
+    p = _gen(4, n_cues=3, cue_steps=10, rest_steps=10, delay_steps=20, decision_steps=10)
+    trial = 3 * 20 + 20 + 10
+    assert p.cues.shape[0] == 3 * trial
+    assert p.test.sum() == trial and p.test[-trial:].all() and not p.test[:-trial].any()
+    assert (p.decision & ~p.test).sum() == 0 and p.decision.sum() == 10
