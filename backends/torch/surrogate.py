@@ -27,14 +27,13 @@ class _Spike(torch.autograd.Function):
         ctx.save_for_backward(x)
         return (x > 0).to(x.dtype)
 
-    @classmethod
-    def backward(cls, ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        (x,) = ctx.saved_tensors
-        return grad * cls.derivative(x)
-
     @staticmethod
     def derivative(x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# ``backward`` is a staticmethod per subclass (not a classmethod on the base): torch.compile can
+# trace only staticmethod backwards of an autograd.Function.
 
 
 class _FastSigmoidSpike(_Spike):
@@ -42,11 +41,21 @@ class _FastSigmoidSpike(_Spike):
     def derivative(x: torch.Tensor) -> torch.Tensor:
         return 1.0 / (1.0 + FAST_SIGMOID_SLOPE * x.abs()) ** 2
 
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        (x,) = ctx.saved_tensors
+        return grad * _FastSigmoidSpike.derivative(x)
+
 
 class _ExponentialSpike(_Spike):
     @staticmethod
     def derivative(x: torch.Tensor) -> torch.Tensor:
         return EXP_SCALE * torch.exp(-x.abs() / EXP_TAU)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        (x,) = ctx.saved_tensors
+        return grad * _ExponentialSpike.derivative(x)
 
 
 def fast_sigmoid(x: torch.Tensor) -> torch.Tensor:
