@@ -15,10 +15,13 @@ stand in, labelled as such. Everything here is a **model** for planning, not a m
   post traces ``y1, y2, y3`` (``y2, y3`` carry the third factor), one tag ``t`` and delay ``d``.
 
 Mapping model: each non-input population is placed on its own cores; a population needs
-``max(ceil(neurons / NEURONS_PER_CORE), ceil(incoming synapses / SYNAPSES_PER_CORE),
-ceil(max fan-in axons / FAN_IN_AXONS_PER_CORE))`` cores, synapses split evenly over them.
-Host-emulated nodes (gated units, rules with no learning-engine form) run on the host and take no
-neurocore resources; they are listed as such.
+``max(ceil(neurons / NEURONS_PER_CORE), ceil(incoming synapses / SYNAPSES_PER_CORE))`` cores,
+neurons and synapses split evenly over them. It *fits* when every neuron's fan-in (synapses onto
+it) is at most ``FAN_IN_AXONS_PER_CORE`` (its inputs arrive on one core's input axons) and every
+neuron's fan-out in axons -- one per destination core, i.e. the summed cores of the populations it
+projects to -- is at most ``FAN_OUT_AXONS_PER_CORE``. Input populations are spike sources off the
+neurocores. Host-emulated nodes (gated units) run on the host and take no neurocore resources;
+they are listed as such.
 """
 from __future__ import annotations
 
@@ -83,23 +86,28 @@ def resources(graph: Any, support: dict, engines: dict | None = None) -> dict:
         fan_out[pr.pre] += e.sum(0)
         fan_in[pr.post] += e.sum(1)
         syn_in[pr.post] += int(e.sum())
+    on_core = {p.name: p.kind != "input" and support["populations"][p.name]["how"] != "host-emulated"
+               for p in graph.populations}
+    cores = {p.name: max(math.ceil(p.size / NEURONS_PER_CORE), math.ceil(syn_in[p.name] / SYNAPSES_PER_CORE), 1)
+             if on_core[p.name] else 0 for p in graph.populations}
+    dest_cores = {p.name: 0 for p in graph.populations}
+    for pr in graph.projections:
+        if _nnz(pr).any():
+            dest_cores[pr.pre] += cores[pr.post]
     pops = {}
     for p in graph.populations:
-        how = support["populations"][p.name]["how"]
-        on_core = p.kind != "input" and how != "host-emulated"
         host_in = [pr.name for pr in graph.projections
                    if pr.post == p.name and support["projections"][pr.name]["how"] == "host-emulated"]
         fi = int(fan_in[p.name].max()) if p.size else 0
         fo = int(fan_out[p.name].max()) if p.size else 0
-        cores = 0
-        if on_core:
-            cores = max(math.ceil(p.size / NEURONS_PER_CORE), math.ceil(syn_in[p.name] / SYNAPSES_PER_CORE),
-                        math.ceil(fi / FAN_IN_AXONS_PER_CORE), 1)
+        c = cores[p.name]
+        fits = fi <= FAN_IN_AXONS_PER_CORE and dest_cores[p.name] <= FAN_OUT_AXONS_PER_CORE
         pops[p.name] = {"kind": p.kind, "neurons": p.size, "synapses_in": syn_in[p.name], "max_fan_in": fi,
-                        "max_fan_out": fo, "cores": cores, "on_neurocores": on_core,
-                        "neurons_per_core": math.ceil(p.size / cores) if cores else 0,
-                        "synapses_per_core": math.ceil(syn_in[p.name] / cores) if cores else 0,
-                        "fits": (fo <= FAN_OUT_AXONS_PER_CORE * max(cores, 1)) if on_core else None,
+                        "max_fan_out": fo, "fan_out_axons": dest_cores[p.name], "cores": c,
+                        "on_neurocores": on_core[p.name],
+                        "neurons_per_core": math.ceil(p.size / c) if c else 0,
+                        "synapses_per_core": math.ceil(syn_in[p.name] / c) if c else 0,
+                        "fits": fits if on_core[p.name] or p.kind == "input" else None,
                         "host_emulated_inputs": host_in}
     rules = {}
     for pr in graph.projections:

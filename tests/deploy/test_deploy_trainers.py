@@ -44,6 +44,7 @@ def test_deploy_lava_reproduces_torch(trainer, request, tmp_path):
     assert manifest["versions"]["torch"] and manifest["versions"]["lava-nc"] and manifest["versions"]["nir"]
     if trainer == "es":  # gated units have no NIR form: the bundle says so instead of writing a partial file
         assert "model.nir" in manifest["skipped"] and not (out / "model.nir").exists()
+        assert report["resources"]["populations"]["unit"]["on_neurocores"] is False  # host-emulated ENU
     else:
         assert "model.nir" in manifest["files"]
     if trainer == "synq":
