@@ -226,8 +226,14 @@ class FixedNetwork(nn.Module):
             raise ValueError(f"input {name!r}: fixed precision needs integer-valued inputs (spikes 0/1)")
         return xi
 
+    def _ensure(self, steps: int, device: Any) -> None:
+        """Per-step random-stream values of every learning projection up to Lava step ``steps``."""
+        for er in self._engine.values():
+            er.ensure(steps, device)
+
     def step(self, inputs: Mapping[str, torch.Tensor], state: Any, **_: Any) -> tuple[dict, Any]:
         P, B = next(iter(state.out.values())).shape[:2]
+        self._ensure(state.t + 1, next(iter(state.out.values())).device)
         xs = {n: self._int_input(n, inputs[n]).expand(P, B, self._size[n]) for n in self.inputs}
         return self._step(xs, state)
 
@@ -248,6 +254,7 @@ class FixedNetwork(nn.Module):
         if state is None:
             state = self.init_state(int(first.shape[1]), int(first.shape[2]))
         P, B = next(iter(state.out.values())).shape[:2]
+        self._ensure(state.t + T, next(iter(state.out.values())).device)
         outs: dict[str, list] = {n: [] for n in self.outputs}
         for t in range(T):
             y, state = self._step({n: s[t].expand(P, B, self._size[n]) for n, s in seqs.items()}, state)

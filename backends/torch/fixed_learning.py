@@ -33,7 +33,6 @@ matrices are int32 like Lava's; products whose bound exceeds int32 are wrapped a
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -139,36 +138,42 @@ def engine_params(engine: dict, *, sign_mode: int = MIXED, node: str = "rule") -
 
 
 class EngineRule:
-    """One learning projection at run time: its :class:`EngineParams`, Lava's random streams
-    (drawn in blocks on demand) and the tables as tensors on the device in use.
+    """One learning projection at run time: its :class:`EngineParams` and, on the device in use,
+    its tables and the per-step values of Lava's random streams (drawn in blocks on demand).
 
-    Index ``n`` of a stream is its value after ``n`` advances: trace streams (x decay, x impulse,
-    y decay, y impulse: seeds ``rng_seed .. rng_seed + 3``) are advanced twice per time step
-    (``recv_traces``), the synaptic one (seed 2) once per epoch (``run_lrn``)."""
+    Stream ``n`` value = value after ``n`` advances: trace streams (x decay, x impulse, y decay,
+    y impulse: seeds ``rng_seed .. rng_seed + 3``) advance twice per time step (``recv_traces``),
+    the synaptic one (seed 2) once per epoch (``run_lrn``). :meth:`ensure` prepares, per Lava time
+    step ``tau``: ``rx``/``ry`` (decay randoms at ``run_lrn``), ``ix``/``iy`` (impulse increments
+    per used trace at ``run_lrn``), ``iym`` (post impulse increments of a repeated spike), ``c``
+    (synaptic rounding threshold ``floor(128 r)``) and ``u`` (the ``u<k>`` dependency)."""
 
     def __init__(self, params: EngineParams) -> None:
         self.p = params
         self._gens = [np.random.default_rng(params.rng_seed + i) for i in range(4)] + [np.random.default_rng(2)]
-        self._data: list[list] = [[], [], [], [], []]
+        self._raw = [np.zeros(0) for _ in range(5)]
+        self._steps = -1
         self._dev: dict = {}
+        self.cur: dict = {}
 
-    def _grow(self, n: int) -> None:
-        k = max(n + 1, 2 * len(self._data[0]), 256) - len(self._data[0])
-        for i, g in enumerate(self._gens):
-            vals = g.random(k) if i in (0, 2, 4) else g.integers(0, 2 ** 7, size=k, dtype=int)
-            self._data[i].extend(vals.tolist())
+    def _imp(self, side: str, r: np.ndarray) -> np.ndarray:
+        imps, used = (self.p.x_imp, self.p.x_used) if side == "x" else (self.p.y_imp, self.p.y_used)
+        cols = [imps[i][0] + (r < imps[i][1]).astype(np.int64) for i in used]
+        return np.stack(cols, -1) if cols else np.zeros((len(r), 0), dtype=np.int64)
 
-    def rand(self, stream: int, n: int) -> Any:
-        """Value ``n`` of stream ``0..4`` (x decay, x impulse, y decay, y impulse, synaptic)."""
-        if n >= len(self._data[stream]):
-            self._grow(n)
-        return self._data[stream][n]
-
-    def tensors(self, device: Any) -> dict:
-        """Tables of the used traces on ``device``: ``fl``/``fr`` ``(k, 256)``, flat-index offsets."""
+    def ensure(self, steps: int, device: Any) -> dict:
+        """Make the per-step values for ``tau = 0 .. steps`` available on ``device`` (as ``cur``)."""
         key = str(device)
+        if steps > self._steps:
+            n = max(steps, 2 * self._steps, 256)
+            for i, g in enumerate(self._gens):
+                k = 2 * n + 1 - len(self._raw[i])
+                if k > 0:
+                    vals = g.random(k) if i in (0, 2, 4) else g.integers(0, 2 ** 7, size=k, dtype=int)
+                    self._raw[i] = np.concatenate([self._raw[i], vals])
+            self._steps, self._dev = n, {}
         if key not in self._dev:
-            p, d = self.p, {}
+            p, d, tau = self.p, {}, np.arange(self._steps + 1)
             for side, tab, used in (("x", p.x_tab, p.x_used), ("y", p.y_tab, p.y_used)):
                 if used:
                     t = torch.as_tensor(tab[list(used)], device=device)
@@ -176,18 +181,18 @@ class EngineRule:
                                torch.arange(len(used), device=device).view(-1, 1, 1, 1) * 256 + 128)
             if p.post_tab is not None:
                 d["post"] = torch.as_tensor(p.post_tab, device=device).reshape(-1)
-            d["imp"] = {}
+            f64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
+            i64 = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)  # noqa: E731
+            d["rx"], d["ry"] = f64(self._raw[0][2 * tau]), f64(self._raw[2][2 * tau])
+            d["ix"], d["iy"] = i64(self._imp("x", self._raw[1][2 * tau])), i64(self._imp("y", self._raw[3][2 * tau]))
+            d["iym"] = i64(self._imp("y", self._raw[3][np.maximum(2 * tau - 1, 0)]))
+            d["ix0"] = i64(self._imp("x", np.zeros(1, dtype=np.int64))[0]).view(-1, 1, 1, 1)
+            d["c"] = i64(np.floor(self._raw[4][tau // p.t_epoch] * 2 ** SYN_SHIFT).astype(np.int64))
+            k = p.decimate or 0
+            d["u"] = torch.as_tensor(((tau // p.t_epoch) % 2 ** k == 0).astype(np.int32), device=device)
             self._dev[key] = d
-        return self._dev[key]
-
-    def impulse(self, side: str, r: int, device: Any) -> torch.Tensor:
-        """Per used trace, what ``_add_impulse`` adds with random ``r``: ``int + (r < frac)``."""
-        imps, used = (self.p.x_imp, self.p.x_used) if side == "x" else (self.p.y_imp, self.p.y_used)
-        vals = tuple(imps[i][0] + int(r < imps[i][1]) for i in used)
-        cache = self.tensors(device)["imp"]
-        if (side, vals) not in cache:
-            cache[(side, vals)] = torch.tensor(vals, dtype=torch.int64, device=device).view(-1, 1, 1, 1)
-        return cache[(side, vals)]
+        self.cur = self._dev[key]
+        return self.cur
 
 
 def engine_init(w0: torch.Tensor, P: int, B: int, n_post: int, n_pre: int) -> EngineState:
@@ -221,35 +226,34 @@ def engine_step(x: torch.Tensor, s_post: torch.Tensor, third: Optional[torch.Ten
     """One Lava time step ``tau`` (1-based) of the learning engine: ``recv_traces`` and, at the end
     of an epoch, ``run_lrn``. ``x`` / ``s_post``: this step's pre / post spikes (P, B, n);
     ``third``: the third factor delivered this step (3F), int64 (P, B, n_post)."""
-    p = rule.p
+    p, d = rule.p, rule.cur
     sx, sy = x > 0, s_post > 0
-    k = tau % p.t_epoch or p.t_epoch
     xs, ys, tx, ty = st.x, st.y, st.tx, st.ty
-    dev = xs.device
     if p.t_epoch > 1:  # a repeated spike within one epoch adds the impulse at once
+        k = tau % p.t_epoch or p.t_epoch
         if p.x_used:
             ix = list(p.x_used)
-            new = (xs[ix] + rule.impulse("x", 0, dev)).clamp(0, W_TRACE_MAX)
-            xs = xs.index_copy(0, torch.tensor(ix, device=dev), torch.where((tx > 0) & sx, new, xs[ix]))
+            new = (xs[ix] + d["ix0"]).clamp(0, W_TRACE_MAX)
+            xs = xs.index_copy(0, torch.tensor(ix, device=xs.device), torch.where((tx > 0) & sx, new, xs[ix]))
         if p.kind == "2f" and p.y_used:
             iy = list(p.y_used)
-            new = (ys[iy] + rule.impulse("y", rule.rand(3, 2 * tau - 1), dev)).clamp(0, W_TRACE_MAX)
-            ys = ys.index_copy(0, torch.tensor(iy, device=dev), torch.where((ty > 0) & sy, new, ys[iy]))
+            new = (ys[iy] + d["iym"][tau].view(-1, 1, 1, 1)).clamp(0, W_TRACE_MAX)
+            ys = ys.index_copy(0, torch.tensor(iy, device=ys.device), torch.where((ty > 0) & sy, new, ys[iy]))
         tx = torch.where(sx, k, tx)
         ty = torch.where(sy, k, ty)
     ypost = st.ypost
     if p.kind == "3f":
-        ypost = torch.take(rule.tensors(dev)["post"], ypost + 128 * sy.to(torch.int64))
+        ypost = torch.take(d["post"], ypost + 128 * sy.to(torch.int64))
         y2 = third.clamp(-128, 127) if third is not None else torch.zeros_like(ypost)
         ys = torch.stack((ypost, y2, torch.zeros_like(ypost)))
-    if tau % p.t_epoch:
+    if p.t_epoch > 1 and tau % p.t_epoch:
         return EngineState(st.w, st.tag, st.dly, xs, ys, tx, ty, ypost)
     if p.t_epoch == 1:
         tx, ty = sx.to(torch.int64), sy.to(torch.int64)
     return _learn(xs, ys, tx, ty, tau, st._replace(ypost=ypost), rule)
 
 
-def _history(h0: torch.Tensor, t_spk: torch.Tensor, used: tuple, tabs: Any, r: float, imp: torch.Tensor,
+def _history(h0: torch.Tensor, t_spk: torch.Tensor, used: tuple, tabs: Any, r: torch.Tensor, imp: torch.Tensor,
              t_epoch: int) -> list:
     """``_compute_trace_histories`` of the used traces: ``t_epoch + 1`` values (k, P, B, n)."""
     if not used:
@@ -264,13 +268,11 @@ def _history(h0: torch.Tensor, t_spk: torch.Tensor, used: tuple, tabs: Any, r: f
 def _learn(xs: torch.Tensor, ys: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, tau: int, st: EngineState,
            rule: EngineRule) -> EngineState:
     """``run_lrn``: trace histories, product series, stochastic rounding, saturation."""
-    p, dev = rule.p, xs.device
-    tabs = rule.tensors(dev)
-    n = 2 * tau
-    hx = _history(xs, tx, p.x_used, tabs.get("x"), rule.rand(0, n), rule.impulse("x", rule.rand(1, n), dev), p.t_epoch)
-    hy = _history(ys, ty, p.y_used, tabs.get("y"), rule.rand(2, n), rule.impulse("y", rule.rand(3, n), dev), p.t_epoch)
-    c = math.floor(rule.rand(4, tau // p.t_epoch) * 2 ** SYN_SHIFT)  # r < frac(acc / 128) <=> acc % 128 > c
-    u = 1 if p.decimate is not None and int(tau / p.t_epoch) % 2 ** p.decimate == 0 else 0
+    p, d, dev = rule.p, rule.cur, xs.device
+    hx = _history(xs, tx, p.x_used, d.get("x"), d["rx"][tau], d["ix"][tau].view(-1, 1, 1, 1), p.t_epoch)
+    hy = _history(ys, ty, p.y_used, d.get("y"), d["ry"][tau], d["iy"][tau].view(-1, 1, 1, 1), p.t_epoch)
+    c = d["c"][tau]  # r < frac(acc / 128) <=> acc % 128 > c = floor(128 r)
+    u = d["u"][tau] if p.decimate else 1  # u0 is always 1
     ctx = _Ctx(p, hx, hy, tx, ty, u, {"w": st.w, "t": st.tag, "d": st.dly})
     new = {"w": st.w, "t": st.tag, "d": st.dly}
     for var, prods in p.products:
@@ -299,7 +301,7 @@ def _learn(xs: torch.Tensor, ys: torch.Tensor, tx: torch.Tensor, ty: torch.Tenso
 class _Ctx:
     """Per-epoch evaluation of products (``LearningRuleApplierBitApprox.apply``)."""
 
-    def __init__(self, p: EngineParams, hx: list, hy: list, tx: torch.Tensor, ty: torch.Tensor, u: int,
+    def __init__(self, p: EngineParams, hx: list, hy: list, tx: torch.Tensor, ty: torch.Tensor, u: Any,
                  syn: dict) -> None:
         self.p, self.hx, self.hy, self.tx, self.ty, self.u, self.syn = p, hx, hy, tx, ty, u, syn
         self.x0 = (tx > 0).to(torch.int32).unsqueeze(-2)  # (P, B, 1, n_pre)
@@ -341,8 +343,8 @@ class _Ctx:
         parts: dict = {"row": [], "col": [], "full": []}
         scalar, bound, width = prod.mantissa, 8, 4  # W_S_MANT
         if prod.dependency == "u":
-            if not self.u:
-                return None
+            if torch.is_tensor(self.u):  # u<k>, k > 0: 1 on every 2^k-th epoch
+                parts["row"].append(self.u.view(1, 1, 1, 1))
         else:
             parts["row" if prod.dependency == "x0" else "col"].append(self.x0 if prod.dependency == "x0" else self.y0)
         for f in prod.factors:
@@ -370,7 +372,7 @@ class _Ctx:
         fulls = [v.to(dt) for v in parts["full"]]
         if not vecs and not fulls:  # only constants and u: a scalar, as numpy broadcasts it
             cur = ((scalar >> shift) << (prod.exp if big or shift else 0))
-            return torch.tensor(max(ACC_LO, min(ACC_HI, cur)), dtype=torch.int32, device=self.x0.device)
+            return torch.tensor(max(ACC_LO, min(ACC_HI, cur)), dtype=torch.int32, device=self.x0.device) * self.u
         vecs.sort(key=lambda v: v.numel())
         ops = vecs + fulls
         cur = ops[0] * scalar
