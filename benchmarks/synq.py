@@ -20,8 +20,10 @@ the vectorised part is visible apart from the forward pass, which dominates at l
     python benchmarks/synq.py --quick    # seconds; used by the test suite (no timing asserts)
     python benchmarks/synq.py --compiled # also SynQ(compiled=True) (torch.compile of the decision step)
 
-Prints one line per network and the machine's load average. Uses one torch thread unless
-``--threads`` says otherwise.
+Times are CPU seconds of the calling thread (``time.thread_time``), so other jobs on a shared box
+slow both sides alike instead of adding their waiting time; with ``--threads`` > 1 they miss the
+worker threads' time. Prints one line per network and the machine's load average. Uses one torch
+thread unless ``--threads`` says otherwise.
 """
 from __future__ import annotations
 
@@ -52,16 +54,19 @@ def _setup(name: str, batch: int, g: torch.Generator):
     return spec, loss
 
 
+_clock = time.thread_time  # CPU time of this thread: on a shared, loaded box wall time mostly measures waiting
+
+
 class _Timed:
-    """Wraps a loss function and accumulates the time spent inside it (the forward part)."""
+    """Wraps a loss function and accumulates the CPU time spent inside it (the forward part)."""
 
     def __init__(self, fn):
         self.fn, self.seconds = fn, 0.0
 
     def __call__(self, th):
-        t0 = time.perf_counter()
+        t0 = _clock()
         out = self.fn(th)
-        self.seconds += time.perf_counter() - t0
+        self.seconds += _clock() - t0
         return out
 
 
@@ -76,9 +81,9 @@ def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int =
     with torch.no_grad():
         st = algo.run(st, loss, 3)  # warm-up
         vloss = _Timed(loss)
-        t0 = time.perf_counter()
+        t0 = _clock()
         st = algo.run(st, vloss, vec_iters)
-        t_vec = time.perf_counter() - t0
+        t_vec = _clock() - t0
 
     bias = spec.bias_mask().tolist()
     lloss = _Timed(lambda th: loss(torch.tensor(th, dtype=torch.float32)))
@@ -86,11 +91,11 @@ def bench(name: str, *, batch: int, vec_iters: int, loop_iters: int, seed: int =
     ref = (theta.tolist(), torch.zeros(81, 3).tolist(), [1] * spec.n_params, [40] * spec.n_params, 1,
            float(loss(theta)))
     with torch.no_grad():
-        t0 = time.perf_counter()
+        t0 = _clock()
         for it in range(loop_iters):
             h = algo.draws(it, consts).tolist()
             ref = loop_step(*ref, lloss, h, bias, params)
-        t_loop = time.perf_counter() - t0
+        t_loop = _clock() - t0
     vec_upd = (t_vec - vloss.seconds) / vec_iters
     loop_upd = (t_loop - lloss.seconds) / loop_iters
     return {"net": name + (" (compiled)" if compiled else ""), "synapses": spec.n_params, "batch": batch,
