@@ -22,7 +22,8 @@ from .surrogate import SURROGATES as SURROGATES
 
 
 def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32, precision: str = "float",
-            surrogate: str = "fast_sigmoid", population: Optional[int] = None) -> "TorchNetwork | FixedNetwork":
+            surrogate: str = "fast_sigmoid", population: Optional[int] = None, jit: bool = False,
+            jit_chunk: int = 8) -> "TorchNetwork | FixedNetwork":
     """Lower ``graph`` to a PyTorch module.
 
     ``precision="float"`` gives a differentiable :class:`TorchNetwork` (surrogate gradient
@@ -30,8 +31,16 @@ def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.floa
     :class:`FixedNetwork` reproducing Lava's ``fixed_pt`` integers bit-exactly (the graph must be
     representable; see :func:`plastix.backends.quantize.quantize_graph`). ``population`` is the
     default number of individuals P of :meth:`TorchNetwork.init_state`.
+
+    ``jit=True`` (float only) makes :meth:`TorchNetwork.run` call ``torch.compile`` once on a pure
+    function of ``jit_chunk`` unrolled steps (``dynamic=False``, ``fullgraph=True``) and loop over
+    chunks; the same math as eager (docs/semantics.md), compile time paid on the first call per grad
+    mode. Graphs with step-index- or RNG-dependent rules (synaptic Q, Loihi, interval > 1) and any
+    compiler failure fall back to eager with a ``RuntimeWarning``.
     """
     if precision == "fixed":
+        if jit:
+            raise ValueError("compile: jit=True is for precision='float' (the fixed-point network is not compiled)")
         return FixedNetwork(graph, device=device, dtype=dtype, population=population)
     return TorchNetwork(graph, device=device, dtype=dtype, precision=precision, surrogate=surrogate,
-                        population=population)
+                        population=population, jit=jit, jit_chunk=jit_chunk)

@@ -21,11 +21,13 @@ back into a new Graph.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from ...ir import Graph, UnsupportedKindError
 from ...ir.errors import IRValidationError
@@ -38,6 +40,11 @@ from .surrogate import get_surrogate
 
 BACKEND = "torch"
 PRECISIONS = ("float", "fixed")
+# rule kinds whose step is a pure tensor function of the state (no step index, RNG or Python-side
+# state), so that ``jit=True`` can compile a chunk of steps once (hebbian_decay/oja/bcm only with
+# interval 1, checked in ``_jit_blocker``)
+JIT_RULES = frozenset({"pair_stdp", "triplet_stdp", "three_factor", "gated_synapse",
+                       "hebbian_decay", "oja", "bcm"})
 
 
 class NetState(NamedTuple):
@@ -469,8 +476,11 @@ class TorchNetwork(nn.Module):
     """
 
     def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
-                 precision: str = "float", surrogate: str = "fast_sigmoid", population: Optional[int] = None) -> None:
+                 precision: str = "float", surrogate: str = "fast_sigmoid", population: Optional[int] = None,
+                 jit: bool = False, jit_chunk: int = 8) -> None:
         super().__init__()
+        if not isinstance(jit_chunk, int) or isinstance(jit_chunk, bool) or jit_chunk < 1:
+            raise ValueError(f"compile: jit_chunk must be an int >= 1, got {jit_chunk!r}")
         if not isinstance(graph, Graph):
             raise TypeError(f"compile: expected a plastix.ir.Graph, got {type(graph).__name__}")
         if precision not in PRECISIONS:
@@ -504,6 +514,14 @@ class TorchNetwork(nn.Module):
         self._popd = {p.name: p for p in self._pops}
         self.inputs = tuple(graph.inputs)
         self.outputs = tuple(graph.outputs)
+        self.jit = bool(jit)
+        self.jit_chunk = jit_chunk
+        self._jit_fn: Optional[Callable] = None
+        if self.jit:
+            blocker = self._jit_blocker()
+            if blocker:
+                warnings.warn(f"compile(jit=True): {blocker}; running eagerly", RuntimeWarning, stacklevel=3)
+                self.jit = False
         if device is not None:
             self.to(device)
 
@@ -696,6 +714,10 @@ class TorchNetwork(nn.Module):
         P, B = next(iter(state.out.values())).shape[:2]
         seqs = {n: self._inputs_seq(n, x, P, B) for n, x in seqs.items()}
         bound = self._bind(prm)
+        if self.jit and T > 0:
+            if reward is not None:
+                raise ValueError("run: reward is only used by synaptic-Q rules, which jit-compiled graphs do not have")
+            return self._run_jit(seqs, state, bound, T)
         outs: dict[str, list] = {n: [] for n in self.outputs}
         for t in range(T):
             r = reward[t] if (reward is not None and torch.is_tensor(reward) and reward.dim() > 0) else reward
@@ -713,6 +735,76 @@ class TorchNetwork(nn.Module):
         return x.to(self.dtype).expand(x.shape[0], P, B, *shape)
 
     forward = run
+
+    # -- jit: K steps as one torch.compile'd pure function ------------------------------------
+    def _jit_blocker(self) -> str:
+        """Why this graph cannot take the compiled path ('' if it can)."""
+        for pr in self._projs:
+            if pr.rule is None:
+                continue
+            kind = pr.rule.rule.kind
+            if kind not in JIT_RULES:
+                return f"rule kind {kind!r} of projection {pr.name!r} depends on the step index or an RNG"
+            if kind in ("hebbian_decay", "oja", "bcm") and pr.rule.rule.interval != 1:
+                return f"projection {pr.name!r}: interval {pr.rule.rule.interval} > 1 depends on the step index"
+        return ""
+
+    def _chunk(self, xs: dict, out: dict, a: dict, neurons: dict, projs: dict, bound: tuple) -> tuple:
+        """``jit_chunk`` steps (unrolled) on a state without its step index; ``xs``: name ->
+        ``(K, P, B, ...)``. Returns the stacked outputs and the new state's parts."""
+        state = NetState(0, out, a, neurons, projs)
+        ys: dict[str, list] = {n: [] for n in self.outputs}
+        for k in range(self.jit_chunk):
+            y, state = self._step({n: x[k] for n, x in xs.items()}, state, bound, None, None)
+            for n in self.outputs:
+                ys[n].append(y[n])
+        return {n: torch.stack(v) for n, v in ys.items()}, state.out, state.a, state.neurons, state.projs
+
+    def _run_jit(self, seqs: dict, state: NetState, bound: tuple, T: int) -> tuple[dict, NetState]:
+        """``run``'s loop over compiled chunks; the remaining ``T % jit_chunk`` steps run eagerly.
+        Falls back to eager (with a warning) if compiling fails."""
+        if self._jit_fn is None:
+            self._jit_fn = torch.compile(self._chunk, dynamic=False, fullgraph=True)
+        # dynamo guards on tensor aliasing: a state whose fields share storage (zeros of init_state)
+        # would compile twice; distinct copies keep one compiled variant per grad mode. With autograd
+        # on, the zero initial state is made a leaf that requires grad for the same reason (the
+        # states of later chunks require grad); its gradient is a by-product nobody reads.
+        seen: set = set()
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.params.values())
+
+        def unalias(v: Any) -> Any:
+            if not torch.is_tensor(v):
+                return v
+            key = v.untyped_storage().data_ptr()
+            if key in seen:
+                v = v.clone()
+            seen.add(key)
+            if grad and v.is_floating_point() and not v.requires_grad:
+                v = v.detach().clone().requires_grad_(True)
+            return v
+
+        state = pytree.tree_map(unalias, state)
+        K = self.jit_chunk
+        outs: dict[str, list] = {n: [] for n in self.outputs}
+        t0, t, parts = 0, state.t, (state.out, state.a, state.neurons, state.projs)
+        while t0 + K <= T and self._jit_fn is not None:
+            xc = {n: s[t0:t0 + K] for n, s in seqs.items()}
+            try:
+                ys, *parts = self._jit_fn(xc, *parts, bound)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: warn, continue eagerly
+                warnings.warn(f"jit: torch.compile failed ({type(exc).__name__}: {exc}); running eagerly",
+                              RuntimeWarning, stacklevel=3)
+                self._jit_fn, self.jit = None, False
+                break
+            for n in self.outputs:
+                outs[n].append(ys[n])
+            t0, t = t0 + K, t + K
+        state = NetState(t, *parts)
+        for k in range(t0, T):
+            y, state = self._step({n: s[k] for n, s in seqs.items()}, state, bound, None, None)
+            for n in self.outputs:
+                outs[n].append(y[n].unsqueeze(0))
+        return {n: torch.cat(v) for n, v in outs.items()}, state
 
     # -- export ------------------------------------------------------------------------------
     def to_graph(self) -> Graph:
