@@ -294,7 +294,7 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
               "Limits: " + ", ".join(f"{k} = {v:,}" for k, v in res["limits"].items()) +
               " (sources: `plastix.deploy.loihi2`).", ""]
     rows = [[n, v["kind"], v["neurons"], v["synapses_in"], v["max_fan_in"], v["max_fan_out"],
-             v["cores"] if v["on_neurocores"] else "host/none", v["fits"]] for n, v in res["populations"].items()]
+             v["cores"] if v["on_neurocores"] else ("spike source" if v["kind"] == "input" else "host"), v["fits"]] for n, v in res["populations"].items()]
     lines += [_table(rows, ["population", "kind", "neurons", "synapses in", "max fan-in", "max fan-out", "cores", "fits"]),
               "", f"Cores needed: {res['cores']} ({res['chips']} chip(s)).", ""]
     if res["rules"]:
