@@ -327,7 +327,8 @@ def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
            inputs: Path = typer.Option(None, help=".npz input set (default: the bundle's, else Bernoulli(0.2) spikes)"),
            steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
            seed: int = typer.Option(0, help="seed of the generated input set"),
-           plots: bool = typer.Option(True, help="write the PNG plots")) -> None:
+           plots: bool = typer.Option(True, help="write the PNG plots"),
+           overwrite: bool = typer.Option(False, help="replace an existing report folder")) -> None:
     """Loihi report: per node/rule lowering status, quantisation error, Loihi 2 resources, measured
     synaptic/plasticity ops and spikes per step, modelled energy."""
     import shutil
@@ -339,6 +340,10 @@ def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
     graph, stored = _load_model_or_bundle(model)
     xs = _input_set(graph, inputs, stored, steps, seed)
     out = out or model.with_name(f"{model.name if model.is_dir() else model.stem}_report")
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and not (out / "report.json").is_file():
+        raise _fail(f"{out} exists and is not a report folder (no report.json); not replacing it")
     bar, tick = _stages(["report", "files"], "report")
     try:
         rep = build_report(graph, xs, seed=seed)

@@ -112,3 +112,19 @@ def test_bad_input_set(tmp_path):
     assert res.exit_code == 2 and "inputs['x']" in res.output and "(steps, 12)" in res.output, res.output
     res = runner.invoke(app, ["report", str(path), "--inputs", str(tmp_path / "none.npz")])
     assert res.exit_code == 2 and "none.npz" in res.output
+
+
+def test_report_never_replaces_a_foreign_folder(tmp_path):
+    path = ir.save(static_ff(), tmp_path / "m.plx")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "notes.txt").write_text("mine")
+    res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "keep"), "--no-plots"])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+    res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "keep"), "--no-plots", "--overwrite"])
+    assert res.exit_code == 2 and "not a report folder" in res.output
+    assert (tmp_path / "keep" / "notes.txt").read_text() == "mine"
+    res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "r"), "--no-plots", "--steps", "10"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "r"), "--no-plots", "--overwrite"])
+    assert res.exit_code == 0 and (tmp_path / "r" / "report.md").is_file()
+    assert _leftovers(tmp_path) == []
