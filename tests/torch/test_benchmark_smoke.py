@@ -13,4 +13,5 @@ def test_bptt_benchmark_quick_runs():
     spec.loader.exec_module(mod)
     rows = mod.main(["--quick", "--no-compile", "--threads", "1", "--batch", "8"])
     names = {r[1] for r in rows}
-    assert {"baseline eager", "plastix eager"} <= names
+    assert {"baseline eager", "plastix eager", "snntorch eager"} <= names
+    assert all(r[2] > 0 for r in rows)
