@@ -230,7 +230,10 @@ def build_report(graph: Graph, inputs: Optional[dict] = None, *, steps: int = DE
     outs, state = run_torch(graph, inputs, all_populations=True)
     act = measure_activity(graph, outs)
     w_end = _final_weights(graph, state)
-    w_change = {n: (w - np.asarray(graph.projection(n).weight)).tolist() for n, w in w_end.items()}
+    w_change = {}
+    for n, w in w_end.items():  # absent (masked) synapses have no weight to change
+        pr = graph.projection(n)
+        w_change[n] = ((w - np.asarray(pr.weight)) * (1.0 if pr.mask is None else np.asarray(pr.mask))).tolist()
     return {"graph": graph.summary(), "input_set": {"steps": T, "source": source,
                                                     "seed": seed, "probe_rate": PROBE_RATE},
             "status": status, "quantisation": quantisation(graph, inputs, outs),
