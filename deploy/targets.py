@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 import torch
@@ -114,6 +113,6 @@ def lava_check(graph: Graph, inputs: dict[str, np.ndarray], *, timeout: float = 
             "steps": T}
 
 
-def outputs_summary(outs: dict[str, np.ndarray], graph: Optional[Graph] = None) -> str:
+def outputs_summary(outs: dict[str, np.ndarray]) -> str:
     """One line per output: shape and total (spike count for spiking outputs)."""
     return "\n".join(f"{n}: shape {tuple(np.shape(v))}, sum {float(np.sum(v)):.6g}" for n, v in outs.items())

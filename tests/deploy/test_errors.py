@@ -128,3 +128,14 @@ def test_report_never_replaces_a_foreign_folder(tmp_path):
     res = runner.invoke(app, ["report", str(path), "--out", str(tmp_path / "r"), "--no-plots", "--overwrite"])
     assert res.exit_code == 0 and (tmp_path / "r" / "report.md").is_file()
     assert _leftovers(tmp_path) == []
+
+
+def test_fixed_precision_needs_a_fixed_point_form(tmp_path):
+    from plastix.ir.examples import cue_association_net
+
+    path = ir.save(cue_association_net(), tmp_path / "cue.plx")
+    res = runner.invoke(app, ["simulate", str(path), "--precision", "fixed", "--steps", "5"])
+    assert res.exit_code == 2 and "fixed precision" in res.output and "plasticity" in res.output, res.output
+    path = ir.save(static_ff(), tmp_path / "ff.plx")
+    res = runner.invoke(app, ["simulate", str(path), "--precision", "fixed", "--steps", "30"])
+    assert res.exit_code == 0 and "y: shape (30, 3)" in res.output, res.output
