@@ -226,6 +226,14 @@ class FixedNetwork(nn.Module):
             raise ValueError(f"input {name!r}: fixed precision needs integer-valued inputs (spikes 0/1)")
         return xi
 
+    def compile_step(self, **options: Any) -> "FixedNetwork":
+        """Run every step through ``torch.compile(**options)`` (one fused graph per step instead of
+        ~150 small ops; several times faster at batch 1). The fixed-point step is integer
+        arithmetic, table look-ups and comparisons only, so compiled results stay bit-identical.
+        The first run pays the compile time (seconds to a minute). Returns ``self``."""
+        self._step = torch.compile(FixedNetwork._step.__get__(self), **options)  # type: ignore[method-assign]
+        return self
+
     def _ensure(self, steps: int, device: Any) -> None:
         """Per-step random-stream values of every learning projection up to Lava step ``steps``."""
         for er in self._engine.values():
