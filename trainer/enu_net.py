@@ -35,7 +35,7 @@ import torch
 
 from plastix.ir import GatedPopulation, GatedSynapse, Graph, Input, Projection
 
-from .es_eval import cell_params, enu_step, gru_step, init_state, lstm_step
+from .es_eval import FusedENU, cell_params, enu_step, gru_step, init_state, lstm_step
 from .models import ModelKind, ModelSpec
 
 Tensor = torch.Tensor
@@ -103,8 +103,8 @@ class NetworkSpec:
         parts = [self.cell.init_genome(generator, dtype) for _ in range(1 if self.shared else 2)]
         return torch.cat(parts)
 
-    def population_model(self, population: Tensor) -> "NetworkModel":
-        return NetworkModel(self, population)
+    def population_model(self, population: Tensor, *, fused: bool = True) -> "NetworkModel":
+        return NetworkModel(self, population, fused=fused)
 
     def flops_per_step(self) -> int:
         """Multiply-adds x 2 of the gate matmuls of one network step for one individual and env
@@ -145,14 +145,22 @@ class NetworkSpec:
 
 class NetworkModel:
     """A population of T-maze networks: ``act(obs (P, E, 5), state) -> (action (P, E, 3), state)``.
-    All synapses of all envs of an individual run as one batched matmul, then all its neurons."""
+    All synapses of all envs of an individual run as one batched matmul, then all its neurons.
 
-    def __init__(self, spec: NetworkSpec, population: Tensor) -> None:
+    ENU cells (enu, nfenu, sharedenu) run on :class:`~plastix.trainer.es_eval.FusedENU` by default
+    (preallocated buffers, in-place gates; same equations, other float summation order): their
+    state then lives in those buffers, set up by :meth:`init_state`, and the returned state is a
+    placeholder. ``fused=False`` (and GRU / LSTM) passes the state functionally."""
+
+    def __init__(self, spec: NetworkSpec, population: Tensor, *, fused: bool = True) -> None:
         self.spec = spec
         syn, neu = spec.split(population)
         cs = spec.cell
-        self.syn = cell_params(cs, syn)
-        self.neu = self.syn if spec.shared else cell_params(cs, neu)
+        self.fused = fused and cs.cell_kind == "enu_cell"
+        self._genomes = (syn, neu)
+        if not self.fused:
+            self.syn = cell_params(cs, syn)
+            self.neu = self.syn if spec.shared else cell_params(cs, neu)
         self.P = population.shape[0]
         self.device, self.dtype = population.device, population.dtype
         self.pre = connectivity().flatten().to(self.device)          # (N * 8,)
@@ -167,18 +175,34 @@ class NetworkModel:
         """(synapse state, neuron state, neuron outputs); cells flattened as (P, E * cells, width)."""
         cs, P, E = self.spec.cell, self.P, batch
         n_syn = N_NEURONS * SYN_PER_NEURON
+        noise = cs.cell_kind == "enu_cell" and self.spec.init_noise > 0 and generator is not None
+
+        def noisy(n: int) -> Tensor:
+            eps = torch.randn(1, E * n, cs.channels, generator=generator) * self.spec.init_noise
+            return eps.to(self.device, self.dtype).expand(P, -1, -1)
+
+        if self.fused:
+            C, (syn_g, neu_g) = cs.channels, self._genomes
+            self._fsyn = FusedENU(cs, syn_g, E * n_syn, C)
+            self._fneu = FusedENU(cs, neu_g, E * N_NEURONS, C)
+            if noise and cs.feedback:   # the feedback slot [m, x0) of the buffer holds o
+                m, x0 = self._fsyn.m, self._fsyn.x0
+                self._fsyn.buf[..., m:x0].copy_(noisy(n_syn))
+                self._fneu.buf[..., m:x0].copy_(noisy(N_NEURONS))
+            self._src = torch.zeros(P, E, N_SOURCES, C, device=self.device, dtype=self.dtype)
+            self._x = torch.empty(P, E, N_NEURONS * SYN_PER_NEURON, C, device=self.device, dtype=self.dtype)
+            return ()
         syn = init_state(cs, P, E * n_syn, device=self.device, dtype=self.dtype)
         neu = init_state(cs, P, E * N_NEURONS, device=self.device, dtype=self.dtype)
-        if cs.cell_kind == "enu_cell" and self.spec.init_noise > 0 and generator is not None:
-            def noisy(n: int) -> Tensor:
-                eps = torch.randn(1, E * n, cs.channels, generator=generator) * self.spec.init_noise
-                return eps.to(self.device, self.dtype).expand(P, -1, -1).contiguous()
-            syn = (syn[0], noisy(n_syn))
-            neu = (neu[0], noisy(N_NEURONS))
+        if noise:
+            syn = (syn[0], noisy(n_syn).contiguous())
+            neu = (neu[0], noisy(N_NEURONS).contiguous())
         out = torch.zeros(P, E, N_NEURONS, cs.channels, device=self.device, dtype=self.dtype)
         return syn, neu, out
 
     def act(self, obs: Tensor, state: tuple, act_dim: int = N_MOTOR) -> tuple[Tensor, tuple]:
+        if self.fused:
+            return self._act_fused(obs), state
         syn, neu, out = state
         P, E, C = self.P, obs.shape[1], self.spec.channels
         obs = obs.to(self.dtype).expand(P, -1, -1)
@@ -192,3 +216,15 @@ class NetworkModel:
         o, neu = self._cell(a.reshape(P, E * N_NEURONS, -1), neu, self.neu)
         out = o.reshape(P, E, N_NEURONS, -1)
         return out[:, :, N_HIDDEN:, 0], (syn, neu, out)
+
+    def _act_fused(self, obs: Tensor) -> Tensor:
+        P, E, C, src = self.P, obs.shape[1], self.spec.channels, self._src
+        obs = obs.to(self.dtype)
+        src[:, :, :N_SENSORS, 0] = obs[..., :N_SENSORS]
+        src[:, :, REWARD, 1:3] = obs[..., N_SENSORS:N_SENSORS + 2]
+        x = torch.index_select(src, 2, self.pre, out=self._x)
+        z = self._fsyn.step(x.view(P, -1, C))
+        a = z.view(P, E, N_NEURONS, SYN_PER_NEURON, C).sum(dim=3)
+        o = self._fneu.step(a.view(P, E * N_NEURONS, C)).view(P, E, N_NEURONS, C)
+        src[:, :, HIDDEN0:].copy_(o)
+        return o[:, :, N_HIDDEN:, 0].clone()

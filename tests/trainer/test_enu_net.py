@@ -96,3 +96,21 @@ def test_cli_trains_tmaze_and_renders(tmp_path):
     assert load(out / "model.plx").outputs == ("motor",)
     res = runner.invoke(app, ["train", "double_tmaze", "--method", "es", "--model", "rnn", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "unknown model" in res.output
+
+
+@pytest.mark.parametrize("kind", ["enu", "nfenu", "sharedenu"])
+def test_fused_enu_network_matches_the_functional_one(kind):
+    spec = NetworkSpec(kind)
+    pop = _population(spec, 3)
+    task = make_task("tmaze", task_config("tmaze", "quick", num_envs=4), population=3)
+    obs, _ = task.reset(seed=2)
+    models = [spec.population_model(pop, fused=f) for f in (True, False)]
+    states = [m.init_state(4, torch.Generator().manual_seed(9)) for m in models]
+    assert models[0].fused and not models[1].fused
+    for _ in range(12):
+        acts = []
+        for i, m in enumerate(models):
+            a, states[i] = m.act(obs, states[i])
+            acts.append(a)
+        torch.testing.assert_close(acts[0], acts[1], rtol=1e-4, atol=1e-5)
+        obs, *_ = task.step(acts[1])
