@@ -312,5 +312,21 @@ def support(graph: Graph, precision: str = "fixed", *, learning_engine: str = "a
     Returns ``{"precision", "populations", "projections", "rules", "modulators"}``, each mapping a
     name to ``{"how": "native" | "learning engine" | "host-emulated", "why": ...}``. Raises
     :class:`plastix.ir.UnsupportedKindError` for anything the backend cannot run at all.
+
+    In fixed point a graph whose values are not Loihi-representable (any float graph) is reported
+    as :func:`~plastix.backends.quantize.quantize_graph` makes it (what ``compile(..., "fixed")``
+    needs), with ``"quantized"`` saying why; if even that graph cannot run, ``ValueError`` names both reasons.
     """
-    return make_plan(graph, precision, learning_engine=learning_engine).report()
+    try:
+        return make_plan(graph, precision, learning_engine=learning_engine).report()
+    except ValueError as exc:
+        if precision != "fixed":
+            raise
+        why = str(exc)
+    try:
+        report = make_plan(qz.quantize_graph(graph), precision, learning_engine=learning_engine).report()
+    except ValueError as exc:
+        raise ValueError(f"not representable in fixed point ({why}), and after quantize_graph: {exc}") from None
+    report["quantized"] = (f"reported for quantize_graph(graph): the graph as given is not representable in fixed "
+                           f"point ({why})")
+    return report

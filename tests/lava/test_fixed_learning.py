@@ -133,3 +133,20 @@ def test_lava_products_equal_lavas_product_series(lava, text):
               for p in rule.active_product_series["dw"].products]
     ours = [(p.dependency, p.decimate, p.mantissa, p.exp, tuple(tuple(f) for f in p.factors)) for p in lava_products(text)]
     assert ours == theirs
+
+
+def test_support_fixed_reports_float_graphs_after_quantisation(lava):
+    """support(graph) defaults to fixed point: a float graph is reported as quantize_graph makes it."""
+    b = GraphBuilder(seed=0)
+    x = b.input("x", 3)
+    h = b.cuba_lif("h", 2, du=0.2, dv=0.1, vth=1.0)
+    b.connect(x, h, weight=np.full((2, 3), 0.37), rule=PairSTDP(eta_plus=0.1, eta_minus=0.1, decay_pre=0.8,
+                                                                  decay_post=0.8))
+    g = b.build(outputs=[h])
+    with pytest.raises(ValueError):
+        lava.compile(g, "fixed")
+    rep = lava.support(g)
+    assert "not representable" in rep["quantized"] and "h.du" in rep["quantized"]
+    assert rep["populations"]["h"]["how"] == "native"
+    assert rep["rules"]["x_to_h"]["how"] == "host-emulated"
+    assert "quantized" not in lava.support(g, "float")
