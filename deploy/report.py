@@ -13,8 +13,9 @@ measured activity and a modelled energy per step.
   per projection the weight error ``|W_q / s - W|`` (``s`` the post population's power-of-two
   scale) relative to ``max |W|``; and the spike-train change on the input set: the fraction of
   (step, neuron) entries of every spiking population that differ between the float model and the
-  quantised one (run in Loihi fixed point, bit-exact to Lava, when the whole graph has a fixed-point
-  form; otherwise the quantised values run in float64, rule coefficients unquantised).
+  quantised one (run in Loihi fixed point, bit-exact to Lava, for static graphs with a fixed-point
+  form; otherwise the Loihi-rounded values, divided back by the scale, run in float64 with the
+  rules in their own units).
 * **resources** -- :func:`plastix.deploy.loihi2.resources`.
 * **activity** (measured on the input set, per step, averaged): ``spikes`` sent by spiking and input
   populations, ``synaptic_ops`` (each spike times the synapses it reaches; nonzero graded values
@@ -137,17 +138,19 @@ def measure_activity(graph: Graph, outs: dict) -> dict:
             "spike_rate": per_pop}
 
 
-def _fixed_form(graph: Graph) -> tuple[Optional[Graph], str]:
-    """The quantised graph and whether it runs in fixed point on torch/Lava (else why not)."""
+def _fixed_form(graph: Graph) -> tuple[Graph, str]:
+    """``quantize_graph(graph)`` and ``""`` if both the torch fixed mode and the Lava backend run
+    it in Loihi fixed point, else the reason why not (the backends' own error)."""
+    from plastix.backends.lava.plan import make_plan
     from plastix.backends.quantize import quantize_graph
+    from plastix.backends.torch import FixedNetwork
 
     q = quantize_graph(graph)
-    if any(p.kind not in ("input", "cuba_lif", "li") for p in graph.populations):
-        return q, "gated populations have no fixed-point form"
-    if any(pr.rule is not None for pr in graph.projections) or graph.modulators:
-        return q, "plasticity is not modelled in the torch fixed-point mode"
-    if any(getattr(p, "refractory", 0) for p in graph.populations):
-        return q, "refractory periods have no fixed-point form on Lava"
+    try:
+        FixedNetwork(q)
+        make_plan(q, "fixed")
+    except (UnsupportedKindError, ValueError) as exc:
+        return q, f"no fixed-point form: {exc}"
     return q, ""
 
 
@@ -173,6 +176,8 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
     from plastix.backends.torch import FixedNetwork
 
     q, why_not = _fixed_form(graph)
+    if not why_not and graph.plastic_projections:  # quantize_graph scales weights, not rule coefficients
+        why_not = "plastic: quantize_graph leaves rule coefficients in IR units"
     scales = {k.split("quantize.scale.", 1)[1]: float(v) for k, v in (q.metadata or {}).items()
               if k.startswith("quantize.scale.") and k not in (graph.metadata or {})}
     weights, errs = {}, []

@@ -3,9 +3,9 @@
 :func:`simulate` runs an input set on ``torch`` or ``lava`` (float or Loihi fixed point).
 :func:`lava_check` is the deploy-time reproduction check:
 
-* **fixed point, bit-exact** when the whole graph has a Loihi fixed-point form (CUBA LIF / LI
-  populations, static projections; :func:`plastix.backends.quantize.quantize_graph`): the torch
-  fixed-point mode and Lava ``fixed_pt`` must give identical outputs;
+* **fixed point, bit-exact** when the torch fixed-point mode and the Lava backend both run
+  :func:`plastix.backends.quantize.quantize_graph`'s output (CUBA LIF / LI populations, static
+  projections, rules on Loihi's learning engine): identical outputs from torch and Lava ``fixed_pt``;
 * **float** otherwise (plastic rules, gated units): torch float64 vs Lava ``floating_pt``; spiking
   outputs must be identical and continuous outputs (LI ``v``, gated cell outputs) within
   :data:`FLOAT_TOL`. Rules Lava would put approximately on the learning engine are checked with

@@ -87,3 +87,22 @@ def test_report_and_simulate_commands_on_a_bundle(bptt_model, tmp_path):
     assert res.exit_code == 0, res.output
     stored = np.load(tmp_path / "o.npz")["action"]
     assert stored.shape == (40, 2)
+
+
+def test_learning_engine_rule_is_bit_exact_in_fixed_point():
+    """Plasticity on Loihi's learning engine (additive pair STDP) runs bit-exactly in fixed point."""
+    from plastix.deploy import lava_check
+
+    rng = np.random.default_rng(3)
+    b = ir.GraphBuilder(seed=3)
+    x = b.input("x", 6)
+    h = b.cuba_lif("h", 5, du=1024 / 4096, dv=512 / 4096, vth=250)
+    o = b.cuba_lif("o", 3, du=1024 / 4096, dv=512 / 4096, vth=150)
+    stdp = ir.PairSTDP(eta_plus=2.0 ** -3, eta_minus=5 * 2.0 ** -5, decay_pre=0.8, decay_post=0.7, beta=16.0)
+    b.connect(x, h, weight=rng.integers(-8, 30, (5, 6)).astype(float), rule=stdp, name="plastic")
+    b.connect(h, o, weight=rng.integers(-5, 40, (3, 5)).astype(float))
+    g = b.build(outputs=[o])
+    xs = {"x": (np.random.default_rng(11).random((150, 6)) < 0.3).astype(float)}
+    res = lava_check(g, xs, timeout=120)
+    assert res["precision"] == "fixed" and res["passed"] and res["max_abs_error"] == 0.0, res
+    assert res["per_output"]["h"]["activity"] > 10

@@ -135,7 +135,7 @@ def test_fixed_precision_needs_a_fixed_point_form(tmp_path):
 
     path = ir.save(cue_association_net(), tmp_path / "cue.plx")
     res = runner.invoke(app, ["simulate", str(path), "--precision", "fixed", "--steps", "5"])
-    assert res.exit_code == 2 and "fixed precision" in res.output and "plasticity" in res.output, res.output
+    assert res.exit_code == 2 and "no fixed-point form" in res.output and "per_pre" in res.output, res.output
     path = ir.save(static_ff(), tmp_path / "ff.plx")
     res = runner.invoke(app, ["simulate", str(path), "--precision", "fixed", "--steps", "30"])
     assert res.exit_code == 0 and "y: shape (30, 3)" in res.output, res.output
