@@ -113,7 +113,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
                                                   "gradient-descent baseline)"),
           config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction); synq/gd "
-                                                     "also authors (the authors' public-code settings)"),
+                                                     "also authors (the authors' public-code settings); "
+                                                     "bptt one_shot_cue also unpermuted (sanity check)"),
           model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
           seed: int = typer.Option(0, help="random seed"),
