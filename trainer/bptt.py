@@ -48,6 +48,13 @@ def bce_loss(activity: torch.Tensor, labels: torch.Tensor, gain: torch.Tensor, o
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1).mean()
 
 
+def rate_penalty(activity: torch.Tensor, steps: int, target: float) -> torch.Tensor:
+    """Mean squared deviation of the output firing rates (spikes per step over the readout window,
+    ``activity`` (B, 2) counts over ``steps`` steps) from ``target``: a silent readout has no
+    surrogate gradient left, and silence is the loss minimum while nothing is discriminated."""
+    return ((activity / steps - target) ** 2).mean()
+
+
 def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Softmax cross entropy, ``logits`` (B, C), ``labels`` (B,)."""
     return torch.nn.functional.cross_entropy(logits, labels.long())
@@ -78,6 +85,8 @@ class BPTTConfig:
     batch: int = 32
     lr: float = 2e-3
     rule_lr: float = 0.005           # lr multiplier for the STDP rates η± (initial 1e-4: Adam steps ~lr would swamp them)
+    readout_lr: float = 10.0         # lr multiplier for the BCE readout gain/offset (O(1) scalars; slow ones leave the
+                                     # outputs miscalibrated and training drifts to silence)
     grad_clip: float = 1.0
     n_cues: int = 5
     n_hidden: int = 48
@@ -94,6 +103,8 @@ class BPTTConfig:
     modulation: str = "per_pre"      # M_i (paper), per_post M_j or global M
     gamma: float = 0.95              # initial eligibility decay
     timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
+    rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
+    target_rate: float = 0.05        # output spikes per step the penalty pulls towards
     init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
 
     def __post_init__(self) -> None:
@@ -107,11 +118,19 @@ class BPTTConfig:
         return dataclasses.asdict(self)
 
 
+_SHORT = (10, 10, 20, 10)  # cue, rest, delay, decision steps: the paper's pattern shortened ~2.5x for 2 CPU cores
+
 CONFIGS = {
-    # small enough for a demo on 2 CPU cores: M = 1 cue, 3 x 130-step trials
-    "quick": BPTTConfig(iterations=60, batch=16, n_cues=1, eval_problems=64, eval_every=10),
-    # the paper's setting: M = 5 cues, 3 x 350 ms trials
-    "paper": BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval_every=50),
+    # small enough for a demo on 2 CPU cores: M = 1 cue, 3 x 50-step trials, readout over the test trial
+    "quick": BPTTConfig(iterations=60, batch=16, n_cues=1, eval_problems=64, eval_every=10, timing=_SHORT,
+                        readout="trial", modulation="per_post", rate_reg=100.0),
+    # the quick task without the per-problem permutation: the cue -> action map is fixed, so a network
+    # must learn it even without plasticity (a check of the gradient path, not the meta-learning task)
+    "unpermuted": BPTTConfig(iterations=40, batch=16, n_cues=1, eval_problems=64, eval_every=10, timing=_SHORT,
+                             readout="trial", modulation="per_post", rate_reg=100.0, permute=False),
+    # the paper's setting: M = 5 cues, 3 x 350 ms trials, per-pre modulation M_i
+    "paper": BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval_every=50, readout="trial",
+                        rate_reg=100.0),
 }
 
 
@@ -127,7 +146,7 @@ class CueModel(nn.Module):
         self.cfg = cfg
         self.net = compile_torch(graph, surrogate=cfg.surrogate)
         self.gain = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_gain", 0.5)) if graph.metadata else 0.5))
-        self.offset = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_offset", -2.0)) if graph.metadata else -2.0))
+        self.offset = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_offset", -1.0)) if graph.metadata else -1.0))
         for name, p in self.net.named_parameters():
             field = name.rsplit("/", 1)[-1]
             if field in _NEURON_FIELDS and "/rule/" not in name and not cfg.train_neurons:
@@ -140,12 +159,13 @@ class CueModel(nn.Module):
         return action[window].sum(0)
 
     def param_groups(self) -> list[dict]:
-        """Adam groups: the STDP rates η± at ``lr * rule_lr``, everything else trainable at ``lr``."""
+        """Adam groups: the network at ``lr``, the STDP rates η± at ``lr * rule_lr``, the readout
+        gain/offset at ``lr * readout_lr``."""
         rates, rest = [], []
-        for name, p in self.named_parameters():
+        for name, p in self.net.named_parameters():
             if p.requires_grad:
                 (rates if "/rule/" in name and name.rsplit("/", 1)[-1] in _RATE_FIELDS else rest).append(p)
-        groups = [{"params": rest, "lr": self.cfg.lr}]
+        groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
 
     def window(self, problems: CueProblems) -> torch.Tensor:
@@ -232,10 +252,12 @@ class BPTTJob:
     def step(self, state: BPTTState, index: int) -> tuple[BPTTState, dict[str, float]]:
         cfg, model = self.cfg, state.model
         pr = one_shot_cue_problems(cfg.batch, task_config(cfg), generator=state.generator)
-        act = model(pr.cues, pr.signal, model.window(pr))
+        window = model.window(pr)
+        act = model(pr.cues, pr.signal, window)
         loss = bce_loss(act, pr.test_labels, model.gain, model.offset)
+        total = loss + cfg.rate_reg * rate_penalty(act, int(window.sum()), cfg.target_rate) if cfg.rate_reg else loss
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         params = [p for p in model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         finite = bool(torch.isfinite(grad_norm))

@@ -46,3 +46,59 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                "resumed_from": res.resumed_from}
     atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
+
+
+def model_config(graph) -> BPTTConfig:
+    """The task settings a trained ``model.plx`` was trained with (from its metadata)."""
+    meta = dict(graph.metadata or {})
+    if meta.get("trainer") != "bptt":
+        raise ValueError("not a model written by train_bptt (metadata 'trainer' != 'bptt')")
+    return BPTTConfig(n_cues=int(meta["n_cues"]), readout=str(meta["readout"]), permute=bool(meta["permute"]),
+                      timing=tuple(int(t) for t in str(meta["timing"]).split(",")))
+
+
+def sweep_cues(model: str | Path, n_problems: int = 500, cues: tuple[int, ...] = (1, 3, 5, 7, 15), *,
+               seed: int = BPTTJob.EVAL_SEED) -> dict[int, dict]:
+    """Test accuracy (ties wrong) of a trained model on ``n_problems`` fixed problems for each cue
+    count M, as in Meta-SpikePropamine Fig. 4 (trained at one M, tested at M = 1..15)."""
+    from plastix.ir import load
+
+    from .bptt import CueModel
+
+    graph = load(model)
+    m = CueModel(graph, model_config(graph))
+    return {M: evaluate(m, n_problems, n_cues=M, seed=seed) for M in cues}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m plastix.trainer.bptt_run MODEL [--problems N] [--lava N]``: M sweep on torch and,
+    with ``--lava N``, torch vs Lava on the same N problems at the model's own M."""
+    import argparse
+    import os
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("model")
+    ap.add_argument("--problems", type=int, default=500)
+    ap.add_argument("--cues", default="1,3,5,7,15")
+    ap.add_argument("--lava", type=int, default=0, help="problems to run on Lava too (0: skip)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    out = {"model": args.model, "load_avg_start": os.getloadavg()}
+    sweep = sweep_cues(args.model, args.problems, tuple(int(c) for c in args.cues.split(",")))
+    out["sweep"] = {M: round(r["accuracy"], 4) for M, r in sweep.items()}
+    out["sweep_wall_time_s"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(out), flush=True)
+    if args.lava:
+        from plastix.demo import compare_backends
+        from plastix.ir import load
+
+        t1 = time.perf_counter()
+        cmp = compare_backends(load(args.model), args.lava, seed=BPTTJob.EVAL_SEED)
+        out["lava"] = {k: v for k, v in cmp.items() if not k.startswith("_")}
+        out["lava_wall_time_s"] = round(time.perf_counter() - t1, 1)
+    out["load_avg_end"] = os.getloadavg()
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import plastix.ir as ir
-from plastix.trainer.bptt import BPTTConfig, BPTTJob, accuracy, bce_loss, reinforce_loss
+from plastix.trainer.bptt import BPTTConfig, BPTTJob, accuracy, bce_loss, rate_penalty, reinforce_loss
 from plastix.trainer.bptt_run import train_bptt
 
 TINY = BPTTConfig(iterations=4, batch=4, n_cues=1, n_hidden=8, n_mod=8, eval_problems=8, eval_every=2, lr=5e-3,
@@ -18,6 +18,11 @@ def test_bce_loss_matches_hand_computation():
     loss = bce_loss(act, torch.tensor([0]), torch.tensor(1.0), torch.tensor(-2.0))
     p = torch.sigmoid(torch.tensor([1.0, -1.0]))
     assert torch.isclose(loss, -(torch.log(p[0]) + torch.log(1 - p[1])))
+
+
+def test_rate_penalty_is_zero_at_target_and_punishes_silence():
+    assert rate_penalty(torch.tensor([[2.0, 2.0]]), 40, 0.05) == 0
+    assert rate_penalty(torch.zeros(3, 2), 40, 0.05) == pytest.approx(0.05 ** 2)
 
 
 def test_accuracy_counts_ties_as_wrong():
@@ -129,10 +134,10 @@ def test_rule_variants_train(rule, modulation):
 
 
 def test_stdp_rates_get_the_scaled_learning_rate():
-    cfg = dataclasses.replace(TINY, lr=1e-3, rule_lr=0.05)
+    cfg = dataclasses.replace(TINY, lr=1e-3, rule_lr=0.05, readout_lr=4.0)
     groups = BPTTJob(cfg).init_state().optimizer.param_groups
-    assert sorted(g["lr"] for g in groups) == pytest.approx([5e-5, 1e-3])
-    assert len(groups[1]["params"]) == 2  # eta_plus, eta_minus
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 4e-3, 5e-5])
+    assert [len(g["params"]) for g in groups][1:] == [2, 2]  # gain, offset; eta_plus, eta_minus
 
 
 def test_trial_readout_learns_the_unpermuted_task():
