@@ -139,3 +139,9 @@ def test_fixed_precision_needs_a_fixed_point_form(tmp_path):
     path = ir.save(static_ff(), tmp_path / "ff.plx")
     res = runner.invoke(app, ["simulate", str(path), "--precision", "fixed", "--steps", "30"])
     assert res.exit_code == 0 and "y: shape (30, 3)" in res.output, res.output
+
+
+@pytest.mark.parametrize("cmd", ["deploy", "report", "simulate"])
+def test_help(cmd):
+    res = runner.invoke(app, [cmd, "--help"])
+    assert res.exit_code == 0 and "--inputs" in res.output and "--steps" in res.output
