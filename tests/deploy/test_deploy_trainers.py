@@ -87,6 +87,9 @@ def test_report_and_simulate_commands_on_a_bundle(bptt_model, tmp_path):
     assert res.exit_code == 0, res.output
     stored = np.load(tmp_path / "o.npz")["action"]
     assert stored.shape == (40, 2)
+    res = runner.invoke(app, ["simulate", str(out), "--backend", "lava", "--out", str(tmp_path / "l.npz")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(np.load(tmp_path / "l.npz")["action"], stored)  # the bundle's inputs, both backends
 
 
 def test_learning_engine_rule_is_bit_exact_in_fixed_point():
