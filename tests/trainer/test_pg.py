@@ -12,8 +12,10 @@ from plastix.tasks.cue_tmaze import cue_tmaze_episodes, maze_config
 from plastix.trainer.pg import (
     PGConfig,
     PGJob,
+    TMazeModel,
     TMazeVariant,
     cue_tmaze_net,
+    evaluate,
     expected_accuracy,
     first_reaching,
     loo_baseline,
@@ -115,6 +117,10 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
     for pa, pb in zip(a.projections, b.projections):
         np.testing.assert_array_equal(pa.weight, pb.weight)
         np.testing.assert_array_equal(pa.rule.alpha, pb.rule.alpha)
+    # the exported model.plx (weights, rule coefficients, readout gain) reproduces the trained policy
+    exported = TMazeModel(b, cfg)
+    assert evaluate(exported, SHORT, 16, seed=PGJob.EVAL_SEED) == {"accuracy": res["eval_accuracy"],
+                                                                   "greedy_accuracy": res["eval_greedy_accuracy"]}
     log = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2, 3, 4]
     assert json.loads((tmp_path / "cut" / "result.json").read_text())["variant"] == "dp_bcm"
