@@ -20,7 +20,8 @@ measured activity and a modelled energy per step.
 * **activity** (measured on the input set, per step, averaged): ``spikes`` sent by spiking and input
   populations, ``synaptic_ops`` (each spike times the synapses it reaches; nonzero graded values
   count as events), ``plasticity_ops`` (plastic synapses updated: all of them every step,
-  ``/t_epoch`` for Loihi rules), ``neuron_updates`` (non-input neurons).
+  ``/t_epoch`` for Loihi rules), ``neuron_updates`` (CUBA LIF / LI neurons; host-emulated gated
+  units are not neurocore work and are not counted).
 * **energy** -- :func:`plastix.deploy.loihi2.energy_per_step`, labelled ``"model"``.
 """
 from __future__ import annotations
@@ -132,7 +133,7 @@ def measure_activity(graph: Graph, outs: dict) -> dict:
         if pr.rule is not None:
             n = float(loihi2._nnz(pr).sum())
             plast += n / max(int(getattr(pr.rule, "t_epoch", 1)), 1)
-    neurons = sum(p.size for p in graph.populations if p.kind != "input")
+    neurons = sum(p.size for p in graph.populations if p.kind in ("cuba_lif", "li"))  # gated units run on the host
     per_pop = {n: float(_events(outs[n]).mean()) for n in spiking}
     return {"steps": T, "spikes": spikes, "synaptic_ops": syn, "plasticity_ops": plast, "neuron_updates": float(neurons),
             "spike_rate": per_pop}
@@ -294,10 +295,14 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     lines += ["Fixed point: " + (f"unsupported ({fx['unsupported']})" if "unsupported" in fx else
                                  "every node lowers in Loihi fixed point (`quantize_graph` output)"), ""]
     lines += ["## Quantisation", "", f"Formats: {q['formats']}. Spike-train comparison: {q['mode']}.", ""]
-    lines += [_table([[n, f"{v['max_rel']:.3g}", f"{v['mean_rel']:.3g}", v["scale"]] for n, v in q["weights"].items()],
-                     ["projection", "max rel. weight error", "mean rel. weight error", "scale"]), ""]
-    lines += [_table([[n, *(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())]
-                      for n, d in q["outputs"].items()], ["population", "change", "", ""]), ""]
+    if q["weights"]:
+        lines += [_table([[n, f"{v['max_rel']:.3g}", f"{v['mean_rel']:.3g}", v["scale"]]
+                          for n, v in q["weights"].items()],
+                         ["projection", "max rel. weight error", "mean rel. weight error", "scale"]), ""]
+        lines += [_table([[n, *(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())]
+                          for n, d in q["outputs"].items()], ["population", "change", "", ""]), ""]
+    else:
+        lines += ["No CUBA LIF / LI population: nothing is quantised to Loihi formats.", ""]
     lines += ["## Resources (Loihi 2 model)", "",
               "Limits: " + ", ".join(f"{k} = {v:,}" for k, v in res["limits"].items()) +
               " (sources: `plastix.deploy.loihi2`).", ""]
