@@ -783,12 +783,16 @@ class TorchNetwork(nn.Module):
                 v = v.detach().clone().requires_grad_(True)
             return v
 
+        inputs_out = {n: state.out[n] for n in self.inputs}  # carry x[t - 1], which never requires grad
         state = pytree.tree_map(unalias, state)
+        state = state._replace(out={**state.out, **inputs_out})
         K = self.jit_chunk
         outs: dict[str, list] = {n: [] for n in self.outputs}
         t0, t, parts = 0, state.t, (state.out, state.a, state.neurons, state.projs)
         while t0 + K <= T and self._jit_fn is not None:
-            xc = {n: s[t0:t0 + K] for n, s in seqs.items()}
+            # a copy per chunk: the carried input outputs are views of the previous chunk's inputs, and
+            # dynamo guards on aliasing between arguments
+            xc = {n: s[t0:t0 + K].clone() for n, s in seqs.items()}
             try:
                 ys, *parts = self._jit_fn(xc, *parts, bound)
             except Exception as exc:  # noqa: BLE001 - any compiler failure: warn, continue eagerly

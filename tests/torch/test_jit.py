@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from plastix.backends.torch import compile
 from plastix.ir import SynapticQ
@@ -23,8 +24,12 @@ def _loss_and_grads(net, xs):  # noqa: ANN001
 def _assert_same(g, xs, chunk):  # noqa: ANN001
     eager, jit = compile(g), compile(g, jit=True, jit_chunk=chunk)
     o_e, w_e, g_e = _loss_and_grads(eager, xs)
+    counters.clear()
     o_j, w_j, g_j = _loss_and_grads(jit, xs)
     assert jit.jit, "the compiled path fell back to eager"
+    assert counters["stats"]["unique_graphs"] == 1  # one compile for the whole run (no per-chunk recompiles)
+    _loss_and_grads(jit, xs)
+    assert counters["stats"]["unique_graphs"] == 1  # a second run reuses it
     assert o_e.sum() > 0
     assert torch.equal(o_e, o_j)
     torch.testing.assert_close(w_j, w_e, rtol=1e-5, atol=1e-6)
