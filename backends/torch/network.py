@@ -17,6 +17,11 @@ for nested fields), shared by all P individuals. ``run(..., params={name: tensor
 of them with a tensor of shape ``(P, *shape)`` (one value per individual), which turns the
 projections into batched matmuls; :meth:`TorchNetwork.to_graph` writes the current parameter values
 back into a new Graph.
+
+``compile(graph, jit=True)`` runs the same ``_step`` through ``torch.compile``: ``jit_chunk`` steps
+unrolled into one pure function of the state (no step index), compiled once per grad mode; the
+``T % jit_chunk`` remaining steps run eagerly. Rules that need the step index or an RNG (synaptic
+Q, Loihi, interval > 1) keep the eager loop.
 """
 from __future__ import annotations
 
