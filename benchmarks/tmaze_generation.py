@@ -2,9 +2,10 @@
 
 A generation evaluates P offspring + the search mean, each on ``E`` = 8 envs for 400 steps, as a
 network of ENUs (:mod:`plastix.trainer.enu_net`, 13,312 parameters). Full generations at P = 1024
-take minutes here, so this times ``--steps`` steps of one evaluation (energy set so high that no
-agent dies: every env runs every step, the worst case) and extrapolates linearly to 400 steps;
-the output says so. ES ask/tell (O(P * D) vector work) is left out: it is < 1 % of a generation.
+take many minutes here, so this times evaluations of ``--short`` and ``--steps`` steps (energy set
+so high that no agent dies: every env runs every step, the worst case), takes the difference as
+the per-step cost and the rest as the per-evaluation setup, and extrapolates to
+``setup + 400 * per-step``; the output says so. ES ask/tell (O(P * D) vector work) is left out.
 
 * ``local``: :func:`plastix.trainer.es_eval.evaluate_population` in this process, with
   ``torch.set_num_threads`` 1 and 2;
@@ -46,7 +47,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=1024)
     ap.add_argument("--num-envs", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10, help="steps timed, extrapolated to 400")
+    ap.add_argument("--steps", type=int, default=10, help="steps of the long timed evaluation")
+    ap.add_argument("--short", type=int, default=2, help="steps of the short timed evaluation")
     ap.add_argument("--model", default="enu")
     ap.add_argument("--ray-cpus", type=int, default=2)
     ap.add_argument("--no-ray", action="store_true")
@@ -57,36 +59,47 @@ def main(argv=None) -> dict:
     P = a.population + 1
     mean = spec.init_genome(g)
     pop = mean + 0.01 * torch.randn(P, spec.num_params, generator=g)
-    cfg = task_config("tmaze", "paper", num_envs=a.num_envs, steps=a.steps, energy=10**9)
-    scale = EPISODE_STEPS / a.steps
+    if not 1 <= a.short < a.steps:
+        raise SystemExit("need 1 <= --short < --steps")
+    cfgs = {n: task_config("tmaze", "paper", num_envs=a.num_envs, steps=n, energy=10**9) for n in (a.short, a.steps)}
     flops = flops_per_generation(spec, a.population, a.num_envs)
     print(f"T-maze {a.model} network ({spec.num_params} params), population {a.population} (+ mean), "
-          f"{a.num_envs} envs; {a.steps} of {EPISODE_STEPS} steps timed and scaled x{scale:.0f}")
+          f"{a.num_envs} envs; evaluations of {a.short} and {a.steps} steps timed, extrapolated to "
+          f"setup + {EPISODE_STEPS} x per-step")
     print(f"gate-matmul FLOPs per generation (400 steps, nobody dies): {flops / 1e12:.2f} TFLOP")
     print(f"load average before: {load_average()}")
+    def extrapolate(evaluate) -> tuple[float, float, float]:
+        """(setup s, s per step, s per 400-step generation) from a short and a long evaluation."""
+        sec = {}
+        for n in (a.short, a.steps):
+            t0 = time.perf_counter()
+            evaluate(n)
+            sec[n] = time.perf_counter() - t0
+        per_step = max(sec[a.steps] - sec[a.short], 0.0) / (a.steps - a.short)
+        setup = max(sec[a.short] - a.short * per_step, 0.0)
+        return setup, per_step, setup + EPISODE_STEPS * per_step
+
     rows = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        t0 = time.perf_counter()
-        evaluate_population(spec, pop, make_task("tmaze", cfg, population=P), seed=1)
-        sec = (time.perf_counter() - t0) * scale
-        rows[f"local, {threads} thread(s)"] = sec
+        rows[f"local, {threads} thread(s)"] = extrapolate(
+            lambda n: evaluate_population(spec, pop, make_task("tmaze", cfgs[n], population=P), seed=1))
     if not a.no_ray:
         from plastix.trainer.es_ray import RayEvaluator
 
         torch.set_num_threads(1)
-        ev = RayEvaluator("tmaze", cfg, num_cpus=a.ray_cpus, chunks=a.ray_cpus)
+        evs = {n: RayEvaluator("tmaze", cfgs[n], num_cpus=a.ray_cpus, chunks=a.ray_cpus) for n in cfgs}
         try:
-            ev(spec, pop[: a.ray_cpus], 1)                      # warm-up: workers import torch/plastix
-            t0 = time.perf_counter()
-            ev(spec, pop, 1)
-            rows[f"ray, {a.ray_cpus} CPUs ({a.ray_cpus} chunks)"] = (time.perf_counter() - t0) * scale
+            for ev in evs.values():
+                ev(spec, pop[: a.ray_cpus], 1)                  # warm-up: workers import torch/plastix
+            rows[f"ray, {a.ray_cpus} CPUs ({a.ray_cpus} chunks)"] = extrapolate(lambda n: evs[n](spec, pop, 1))
         finally:
-            ev.shutdown()
-    print("| path | s / generation (extrapolated) | generations / hour | GFLOP/s |")
-    print("|---|---:|---:|---:|")
-    for name, sec in rows.items():
-        print(f"| {name} | {sec:.0f} | {3600 / sec:.2f} | {flops / sec / 1e9:.1f} |")
+            for ev in evs.values():
+                ev.shutdown()
+    print("| path | setup s | s / step | s / generation (extrapolated) | generations / hour | GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, (setup, per_step, sec) in rows.items():
+        print(f"| {name} | {setup:.1f} | {per_step:.2f} | {sec:.0f} | {3600 / sec:.2f} | {flops / sec / 1e9:.1f} |")
     print(f"load average after: {load_average()}")
     return rows
 
