@@ -42,7 +42,8 @@ READOUTS = ("decision", "trial")
 def bce_loss(activity: torch.Tensor, labels: torch.Tensor, gain: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """Meta-SpikePropamine's meta-loss: BCE of ``p_i = σ(gain·activity_i + offset)`` against the
     one-hot label, summed over the two outputs and averaged over the batch.
-    ``activity``: (B, 2) output spike counts in the test decision window; ``labels``: (B,)."""
+    ``activity``: (B, 2) output activity (the trainer passes firing rates over the readout window);
+    ``labels``: (B,)."""
     target = torch.nn.functional.one_hot(labels.long(), activity.shape[-1]).to(activity.dtype)
     logits = gain * activity + offset
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1).mean()
@@ -145,7 +146,7 @@ class CueModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.net = compile_torch(graph, surrogate=cfg.surrogate)
-        self.gain = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_gain", 0.5)) if graph.metadata else 0.5))
+        self.gain = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_gain", 10.0)) if graph.metadata else 10.0))
         self.offset = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_offset", -1.0)) if graph.metadata else -1.0))
         for name, p in self.net.named_parameters():
             field = name.rsplit("/", 1)[-1]
@@ -167,6 +168,11 @@ class CueModel(nn.Module):
                 (rates if "/rule/" in name and name.rsplit("/", 1)[-1] in _RATE_FIELDS else rest).append(p)
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
+
+    def loss(self, counts: torch.Tensor, labels: torch.Tensor, steps: int) -> torch.Tensor:
+        """BCE on the output firing rates (counts / window steps), so that the readout's scale does not
+        depend on the window length (a 25-step decision period or a 350-step test trial)."""
+        return bce_loss(counts / steps, labels, self.gain, self.offset)
 
     def window(self, problems: CueProblems) -> torch.Tensor:
         """The readout window of ``cfg.readout``: the test decision period or the whole test trial."""
@@ -215,7 +221,7 @@ def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch:
             pr = one_shot_cue_problems(n, task_config(model.cfg, n_cues), generator=g)
             act = model(pr.cues, pr.signal, model.window(pr))
             correct += float(accuracy(act, pr.test_labels)) * n
-            loss += float(bce_loss(act, pr.test_labels, model.gain, model.offset)) * n
+            loss += float(model.loss(act, pr.test_labels, int(model.window(pr).sum()))) * n
             done += n
     return {"accuracy": correct / n_problems, "loss": loss / n_problems}
 
@@ -254,7 +260,7 @@ class BPTTJob:
         pr = one_shot_cue_problems(cfg.batch, task_config(cfg), generator=state.generator)
         window = model.window(pr)
         act = model(pr.cues, pr.signal, window)
-        loss = bce_loss(act, pr.test_labels, model.gain, model.offset)
+        loss = model.loss(act, pr.test_labels, int(window.sum()))
         total = loss + cfg.rate_reg * rate_penalty(act, int(window.sum()), cfg.target_rate) if cfg.rate_reg else loss
         state.optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -70,6 +70,35 @@ def sweep_cues(model: str | Path, n_problems: int = 500, cues: tuple[int, ...] =
     return {M: evaluate(m, n_problems, n_cues=M, seed=seed) for M in cues}
 
 
+def diagnose(config: str = "quick", *, seed: int = 0, batch: int = 16, **overrides) -> dict:
+    """One training batch of a fresh model: firing rate of every population, the fraction of silent
+    neurons, the mean |ΔW| of the plastic projection over an episode against mean |W0|, and the
+    (unclipped) gradient norm of every trainable parameter."""
+    import torch
+
+    from .bptt import CueModel, build_graph, task_config
+    from plastix.tasks.cue_association import one_shot_cue_problems
+
+    cfg = bptt_config(config, seed=seed, batch=batch, **overrides)
+    graph = build_graph(cfg)
+    model = CueModel(graph.replace(outputs=tuple(p.name for p in graph.populations if p.kind != "input")), cfg)
+    pr = one_shot_cue_problems(batch, task_config(cfg), generator=torch.Generator().manual_seed(seed))
+    outs, state = model.net.run({"cues": pr.cues, "learning_signal": pr.signal})
+    window = model.window(pr)
+    counts = outs["action"][:, 0][window].sum(0)
+    model.loss(counts, pr.test_labels, int(window.sum())).backward()
+    rates = {k: {"rate": round(float(v.detach().mean()), 4),
+                 "silent_fraction": round(float((v.detach().mean(dim=(0, 1, 2)) == 0).float().mean()), 3)}
+             for k, v in outs.items()}
+    plastic = graph.plastic_projections[0]
+    w0 = torch.as_tensor(plastic.weight, dtype=torch.float32)
+    dw = (state.projs[plastic.name].rule.w[0] - w0).detach().abs().mean()
+    grads = {n.removeprefix("net.params."): round(float(p.grad.norm()), 4)
+             for n, p in model.named_parameters() if p.grad is not None}
+    return {"config": config, "rates": rates, "mean_abs_dw": float(dw), "mean_abs_w0": float(w0.abs().mean()),
+            "grad_norms": grads}
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m plastix.trainer.bptt_run MODEL [--problems N] [--lava N]``: M sweep on torch and,
     with ``--lava N``, torch vs Lava on the same N problems at the model's own M."""
@@ -77,11 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("model")
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("--diagnose", metavar="CONFIG", help="print diagnose(CONFIG) for a fresh model and exit")
     ap.add_argument("--problems", type=int, default=500)
     ap.add_argument("--cues", default="1,3,5,7,15")
     ap.add_argument("--lava", type=int, default=0, help="problems to run on Lava too (0: skip)")
     args = ap.parse_args(argv)
+    if args.diagnose:
+        print(json.dumps(diagnose(args.diagnose), indent=1))
+        return
+    if args.model is None:
+        ap.error("give a model.plx or --diagnose CONFIG")
     t0 = time.perf_counter()
     out = {"model": args.model, "load_avg_start": os.getloadavg()}
     sweep = sweep_cues(args.model, args.problems, tuple(int(c) for c in args.cues.split(",")))
