@@ -1,7 +1,7 @@
 """``make demo``: train plasticity offline -> export the IR -> run it on torch and on Lava.
 
 1. A short, visible BPTT meta-training phase of the one-shot cue-association network
-   (Meta-SpikePropamine; the ``quick`` config: M = 1 cue per trial) through the shared trainer loop
+   (Meta-SpikePropamine; the ``quick`` config: M = 1 cue per trial, shortened trials) through the shared trainer loop
    (checkpoint, metrics log, learning curve).
 2. Export: the trained network is written to the versioned IR file (``model.plx``) and to NIR
    (static part + plasticity extension), and both are read back and checked.
@@ -20,14 +20,9 @@ import numpy as np
 import torch
 
 
-#: a small model trained by the project (command in docs/results.md, "BPTT one-shot cue association");
-#: the demo's visible training phase continues from it
-SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_quick.plx"
-
-
 def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int = 0,
-             start: Path | None = SHIPPED_MODEL, **overrides) -> dict:
-    """Train (continuing from ``start`` when it exists), export, compare torch and Lava, plot.
+             start: Path | None = None, **overrides) -> dict:
+    """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava, plot.
     ``overrides`` replace fields of the quick :class:`~plastix.trainer.bptt.BPTTConfig` (tests shrink it)."""
     import plastix.ir as ir
     from plastix.ir.nir_interop import read_nir, write_nir
@@ -37,9 +32,9 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train_dir = out / "train"
-    init = str(start) if start is not None and Path(start).exists() else None
+    init = None if start is None else str(start)
     print(f"[1/4] BPTT meta-training ({iterations} iterations of the quick config"
-          f"{', starting from the shipped model ' + init if init else ', from scratch'}) -> {train_dir}")
+          f"{', starting from ' + init if init else ', from scratch'}) -> {train_dir}")
     res = train_bptt("one_shot_cue", "quick", train_dir, iterations=iterations, seed=seed, init=init,
                      resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations // 3), **overrides)
     print(f"      test accuracy after training: {res['test_accuracy']:.3f} on {res['test_problems']} problems "

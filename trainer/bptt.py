@@ -103,6 +103,7 @@ class BPTTConfig:
     rule: str = "eligibility_pair"   # one of plastix.ir.examples.CUE_RULES
     modulation: str = "per_pre"      # M_i (paper), per_post M_j or global M
     gamma: float = 0.95              # initial eligibility decay
+    mod_scale: float = 1.0           # initial modulator readout scale (cue_association_net)
     timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
@@ -131,7 +132,7 @@ CONFIGS = {
                              readout="trial", modulation="per_post", rate_reg=100.0, permute=False),
     # the paper's setting: M = 5 cues, 3 x 350 ms trials, per-pre modulation M_i
     "paper": BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval_every=50, readout="trial",
-                        rate_reg=100.0),
+                        rate_reg=100.0, mod_scale=0.2),
 }
 
 
@@ -202,7 +203,7 @@ def build_graph(cfg: BPTTConfig) -> Graph:
     if cfg.init is not None:
         return load_graph(cfg.init)
     return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
-                               gamma=cfg.gamma, modulation=cfg.modulation)
+                               gamma=cfg.gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
