@@ -127,7 +127,7 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
                                                       "dp_bcm | ndp_oja | ndp_bcm"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
-          ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto)")) -> None:
+          ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)")) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 

@@ -9,7 +9,10 @@ therefore give the same fitness as one process (``tests/trainer/test_es_ray.py``
 
 ``address=None`` starts a local Ray instance (``num_cpus`` CPUs); ``address="host:port"`` or
 ``"auto"`` joins a running cluster (its workers need plastix importable, e.g. the same venv or a
-``runtime_env``). Ray is imported lazily: the rest of plastix works without it.
+``runtime_env``). Ray 2.5x clusters use token authentication by default: run the client with
+``RAY_AUTH_MODE=token`` and the cluster's token (``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``),
+else the connection is refused ("InvalidAuthToken"). Ray is imported lazily: the rest of plastix
+works without it.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ class RayEvaluator:
     """``evaluator(spec, population, seed) -> fitness (P,)`` through Ray remote tasks.
 
     ``chunks``: slices per generation (default: the cluster's CPU count). ``shutdown()`` stops a
-    Ray instance this evaluator started (not a cluster it joined)."""
+    Ray instance this evaluator started, or disconnects from a cluster it joined (the cluster
+    keeps running); a Ray session opened by the caller before is left alone."""
 
     def __init__(self, task: str, task_config: Any, *, address: str | None = None, num_cpus: int | None = None,
                  chunks: int | None = None) -> None:
@@ -45,13 +49,12 @@ class RayEvaluator:
         if chunks is not None and chunks < 1:
             raise ValueError(f"RayEvaluator: chunks must be >= 1, got {chunks}")
         self._ray = ray
-        self._started = False
-        if not ray.is_initialized():
+        self._owned = not ray.is_initialized()
+        if self._owned:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
                 kw["num_cpus"] = num_cpus
             ray.init(address=address, **kw)
-            self._started = address is None
         self.task, self.task_config = task, task_config
         self.chunks = int(chunks or max(1, int(ray.cluster_resources().get("CPU", 1))))
         self._remote = ray.remote(num_cpus=1)(_evaluate_chunk)
@@ -62,6 +65,6 @@ class RayEvaluator:
         return torch.cat(self._ray.get(refs)).to(population.device)
 
     def shutdown(self) -> None:
-        if self._started and self._ray.is_initialized():
+        if self._owned and self._ray.is_initialized():
             self._ray.shutdown()
-        self._started = False
+        self._owned = False
