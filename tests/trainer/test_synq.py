@@ -220,3 +220,21 @@ def test_compiled_decision_step_gives_identical_runs():
         init_state(th, loss(th)), loss, 30) for c in (False, True)]
     for f in ("theta", "q", "s", "a1"):
         assert torch.equal(getattr(runs[0], f), getattr(runs[1], f)), f
+
+
+@pytest.mark.parametrize("agg", list(Aggregation))
+def test_batched_tables_and_masked_synapses(agg):
+    """The IR lowering's path: one table per (individual, batch element), a reward each, and masked
+    synapses that neither vote nor count; equals one call per table on the unmasked synapses."""
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 3, 81, 3, generator=g, dtype=torch.float64)
+    s = torch.randint(0, 81, (2, 3, 40), generator=g)
+    a = torch.randint(0, 3, (2, 3, 40), generator=g)
+    r = torch.randint(0, 3, (2, 3), generator=g)
+    keep = torch.rand(40, generator=g) > 0.3
+    new = td_update(q, s, a, r, lr=0.3, gamma=0.9, aggregation=agg, weights=keep)
+    for i in range(2):
+        for j in range(3):
+            one = td_update(q[i, j], s[i, j][keep], a[i, j][keep], r[i, j], lr=0.3, gamma=0.9, aggregation=agg)
+            assert torch.allclose(new[i, j], one, rtol=0, atol=1e-12)
+    assert not torch.equal(new, q)
