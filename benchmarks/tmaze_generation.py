@@ -13,6 +13,10 @@ the per-step cost and the rest as the per-evaluation setup, and extrapolates to
   CPUs, one chunk per CPU); Ray start-up and the first call (worker imports) are excluded by a
   warm-up call; the population is shipped to the workers in every call, as in training.
 
+``--full-generation`` also times one real ES generation (``ESJob.step``: ask, evaluation of P + 1
+on the paper's T-maze config with the real energy budget, tell) from the initial mean, locally (1
+thread) and through Ray; early generations are cheap because most agents die after 40 steps.
+
 Also printed: analytic gate-matmul FLOPs per generation (2 per multiply-add; elementwise work
 left out) and the load average, since the machine is shared.
 
@@ -43,6 +47,31 @@ def flops_per_generation(spec: NetworkSpec, population: int, num_envs: int, step
     return spec.flops_per_step() * (population + 1) * num_envs * steps
 
 
+def full_generation(a) -> None:
+    """One ``ESJob.step`` (paper T-maze config, population ``a.population``) locally and via Ray."""
+    from plastix.trainer.es_run import ESJob, es_config
+
+    es = es_config("tmaze", "paper", population=a.population)
+    torch.set_num_threads(1)
+    evaluators = {"local, 1 thread": None}
+    if not a.no_ray:
+        from plastix.trainer.es_ray import RayEvaluator
+
+        evaluators[f"ray, {a.ray_cpus} CPUs"] = RayEvaluator("tmaze", task_config("tmaze", "paper"),
+                                                             num_cpus=a.ray_cpus, chunks=a.ray_cpus)
+    for name, ev in evaluators.items():
+        job = ESJob("tmaze", a.model, "paper", seed=a.seed, es=es, evaluator=ev)
+        state = job.init_state()
+        if ev is not None:
+            ev(job.spec, state.es.mean[None].expand(a.ray_cpus, -1).contiguous(), 0)  # warm-up
+        t0 = time.perf_counter()
+        _, metrics = job.step(state, 0)
+        sec = time.perf_counter() - t0
+        print(f"full generation 1 ({name}): {sec:.0f} s, fitness mean {metrics['fitness_mean']:.3f}")
+        if ev is not None:
+            ev.shutdown()
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=1024)
@@ -52,6 +81,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", default="enu")
     ap.add_argument("--ray-cpus", type=int, default=2)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--full-generation", action="store_true", help="also time one real ES generation")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     spec = NetworkSpec(a.model)
@@ -100,6 +130,8 @@ def main(argv=None) -> dict:
     print("|---|---:|---:|---:|---:|---:|")
     for name, (setup, per_step, sec) in rows.items():
         print(f"| {name} | {setup:.1f} | {per_step:.2f} | {sec:.0f} | {3600 / sec:.2f} | {flops / sec / 1e9:.1f} |")
+    if a.full_generation:
+        full_generation(a)
     print(f"load average after: {load_average()}")
     return rows
 
