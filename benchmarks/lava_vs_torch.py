@@ -149,21 +149,24 @@ def main(argv=None) -> None:
 
     import os
 
+    t_start = time.perf_counter()
     print(f"load average (1, 5, 15 min) at start: {os.getloadavg()}")
     print(f"fixed-point 20 -> 48 -> 2 CUBA LIF, static, {steps} steps, sample-steps/s (higher is better)")
-    print(f"{'batch':>5} | {'lava run() incl. start-up':>26} | {'lava steady state':>18} | {'torch fixed':>12} | "
-          f"{'torch/lava (run)':>16} | {'torch/lava (steady)':>19}")
+    rows = []
     for batch in (1, 64):
         whole, per_step = time_lava(lava, batch, steps, repeats=repeats)
         lava_run = batch * steps / whole
         lava_steady = batch / per_step
         if has_torch:
-            t = time_torch(torch_backend, batch, steps)
-            tr = batch * steps / t
-            print(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {tr:>12.0f} | {tr / lava_run:>16.1f} | "
-                  f"{tr / lava_steady:>19.1f}")
+            tr = batch * steps / time_torch(torch_backend, batch, steps)
+            tc = batch * steps / time_torch(torch_backend, batch, steps, compiled=True)
+            rows.append(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {tr:>12.0f} | {tc:>14.0f} | "
+                        f"{tr / lava_run:>16.1f} | {tc / lava_steady:>22.1f}")
         else:
-            print(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | {'n/a':>12} | {'n/a':>16} | {'n/a':>19}")
+            rows.append(f"{batch:>5} | {lava_run:>26.0f} | {lava_steady:>18.0f} | n/a")
+    print(f"{'batch':>5} | {'lava run() incl. start-up':>26} | {'lava steady state':>18} | {'torch eager':>12} | "
+          f"{'torch compiled':>14} | {'eager/lava (run)':>16} | {'compiled/lava (steady)':>22}")
+    print("\n".join(rows))
     if not has_torch:
         print("torch backend not available: Lava alone")
     if not has_torch:
@@ -186,7 +189,7 @@ def main(argv=None) -> None:
     for batch, eager, comp in rows:
         print(f"{batch:>5} | {lava_run:>22.0f} | {lava_steady:>22.0f} | {eager:>11.0f} | {comp:>14.0f} | "
               f"{comp / lava_run:>19.1f} | {comp / lava_steady:>22.1f}")
-    print(f"load average at end: {os.getloadavg()}")
+    print(f"load average at end: {os.getloadavg()}; wall time {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":
