@@ -137,7 +137,7 @@ class PGConfig:
     eval_episodes: int = 256
     eval_every: int = 25
     rule_lr_scale: float = 10.0  # Adam lr of rule coefficients and modulators = lr * this
-    init: NetInit = NetInit()
+    init: NetInit = field(default_factory=NetInit)
     maze: CueTMazeConfig = field(default_factory=lambda: maze_config("quick"))
 
     def __post_init__(self) -> None:
