@@ -35,7 +35,7 @@ def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.floa
     ``jit=True`` (float only) makes :meth:`TorchNetwork.run` call ``torch.compile`` once on a pure
     function of ``jit_chunk`` unrolled steps (``dynamic=False``, ``fullgraph=True``) and loop over
     chunks; the same math as eager (docs/semantics.md), compile time paid on the first call per grad
-    mode. Graphs with step-index- or RNG-dependent rules (synaptic Q, Loihi, interval > 1) and any
+    mode and input shape. Graphs with step-index- or RNG-dependent rules (synaptic Q, Loihi, interval > 1) and any
     compiler failure fall back to eager with a ``RuntimeWarning``.
     """
     if precision == "fixed":

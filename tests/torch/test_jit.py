@@ -74,3 +74,19 @@ def test_jit_rejects_fixed_precision_and_reward():
     net = compile(small_cue_net(), jit=True)
     with pytest.raises(ValueError, match="reward"):
         net.run({k: v.float() for k, v in cue_inputs(2, 1, 1).items()}, reward=1.0)
+
+
+def test_jit_compiler_failure_falls_back_to_eager(monkeypatch):
+    def broken(fn, **kwargs):  # noqa: ANN001, ANN003, ARG001
+        def call(*args):  # noqa: ANN002
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    xs = {k: v.float() for k, v in cue_inputs(6, 1, 2).items()}
+    net = compile(small_cue_net(), jit=True, jit_chunk=4)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        out, state = net.run(xs)
+    assert not net.jit
+    ref, ref_state = compile(small_cue_net()).run(xs)
+    assert torch.equal(out["action"], ref["action"]) and state.t == ref_state.t == 6
