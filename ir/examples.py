@@ -15,7 +15,8 @@ CUE_RULES = ("eligibility_pair", "eligibility_triplet", "pair", "triplet")
 
 def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n_mod: int = 64,
                         seed: int = 0, rule: str = "eligibility_pair", gamma: float = 0.95,
-                        modulation: str | ModulationMode = ModulationMode.PER_PRE, mod_scale: float = 1.0) -> Graph:
+                        modulation: str | ModulationMode = ModulationMode.PER_PRE, mod_scale: float = 1.0,
+                        eta: float = 1e-4) -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
@@ -23,7 +24,7 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
 
     ``rule`` picks one of :data:`CUE_RULES`; ``gamma`` is the eligibility decay (eq. 16);
     ``modulation`` the broadcast of M (``per_pre`` M_i as in the paper, or ``per_post``/``global``);
-    ``mod_scale`` the initial scale of the modulator readout (long episodes need a smaller one: the
+    ``eta`` the initial STDP rates η±; ``mod_scale`` the initial scale of the modulator readout (long episodes need a smaller one: the
     weight change grows with the episode length)."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
@@ -44,11 +45,11 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     if mode is ModulationMode.PER_SYNAPSE:
         raise ValueError("per_synapse modulation is not offered for the cue-association net")
     b.modulator("dopamine", m2, size=n_m, channels=2, activation="tanh", scale=mod_scale)
-    eta = np.full((n_hidden, n_in), 1e-4)
+    rates = np.full((n_hidden, n_in), eta)
     if rule.endswith("triplet"):
-        stdp = TripletSTDP(eta_plus=eta, eta_minus=eta, decay_pre=0.9, decay_post=0.9, decay_slow=0.97)
+        stdp = TripletSTDP(eta_plus=rates, eta_minus=rates, decay_pre=0.9, decay_post=0.9, decay_slow=0.97)
     else:
-        stdp = PairSTDP(eta_plus=eta, eta_minus=eta, decay_pre=0.9, decay_post=0.9)
+        stdp = PairSTDP(eta_plus=rates, eta_minus=rates, decay_pre=0.9, decay_post=0.9)
     base = EligibilityTrace(base=stdp, gamma=gamma) if rule.startswith("eligibility") else stdp
     plastic = ThreeFactor(base=base, modulator="dopamine", mode=mode)
     b.connect(x, h, p=0.5, inhibitory=0.2, scale=0.15, rule=plastic)

@@ -104,6 +104,7 @@ class BPTTConfig:
     modulation: str = "per_pre"      # M_i (paper), per_post M_j or global M
     gamma: float = 0.95              # initial eligibility decay
     mod_scale: float = 1.0           # initial modulator readout scale (cue_association_net)
+    eta: float = 1e-4                # initial STDP rates η±
     timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
@@ -203,7 +204,8 @@ def build_graph(cfg: BPTTConfig) -> Graph:
     if cfg.init is not None:
         return load_graph(cfg.init)
     return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
-                               gamma=cfg.gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale)
+                               gamma=cfg.gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale,
+                               eta=cfg.eta)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
