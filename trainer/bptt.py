@@ -79,7 +79,7 @@ def accuracy(activity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class BPTTConfig:
-    """Outer-loop settings. ``quick`` and ``paper`` presets live in :data:`CONFIGS`."""
+    """Outer-loop and task/model settings. The ``quick``, ``unpermuted`` and ``paper`` presets live in :data:`CONFIGS`."""
 
     task: str = "one_shot_cue"
     iterations: int = 200
