@@ -138,3 +138,14 @@ def test_cli_trains_a_variant_and_rejects_unknown_ones(tmp_path):
     bad = CliRunner().invoke(app, ["train", "cue_tmaze", "--method", "bptt", "--variant", "hebb",
                                    "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "known" in bad.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_quick_config_plastic_learns_and_static_does_not(tmp_path):
+    """The recorded result in miniature (docs/results.md, seed 0): NDP-Oja's reaches the paper's
+    stopping loss within 250 quick iterations; the non-plastic net stays near chance."""
+    ndp = train_pg("ndp_oja", "quick", tmp_path / "ndp", iterations=250, progress=False)
+    static = train_pg("non_plastic", "quick", tmp_path / "static", iterations=250, progress=False)
+    assert ndp["reached_stop_loss_at"] is not None and ndp["eval_greedy_accuracy"] > 0.9, ndp
+    assert static["reached_stop_loss_at"] is None and static["eval_greedy_accuracy"] < 0.65, static
