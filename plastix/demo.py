@@ -20,8 +20,13 @@ import numpy as np
 import torch
 
 
+#: the quick-config model the project trained (1000 iterations; command in docs/results.md, "BPTT
+#: one-shot cue association"); the demo's visible training phase continues from it
+SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_quick.plx"
+
+
 def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int = 0,
-             start: Path | None = None, **overrides) -> dict:
+             start: Path | None = SHIPPED_MODEL, **overrides) -> dict:
     """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava, plot.
     ``overrides`` replace fields of the quick :class:`~plastix.trainer.bptt.BPTTConfig` (tests shrink it)."""
     import plastix.ir as ir

@@ -8,6 +8,7 @@ from plastix.trainer.bptt_run import train_bptt
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_trained_model_on_lava_matches_torch_on_500_problems(tmp_path):
     """The unpermuted config is the one that learns on this budget (docs/results.md), so the
     accuracies compared are far from chance; Lava runs the float emulation, one problem per run."""

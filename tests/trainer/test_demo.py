@@ -10,7 +10,7 @@ def test_demo_pipeline_on_a_tiny_config(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        s = run_demo(tmp_path, iterations=2, problems=2, n_hidden=8, n_mod=8, batch=4,
+        s = run_demo(tmp_path, iterations=2, problems=2, start=None, n_hidden=8, n_mod=8, batch=4,
                      eval_problems=4, timing=(6, 4, 6, 4))
     finally:
         torch.set_num_threads(threads)
