@@ -234,13 +234,54 @@ def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch:
 
 
 @dataclass
-class BPTTState:
-    model: CueModel
+class GradientState:
+    """Loop state of a gradient-trained model: the model, its optimizer and the data generator."""
+
+    model: nn.Module
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
 
 
-class BPTTJob:
+BPTTState = GradientState
+
+
+class GradientJob:
+    """What every BPTT job shares: the clipped, finite-guarded optimizer step and the checkpoint
+    state (model, optimizer, generator) that :mod:`plastix.trainer.runner` saves and restores.
+    Subclasses set ``cfg`` (with ``grad_clip``) and implement ``init_state`` and ``step``."""
+
+    cfg: Any
+
+    def init_state(self) -> GradientState:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def optimize(self, state: GradientState, loss: torch.Tensor) -> float:
+        """Backpropagate ``loss``, clip the global gradient norm to ``cfg.grad_clip`` and, if the
+        norm is finite, take the optimizer step and project bounded parameters (``model.project_``).
+        Returns the pre-clip norm, NaN when the step was skipped."""
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in state.model.parameters() if p.requires_grad]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if not bool(torch.isfinite(grad_norm)):
+            return math.nan
+        state.optimizer.step()
+        state.model.project_()
+        return float(grad_norm)
+
+    def state_dict(self, state: GradientState) -> dict:
+        return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "generator": state.generator.get_state()}
+
+    def load_state_dict(self, data: dict) -> GradientState:
+        state = self.init_state()
+        state.model.load_state_dict(data["model"])
+        state.optimizer.load_state_dict(data["optimizer"])
+        state.generator.set_state(data["generator"])
+        return state
+
+
+class BPTTJob(GradientJob):
     """One outer-loop iteration per :meth:`step`: sample a batch of problems, run the episodes,
     backpropagate the test-trial loss through time, clip, Adam step, project."""
 
@@ -265,31 +306,13 @@ class BPTTJob:
         act = model(pr.cues, pr.signal, window)
         loss = model.loss(act, pr.test_labels, int(window.sum()))
         total = loss + cfg.rate_reg * rate_penalty(act, int(window.sum()), cfg.target_rate) if cfg.rate_reg else loss
-        state.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        params = [p for p in model.parameters() if p.requires_grad]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        finite = bool(torch.isfinite(grad_norm))
-        if finite:
-            state.optimizer.step()
-            model.project_()
+        grad_norm = self.optimize(state, total)
         metrics = {"loss": float(loss.detach()), "train_accuracy": float(accuracy(act.detach(), pr.test_labels)),
-                   "grad_norm": float(grad_norm) if finite else math.nan}
+                   "grad_norm": grad_norm}
         if (index + 1) % cfg.eval_every == 0:
             ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=self.EVAL_SEED)
             metrics.update(test_accuracy=ev["accuracy"], test_loss=ev["loss"])
         return state, metrics
-
-    def state_dict(self, state: BPTTState) -> dict:
-        return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
-                "generator": state.generator.get_state()}
-
-    def load_state_dict(self, data: dict) -> BPTTState:
-        state = self.init_state()
-        state.model.load_state_dict(data["model"])
-        state.optimizer.load_state_dict(data["optimizer"])
-        state.generator.set_state(data["generator"])
-        return state
 
 
 def plastic_rule_kinds(graph: Graph) -> list[str]:

@@ -1,7 +1,6 @@
 """``plastix train one_shot_cue --method bptt``: run the BPTT meta-learning loop and export the model."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,13 +9,12 @@ from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
 from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate
-from .runner import RunOptions, run
+from .runner import RunOptions, config_preset, run
 
 
 def bptt_config(config: str, **overrides) -> BPTTConfig:
-    if config not in CONFIGS:
-        raise ValueError(f"unknown config {config!r}; known: {', '.join(CONFIGS)}")
-    return dataclasses.replace(CONFIGS[config], **{k: v for k, v in overrides.items() if v is not None})
+    """A preset of :data:`plastix.trainer.bptt.CONFIGS` with non-None ``overrides`` applied."""
+    return config_preset(CONFIGS, config, "config", **overrides)
 
 
 def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str | Path = "runs/bptt", *,

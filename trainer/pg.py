@@ -34,7 +34,7 @@ import torch
 from plastix.ir import BCM, Graph, GraphBuilder, HebbianDecay, Modulator, Oja
 from plastix.tasks.cue_tmaze import CueTMazeConfig, cue_tmaze_episodes, maze_config, reward_of
 
-from .bptt import CueModel, reinforce_loss
+from .bptt import CueModel, GradientJob, GradientState, reinforce_loss
 
 STOP_LOSS = -0.97  # the paper's stopping loss (Fig. 2 caption)
 
@@ -219,14 +219,10 @@ def evaluate(model: TMazeModel, maze: CueTMazeConfig, n_episodes: int, *, seed: 
 # the job driven by trainer.runner
 
 
-@dataclass
-class PGState:
-    model: TMazeModel
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
+PGState = GradientState
 
 
-class PGJob:
+class PGJob(GradientJob):
     """One policy-gradient iteration per :meth:`step`: a batch of episodes, sampled turns, REINFORCE
     loss backpropagated through time, clip, Adam, projection of bounded rule coefficients."""
 
@@ -260,33 +256,15 @@ class PGJob:
         turn, logp = sample_turns(logits, state.generator)
         reward = reward_of(turn, ep.labels, cfg.maze)
         loss = reinforce_loss(logp, reward, loo_baseline(reward))
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for p in model.parameters() if p.requires_grad]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        finite = bool(torch.isfinite(grad_norm))
-        if finite:
-            state.optimizer.step()
-            model.project_()
+        grad_norm = self.optimize(state, loss)
         acc = float((turn == ep.labels).float().mean())
         metrics = {"loss": -acc, "pg_loss": float(loss.detach()), "reward": float(reward.mean()),
                    "expected_accuracy": float(expected_accuracy(logits.detach(), ep.labels)),
-                   "output_rate": float(act.detach().mean()), "grad_norm": float(grad_norm) if finite else math.nan}
+                   "output_rate": float(act.detach().mean()), "grad_norm": grad_norm}
         if (index + 1) % cfg.eval_every == 0:
             ev = evaluate(model, cfg.maze, cfg.eval_episodes, seed=self.EVAL_SEED)
             metrics.update(eval_accuracy=ev["accuracy"], eval_greedy_accuracy=ev["greedy_accuracy"])
         return state, metrics
-
-    def state_dict(self, state: PGState) -> dict:
-        return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
-                "generator": state.generator.get_state()}
-
-    def load_state_dict(self, data: dict) -> PGState:
-        state = self.init_state()
-        state.model.load_state_dict(data["model"])
-        state.optimizer.load_state_dict(data["optimizer"])
-        state.generator.set_state(data["generator"])
-        return state
 
 
 def first_reaching(losses: list[float], *, window: int, threshold: float = STOP_LOSS) -> int | None:

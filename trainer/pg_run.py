@@ -1,7 +1,6 @@
 """``plastix train cue_tmaze --method bptt --variant V``: policy-gradient BPTT on the T-maze, export the model."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -11,14 +10,12 @@ from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
 from .pg import CONFIGS, STOP_LOSS, PGConfig, PGJob, evaluate, first_reaching, parse_variant
-from .runner import RunOptions, run
+from .runner import RunOptions, config_preset, run
 
 
 def pg_config(config: str, **overrides) -> PGConfig:
     """A preset of :data:`plastix.trainer.pg.CONFIGS` with non-None ``overrides`` applied."""
-    if config not in CONFIGS:
-        raise ValueError(f"unknown cue_tmaze config {config!r}; known: {', '.join(CONFIGS)}")
-    return dataclasses.replace(CONFIGS[config], **{k: v for k, v in overrides.items() if v is not None})
+    return config_preset(CONFIGS, config, "cue_tmaze config", **overrides)
 
 
 def train_pg(variant: str = "ndp_oja", config: str = "quick", out_dir: str | Path = "runs/pg", *,

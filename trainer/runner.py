@@ -20,13 +20,14 @@ a JSON-able ``config``. :func:`run` drives it:
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import torch
 
@@ -89,6 +90,14 @@ class RunResult:
 
 # ---------------------------------------------------------------------------------------------
 # checkpoints
+
+
+def config_preset(presets: Mapping[str, Any], name: str, what: str = "config", **overrides: Any) -> Any:
+    """The dataclass preset ``presets[name]`` with every non-None ``overrides`` field replaced;
+    an unknown ``name`` raises a ValueError that lists the known presets."""
+    if name not in presets:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(presets)}")
+    return dataclasses.replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def save_checkpoint(path: Path, step: int, state_dict: dict, config: dict) -> None:
