@@ -248,9 +248,15 @@ BPTTState = GradientState
 class GradientJob:
     """What every BPTT job shares: the clipped, finite-guarded optimizer step and the checkpoint
     state (model, optimizer, generator) that :mod:`plastix.trainer.runner` saves and restores.
-    Subclasses set ``cfg`` (with ``grad_clip``) and implement ``init_state`` and ``step``."""
+    Subclasses implement ``init_state`` and ``step``; ``cfg`` needs ``grad_clip``, ``seed`` and ``to_json``.
+    ``graph``: a model to start from instead of the one the config builds."""
 
-    cfg: Any
+    def __init__(self, cfg: Any, graph: Graph | None = None) -> None:
+        self.cfg = cfg
+        self.graph = graph
+
+    def config(self) -> dict:
+        return self.cfg.to_json()
 
     def init_state(self) -> GradientState:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -286,13 +292,6 @@ class BPTTJob(GradientJob):
     backpropagate the test-trial loss through time, clip, Adam step, project."""
 
     EVAL_SEED = 12345
-
-    def __init__(self, cfg: BPTTConfig, graph: Graph | None = None) -> None:
-        self.cfg = cfg
-        self.graph = graph
-
-    def config(self) -> dict:
-        return self.cfg.to_json()
 
     def init_state(self) -> BPTTState:
         model = CueModel(self.graph or build_graph(self.cfg), self.cfg)

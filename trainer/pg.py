@@ -228,13 +228,6 @@ class PGJob(GradientJob):
 
     EVAL_SEED = 24680
 
-    def __init__(self, cfg: PGConfig, graph: Graph | None = None) -> None:
-        self.cfg = cfg
-        self.graph = graph
-
-    def config(self) -> dict:
-        return self.cfg.to_json()
-
     def build_graph(self) -> Graph:
         c = self.cfg
         return cue_tmaze_net(c.variant, n_in=c.maze.n_inputs, n_hidden=c.n_hidden, seed=c.seed, init=c.init)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-ray = pytest.importorskip("ray")
+import ray  # a dev dependency: a missing install must fail, not skip
 
 from plastix.tasks.registry import make_task, task_config  # noqa: E402
 from plastix.trainer.enu_net import NetworkSpec  # noqa: E402
