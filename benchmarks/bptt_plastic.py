@@ -117,6 +117,7 @@ def make_step(decay_pre, decay_post, neurons=hand_neurons):
         ep = W["gamma"] * ep + ltp
         em = W["gamma"] * em + ltd
         w = w + dw * W["in_mask"]
+        w = w + W["in_sign"] * torch.relu(-W["in_sign"] * w)  # a signed synapse stops at zero
         xpre = decay_pre * xpre + x
         xpost = decay_post * xpost + s_h
         return s_y, (u_h, v_h, s_h, u_y, v_y, s_y, u_1, v_1, s_1, u_2, v_2, s_2, a_h, a_y, a_1, a_2, w, ep, em, xpre, xpost)
@@ -142,6 +143,7 @@ def baseline_derived(P, consts):
     mask, sign = consts["cues_to_hidden"]
     W["in_mask"] = mask
     W["in_sm"] = sign * mask
+    W["in_sign"] = sign
     W["mod_w_t"] = P["mod.w"].t()
     return W
 

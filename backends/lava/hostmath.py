@@ -197,12 +197,28 @@ def _apply_dw(stdp, w: np.ndarray, dw: np.ndarray, mask: np.ndarray | None) -> n
     return _bounds(stdp, w + dw)
 
 
+def sign_clip(w: np.ndarray, sign: np.ndarray | None) -> np.ndarray:
+    """A learned weight of a sign-constrained synapse stops at zero (ir/synapses.py)."""
+    if sign is None:
+        return w
+    return w + sign * np.maximum(-sign * w, 0.0)
+
+
 def rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np.ndarray | None,
-              t: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+              t: int, mask: np.ndarray | None = None, sign: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """``(W[t+1], state[t+1])`` from ``W[t]``, ``state[t]``, ``x[t]``, ``y[t]``, ``M[t]`` at plastix step ``t``.
 
     ``w`` is the plastic weight itself (the IR's ``weight`` field); sign and mask are applied on top
-    when projecting (:func:`sign_mask`); masked-out synapses never change."""
+    when projecting (:func:`sign_mask`); masked-out synapses never change; a learned weight of a
+    sign-constrained synapse is clipped at zero (:func:`sign_clip`)."""
+    w_new, st = _rule_step(rule, w, st, x, y, m, t, mask)
+    if isinstance(rule, (GatedSynapse, HebbianDecay, Oja, BCM)):
+        return w_new, st
+    return sign_clip(w_new, sign), st
+
+
+def _rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: np.ndarray | None,
+               t: int, mask: np.ndarray | None) -> tuple[np.ndarray, dict]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if isinstance(rule, GatedSynapse):

@@ -217,9 +217,11 @@ def _stdp_traces(rule: Any, P: int, B: int, n_post: int, n_pre: int, like: torch
 
 
 class _RuleLowering:
-    """Base: a rule that changes ``W`` itself (state field ``w`` (P, B, n_post, n_pre))."""
+    """Base: a rule that changes ``W`` itself (state field ``w`` (P, B, n_post, n_pre)); on a
+    sign-constrained projection the learned ``w`` is clipped at zero after every update."""
 
     plastic_weight = True
+    stores_weight = True
 
     def __init__(self, rule: Any, proj: Any, prefix: str, net: "TorchNetwork") -> None:
         self.rule = rule
@@ -254,6 +256,8 @@ def _expand_w(w0: torch.Tensor, P: int, B: int) -> torch.Tensor:
 
 class _DPLowering(_RuleLowering):
     """HebbianDecay / Oja / BCM: ``W_eff = W + alpha E``."""
+
+    stores_weight = False
 
     def bind(self, prm):  # noqa: ANN001
         r, pf = self.rule, self.prefix
@@ -321,6 +325,7 @@ class _GatedSynapseLowering(_RuleLowering):
     """A gated cell per synapse; ``W`` is a fixed gain (no learning step)."""
 
     plastic_weight = False
+    stores_weight = False
 
     def __init__(self, rule, proj, prefix, net):  # noqa: ANN001
         super().__init__(rule, proj, prefix, net)
@@ -444,6 +449,12 @@ class _ProjLowering:
         if mask is not None:
             w = w * mask
         return w
+
+
+def sign_clip(w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """A learned weight of a sign-constrained synapse stops at zero (``max(w, 0)`` for sign +1,
+    ``min(w, 0)`` for -1, unchanged for 0), as Loihi's EXCITATORY / INHIBITORY sign modes clip."""
+    return w + sign * torch.relu(-sign * w)
 
 
 def _transposed(w: torch.Tensor) -> torch.Tensor:
@@ -659,6 +670,8 @@ class TorchNetwork(nn.Module):
                 w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign, sm)
                 contrib = _project(x, w_t)
                 rs = pr.rule.learn(x, out[pr.post], mods, rs, rules_b[pr.name], t, reward, generator, mask)
+                if sign is not None and pr.rule.stores_weight:
+                    rs = rs._replace(w=sign_clip(rs.w, sign))
             a[pr.post] = contrib if pr.post not in a else a[pr.post] + contrib
             projs[pr.name] = ProjState(buf, rs)
         for p in self._pops:

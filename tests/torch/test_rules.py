@@ -350,3 +350,24 @@ def test_loihi_rule_vs_reference(t_epoch, modulated):
                   third, terms, imp, tau, t_epoch)
     np.testing.assert_allclose(state.projs["plastic"].rule.w[0, 0].detach().numpy(), w, rtol=1e-10, atol=1e-12)
     assert not np.allclose(w, g.projection("plastic").weight)
+
+
+def test_signed_plastic_weights_stop_at_zero():
+    """A rule that learns W never moves a signed synapse across zero (ir/synapses.py): strong
+    depression leaves excitatory weights at exactly 0 and strong potentiation leaves inhibitory ones
+    at 0, where ``sign |W|`` alone would let them bounce back; unsigned synapses are not clipped."""
+    stdp = PairSTDP(eta_plus=1.0, eta_minus=0.0, decay_pre=0.5, decay_post=0.5)  # dW = M * LTP
+    rule = ThreeFactor(base=stdp, modulator="m", mode=ModulationMode.GLOBAL)
+    sign = np.array([[1, 1, -1, 0], [1, -1, -1, 0], [-1, 1, 1, 0]])
+    w0 = 0.01 * sign + 0.01 * (sign == 0)
+    g = harness(rule, w0=w0, mod_size=1)
+    g = g.replace(projections=(g.projections[0].replace(sign=sign), *g.projections[1:]))
+    for value, clipped in ((-3.0, sign > 0), (3.0, sign < 0)):
+        xs = harness_inputs(T, mod_rows=1, p=0.6)
+        xs["msrc"][:] = value
+        _, _, state = run_net(g, xs)
+        w = state.projs["plastic"].rule.w[0, 0].numpy()
+        assert np.all(w[clipped] == 0.0), w
+        assert np.all(np.sign(w[sign != 0]) * sign[sign != 0] >= 0)
+        if value < 0:  # the unsigned column (w0 > 0) is depressed across zero
+            assert np.all(w[sign == 0] < 0)

@@ -77,7 +77,8 @@ class _HostPlasticModel(PyLoihiProcessModel):
             self._src_prev = src
         w = np.asarray(self.weights, dtype=np.float64)
         self._a, self._state = hostmath.synapse_output(self._rule, w, self._state, x, self._sign, self._mask)
-        w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1, self._mask)
+        w_new, self._state = hostmath.rule_step(self._rule, w, self._state, x, y, m, self.time_step - 1, self._mask,
+                                                    self._sign)
         self.weights[:] = w_new
         if "e" in self._state:
             self.e[:] = self._state["e"]
