@@ -256,7 +256,9 @@ class GradientJob:
         self.graph = graph
 
     def config(self) -> dict:
-        return self.cfg.to_json()
+        """The run's identity for resume checks: every config field but the iteration budget, which
+        is the runner's ``total_steps`` (a run resumed with more iterations continues)."""
+        return {k: v for k, v in self.cfg.to_json().items() if k != "iterations"}
 
     def init_state(self) -> GradientState:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -148,9 +148,18 @@ def test_trial_readout_learns_the_unpermuted_task():
     job = BPTTJob(cfg)
     state = job.init_state()
     losses = []
-    for i in range(25):
+    for i in range(40):
         state, m = job.step(state, i)
         losses.append(m["loss"])
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
     ev = __import__("plastix.trainer.bptt", fromlist=["evaluate"]).evaluate(state.model, 64, n_cues=1, seed=3)
     assert ev["accuracy"] > 0.8, ev
+
+
+def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
+    """The checkpoint does not pin the iteration budget: resuming with more iterations continues."""
+    first = train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=2, **TINY_KW)
+    more = train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=4, resume=True, **TINY_KW)
+    assert first["iterations"] == 2 and more["resumed_from"] == 2 and more["iterations"] == 4
+    with pytest.raises(ValueError, match="another config"):
+        train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=5, resume=True, **{**TINY_KW, "batch": 5})
