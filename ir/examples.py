@@ -14,18 +14,28 @@ CUE_RULES = ("eligibility_pair", "eligibility_triplet", "pair", "triplet")
 
 
 def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n_mod: int = 64,
-                        seed: int = 0, rule: str = "eligibility_pair", gamma: float = 0.95,
+                        seed: int = 0, rule: str = "eligibility_pair", gamma: float | np.ndarray = 0.95,
                         modulation: str | ModulationMode = ModulationMode.PER_PRE, mod_scale: float = 1.0,
-                        eta: float = 1e-4) -> Graph:
+                        eta: float = 1e-4, eta_minus: float | None = None, decay_pre: float = 0.9,
+                        decay_post: float = 0.9, w_max: float | None = None,
+                        nm_scales: tuple[float, float, float] = (0.15, 1.5, 0.15), mod_channels: int = 2,
+                        mod_activation: str = "tanh", in_scale: float = 0.15, recurrent_scale: float = 0.05,
+                        out_scale: float = 0.5) -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
-    per-pre LTP/LTD modulation of eligibility-trace pair STDP on input -> hidden.
+    LTP/LTD modulation of eligibility-trace pair STDP on input -> hidden.
 
-    ``rule`` picks one of :data:`CUE_RULES`; ``gamma`` is the eligibility decay (eq. 16);
-    ``modulation`` the broadcast of M (``per_pre`` M_i as in the paper, or ``per_post``/``global``);
-    ``eta`` the initial STDP rates η±; ``mod_scale`` the initial scale of the modulator readout (long episodes need a smaller one: the
-    weight change grows with the episode length)."""
+    ``rule`` picks one of :data:`CUE_RULES`; ``gamma`` is the eligibility decay (eq. 16): a scalar
+    or one value per hidden neuron; ``modulation`` the broadcast of M (``per_pre`` M_i as in the
+    paper, or ``per_post``/``global``); ``eta`` / ``eta_minus`` the initial STDP rates η+ / η- (η-
+    defaults to η+); ``decay_pre`` / ``decay_post`` the STDP trace decays α_x; ``w_max`` hard
+    bounds ``[-w_max, w_max]`` on the plastic weights (signed synapses also stop at zero);
+    ``nm_scales`` the initial weight scales of cues, learning signal and hidden layer into the
+    NM-SNN; ``mod_channels`` (2: separate LTP/LTD signals), ``mod_activation`` and ``mod_scale``
+    shape the modulator readout (long episodes need a smaller scale: the weight change grows with
+    the episode length); ``in_scale``, ``recurrent_scale`` (0: no hidden recurrence) and
+    ``out_scale`` the initial scales of input -> hidden, hidden -> hidden and hidden -> action."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
     b = GraphBuilder(dt=1e-3, seed=seed)
@@ -35,24 +45,31 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     y = b.cuba_lif("action", n_out, du=0.2, dv=0.1, vth=1.0)
     m1 = b.cuba_lif("nm1", n_mod, du=0.2, dv=0.1, vth=1.0)
     m2 = b.cuba_lif("nm2", n_mod, du=0.2, dv=0.1, vth=1.0)
-    # initial scales chosen for sparse activity (hidden ~15 % of steps, action ~4 % on cue input)
+    # default scales chosen for sparse activity (hidden ~15 % of steps, action ~4 % on cue input);
     # the learning signal is the only label-carrying input: it starts strong enough to make nm1 fire
-    for src, scale in ((x, 0.15), (sig, 1.5), (h, 0.15)):
+    for src, scale in zip((x, sig, h), nm_scales):
         b.connect(src, m1, scale=scale)
     b.connect(m1, m2, scale=0.4)
     mode = ModulationMode(modulation)
     n_m = {ModulationMode.PER_PRE: n_in, ModulationMode.PER_POST: n_hidden}.get(mode, 1)
     if mode is ModulationMode.PER_SYNAPSE:
         raise ValueError("per_synapse modulation is not offered for the cue-association net")
-    b.modulator("dopamine", m2, size=n_m, channels=2, activation="tanh", scale=mod_scale)
-    rates = np.full((n_hidden, n_in), eta)
+    b.modulator("dopamine", m2, size=n_m, channels=mod_channels, activation=mod_activation, scale=mod_scale)
+    plus = np.full((n_hidden, n_in), eta)
+    minus = np.full((n_hidden, n_in), eta if eta_minus is None else eta_minus)
+    bounds = {} if w_max is None else dict(w_min=-w_max, w_max=w_max, hard_bounds=True)
     if rule.endswith("triplet"):
-        stdp = TripletSTDP(eta_plus=rates, eta_minus=rates, decay_pre=0.9, decay_post=0.9, decay_slow=0.97)
+        stdp = TripletSTDP(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post,
+                           decay_slow=0.97, **bounds)
     else:
-        stdp = PairSTDP(eta_plus=rates, eta_minus=rates, decay_pre=0.9, decay_post=0.9)
-    base = EligibilityTrace(base=stdp, gamma=gamma) if rule.startswith("eligibility") else stdp
+        stdp = PairSTDP(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post, **bounds)
+    g = np.asarray(gamma, dtype=np.float64)
+    if g.ndim == 1:  # one eligibility time constant per hidden neuron
+        g = np.repeat(g[:, None], n_in, axis=1)
+    base = EligibilityTrace(base=stdp, gamma=g) if rule.startswith("eligibility") else stdp
     plastic = ThreeFactor(base=base, modulator="dopamine", mode=mode)
-    b.connect(x, h, p=0.5, inhibitory=0.2, scale=0.15, rule=plastic)
-    b.connect(h, h, p=0.5, inhibitory=0.2, scale=0.05)
-    b.connect(h, y, scale=0.5)
+    b.connect(x, h, p=0.5, inhibitory=0.2, scale=in_scale, rule=plastic)
+    if recurrent_scale:
+        b.connect(h, h, p=0.5, inhibitory=0.2, scale=recurrent_scale)
+    b.connect(h, y, scale=out_scale)
     return b.build(outputs=[y], metadata={"source": "Schmidgall & Hays, Meta-SpikePropamine (cue association)"})

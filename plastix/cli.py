@@ -156,6 +156,45 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
     typer.echo(json.dumps(res, indent=2, default=str))
 
 
+class EvalBackend(str, Enum):
+    torch = "torch"
+    lava = "lava"
+
+
+@app.command()
+def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
+             task: str = typer.Option("one_shot_cue", help="the task the model is evaluated on (one_shot_cue)"),
+             cues: int = typer.Option(None, help="cue count M per trial (default: the M the model was trained at)"),
+             problems: int = typer.Option(500, help="number of fresh test problems"),
+             seed: int = typer.Option(12345, help="seed of the test problems (the same seed gives the same problems on every backend)"),
+             backend: EvalBackend = typer.Option(EvalBackend.torch, help="torch (batched, float64) or lava (one Lava run per problem)"),
+             precision: str = typer.Option("float", help="float, or fixed (Loihi fixed point; the model must be representable)"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')")) -> None:
+    """Accuracy of a trained model on fresh problems (ties count as wrong)."""
+    import json
+
+    if task != "one_shot_cue":
+        raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue")
+    if problems < 1:
+        raise _fail(f"--problems must be >= 1, got {problems}")
+    if cues is not None and cues < 1:
+        raise _fail(f"--cues must be >= 1, got {cues}")
+    graph = _load(model)
+    from plastix.trainer.cue_eval import evaluate_model
+
+    try:
+        res = evaluate_model(graph, n_problems=problems, n_cues=cues, seed=seed, backend=backend.value,
+                             precision=precision, progress=not as_json)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\""))
+    res = {k: v for k, v in res.items() if k not in ("counts", "labels")}
+    if as_json:
+        typer.echo(json.dumps(res))
+    else:
+        typer.echo(f"accuracy {res['accuracy']:.4f} on {problems} problems (M = {res['cues']}, seed {seed}, "
+                   f"{backend.value} {precision}; ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
          iterations: int = typer.Option(12, help="BPTT meta-training iterations (the visible training phase)"),

@@ -77,58 +77,30 @@ def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = No
     """Run ``problems`` seeded test problems of the model's own task settings (graph metadata written
     by ``train_bptt``: cue count, timing, permutation, readout window) on the torch backend (batched,
     float64) and, with ``lava``, on Lava (float, one problem per run). Accuracy counts ties as wrong."""
-    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+    from plastix.backends.lava import support
     from plastix.trainer.bptt import accuracy
+    from plastix.trainer.cue_eval import CueSetting, run_lava, run_torch
+    from plastix.tasks.cue_association import one_shot_cue_problems
 
-    meta = dict(graph.metadata or {})
-    cue, rest, delay, decision = (int(t) for t in str(meta.get("timing", "25,30,50,25")).split(","))
-    cfg = OneShotCueConfig(n_cues=n_cues or int(meta.get("n_cues", 1)), cue_steps=cue, rest_steps=rest,
-                           delay_steps=delay, decision_steps=decision, permute=bool(meta.get("permute", True)))
-    pr = one_shot_cue_problems(problems, cfg, generator=torch.Generator().manual_seed(seed))
-    window = pr.test if meta.get("readout", "decision") == "trial" else pr.decision
+    setting = CueSetting.of(graph, n_cues)
+    pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))
+    window = setting.window(pr)
     g2 = graph.replace(outputs=("action", "hidden"))
-    torch_act, torch_hidden, torch_w = _run_torch(g2, pr)
+    outs, state = run_torch(g2, pr)
+    torch_act = outs["action"]
     counts_torch = torch_act[window].sum(0)
-    res = {"problems": problems, "n_cues": cfg.n_cues, "readout": meta.get("readout", "decision"),
+    res = {"problems": problems, "n_cues": setting.task.n_cues, "readout": setting.readout,
            "accuracy_torch": float(accuracy(counts_torch, pr.test_labels)),
-           "_problems": pr, "_torch": (torch_act, torch_hidden, torch_w), "_window": window}
+           "_problems": pr, "_torch": (torch_act, outs["hidden"], state.projs["cues_to_hidden"].rule.w[0]),
+           "_window": window}
     if lava:
-        out = _run_lava(g2, pr)
-        if out is not None:
-            lava_act, report = out
-            counts_lava = lava_act[window].sum(0)
-            res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
-                       agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
-                       identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
-                       lowering=report["rules"])
+        lava_act = run_lava(g2, pr, precision="float", timeout=300.0)["action"]
+        counts_lava = lava_act[window].sum(0)
+        res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
+                   agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
+                   identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
+                   lowering=support(g2, "float")["rules"])
     return res
-
-
-def _run_torch(graph, pr):
-    from plastix.backends.torch import compile as compile_torch
-
-    net = compile_torch(graph, dtype=torch.float64)
-    with torch.no_grad():
-        outs, state = net.run({"cues": pr.cues.double(), "learning_signal": pr.signal.double()})
-    w = state.projs["cues_to_hidden"].rule.w[0]  # (B, n_post, n_pre) after the episode
-    return outs["action"][:, 0], outs["hidden"][:, 0], w
-
-
-def _run_lava(graph, pr):
-    try:
-        from plastix.backends.lava import compile as compile_lava
-        from plastix.backends.lava import support
-    except ImportError as exc:  # pragma: no cover - lava is part of the setup
-        print(f"      lava backend unavailable: {exc}")
-        return None
-    report = support(graph, "float")
-    acts = []
-    for b in range(pr.cues.shape[1]):
-        with compile_lava(graph, precision="float", timeout=300.0) as net:
-            o = net.run({"cues": pr.cues[:, b].double().numpy(), "learning_signal": pr.signal[:, b].double().numpy()},
-                        pr.cues.shape[0])
-        acts.append(torch.as_tensor(np.asarray(o["action"]), dtype=torch.float64))
-    return torch.stack(acts, dim=1), report
 
 
 def _plots(out: Path, pr, act, hidden, graph, w, window) -> None:

@@ -18,11 +18,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from plastix.backends.torch import compile as compile_torch
-from plastix.ir import Graph, ThreeFactor
+from plastix.ir import EligibilityTrace, Graph, ThreeFactor
 from plastix.ir import load as load_graph
 from plastix.ir.examples import cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
@@ -79,13 +80,14 @@ def accuracy(activity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class BPTTConfig:
-    """Outer-loop and task/model settings. The ``quick``, ``unpermuted`` and ``paper`` presets live in :data:`CONFIGS`."""
+    """Outer-loop and task/model settings. The presets live in :data:`CONFIGS`."""
 
     task: str = "one_shot_cue"
     iterations: int = 200
     batch: int = 32
     lr: float = 2e-3
-    rule_lr: float = 0.005           # lr multiplier for the STDP rates η± (initial 1e-4: Adam steps ~lr would swamp them)
+    rule_lr: float = 0.005           # lr multiplier for the STDP rates and eligibility time constants (raw rates
+                                     # start at 1e-4: Adam steps ~lr would swamp them; log-space ones want ~5)
     readout_lr: float = 10.0         # lr multiplier for the BCE readout gain/offset (O(1) scalars; slow ones leave the
                                      # outputs miscalibrated and training drifts to silence)
     grad_clip: float = 1.0
@@ -102,9 +104,23 @@ class BPTTConfig:
     readout: str = "decision"        # output spikes counted over the test "decision" window or the whole test "trial"
     rule: str = "eligibility_pair"   # one of plastix.ir.examples.CUE_RULES
     modulation: str = "per_pre"      # M_i (paper), per_post M_j or global M
-    gamma: float = 0.95              # initial eligibility decay
+    gamma: float = 0.95              # initial eligibility decay (used when tau_e is None)
+    tau_e: tuple[float, float] | None = None  # initial eligibility time constants 1/(1 - gamma), log-spaced over
+                                     # the hidden neurons from tau_e[0] to tau_e[1] steps (replaces gamma)
+    log_params: bool = False         # learn the STDP rates and eligibility time constants in log space, with a
+                                     # unit-gain trace (E <- gamma E + (1 - gamma) STDP; CueModel.reparam)
     mod_scale: float = 1.0           # initial modulator readout scale (cue_association_net)
-    eta: float = 1e-4                # initial STDP rates η±
+    eta: float = 1e-4                # initial STDP rate eta+ (with log_params: the unit-gain rate)
+    eta_minus_ratio: float = 1.0     # initial eta- / eta+
+    decay_pre: float = 0.9           # STDP trace decays alpha_x (eq. 9)
+    decay_post: float = 0.9
+    w_max: float | None = None       # hard bounds [-w_max, w_max] on the plastic weights
+    nm_scales: tuple[float, float, float] = (0.15, 1.5, 0.15)  # cues, learning signal, hidden -> NM-SNN
+    mod_channels: int = 2            # 2: separate LTP / LTD modulation; 1: one signal on LTP - LTD
+    mod_activation: str = "tanh"
+    in_scale: float = 0.15           # initial weight scales: input -> hidden, hidden -> hidden (0: none), hidden -> action
+    recurrent_scale: float = 0.05
+    out_scale: float = 0.5
     timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
@@ -116,6 +132,13 @@ class BPTTConfig:
         if len(self.timing) != 4 or min(self.timing) < 1:
             raise ValueError(f"timing must be 4 positive step counts (cue, rest, delay, decision), got {self.timing!r}")
         object.__setattr__(self, "timing", tuple(int(t) for t in self.timing))
+        if self.tau_e is not None:
+            if len(self.tau_e) != 2 or not 1.0 < self.tau_e[0] <= self.tau_e[1]:
+                raise ValueError(f"tau_e must be (lo, hi) time constants with 1 < lo <= hi, got {self.tau_e!r}")
+            object.__setattr__(self, "tau_e", tuple(float(t) for t in self.tau_e))
+        if len(self.nm_scales) != 3:
+            raise ValueError(f"nm_scales must be 3 scales (cues, learning signal, hidden), got {self.nm_scales!r}")
+        object.__setattr__(self, "nm_scales", tuple(float(v) for v in self.nm_scales))
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,33 +164,101 @@ CONFIGS = {
 # model
 
 
-class CueModel(nn.Module):
-    """The compiled plastic network plus the readout gain/offset of the BCE loss."""
+class RuleReparam(nn.Module):
+    r"""The eligibility rule's positive coefficients learnt in log space, with a unit-gain trace.
 
-    def __init__(self, graph: Graph, cfg: BPTTConfig) -> None:
+    For ``ThreeFactor(EligibilityTrace(STDP))`` on projection ``proj``: the eligibility time
+    constant :math:`\tau = 1 / (1 - \gamma)` (one per hidden neuron when the IR's ``gamma`` rows are
+    constant, else per synapse) and the STDP rates :math:`\tilde\eta_\pm` are learnt as logarithms, and
+    the IR's rates are :math:`\eta_\pm = (1 - \gamma)\,\tilde\eta_\pm`, i.e. the trace
+    :math:`E \leftarrow \gamma E + (1 - \gamma)\,\mathrm{STDP}(\tilde\eta)` is an average whose
+    scale does not change with :math:`\tau` (eq. 16 with :math:`\alpha = 1 - \gamma`). An Adam step
+    then changes a rate or a time constant by a fixed *fraction*, whatever its size. The IR keeps
+    the plain ``gamma`` and ``eta_plus``/``eta_minus`` (:meth:`overrides`)."""
+
+    TAU_RANGE = (1.0, 1e4)
+
+    def __init__(self, net: nn.Module, proj: str) -> None:
+        super().__init__()
+        self.gamma_key = f"{proj}/rule/base/gamma"
+        self.eta_keys = (f"{proj}/rule/base/base/eta_plus", f"{proj}/rule/base/base/eta_minus")
+        gamma = net.params[self.gamma_key].detach()
+        self.shape = tuple(gamma.shape)
+        if gamma.dim() == 2 and bool((gamma == gamma[:, :1]).all()):
+            gamma = gamma[:, :1]  # one time constant per post neuron
+        keep = (1.0 - gamma).clamp(1.0 / self.TAU_RANGE[1], 1.0)
+        self.log_tau = nn.Parameter(-keep.log())
+        self.log_eta = nn.ParameterList(
+            [nn.Parameter((net.params[k].detach().clamp_min(1e-12) / keep).log()) for k in self.eta_keys])
+        for k in (self.gamma_key, *self.eta_keys):
+            net.params[k].requires_grad_(False)
+
+    def overrides(self) -> dict[str, torch.Tensor]:
+        """IR parameter values (leading population dim 1) for ``TorchNetwork.run(params=...)``."""
+        keep = torch.exp(-self.log_tau)
+        out = {self.gamma_key: (1.0 - keep).expand(self.shape).unsqueeze(0)}
+        for k, le in zip(self.eta_keys, self.log_eta):
+            out[k] = (le.exp() * keep).unsqueeze(0)
+        return out
+
+    def project_(self) -> None:
+        with torch.no_grad():
+            self.log_tau.clamp_(math.log(self.TAU_RANGE[0]), math.log(self.TAU_RANGE[1]))
+
+
+class CueModel(nn.Module):
+    """The compiled plastic network plus the readout gain/offset of the BCE loss.
+
+    ``jit`` runs the network through ``compile(graph, jit=True)`` (chunks of ``torch.compile``d
+    steps; the same math, 3-4x faster per BPTT iteration; eager if compiling fails).
+    With ``cfg.log_params`` the eligibility rule's rates and time constants are learnt through
+    :class:`RuleReparam`."""
+
+    def __init__(self, graph: Graph, cfg: BPTTConfig, *, jit: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
-        self.net = compile_torch(graph, surrogate=cfg.surrogate)
-        self.gain = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_gain", 10.0)) if graph.metadata else 10.0))
-        self.offset = nn.Parameter(torch.tensor(float(graph.metadata.get("readout_offset", -1.0)) if graph.metadata else -1.0))
+        self.outputs = graph.outputs
+        # the hidden layer and the NM-SNN's last layer are outputs too, for the diagnostics
+        probes = tuple(n for n in ("action", "hidden", "nm2") if any(p.name == n for p in graph.populations))
+        self.net = compile_torch(graph.replace(outputs=probes), surrogate=cfg.surrogate, jit=jit)
+        meta = graph.metadata or {}
+        self.gain = nn.Parameter(torch.tensor(float(meta.get("readout_gain", 10.0))))
+        self.offset = nn.Parameter(torch.tensor(float(meta.get("readout_offset", -1.0))))
         for name, p in self.net.named_parameters():
             field = name.rsplit("/", 1)[-1]
             if field in _NEURON_FIELDS and "/rule/" not in name and not cfg.train_neurons:
                 p.requires_grad_(False)
+        self.reparam = None
+        if getattr(cfg, "log_params", False):  # TMazeModel's PGConfig has no reparameterisation
+            proj = next((p for p in graph.plastic_projections
+                         if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)), None)
+            if proj is None:
+                raise ValueError("log_params needs a three-factor eligibility rule (rule='eligibility_pair' or "
+                                 "'eligibility_triplet')")
+            self.reparam = RuleReparam(self.net, proj.name)
+
+    def overrides(self) -> dict | None:
+        return None if self.reparam is None else self.reparam.overrides()
+
+    def run(self, cues: torch.Tensor, signal: torch.Tensor) -> tuple[dict, Any]:
+        """The network's outputs and final state for a batch of episodes."""
+        return self.net.run({"cues": cues, "learning_signal": signal}, params=self.overrides())
 
     def forward(self, cues: torch.Tensor, signal: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """Output spike counts (B, 2) over the (T,) bool ``window``, one episode per batch element."""
-        out, _ = self.net.run({"cues": cues, "learning_signal": signal})
+        out, _ = self.run(cues, signal)
         action = out["action"][:, 0]  # (T, B, 2), population dim P = 1
         return action[window].sum(0)
 
     def param_groups(self) -> list[dict]:
-        """Adam groups: the network at ``lr``, the STDP rates η± at ``lr * rule_lr``, the readout
-        gain/offset at ``lr * readout_lr``."""
+        """Adam groups: the network at ``lr``, the readout gain/offset at ``lr * readout_lr``, the
+        STDP rates η± (and with ``log_params`` the eligibility time constants) at ``lr * rule_lr``."""
         rates, rest = [], []
         for name, p in self.net.named_parameters():
             if p.requires_grad:
                 (rates if "/rule/" in name and name.rsplit("/", 1)[-1] in _RATE_FIELDS else rest).append(p)
+        if self.reparam is not None:
+            rates += list(self.reparam.parameters())
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
 
@@ -189,12 +280,18 @@ class CueModel(nn.Module):
                     p.clamp_(*_BOUNDED[field])
                 elif field in _NEURON_BOUNDED and "/rule/" not in name and p.requires_grad:
                     p.clamp_(*_NEURON_BOUNDED[field])
+        if self.reparam is not None:
+            self.reparam.project_()
 
     def to_graph(self) -> Graph:
+        if self.reparam is not None:
+            with torch.no_grad():
+                for k, v in self.reparam.overrides().items():
+                    self.net.params[k].copy_(v[0])
         g = self.net.to_graph()
         meta = dict(g.metadata or {})
         meta.update(readout_gain=float(self.gain.detach()), readout_offset=float(self.offset.detach()))
-        return g.replace(metadata=meta)
+        return g.replace(metadata=meta, outputs=self.outputs)
 
 
 def build_graph(cfg: BPTTConfig) -> Graph:
@@ -203,9 +300,21 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         raise ValueError(f"unknown BPTT task {cfg.task!r}; known: one_shot_cue")
     if cfg.init is not None:
         return load_graph(cfg.init)
+    gamma = cfg.gamma
+    if cfg.tau_e is not None:  # log-spaced time constants, shuffled over the hidden neurons
+        tau = np.exp(np.linspace(math.log(cfg.tau_e[0]), math.log(cfg.tau_e[1]), cfg.n_hidden))
+        gamma = 1.0 - 1.0 / np.random.default_rng(cfg.seed).permutation(tau)
+    eta = cfg.eta
+    if cfg.log_params:  # cfg.eta is the unit-gain rate; the IR stores eta (1 - gamma)
+        eta = cfg.eta * (1.0 - np.asarray(gamma, dtype=np.float64))
+        eta = eta[:, None] if np.ndim(eta) == 1 else eta
     return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
-                               gamma=cfg.gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale,
-                               eta=cfg.eta)
+                               gamma=gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale, eta=eta,
+                               eta_minus=eta * cfg.eta_minus_ratio, decay_pre=cfg.decay_pre,
+                               decay_post=cfg.decay_post, w_max=cfg.w_max, nm_scales=cfg.nm_scales,
+                               mod_channels=cfg.mod_channels, mod_activation=cfg.mod_activation,
+                               in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
+                               out_scale=cfg.out_scale)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
@@ -214,19 +323,74 @@ def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
                             delay_steps=delay, decision_steps=decision)
 
 
-def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch: int = 128) -> dict:
-    """Accuracy and loss on ``n_problems`` fixed test problems (seeded: the same problems every call)."""
+EVAL_BATCH = 128
+
+
+def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch: int = EVAL_BATCH,
+             return_counts: bool = False) -> dict:
+    """Accuracy (ties wrong) and loss on ``n_problems`` fixed test problems (seeded: the same
+    problems every call). Problems are drawn in full batches of ``batch`` (one compiled shape for a
+    jit model); the last batch's surplus is dropped. ``return_counts`` adds the output counts
+    ``(n_problems, 2)`` and labels."""
     g = torch.Generator().manual_seed(seed)
-    correct, loss, done = 0.0, 0.0, 0
+    batch = min(batch, n_problems)
+    counts, labels, losses = [], [], []
     with torch.no_grad():
+        done = 0
         while done < n_problems:
             n = min(batch, n_problems - done)
-            pr = one_shot_cue_problems(n, task_config(model.cfg, n_cues), generator=g)
-            act = model(pr.cues, pr.signal, model.window(pr))
-            correct += float(accuracy(act, pr.test_labels)) * n
-            loss += float(model.loss(act, pr.test_labels, int(model.window(pr).sum()))) * n
+            pr = one_shot_cue_problems(batch, task_config(model.cfg, n_cues), generator=g)
+            act = model(pr.cues, pr.signal, model.window(pr))[:n]
+            lab = pr.test_labels[:n]
+            counts.append(act)
+            labels.append(lab)
+            losses.append(float(model.loss(act, lab, int(model.window(pr).sum()))) * n)
             done += n
-    return {"accuracy": correct / n_problems, "loss": loss / n_problems}
+    act, lab = torch.cat(counts), torch.cat(labels)
+    res = {"accuracy": float(accuracy(act, lab)), "loss": sum(losses) / n_problems}
+    if return_counts:
+        res.update(counts=act, labels=lab)
+    return res
+
+
+def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
+    """Why a run learns or not, from one batch of episodes: firing rates of the hidden layer, the
+    two action neurons and the NM-SNN's output layer; the mean |M| of the modulator inside the
+    learning-signal windows and outside them; the mean |ΔW| of the plastic projection over an
+    episode against mean |W0|; the eligibility time constants 1 / (1 - γ) (10/50/90 % quantiles) and
+    the mean STDP rates η± of the IR."""
+    net = model.net
+    proj = net.graph.plastic_projections[0] if net.graph.plastic_projections else None
+    with torch.no_grad():
+        outs, state = model.run(problems.cues, problems.signal)
+        res: dict[str, float] = {"rate_hidden": float(outs["hidden"].mean())} if "hidden" in outs else {}
+        act = outs["action"][:, 0].mean((0, 1))
+        res.update({f"rate_action{k}": float(v) for k, v in enumerate(act)})
+        if proj is None or not isinstance(proj.rule, ThreeFactor):
+            return res
+        prm = dict(net.params.items())
+        prm.update({k: v[0] for k, v in (model.overrides() or {}).items()})
+        mod = net.graph.modulator(proj.rule.modulator)
+        if mod.source in outs:
+            res["rate_" + mod.source] = float(outs[mod.source].mean())
+            m = net.modulator_values(mod.name, outs[mod.source], params=model.overrides())[:, 0].abs()
+            on = problems.signal.sum(-1) > 0  # (T, B)
+            res["mod_in_signal"] = float(m[on].mean())
+            res["mod_outside"] = float(m[~on].mean())
+        w0 = prm[f"{proj.name}/weight"]
+        mask = torch.as_tensor(np.array(proj.mask), dtype=w0.dtype) if proj.mask is not None else torch.ones_like(w0)
+        w1 = state.projs[proj.name].rule.w[0]
+        res["dw_over_w0"] = float(((w1 - w0).abs() * mask).mean() / ((w0.abs() * mask).mean() + 1e-12))
+        if isinstance(proj.rule.base, EligibilityTrace):
+            tau = 1.0 / (1.0 - prm[f"{proj.name}/rule/base/gamma"].clamp(max=1 - 1e-6)).reshape(-1)
+            for q in (0.1, 0.5, 0.9):
+                res[f"tau_e_q{int(q * 100)}"] = float(tau.quantile(q))
+            stdp = f"{proj.name}/rule/base/base"
+        else:
+            stdp = f"{proj.name}/rule/base"
+        res["eta_plus"] = float(prm[f"{stdp}/eta_plus"].mean())
+        res["eta_minus"] = float(prm[f"{stdp}/eta_minus"].mean())
+    return res
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,12 +455,19 @@ class GradientJob:
 
 class BPTTJob(GradientJob):
     """One outer-loop iteration per :meth:`step`: sample a batch of problems, run the episodes,
-    backpropagate the test-trial loss through time, clip, Adam step, project."""
+    backpropagate the test-trial loss through time, clip, Adam step, project. Every
+    ``eval_every`` iterations: test accuracy on fixed problems and :func:`diagnostics`.
+    ``jit``: run the network compiled (``compile(graph, jit=True)``)."""
 
     EVAL_SEED = 12345
+    DIAG_SEED = 4321
+
+    def __init__(self, cfg: BPTTConfig, graph: Graph | None = None, *, jit: bool = False) -> None:
+        super().__init__(cfg, graph)
+        self.jit = jit
 
     def init_state(self) -> BPTTState:
-        model = CueModel(self.graph or build_graph(self.cfg), self.cfg)
+        model = CueModel(self.graph or build_graph(self.cfg), self.cfg, jit=self.jit)
         opt = torch.optim.Adam(model.param_groups())
         return BPTTState(model, opt, torch.Generator().manual_seed(self.cfg.seed))
 
@@ -313,6 +484,9 @@ class BPTTJob(GradientJob):
         if (index + 1) % cfg.eval_every == 0:
             ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=self.EVAL_SEED)
             metrics.update(test_accuracy=ev["accuracy"], test_loss=ev["loss"])
+            diag = one_shot_cue_problems(min(EVAL_BATCH, cfg.eval_problems), task_config(cfg),
+                                         generator=torch.Generator().manual_seed(self.DIAG_SEED))
+            metrics.update(diagnostics(model, diag))
         return state, metrics
 
 

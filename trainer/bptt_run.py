@@ -19,17 +19,19 @@ def bptt_config(config: str, **overrides) -> BPTTConfig:
 
 def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str | Path = "runs/bptt", *,
                resume: bool = False, seed: int = 0, iterations: int | None = None, batch: int | None = None,
-               checkpoint_every: int = 5, progress: bool = True, **overrides) -> dict:
+               checkpoint_every: int = 5, progress: bool = True, jit: bool = False, **overrides) -> dict:
     """Meta-train the plastic cue-association network; writes ``model.plx`` and ``result.json``
     (plus the runner's checkpoint, metrics log and learning curve) into ``out_dir``. ``overrides``
-    replace further :class:`BPTTConfig` fields (e.g. ``n_hidden`` for tests)."""
+    replace further :class:`BPTTConfig` fields (e.g. ``n_hidden`` for tests). ``jit`` runs the
+    network through ``compile(graph, jit=True)`` (same math; pays a compile per batch shape, so it
+    helps long runs, not tiny ones)."""
     cfg = bptt_config(config, task=task, seed=seed, iterations=iterations, batch=batch, **overrides)
-    job = BPTTJob(cfg)
+    job = BPTTJob(cfg, jit=jit)
     out = Path(out_dir)
     t0 = time.perf_counter()
     res = run(job, RunOptions(out_dir=out, total_steps=cfg.iterations, resume=resume,
                               checkpoint_every=checkpoint_every, progress=progress,
-                              plot_keys=("loss", "train_accuracy", "test_accuracy"), postfix_key="loss",
+                              plot_keys=("loss", "train_accuracy", "test_accuracy"), postfix_key="test_accuracy",
                               step_name="iteration", desc=f"bptt {task}/{config}"))
     model = res.state.model
     ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=BPTTJob.EVAL_SEED)
@@ -55,46 +57,41 @@ def model_config(graph) -> BPTTConfig:
                       timing=tuple(int(t) for t in str(meta["timing"]).split(",")))
 
 
-def sweep_cues(model: str | Path, n_problems: int = 500, cues: tuple[int, ...] = (1, 3, 5, 7, 15), *,
+SWEEP_CUES = (1, 3, 5, 7, 9, 11, 13, 15)
+
+
+def sweep_cues(model: str | Path, n_problems: int = 500, cues: tuple[int, ...] = SWEEP_CUES, *,
                seed: int = BPTTJob.EVAL_SEED) -> dict[int, dict]:
     """Test accuracy (ties wrong) of a trained model on ``n_problems`` fixed problems for each cue
-    count M, as in Meta-SpikePropamine Fig. 4 (trained at one M, tested at M = 1..15)."""
+    count M on the torch backend (float64), as in Meta-SpikePropamine Fig. 4 (trained at one M,
+    tested at M = 1..15 without retraining)."""
     from plastix.ir import load
 
-    from .bptt import CueModel
+    from .cue_eval import evaluate_model
 
     graph = load(model)
-    m = CueModel(graph, model_config(graph))
-    return {M: evaluate(m, n_problems, n_cues=M, seed=seed) for M in cues}
+    return {M: evaluate_model(graph, n_problems=n_problems, n_cues=M, seed=seed) for M in cues}
 
 
 def diagnose(config: str = "quick", *, seed: int = 0, batch: int = 16, **overrides) -> dict:
-    """One training batch of a fresh model: firing rate of every population, the fraction of silent
-    neurons, the mean |ΔW| of the plastic projection over an episode against mean |W0|, and the
+    """One training batch of a fresh model: :func:`plastix.trainer.bptt.diagnostics` (rates,
+    modulator inside / outside the learning-signal windows, |ΔW| / |W0|, time constants) and the
     (unclipped) gradient norm of every trainable parameter."""
     import torch
 
-    from .bptt import CueModel, build_graph, task_config
     from plastix.tasks.cue_association import one_shot_cue_problems
 
+    from .bptt import CueModel, build_graph, diagnostics, task_config
+
     cfg = bptt_config(config, seed=seed, batch=batch, **overrides)
-    graph = build_graph(cfg)
-    model = CueModel(graph.replace(outputs=tuple(p.name for p in graph.populations if p.kind != "input")), cfg)
+    model = CueModel(build_graph(cfg), cfg)
     pr = one_shot_cue_problems(batch, task_config(cfg), generator=torch.Generator().manual_seed(seed))
-    outs, state = model.net.run({"cues": pr.cues, "learning_signal": pr.signal})
     window = model.window(pr)
-    counts = outs["action"][:, 0][window].sum(0)
+    counts = model(pr.cues, pr.signal, window)
     model.loss(counts, pr.test_labels, int(window.sum())).backward()
-    rates = {k: {"rate": round(float(v.detach().mean()), 4),
-                 "silent_fraction": round(float((v.detach().mean(dim=(0, 1, 2)) == 0).float().mean()), 3)}
-             for k, v in outs.items()}
-    plastic = graph.plastic_projections[0]
-    w0 = torch.as_tensor(plastic.weight, dtype=torch.float32)
-    dw = (state.projs[plastic.name].rule.w[0] - w0).detach().abs().mean()
     grads = {n.removeprefix("net.params."): round(float(p.grad.norm()), 4)
              for n, p in model.named_parameters() if p.grad is not None}
-    return {"config": config, "rates": rates, "mean_abs_dw": float(dw), "mean_abs_w0": float(w0.abs().mean()),
-            "grad_norms": grads}
+    return {"config": config, **{k: round(v, 5) for k, v in diagnostics(model, pr).items()}, "grad_norms": grads}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("model", nargs="?")
     ap.add_argument("--diagnose", metavar="CONFIG", help="print diagnose(CONFIG) for a fresh model and exit")
     ap.add_argument("--problems", type=int, default=500)
-    ap.add_argument("--cues", default="1,3,5,7,15")
+    ap.add_argument("--cues", default=",".join(map(str, SWEEP_CUES)))
     ap.add_argument("--lava", type=int, default=0, help="problems to run on Lava too (0: skip)")
     args = ap.parse_args(argv)
     if args.diagnose:

@@ -451,6 +451,14 @@ class _ProjLowering:
         return w
 
 
+def _modulate(m: Any, src: torch.Tensor, w_t: torch.Tensor, b: torch.Tensor, lead: int = 2) -> torch.Tensor:
+    """``M = f(W out_src + b)`` of modulator ``m`` for source outputs whose first ``lead`` dims are
+    batch-like (``(P, B, ...)`` per step) -> ``(*lead dims, channels, size)``."""
+    shape = src.shape[:lead]
+    z = torch.matmul(src.reshape(*shape, -1), w_t) + b
+    return _ACTIVATIONS[m.activation](z).reshape(*shape, m.channels, m.size)
+
+
 def sign_clip(w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
     """A learned weight of a sign-constrained synapse stops at zero (``max(w, 0)`` for sign +1,
     ``min(w, 0)`` for -1, unchanged for 0), as Loihi's EXCITATORY / INHIBITORY sign modes clip."""
@@ -637,11 +645,7 @@ class TorchNetwork(nn.Module):
         mods = {}
         for name in self._used_mods:
             m = self._mods[name]
-            src = old[m.source]
-            src = src.reshape(*src.shape[:2], -1)
-            mw_t, mb = mods_b[name]
-            z = torch.matmul(src, mw_t) + mb
-            mods[name] = _ACTIVATIONS[m.activation](z).reshape(*src.shape[:2], m.channels, m.size)
+            mods[name] = _modulate(m, old[m.source], *mods_b[name])
         out, neur = {}, {}
         for p in self._pops:
             if isinstance(p, _InputLowering):
@@ -827,6 +831,18 @@ class TorchNetwork(nn.Module):
             for n in self.outputs:
                 outs[n].append(y[n].unsqueeze(0))
         return {n: torch.cat(v) for n, v in outs.items()}, state
+
+    def modulator_values(self, name: str, source_out: torch.Tensor, *,
+                         params: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
+        """``M[t]`` of modulator ``name`` over a run, from its source population's outputs
+        ``source_out`` ``(T, P, B, ...)`` (as :meth:`run` returns them): ``M[t] = f(W out[t-1] + b)``
+        with a zero output before the first step. Returns ``(T, P, B, channels, size)``."""
+        if name not in self._mods:
+            raise KeyError(f"unknown modulator {name!r}; known: {', '.join(self._mods)}")
+        prm, _ = self._resolve(params)
+        m = self._mods[name]
+        prev = torch.cat([torch.zeros_like(source_out[:1]), source_out[:-1]])
+        return _modulate(m, prev, _transposed(prm[f"{name}/weight"]), prm[f"{name}/bias"], lead=3)
 
     # -- export ------------------------------------------------------------------------------
     def to_graph(self) -> Graph:

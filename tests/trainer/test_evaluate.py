@@ -1,0 +1,58 @@
+"""``plastix evaluate``: a trained cue model's accuracy on seeded problems, on torch and on Lava."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import plastix.ir as ir
+from plastix.cli import app
+from plastix.demo import SHIPPED_MODEL
+from plastix.trainer.bptt import BPTTJob, evaluate
+from plastix.trainer.cue_eval import CueSetting, evaluate_model, problem_batches
+
+runner = CliRunner()
+
+
+def test_problem_batches_are_the_trainers_evaluation_problems():
+    """``evaluate_model`` draws exactly the problems the trainer's own evaluation draws (same seed,
+    same batches), so a figure in the training log can be re-measured from the exported model."""
+    graph = ir.load(SHIPPED_MODEL)
+    setting = CueSetting.of(graph)
+    job = BPTTJob(__import__("plastix.trainer.bptt_run", fromlist=["model_config"]).model_config(graph), graph)
+    model = job.init_state().model  # float32 (evaluate_model runs float64: counts may differ by a spike)
+    ours = evaluate_model(graph, n_problems=40, seed=7)
+    theirs = evaluate(model, 40, n_cues=setting.task.n_cues, seed=7, return_counts=True)
+    assert torch.equal(torch.tensor(ours["labels"]), theirs["labels"])
+    assert ours["accuracy"] == pytest.approx(theirs["accuracy"], abs=3 / 40)
+    assert sum(b.cues.shape[1] for b, _ in problem_batches(setting, 300, seed=7)) == 384  # 3 full batches of 128
+
+
+def test_evaluate_cli_json_on_the_shipped_model():
+    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--task", "one_shot_cue", "--cues", "1",
+                              "--problems", "64", "--seed", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    # the stored figure: the shipped model on these 64 problems (torch, float64): 49 of 64
+    assert out["accuracy"] == pytest.approx(49 / 64, abs=1e-9)
+    assert out["problems"] == 64 and out["cues"] == 1 and out["backend"] == "torch"
+
+
+def test_evaluate_lava_gives_the_same_counts_as_torch():
+    """Float Lava runs the same problems and gives the same output spike counts as torch."""
+    graph = ir.load(SHIPPED_MODEL)
+    t = evaluate_model(graph, n_problems=2, seed=5)
+    lv = evaluate_model(graph, n_problems=2, seed=5, backend="lava")
+    assert t["counts"] == lv["counts"] and t["accuracy"] == lv["accuracy"]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--problems", "0"], "--problems"),
+    (["--cues", "0"], "--cues"),
+    (["--task", "tmaze"], "unknown task"),
+    (["--backend", "gpu"], "gpu"),
+    (["--precision", "double"], "precision"),
+])
+def test_evaluate_bad_arguments_are_clear_errors(args, msg):
+    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), *args])
+    assert res.exit_code == 2 and msg in res.output, res.output

@@ -1,0 +1,130 @@
+"""Evaluate a trained one-shot cue-association model (``plastix evaluate``) on either backend.
+
+The task settings (cue timing, readout window, permutation) come from the model's metadata, as
+:func:`plastix.trainer.bptt_run.train_bptt` writes them; the cue count ``M`` can be changed (the
+paper's M sweep, Meta-SpikePropamine Fig. 4). Problems are drawn in seeded batches of
+:data:`~plastix.trainer.bptt.EVAL_BATCH`, exactly as the trainer's own evaluation draws them, so the
+same seed gives the same problems on every backend. Accuracy counts ties as wrong.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from plastix.ir import Graph
+from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
+
+from .bptt import EVAL_BATCH, accuracy
+
+BACKENDS = ("torch", "lava")
+PRECISIONS = ("float", "fixed")
+
+
+@dataclass(frozen=True)
+class CueSetting:
+    """The task a model was trained on (from its metadata) and its readout window."""
+
+    task: OneShotCueConfig
+    readout: str  # "trial" | "decision"
+
+    @classmethod
+    def of(cls, graph: Graph, n_cues: int | None = None) -> "CueSetting":
+        meta = dict(graph.metadata or {})
+        if meta.get("trainer") not in (None, "bptt") or ("n_cues" not in meta and n_cues is None):
+            raise ValueError("not a one-shot cue model written by `plastix train one_shot_cue` "
+                             "(metadata has no 'n_cues'); pass the cue count explicitly")
+        cue, rest, delay, decision = (int(t) for t in str(meta.get("timing", "25,30,50,25")).split(","))
+        task = OneShotCueConfig(n_cues=int(n_cues or meta["n_cues"]), cue_steps=cue, rest_steps=rest,
+                                delay_steps=delay, decision_steps=decision, permute=bool(meta.get("permute", True)))
+        return cls(task, str(meta.get("readout", "decision")))
+
+    def window(self, pr: CueProblems) -> torch.Tensor:
+        return pr.test if self.readout == "trial" else pr.decision
+
+
+def problem_batches(setting: CueSetting, n_problems: int, seed: int,
+                    batch: int = EVAL_BATCH) -> Iterator[tuple[CueProblems, int]]:
+    """``(problems, n_used)`` batches: the seeded problems :func:`plastix.trainer.bptt.evaluate` uses."""
+    if n_problems < 1:
+        raise ValueError(f"n_problems must be >= 1, got {n_problems}")
+    g = torch.Generator().manual_seed(seed)
+    batch = min(batch, n_problems)
+    done = 0
+    while done < n_problems:
+        n = min(batch, n_problems - done)
+        yield one_shot_cue_problems(batch, setting.task, generator=g), n
+        done += n
+
+
+def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float") -> tuple[dict[str, torch.Tensor], object]:
+    """Every output of ``graph`` for a batch of problems on the torch backend (float64 in float,
+    Lava's integers in fixed point): name -> ``(T, B, size)``, and the final network state."""
+    from plastix.backends.torch import compile as compile_torch
+
+    dtype = torch.float64
+    net = compile_torch(graph, dtype=dtype, precision=precision)
+    with torch.no_grad():
+        outs, state = net.run({"cues": pr.cues.to(dtype), "learning_signal": pr.signal.to(dtype)})
+    return {k: v[:, 0] for k, v in outs.items()}, state
+
+
+def run_lava(graph: Graph, pr: CueProblems, *, precision: str = "float", timeout: float = 600.0,
+             progress: bool = False) -> dict[str, torch.Tensor]:
+    """The same on Lava: one Lava run per problem (``timeout`` seconds each)."""
+    from plastix.backends.lava import compile as compile_lava
+
+    T, B = pr.cues.shape[:2]
+    outs: dict[str, list] = {n: [] for n in graph.outputs}
+    with compile_lava(graph, precision=precision, timeout=timeout) as net:
+        for b in _maybe_tqdm(range(B), progress, "lava"):
+            o = net.run({"cues": pr.cues[:, b].double().numpy(), "learning_signal": pr.signal[:, b].double().numpy()}, T)
+            for n in graph.outputs:
+                outs[n].append(torch.as_tensor(np.asarray(o[n]), dtype=torch.float64))
+    return {n: torch.stack(v, dim=1) for n, v in outs.items()}
+
+
+def _maybe_tqdm(it, progress: bool, desc: str):
+    if not progress:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False)
+
+
+def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = None, seed: int = 12345,
+                   backend: str = "torch", precision: str = "float", progress: bool = False) -> dict:
+    """Accuracy of a trained cue model on ``n_problems`` seeded problems with ``n_cues`` cues (default:
+    the trained M), on ``backend`` in ``precision``. Returns a JSON-able dict with ``accuracy``,
+    ``ties`` (fraction of tied outputs), the settings, and ``counts`` (the output spike counts per
+    problem over the readout window) for backend comparisons."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    setting = CueSetting.of(graph, n_cues)
+    g = graph.replace(outputs=("action",))
+    t0 = time.perf_counter()
+    counts, labels = [], []
+    for pr, n in problem_batches(setting, n_problems, seed):
+        if backend == "torch":
+            act = run_torch(g, pr, precision=precision)[0]["action"]
+        else:
+            sub = _take(pr, n)
+            act = run_lava(g, sub, precision=precision, progress=progress)["action"]
+        counts.append(act[setting.window(pr)][:, :n].sum(0))
+        labels.append(pr.test_labels[:n])
+    c, lab = torch.cat(counts), torch.cat(labels)
+    return {"accuracy": float(accuracy(c, lab)), "ties": float((c[:, 0] == c[:, 1]).float().mean()),
+            "problems": n_problems, "cues": setting.task.n_cues, "seed": seed, "backend": backend,
+            "precision": precision, "readout": setting.readout, "wall_time_s": round(time.perf_counter() - t0, 2),
+            "counts": c.tolist(), "labels": lab.tolist()}
+
+
+def _take(pr: CueProblems, n: int) -> CueProblems:
+    """The first ``n`` problems of a batch (Lava runs one problem at a time; no need to run the surplus)."""
+    return CueProblems(cues=pr.cues[:, :n], signal=pr.signal[:, :n], labels=pr.labels[:n], decision=pr.decision,
+                       test=pr.test, permutation=pr.permutation[:n], rates=pr.rates[:, :n])
