@@ -10,7 +10,8 @@
 #      after its real dependencies (numpy<2, scipy, scikit-learn, networkx<=2.8.7, asteval).
 #   3. plastix itself, editable, with the dev extras, under a pip constraint file that pins the torch
 #      installed in step 1: the peers (snnTorch, Norse and Norse's torchvision) then install next to it
-#      instead of replacing it with another (CUDA) build.
+#      instead of replacing it with another (CUDA) build. (torchvision's compiled ops do not load against
+#      the CPU torch; norse.torch, all that plastix uses, never imports torchvision.)
 set -euo pipefail
 VENV="${1:-.venv}"
 PYTHON="${PYTHON:-python3}"
