@@ -115,15 +115,21 @@ def _run_torch_module(step: Callable, x: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def snntorch_import(case: PeerCase, steps: int, seed: int, folder: Path) -> PeerResult:
-    """snnTorch writes and simulates; plastix imports and simulates."""
+def write_snntorch_file(net: str, reset: str, seed: int, folder: Path) -> Path:
+    """The NIR file snnTorch's ``export_to_nir`` writes for one of :func:`_snntorch_net`'s nets."""
     import nir
     from snntorch.export_nir import export_to_nir
     import torch
 
+    path = folder / f"snntorch_{net}_{reset}.nir"
+    nir.write(path, export_to_nir(_snntorch_net(net, reset, seed), torch.zeros(1, N_IN), ignore_dims=[0]))
+    return path
+
+
+def snntorch_import(case: PeerCase, steps: int, seed: int, folder: Path) -> PeerResult:
+    """snnTorch writes and simulates; plastix imports and simulates."""
     reset = "zero" if case.reset == "snntorch-zero" else "subtract"
-    path = folder / f"snntorch_{case.net}_{case.reset}.nir"
-    nir.write(path, export_to_nir(_snntorch_net(case.net, reset, seed), torch.zeros(1, N_IN), ignore_dims=[0]))
+    path = write_snntorch_file(case.net, reset, seed, folder)
     x = random_spikes(steps, seed)
     peer = _run_torch_module(_snntorch_net(case.net, reset, seed), x)  # a fresh net: export ran a forward pass
     return _plastix_side(case, path, x, peer, reset=case.reset if case.reset != "subtract" else "zero")

@@ -291,10 +291,14 @@ def _suggest_dt(nodes: dict[str, Any], names: dict[str, str]) -> str:
     if shortest is None:
         return "pass --dt (seconds per step; no node has a time constant to suggest one from)"
     tau, node, field = shortest
-    like = 10.0 ** math.floor(math.log10(tau)) if tau > 0 else 1e-3
-    return (f"pass --dt; the likely value is {like:g} s, the power of ten at or below the shortest time constant "
-            f"({field} = {tau:g} s at {node!r}) (files from Norse 1.1's to_nir store tau = dt / tau_inv, so "
-            "their dt is the square of the dt Norse simulated with: 1e-06 for its default 1e-3)")
+    tenth = f"{tau / 10:.2g}"
+    rs = [_arr(n.r) for n in nodes.values() if _taus(n)]
+    if rs and all(np.all(r == 1.0) for r in rs):  # Norse's to_nir writes r = 1
+        return (f"pass --dt; the likely value is 1e-06 s if Norse 1.1's to_nir wrote the file with its default dt "
+                f"1e-3 (it stores tau = dt / tau_inv, so the file's step is dt squared), else about a tenth of the "
+                f"shortest time constant ({field} = {tau:g} s at {node!r}): {tenth} s")
+    return (f"pass --dt; a likely value is {tenth} s, a tenth of the shortest time constant ({field} = {tau:g} s "
+            f"at {node!r})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +411,7 @@ def _on_cycle(node: str, edges: list, nodes: dict) -> bool:
 
 def _dt_hint(exc: IRValidationError, nodes: dict, names: dict) -> str:
     if exc.field in ("du", "dv"):
-        return "use a smaller dt: " + _suggest_dt(nodes, names)
+        return "use a smaller dt: " + _suggest_dt(nodes, names).replace("pass --dt; ", "")
     return "check the node's parameters in the file"
 
 
