@@ -19,6 +19,8 @@ Norse are dev dependencies, imported only inside the functions that use them. Th
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,7 +257,8 @@ def _load_peer(peer: str, path: Path, dt: float):
     if peer == "snntorch":
         from snntorch.import_nir import import_from_nir
 
-        return import_from_nir(g), False
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints progress to stdout
+            return import_from_nir(g), False
     import norse.torch as norse
 
     return norse.from_nir(g, dt=dt), True
