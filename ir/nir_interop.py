@@ -1,4 +1,5 @@
-r"""NIR interop: export the static part of a graph to NIR, import NIR graphs written by peers.
+r"""NIR interop: export the static part of a graph to NIR, read NIR files back (peers' files go
+through :mod:`plastix.ir.nir_import`: node mapping, dt inference, reset conventions, errors).
 
 NIR is continuous-time; plastix is discrete-time with an explicit step ``dt``. Forward-Euler
 discretisation of NIR's CubaLIF (current updated first, as on Loihi) gives plastix's CubaLIF when
@@ -17,8 +18,9 @@ node carries ``metadata["plastix"]``, a JSON string with the full plastix node (
 its rule, mask, sign and delay; population with exact decays and refractory period), arrays
 embedded as base64 ``.npy``; the graph carries ``metadata["plastix.extension"]`` (version),
 ``"plastix.dt"`` and ``"plastix.modulators"``. Stock NIR readers ignore metadata, so the file stays a
-valid NIR graph; :func:`from_nir` restores the plastix graph exactly from it. Where a NIR
-parameter was edited after export (disagrees with the embedded node), the NIR value wins.
+valid NIR graph; :func:`from_nir` restores the plastix graph exactly from it (the static part read
+by the peer importer, the extension laid over it). Where a NIR parameter was edited after export
+(disagrees with the embedded node), the NIR value wins.
 
 ``nir`` is imported lazily, so ``import plastix.ir`` stays numpy + networkx only.
 """

@@ -151,3 +151,19 @@ def test_imported_snntorch_nets_run_on_lava_like_torch(net, reset, tmp_path):
         out = g.outputs[-1]
         assert ref[out].sum() > 0
         np.testing.assert_array_equal(got[out], ref[out], err_msg=precision)
+
+
+def test_imported_norse_net_with_li_readout_runs_on_lava_like_torch(tmp_path):
+    import norse.torch as norse
+    import torch
+
+    path = tmp_path / "norse.nir"
+    nir.write(path, norse.to_nir(peers._norse_net("lif_li", 0), torch.zeros(1, peers.N_IN)))
+    g = import_nir_file(path, dt=1e-6).graph
+    xs = {"input": peers.random_spikes(60, 3).astype(np.float64)}
+    for precision in ("float", "fixed"):
+        ref = simulate(g, xs, backend="torch", precision=precision)
+        got = simulate(g, xs, backend="lava", precision=precision, timeout=120)
+        assert np.abs(ref[g.outputs[-1]]).max() > 0
+        tol = 1e-6 if precision == "float" else 0.0  # deploy.targets.FLOAT_TOL; fixed point is bit-exact
+        np.testing.assert_allclose(got[g.outputs[-1]], ref[g.outputs[-1]], rtol=0, atol=tol, err_msg=precision)
