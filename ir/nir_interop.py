@@ -1,4 +1,5 @@
-r"""NIR interop: export the static part of a graph to NIR, import NIR graphs written by peers.
+r"""NIR interop: export the static part of a graph to NIR, read NIR files back (peers' files go
+through :mod:`plastix.ir.nir_import`: node mapping, dt inference, reset conventions, errors).
 
 NIR is continuous-time; plastix is discrete-time with an explicit step ``dt``. Forward-Euler
 discretisation of NIR's CubaLIF (current updated first, as on Loihi) gives plastix's CubaLIF when
@@ -17,8 +18,9 @@ node carries ``metadata["plastix"]``, a JSON string with the full plastix node (
 its rule, mask, sign and delay; population with exact decays and refractory period), arrays
 embedded as base64 ``.npy``; the graph carries ``metadata["plastix.extension"]`` (version),
 ``"plastix.dt"`` and ``"plastix.modulators"``. Stock NIR readers ignore metadata, so the file stays a
-valid NIR graph; :func:`from_nir` restores the plastix graph exactly from it. Where a NIR
-parameter was edited after export (disagrees with the embedded node), the NIR value wins.
+valid NIR graph; :func:`from_nir` restores the plastix graph exactly from it (the static part read
+by the peer importer, the extension laid over it). Where a NIR parameter was edited after export
+(disagrees with the embedded node), the NIR value wins.
 
 ``nir`` is imported lazily, so ``import plastix.ir`` stays numpy + networkx only.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ import numpy as np
 from .errors import IRValidationError, UnsupportedKindError
 from .graph import Graph
 from .neurons import CubaLIF, GatedPopulation, Input, LIReadout
+from .nir_import import NIRImport, NIRImportError, import_nir, read_nir_file
 from .serialize import from_dict, to_dict
 from .synapses import Projection
 
@@ -86,11 +90,17 @@ def _full(x: Any, n: int) -> np.ndarray:
 # export
 
 
-def to_nir(graph: Graph) -> Any:
-    """The NIR graph of ``graph``'s static part, with the plastix extension in metadata."""
+def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
+    """The NIR graph of ``graph``'s static part, with the plastix extension in metadata.
+
+    ``dt`` (default ``graph.dt``) is the step the time constants are written for; the discrete
+    dynamics do not depend on it, so any value gives the same spikes (snnTorch's
+    ``import_from_nir`` assumes 1e-4 s)."""
     import nir
 
-    dt = graph.dt
+    dt = graph.dt if dt is None else float(dt)
+    if not (math.isfinite(dt) and dt > 0):
+        raise IRValidationError("<nir>", "dt", f"must be a positive number of seconds, got {dt!r}")
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     for p in graph.populations:
@@ -135,14 +145,15 @@ def to_nir(graph: Graph) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def write_nir(graph: Graph, path: str | Path) -> Path:
-    """Export to a NIR HDF5 file (readable by ``nir.read``), written atomically."""
+def write_nir(graph: Graph, path: str | Path, *, dt: float | None = None) -> Path:
+    """Export to a NIR HDF5 file (readable by ``nir.read``), written atomically; ``dt`` as in
+    :func:`to_nir`."""
     import nir
 
     from .serialize import atomic_write_bytes
 
     buf = io.BytesIO()
-    nir.write(buf, to_nir(graph))
+    nir.write(buf, to_nir(graph, dt=dt))
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -152,15 +163,25 @@ def write_nir(graph: Graph, path: str | Path) -> Path:
 # import
 
 
-def read_nir(path: str | Path, *, dt: float | None = None) -> Graph:
-    """Read a NIR file and convert it (see :func:`from_nir`)."""
-    import nir
+def read_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero") -> Graph:
+    """Read a NIR file and convert it: see :func:`import_nir_file`."""
+    return import_nir_file(path, dt=dt, reset=reset).graph
 
-    try:
-        g = nir.read(str(path))
-    except Exception as exc:
-        raise IRValidationError(f"<{path}>", "", f"not a readable NIR file: {exc}") from None
-    return from_nir(g, dt=dt)
+
+def import_nir_file(path: str | Path, *, dt: float | None = None, reset: str = "zero") -> NIRImport:
+    """Read a NIR file: a plastix-written one (with the extension) restores its graph exactly; a
+    peer's goes through :func:`plastix.ir.nir_import.import_nir` (dt inference, reset convention,
+    flattening). Every failure is one :class:`~plastix.ir.nir_import.NIRImportError` line."""
+    g = read_nir_file(path)
+    if _meta_str(getattr(g, "metadata", None) or {}, "plastix.extension"):
+        try:
+            graph = from_nir(g, dt=dt)
+        except IRValidationError as exc:
+            raise NIRImportError(str(path), exc.node, f"{exc.field + ': ' if exc.field else ''}{exc.msg}",
+                                 "the plastix extension of this file is damaged; export the model again") from None
+        return NIRImport(graph=graph, dt=graph.dt, dt_source="from the file's plastix extension (plastix.dt)"
+                         if dt is None else "given (--dt)")
+    return import_nir(g, dt=dt, reset=reset, file=str(path))
 
 
 def _meta_str(meta: dict, key: str) -> str | None:
@@ -170,144 +191,46 @@ def _meta_str(meta: dict, key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def from_nir(nir_graph: Any, *, dt: float | None = None) -> Graph:
-    """Convert a NIR graph to a plastix graph.
-
-    ``dt`` (seconds per step) is required unless the file carries the plastix extension.
-    Supported NIR nodes: Input, Output, Linear, Affine (bias only into neurons without synaptic
-    current), Delay (uniform), CubaLIF, LIF, IF, LI, CubaLI. Nested graphs are not supported.
-    """
-    import nir
-
+def from_nir(nir_graph: Any, *, dt: float | None = None, reset: str = "zero") -> Graph:
+    """Convert a NIR graph to a plastix graph: a plastix-written one (the extension in its
+    metadata) exactly, a peer's through :func:`plastix.ir.nir_import.import_nir`."""
     gmeta = getattr(nir_graph, "metadata", None) or {}
     ext = _meta_str(gmeta, "plastix.extension")
+    if not ext:
+        return import_nir(nir_graph, dt=dt, reset=reset).graph
     if dt is None:
         if "plastix.dt" not in gmeta:
             raise IRValidationError("<nir>", "dt", "NIR is continuous-time: pass dt (seconds per step) to import it")
         dt = float(gmeta["plastix.dt"])
-    if not dt > 0:
-        raise IRValidationError("<nir>", "dt", f"must be > 0, got {dt}")
-
-    nodes: dict[str, Any] = dict(nir_graph.nodes)
-    pops: dict[str, Any] = {}
-    gains: dict[str, np.ndarray] = {}
-    affine_bias: dict[str, np.ndarray] = {}
-    for name, n in nodes.items():
-        meta = getattr(n, "metadata", None) or {}
-        embedded = _unembed(meta[_META], name) if ext and _META in meta else None
-        if isinstance(n, nir.NIRGraph):
-            raise UnsupportedKindError(f"nested NIRGraph ({name})", "nir import")
-        if isinstance(n, nir.Input):
-            shape = np.atleast_1d(np.asarray(n.input_type["input"])).astype(int)
-            pops[name] = embedded if isinstance(embedded, Input) else Input(
-                name=name, size=int(shape[0]), channels=int(shape[1]) if shape.size > 1 else 1)
-        elif isinstance(n, (nir.CubaLIF, nir.LIF, nir.IF, nir.LI, nir.CubaLI)):
-            pop, gain = _population_from_nir(name, n, dt)
-            if embedded is not None and _static_matches(embedded, pop):
-                pop = embedded
-            elif isinstance(embedded, CubaLIF) and isinstance(pop, CubaLIF):
-                pop = pop.replace(refractory=embedded.refractory)
-            pops[name] = pop
-            gains[name] = gain
-    # projections: Linear/Affine nodes (optionally behind a Delay) between populations
-    incoming: dict[str, list[str]] = {}
-    for a, b in nir_graph.edges:
-        incoming.setdefault(b, []).append(a)
-    projections: list[Projection] = []
-    for name, n in nodes.items():
-        if not isinstance(n, (nir.Linear, nir.Affine)):
-            continue
-        srcs = incoming.get(name, [])
-        posts = [b for a, b in nir_graph.edges if a == name]
-        if len(srcs) != 1 or len(posts) != 1:
-            raise IRValidationError(name, "edges", f"a Linear/Affine node needs one source and one target, got {srcs} -> {posts}")
-        pre, delay = _resolve_pre(srcs[0], nodes, incoming, dt)
-        post = posts[0]
-        if pre not in pops or post not in pops:
-            raise IRValidationError(name, "edges", f"{pre!r} -> {post!r}: both ends must be neuron or input nodes")
-        w = np.asarray(n.weight, dtype=np.float64) * gains[post][:, None] if post in gains else np.asarray(n.weight, dtype=np.float64)
-        if isinstance(n, nir.Affine) and np.any(np.asarray(n.bias) != 0):
-            affine_bias[post] = affine_bias.get(post, 0) + np.asarray(n.bias, dtype=np.float64) * gains.get(post, 1.0)
-        meta = getattr(n, "metadata", None) or {}
-        embedded = _unembed(meta[_META], name) if ext and _META in meta else None
-        if isinstance(embedded, Projection) and embedded.pre == pre and embedded.post == post and np.allclose(
-                _effective_weight(embedded), w, rtol=1e-9, atol=1e-12):
-            projections.append(embedded)
-        else:
-            projections.append(Projection(name=name, pre=pre, post=post, weight=w, delay=delay,
-                                          rule=embedded.rule if isinstance(embedded, Projection) else None))
-    # direct neuron -> neuron edges (identity synapses)
-    for a, b in nir_graph.edges:
-        if a in pops and b in pops:
-            projections.append(Projection(name=f"{a}_to_{b}_identity", pre=a, post=b,
-                                          weight=np.eye(pops[b].size, pops[a].size) * gains.get(b, 1.0)[:, None]))
-    for post, b in affine_bias.items():
-        p = pops[post]
-        if not isinstance(p, (CubaLIF, LIReadout)) or not np.all(np.asarray(p.du) == 1.0):
-            raise UnsupportedKindError(f"Affine bias into {post} (a neuron with a synaptic current)", "nir import")
-        pops[post] = p.replace(bias=np.asarray(p.bias) + b)
-    outputs = [a for a, b in nir_graph.edges if isinstance(nodes.get(b), nir.Output) and a in pops]
-    for a, b in nir_graph.edges:
-        if isinstance(nodes.get(b), nir.Output) and a not in pops:
-            raise IRValidationError(b, "edges", f"output fed by {a!r}, which is not a neuron population")
-    modulators: tuple = ()
-    inputs: tuple = ()
-    metadata: dict = {}
-    if ext:
-        modulators = tuple(_unembed(s, "modulators") for s in json.loads(_meta_str(gmeta, "plastix.modulators") or "[]"))
-        outputs = json.loads(_meta_str(gmeta, "plastix.outputs") or "[]") or outputs
-        inputs = tuple(json.loads(_meta_str(gmeta, "plastix.inputs") or "[]"))
-        metadata = json.loads(_meta_str(gmeta, "plastix.metadata") or "{}")
-    names = json.loads(_meta_str(gmeta, "plastix.order") or "[]") if ext else list(nodes)
-    order = {name: i for i, name in enumerate(names)}
-    return Graph(populations=tuple(sorted(pops.values(), key=lambda p: order.get(p.name, len(order)))),
-                 projections=tuple(sorted(projections, key=lambda p: order.get(p.name, len(order)))), modulators=modulators, inputs=inputs, outputs=tuple(outputs),
-                 dt=dt, metadata=metadata or None)
-
-
-def _resolve_pre(src: str, nodes: dict, incoming: dict, dt: float) -> tuple[str, int]:
-    import nir
-
-    n = nodes.get(src)
-    if isinstance(n, nir.Delay):
-        d = np.asarray(n.delay, dtype=np.float64) / dt
-        steps = np.round(d)
-        if d.size == 0 or not np.allclose(d, steps) or np.any(steps != steps.flat[0]):
-            raise UnsupportedKindError(f"non-uniform or non-integer Delay ({src})", "nir import")
-        ups = incoming.get(src, [])
-        if len(ups) != 1:
-            raise IRValidationError(src, "edges", "a Delay node needs exactly one source")
-        return ups[0], int(steps.flat[0])
-    return src, 0
-
-
-def _population_from_nir(name: str, n: Any, dt: float) -> tuple[Any, np.ndarray]:
-    """(plastix population, input gain per neuron) for a NIR neuron node."""
-    import nir
-
-    def arr(x: Any) -> np.ndarray:
-        return np.atleast_1d(np.asarray(x, dtype=np.float64))
-
-    if isinstance(n, nir.IF):
-        r, vth = arr(n.r), arr(n.v_threshold)
-        if np.any(arr(getattr(n, "v_reset", 0.0)) != 0):
-            raise UnsupportedKindError(f"IF with non-zero v_reset ({name})", "nir import")
-        return CubaLIF(name=name, size=vth.size, du=1.0, dv=0.0, vth=vth), dt * r
-    tau_syn = arr(n.tau_syn) if isinstance(n, (nir.CubaLIF, nir.CubaLI)) else None
-    tau_mem = arr(n.tau_mem) if isinstance(n, (nir.CubaLIF, nir.CubaLI)) else arr(n.tau)
-    dv = dt / tau_mem
-    du = dt / tau_syn if tau_syn is not None else np.ones_like(dv)
-    w_in = arr(getattr(n, "w_in", 1.0)) if tau_syn is not None else 1.0
-    for field, val in (("du", du), ("dv", dv)):
-        if np.any(val > 1) or np.any(val < 0):
-            raise IRValidationError(name, field, f"time constant shorter than dt gives {field} outside [0, 1]; use a smaller dt")
-    gain = np.broadcast_to(dv * arr(n.r) * du * w_in, dv.shape).copy()
-    bias = dv * arr(n.v_leak)
-    if isinstance(n, (nir.CubaLIF, nir.LIF)):
-        if np.any(arr(getattr(n, "v_reset", 0.0)) != 0):
-            raise UnsupportedKindError(f"{type(n).__name__} with non-zero v_reset ({name})", "nir import")
-        return CubaLIF(name=name, size=dv.size, du=du, dv=dv, vth=arr(n.v_threshold), bias=bias), gain
-    return LIReadout(name=name, size=dv.size, du=du, dv=dv, bias=bias), gain
+    static = import_nir(nir_graph, dt=dt).graph  # the NIR parameters; the extension adds the rest
+    nodes = nir_graph.nodes
+    pops = []
+    for pop in static.populations:
+        meta = getattr(nodes[pop.name], "metadata", None) or {}
+        embedded = _unembed(meta[_META], pop.name) if _META in meta else None
+        if embedded is not None and _static_matches(embedded, pop):
+            pop = embedded
+        elif isinstance(embedded, CubaLIF) and isinstance(pop, CubaLIF):
+            pop = pop.replace(refractory=embedded.refractory)
+        pops.append(pop)
+    projections = []
+    for pr in static.projections:
+        meta = getattr(nodes.get(pr.name), "metadata", None) or {}
+        embedded = _unembed(meta[_META], pr.name) if _META in meta else None
+        if isinstance(embedded, Projection) and (embedded.pre, embedded.post) == (pr.pre, pr.post) and np.allclose(
+                _effective_weight(embedded), pr.weight, rtol=1e-9, atol=1e-12):
+            pr = embedded
+        elif isinstance(embedded, Projection):
+            pr = pr.replace(rule=embedded.rule)
+        projections.append(pr)
+    order = {name: i for i, name in enumerate(json.loads(_meta_str(gmeta, "plastix.order") or "[]"))}
+    last = len(order)
+    return Graph(populations=tuple(sorted(pops, key=lambda p: order.get(p.name, last))),
+                 projections=tuple(sorted(projections, key=lambda p: order.get(p.name, last))),
+                 modulators=tuple(_unembed(m, "modulators") for m in json.loads(_meta_str(gmeta, "plastix.modulators") or "[]")),
+                 inputs=tuple(json.loads(_meta_str(gmeta, "plastix.inputs") or "[]")),
+                 outputs=tuple(json.loads(_meta_str(gmeta, "plastix.outputs") or "[]")) or static.outputs,
+                 dt=dt, metadata=json.loads(_meta_str(gmeta, "plastix.metadata") or "{}") or None)
 
 
 def _static_matches(embedded: Any, pop: Any) -> bool:

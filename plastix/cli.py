@@ -64,16 +64,20 @@ class ExportFormat(str, Enum):
 @app.command()
 def export(model: Path = typer.Argument(..., help="input model (.plx, or NIR written by plastix)"),
            to: ExportFormat = typer.Option(ExportFormat.nir, help="output format"),
-           out: Path = typer.Option(None, help="output path (default: next to the model)")) -> None:
+           out: Path = typer.Option(None, help="output path (default: next to the model)"),
+           dt: float = typer.Option(None, help="nir only: the step (s) the time constants are written for (default "
+                                    "the model's; spikes do not depend on it; snnTorch's import_from_nir needs 1e-4)")) -> None:
     """Convert a model: .plx -> NIR (static part + plasticity extension) or NIR -> .plx."""
     from plastix.ir import IRValidationError, UnsupportedKindError, save
     from plastix.ir.nir_interop import write_nir
 
     graph = _load(model)
     out = out or model.with_suffix(f".{to.value}")
+    if dt is not None and to is not ExportFormat.nir:
+        raise _fail("--dt applies to --to nir only")
     try:
         if to is ExportFormat.nir:
-            write_nir(graph, out)
+            write_nir(graph, out, dt=dt)
         else:
             save(graph, out)
     except (IRValidationError, UnsupportedKindError) as exc:
@@ -81,22 +85,56 @@ def export(model: Path = typer.Argument(..., help="input model (.plx, or NIR wri
     typer.echo(f"wrote {out}")
 
 
+class Reset(str, Enum):
+    zero = "zero"
+    snntorch_zero = "snntorch-zero"
+    subtract = "subtract"
+
+
 @app.command("import-nir")
-def import_nir(path: Path = typer.Argument(..., help="a NIR file (e.g. from snnTorch or Norse)"),
-               dt: float = typer.Option(..., help="seconds per discrete step used to discretise NIR's ODEs"),
+def import_nir(path: Path = typer.Argument(..., help="a NIR file (e.g. from snnTorch, Norse, SpikingJelly, Lava-dl, "
+                                                     "Sinabs)"),
+               dt: float = typer.Option(None, help="seconds per step used to discretise NIR's ODEs (default: inferred "
+                                        "from the file where it determines it, e.g. snnTorch's r = tau_mem / dt)"),
+               reset: Reset = typer.Option(Reset.zero, help="how the writer reset its neurons: zero (NIR: to 0 in the "
+                                           "step of the spike), snntorch-zero (snnTorch reset_mechanism='zero'), "
+                                           "subtract (snnTorch's default; not representable)"),
                out: Path = typer.Option(None, help="output .plx path")) -> None:
-    """Import a NIR graph written by a peer library into a .plx model."""
+    """Import a NIR graph written by a peer library into a .plx model; prints the dt it used and why."""
     from plastix.ir import IRValidationError, UnsupportedKindError, save
-    from plastix.ir.nir_interop import read_nir
+    from plastix.ir.nir_interop import import_nir_file
 
     try:
-        graph = read_nir(path, dt=dt)
+        res = import_nir_file(path, dt=dt, reset=reset.value)
     except (IRValidationError, UnsupportedKindError) as exc:
         raise _fail(str(exc))
+    typer.echo(f"dt = {res.dt:g} s: {res.dt_source}")
+    for note in res.notes:
+        typer.echo(f"note: {note}")
     out = out or path.with_suffix(".plx")
-    save(graph, out)
-    typer.echo(graph.summary())
+    save(res.graph, out)
+    typer.echo(res.graph.summary())
     typer.echo(f"wrote {out}")
+
+
+@app.command("nir-peers")
+def nir_peers(steps: int = typer.Option(300, min=10, help="steps of random input per case"),
+              seed: int = typer.Option(0, help="seed of the nets and inputs")) -> None:
+    """snnTorch and Norse write, read and simulate NIR files next to plastix: the spike comparison table of
+    docs/results.md (needs the dev extras). Exits 1 when a verdict is not the documented one."""
+    try:
+        import norse.torch  # noqa: F401
+        import snntorch  # noqa: F401
+    except ImportError as exc:
+        raise _fail(f"the peer check needs snnTorch and Norse ({exc}); install the dev extras: pip install -e '.[dev]'")
+    from plastix.deploy.peers import check, table
+
+    results, bad = check(steps, seed)
+    typer.echo(table(results))
+    for r in bad:
+        typer.echo(f"UNEXPECTED: {r.case.peer} {r.case.direction} {r.case.net}: {r.verdict} (documented: {r.case.expect})")
+    if bad:
+        raise typer.Exit(1)
 
 
 class Method(str, Enum):

@@ -8,7 +8,10 @@
 #   2. lava-nc 0.10.0 declares Python <3.11; it is pure Python and runs on 3.11 through the import
 #      shim in backends/lava/compat.py, so it is installed with --no-deps --ignore-requires-python
 #      after its real dependencies (numpy<2, scipy, scikit-learn, networkx<=2.8.7, asteval).
-#   3. plastix itself, editable, with the dev extras.
+#   3. plastix itself, editable, with the dev extras, under a pip constraint file that pins the torch
+#      installed in step 1: the peers (snnTorch, Norse and Norse's torchvision) then install next to it
+#      instead of replacing it with another (CUDA) build. (torchvision's compiled ops do not load against
+#      the CPU torch; norse.torch, all that plastix uses, never imports torchvision.)
 set -euo pipefail
 VENV="${1:-.venv}"
 PYTHON="${PYTHON:-python3}"
@@ -40,6 +43,8 @@ echo "[setup] installing lava-nc 0.10.0 and its dependencies"
 "${PIP[@]}" "numpy>=1.24,<2" scipy scikit-learn "networkx>=2.8,<=2.8.7" asteval
 "${PIP[@]}" --no-deps --ignore-requires-python "lava-nc==0.10.0"
 
-echo "[setup] installing plastix (editable) with dev extras"
-"${PIP[@]}" -e ".[dev]"
+echo "[setup] installing plastix (editable) with dev extras (torch pinned to the installed build)"
+CONSTRAINTS="$VENV/plastix-torch-constraint.txt"
+"$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINTS"
+"${PIP[@]}" -c "$CONSTRAINTS" -e ".[dev]"
 echo "[setup] done"
