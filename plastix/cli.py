@@ -165,7 +165,9 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
                                                       "dp_bcm | ndp_oja | ndp_bcm"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
-          ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)")) -> None:
+          ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
+          jit: bool = typer.Option(True, help="bptt one_shot_cue only: run the network torch.compile'd (same math, "
+                                              "3-4x faster per iteration after a compile per batch shape)")) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
@@ -181,7 +183,7 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
             res = train_pg(variant, config, out, resume=resume, seed=seed, iterations=steps)
         elif method is Method.bptt:
             from plastix.trainer.bptt_run import train_bptt
-            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps)
+            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps, jit=jit)
         elif method is Method.synq:
             from plastix.trainer.synq_run import train_synq
             res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,

@@ -1,6 +1,7 @@
 """``plastix train one_shot_cue --method bptt``: run the BPTT meta-learning loop and export the model."""
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -73,6 +74,37 @@ def sweep_cues(model: str | Path, n_problems: int = 500, cues: tuple[int, ...] =
     return {M: evaluate_model(graph, n_problems=n_problems, n_cues=M, seed=seed) for M in cues}
 
 
+#: Meta-SpikePropamine's one-shot accuracies (Results, Fig. 4; rule trained at M = 5, 30 trainings)
+PAPER_SWEEP = {1: 0.981, 3: 0.967, 5: 0.956, 7: 0.942, 15: 0.687}
+
+
+def plot_sweep(sweeps: dict[str, dict[int, float]], path: str | Path, *, title: str = "") -> Path:
+    """Accuracy against the cue count M for each labelled sweep, next to the paper's (Fig. 4)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(list(PAPER_SWEEP), [100 * v for v in PAPER_SWEEP.values()], "k--o", label="paper (trained at M = 5)")
+    for label, sweep in sweeps.items():
+        ms = sorted(sweep)
+        ax.plot(ms, [100 * sweep[m] for m in ms], "-o", label=label)
+    ax.axhline(50, color="grey", lw=0.8)
+    ax.set_xlabel("cues per trial M")
+    ax.set_ylabel("one-shot test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def diagnose(config: str = "quick", *, seed: int = 0, batch: int = 16, **overrides) -> dict:
     """One training batch of a fresh model: :func:`plastix.trainer.bptt.diagnostics` (rates,
     modulator inside / outside the learning-signal windows, |ΔW| / |W0|, time constants) and the
@@ -106,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--problems", type=int, default=500)
     ap.add_argument("--cues", default=",".join(map(str, SWEEP_CUES)))
     ap.add_argument("--lava", type=int, default=0, help="problems to run on Lava too (0: skip)")
+    ap.add_argument("--plot", metavar="PNG", help="draw the M sweep next to the paper's into PNG")
     args = ap.parse_args(argv)
     if args.diagnose:
         print(json.dumps(diagnose(args.diagnose), indent=1))
@@ -118,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     out["sweep"] = {M: round(r["accuracy"], 4) for M, r in sweep.items()}
     out["sweep_wall_time_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out), flush=True)
+    if args.plot:
+        plot_sweep({Path(args.model).parent.name or args.model: out["sweep"]}, args.plot)
     if args.lava:
         from plastix.demo import compare_backends
         from plastix.ir import load

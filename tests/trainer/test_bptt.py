@@ -20,8 +20,9 @@ def test_bce_loss_matches_hand_computation():
     assert torch.isclose(loss, -(torch.log(p[0]) + torch.log(1 - p[1])))
 
 
-def test_rate_penalty_is_zero_at_target_and_punishes_silence():
+def test_rate_penalty_is_a_floor_that_punishes_silence():
     assert rate_penalty(torch.tensor([[2.0, 2.0]]), 40, 0.05) == 0
+    assert rate_penalty(torch.tensor([[20.0, 8.0]]), 40, 0.05) == 0  # above the floor: free
     assert rate_penalty(torch.zeros(3, 2), 40, 0.05) == pytest.approx(0.05 ** 2)
 
 
@@ -163,3 +164,14 @@ def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
     assert first["iterations"] == 2 and more["resumed_from"] == 2 and more["iterations"] == 4
     with pytest.raises(ValueError, match="another config"):
         train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=5, resume=True, **{**TINY_KW, "batch": 5})
+
+
+def test_curriculum_trains_at_fewer_cues_first():
+    cfg = dataclasses.replace(TINY, n_cues=5, curriculum=((0, 1), (3, 3), (5, 5)))
+    assert [cfg.cues_at(i) for i in range(7)] == [1, 1, 1, 3, 3, 5, 5]
+    with pytest.raises(ValueError, match="curriculum"):
+        BPTTConfig(curriculum=((5, 1), (2, 3)))
+    job = BPTTJob(dataclasses.replace(cfg, timing=(4, 2, 4, 3), eval_every=10_000))
+    state = job.init_state()
+    _, m = job.step(state, 0)
+    assert m["train_cues"] == 1

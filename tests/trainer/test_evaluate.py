@@ -56,3 +56,10 @@ def test_evaluate_lava_gives_the_same_counts_as_torch():
 def test_evaluate_bad_arguments_are_clear_errors(args, msg):
     res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), *args])
     assert res.exit_code == 2 and msg in res.output, res.output
+
+
+def test_sweep_plot_is_written(tmp_path):
+    from plastix.trainer.bptt_run import PAPER_SWEEP, plot_sweep
+
+    path = plot_sweep({"model": {1: 0.9, 3: 0.7, 5: 0.6}}, tmp_path / "sweep.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and PAPER_SWEEP[5] == 0.956
