@@ -66,9 +66,7 @@ class Projection(IRNode):
         check_name(self.name, self.label)
         if self.weight.ndim != 2:  # type: ignore[attr-defined]
             raise IRValidationError(self.label, "weight", f"must be 2-D (n_post, n_pre), got shape {self.weight.shape}")  # type: ignore[attr-defined]
-        self.check_dims({"post": self.n_post, "pre": self.n_pre}, self.label)
-        if self.rule is not None:
-            self.rule.check_dims({"post": self.n_post, "pre": self.n_pre}, f"{self.label}.rule")  # type: ignore[attr-defined]
+        self.check_dims({"post": self.n_post, "pre": self.n_pre}, self.label)  # the rule, recursively
 
 
 @register_kind("modulator", "modulator")

@@ -40,6 +40,44 @@ def test_rule_coefficient_shape_checked_against_projection():
     assert e.node == "syn.rule" and e.field == "eta_plus"
 
 
+@pytest.mark.parametrize("shape", [(3, 2), (2, 4), (1, 3)])
+def test_nested_rule_arrays_are_shape_checked(shape):
+    """Arrays two levels down (ThreeFactor.base.base.eta_plus, EligibilityTrace.gamma) are checked
+    against the projection's (post, pre) = (2, 3) like top-level ones."""
+    from .factories import modulator, triplet
+
+    stdp = triplet().replace(eta_plus=np.ones(shape))
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=stdp, gamma=0.9), modulator="m")
+    e = _err(lambda: base_graph(rule, modulator=modulator(1)))
+    assert (e.node, e.field) == ("syn.rule.base.base", "eta_plus") and str(shape) in e.msg
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=triplet(), gamma=np.full(shape, 0.5)), modulator="m")
+    e = _err(lambda: base_graph(rule, modulator=modulator(1)))
+    assert (e.node, e.field) == ("syn.rule.base", "gamma")
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3), (6,)])
+def test_wrong_rank_is_rejected_before_the_dims_are_known(shape):
+    from .factories import triplet
+
+    e = _err(lambda: triplet().replace(eta_plus=np.ones(shape)))
+    assert e.field == "eta_plus" and "(post, pre)" in e.msg
+
+
+def test_modulator_weight_rows_and_columns_are_checked():
+    """A modulator's weight is (channels * size, source width): rows are known on construction,
+    columns (``src``) once the graph resolves the source."""
+    from .factories import modulator
+
+    rule = ir.ThreeFactor(base=pair(), modulator="m", mode=ir.ModulationMode.PER_POST)
+    good = modulator(2)
+    e = _err(lambda: good.replace(weight=np.ones((3, 2))))
+    assert (e.node, e.field) == ("m", "weight") and "(rows, src) = (2, ?)" in e.msg
+    e = _err(lambda: base_graph(rule, modulator=good.replace(weight=np.ones((2, 5)))))
+    assert (e.node, e.field) == ("m", "weight") and "5" in e.msg
+    e = _err(lambda: base_graph(rule, modulator=good.replace(weight=np.ones((1, 2, 2)))))
+    assert (e.node, e.field) == ("m", "weight")
+
+
 def test_edge_error_names_both_ends():
     g = base_graph()
     bad = g.projections[0].replace(weight=np.ones((4, 3)), mask=None, sign=None)
