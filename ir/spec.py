@@ -121,7 +121,8 @@ def _check_bounds(values: np.ndarray | float, spec: FieldSpec, node: str, name: 
     if spec.lt is not None:
         ok &= bool(np.all(v < spec.lt))
     if not ok:
-        raise IRValidationError(node, name, f"values must be {_bounds_msg(spec)} (got min {v.min()}, max {v.max()})")
+        got = f"got {v.item()}" if v.ndim == 0 else f"got min {v.min()}, max {v.max()}"
+        raise IRValidationError(node, name, f"{'must be' if v.ndim == 0 else 'values must be'} {_bounds_msg(spec)} ({got})")
 
 
 def normalize_array(value: Any, spec: FieldSpec, node: str, name: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import enum
 from dataclasses import dataclass
 
 from .errors import IRValidationError
+from .limits import MAX_DELAY, MAX_MODULATOR_SIZE
 from .neurons import check_name
 from .registry import register_kind
 from .spec import IRNode, array, child, choice, integer, text
@@ -51,7 +52,7 @@ class Projection(IRNode):
     weight: object = array(shape=("post", "pre"), scalar_ok=False)
     mask: object = array("bool", shape=("post", "pre"), scalar_ok=False, optional=True)
     sign: object = array("int", shape=("post", "pre"), scalar_ok=False, optional=True, ge=-1, le=1)
-    delay: int = integer(ge=0, default=0)
+    delay: int = integer(ge=0, le=MAX_DELAY, default=0)
     rule: object = child("rule", optional=True)
 
     @property
@@ -85,7 +86,7 @@ class Modulator(IRNode):
 
     name: str = text()
     source: str = text()
-    size: int = integer(ge=1)
+    size: int = integer(ge=1, le=MAX_MODULATOR_SIZE)
     weight: object = array(shape=("rows", "src"), scalar_ok=False)
     bias: object = array(shape=("rows",), default=0.0)
     channels: int = integer(ge=1, le=2, default=1)

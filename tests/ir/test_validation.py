@@ -163,3 +163,32 @@ def test_format_doc_lists_every_registered_kind():
     text = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
     missing = [k for k in kinds() if f"`{k}`" not in text]
     assert not missing, f"docs/format.md does not mention {missing}"
+
+
+def test_every_integer_field_has_a_maximum():
+    """Integer fields size allocations and loops in the backends: each one has an upper bound
+    (``plastix.ir.limits``), so no file can ask for a 10^12-neuron population or a 2^63-step delay."""
+    import dataclasses
+
+    from plastix.ir.spec import spec_of
+
+    unbounded = [f"{kind}.{f.name}" for kind, cls in ir.kinds().items() for f in dataclasses.fields(cls)
+                 if spec_of(f).role == "int" and spec_of(f).le is None and spec_of(f).lt is None]
+    assert not unbounded
+
+
+@pytest.mark.parametrize("value", [10**9, 2**63, 2**64, -1])
+def test_huge_sizes_delays_and_seeds_are_rejected(value):
+    from plastix.ir import limits
+
+    g = base_graph()
+    e = _err(lambda: g.projections[0].replace(delay=value))
+    assert (e.node, e.field) == ("syn", "delay") and str(limits.MAX_DELAY) in e.msg and str(value) in e.msg
+    e = _err(lambda: ir.Input(name="x", size=value))
+    assert e.field == "size"
+    e = _err(lambda: ir.CubaLIF(name="h", size=2, du=0.1, dv=0.1, vth=1.0, refractory=value))
+    assert e.field == "refractory"
+    e = _err(lambda: ir.LoihiRule(dw="x0*y1", t_epoch=value))
+    assert e.field == "t_epoch"
+    e = _err(lambda: ir.SynapticQ(q_table=np.zeros((81, 3)), seed=value * 5))  # 32-bit seeds
+    assert e.field == "seed"
