@@ -22,8 +22,13 @@ MAX_STEPS_PARAM = 65535
 MAX_SEED = (1 << 32) - 1
 """Seeds of random streams stored in a rule (``seed``, ``rng_seed``): 32-bit."""
 
-MAX_MANIFEST_BYTES = 16 << 20
-"""Size of a ``.plx`` file's ``plastix.json``."""
+MAX_MANIFEST_BYTES = 4 << 20
+"""Size of a ``.plx`` file's ``plastix.json`` (a graph of 10,000 nodes needs well under 4 MiB)."""
 MAX_LOAD_BYTES = 1 << 30
 """Bytes of array data one ``.plx`` load may decompress (an array referenced twice counts twice),
 checked against the sizes the archive declares before anything is decompressed."""
+FREE_LOAD_BYTES = 64 << 20
+LOAD_EXPANSION = 16
+"""Beyond ``FREE_LOAD_BYTES``, a file may declare at most ``LOAD_EXPANSION`` bytes of array data per
+byte of file: a small file never makes plastix allocate gigabytes (a 2 MB file declaring a 2 GB
+zero array is refused). An explicit ``max_bytes`` (CLI ``--max-memory``) replaces both rules."""

@@ -125,12 +125,23 @@ def _check_bounds(values: np.ndarray | float, spec: FieldSpec, node: str, name: 
         raise IRValidationError(node, name, f"{'must be' if v.ndim == 0 else 'values must be'} {_bounds_msg(spec)} ({got})")
 
 
+def _immutable(value: Any) -> bool:
+    """A read-only array over an immutable ``bytes`` buffer (as the loader makes them): nothing can
+    change it, so a node may keep it without a copy."""
+    if not isinstance(value, np.ndarray) or value.flags.writeable:
+        return False
+    base = value
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, bytes)
+
+
 def normalize_array(value: Any, spec: FieldSpec, node: str, name: str) -> np.ndarray:
     """Convert to a read-only numpy array of the spec's dtype; check finiteness and bounds."""
     if isinstance(value, (str, bytes, dict)) or value is None:
         raise IRValidationError(node, name, f"expected a numeric array, got {type(value).__name__}")
     try:
-        arr = np.array(value, copy=True)
+        arr = value if _immutable(value) else np.array(value, copy=True)
     except Exception as exc:  # ragged lists, objects numpy cannot hold
         raise IRValidationError(node, name, f"not convertible to an array: {exc}") from None
     kind = arr.dtype.kind
