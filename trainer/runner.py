@@ -108,9 +108,20 @@ def save_checkpoint(path: Path, step: int, state_dict: dict, config: dict) -> No
 
 
 def load_checkpoint(path: Path) -> dict:
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """A checkpoint written by :func:`save_checkpoint`. ``torch.load(weights_only=True)`` unpickles
+    only tensors and plain containers (never arbitrary objects); anything unreadable, foreign or
+    incomplete raises a ``ValueError`` naming the file."""
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # UnpicklingError, a damaged zip, a truncated file, a forbidden global
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{path}: not a readable plastix checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a plastix checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(data.get("step"), int) or not isinstance(data.get("config_json"), str) or "state" not in data:
+        raise ValueError(f"{path}: incomplete plastix checkpoint (needs step, state and config_json)")
     return data
 
 
