@@ -152,15 +152,56 @@ def write_nir(graph: Graph, path: str | Path) -> Path:
 # import
 
 
-def read_nir(path: str | Path, *, dt: float | None = None) -> Graph:
-    """Read a NIR file and convert it (see :func:`from_nir`)."""
+def read_nir(path: str | Path, *, dt: float | None = None, max_bytes: int | None = None) -> Graph:
+    """Read a NIR file and convert it (see :func:`from_nir`). The datasets' declared sizes are
+    checked before anything is read (:func:`check_nir_sizes`); every problem with the file is an
+    :class:`IRValidationError` naming it."""
     import nir
 
+    check_nir_sizes(path, max_bytes)
     try:
         g = nir.read(str(path))
     except Exception as exc:
-        raise IRValidationError(f"<{path}>", "", f"not a readable NIR file: {exc}") from None
-    return from_nir(g, dt=dt)
+        raise IRValidationError("", "", f"not a readable NIR file: {exc}", file=str(path)) from None
+    try:
+        return from_nir(g, dt=dt)
+    except IRValidationError as exc:
+        raise exc.in_file(str(path)) from None
+    except UnsupportedKindError:
+        raise
+    except Exception as exc:  # bad extension metadata (JSON, types, values) must not escape as a traceback
+        raise IRValidationError("", "", f"invalid NIR graph ({type(exc).__name__}: {exc})", file=str(path)) from None
+
+
+def check_nir_sizes(path: str | Path, max_bytes: int | None = None) -> int:
+    """Sum the declared sizes of every dataset in an HDF5 (NIR) file without reading any, and refuse
+    a file that would decompress to more than the ``.plx`` loader allows for a file of its size
+    (:func:`plastix.ir.serialize.load_budget`). Returns the declared bytes."""
+    import os
+
+    import h5py
+
+    from .serialize import load_budget
+
+    path = Path(path)
+    try:
+        size = os.path.getsize(path)
+        fh = h5py.File(path, "r")
+    except Exception as exc:
+        raise IRValidationError("", "", f"not a readable NIR file: {exc}", file=str(path)) from None
+    budget = load_budget(size, max_bytes)
+    total = 0
+    with fh:
+        datasets: list = []
+        fh.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+        for name, ds in datasets:
+            total += int(ds.size) * int(ds.dtype.itemsize)
+            if total > budget:
+                raise IRValidationError("", name, f"dataset {ds.shape} {ds.dtype} brings the declared data to "
+                                        f"{total} bytes, more than the {budget} bytes a file of {size} bytes may "
+                                        "decompress (docs/format.md, Limits; --max-memory for a trusted file)",
+                                        file=str(path))
+    return total
 
 
 def _meta_str(meta: dict, key: str) -> str | None:
