@@ -217,10 +217,11 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def load_bundle(folder: str | Path) -> tuple[Graph, dict]:
-    """``(graph, manifest)`` of a checked bundle (:func:`read_manifest`)."""
+def load_bundle(folder: str | Path, *, max_bytes: Optional[int] = None) -> tuple[Graph, dict]:
+    """``(graph, manifest)`` of a checked bundle (:func:`read_manifest`); ``max_bytes`` as in
+    :func:`plastix.ir.load`."""
     manifest = read_manifest(folder)
-    return load_graph(Path(folder) / MODEL), manifest
+    return load_graph(Path(folder) / MODEL, max_bytes=max_bytes), manifest
 
 
 def bundle_inputs(folder: str | Path) -> Optional[dict[str, np.ndarray]]:

@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +117,10 @@ def load_checkpoint(path: Path) -> dict:
     except FileNotFoundError:
         raise
     except Exception as exc:  # UnpicklingError, a damaged zip, a truncated file, a forbidden global
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"{path}: not a readable plastix checkpoint ({type(exc).__name__}: {first})") from None
+        # (torch's own text suggests weights_only=False, which would unpickle arbitrary objects: not shown)
+        why = ("not a torch file, or it holds objects other than tensors and plain containers"
+               if isinstance(exc, pickle.UnpicklingError) else f"{type(exc).__name__}: {str(exc).split('. ')[0][:200]}")
+        raise ValueError(f"{path}: not a readable plastix checkpoint ({why})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a plastix checkpoint (format {CHECKPOINT_FORMAT})")
     if not isinstance(data.get("step"), int) or not isinstance(data.get("config_json"), str) or "state" not in data:
