@@ -8,7 +8,8 @@ before generating an input set. A run whose estimate exceeds the limit is refuse
 
 The limit is ``memory_limit=`` where an API takes it, else the environment variable
 ``PLASTIX_MAX_MEMORY`` (``"16G"``, ``"512M"``, a number of bytes, or ``"none"``; the CLI's
-``--max-memory`` sets it), else :data:`DEFAULT_LIMIT` or half the machine's memory if that is less.
+``--max-memory`` sets it), else half the machine's physical memory (:data:`DEFAULT_LIMIT` where
+that is unknown).
 Estimates count what grows with the model and the run (state, per-synapse rule state, delay lines,
 recorded outputs and inputs, autograd's saved tensors, step temporaries), not the interpreter; they
 aim to be within a small factor of the real peak, erring high.
@@ -25,7 +26,7 @@ __all__ = ["MemoryLimitError", "Estimate", "DEFAULT_LIMIT", "ENV", "parse_size",
 
 ENV = "PLASTIX_MAX_MEMORY"
 DEFAULT_LIMIT = 4 << 30
-"""Default ceiling of one run (bytes), lowered to half the machine's memory on smaller machines."""
+"""Ceiling of one run (bytes) where the machine's memory is unknown; else half of it."""
 LAVA_PROCESS_BYTES = 12 << 20
 """Proportional resident memory of one Lava OS process beyond its variables (measured 6-9 MiB)."""
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -72,7 +73,7 @@ def limit(memory_limit: int | str | None = None) -> int | None:
     if env:
         return parse_size(env)
     phys = _physical()
-    return min(DEFAULT_LIMIT, phys // 2) if phys else DEFAULT_LIMIT
+    return phys // 2 if phys else DEFAULT_LIMIT
 
 
 @dataclass

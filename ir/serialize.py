@@ -346,38 +346,37 @@ def _read_archive(fh: Any, max_bytes: int) -> Graph:
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, node: str, field: str) -> np.ndarray:
-    """One ``.npy`` member: header checked against the declared member size before the data is read."""
+    """One ``.npy`` member (its declared size already fits the budget): length and CRC checked, the
+    header parsed without ``np.load`` (no pickles, no object arrays) and checked against the data."""
     fmt = np.lib.format
     member = info.filename
     try:
-        with zf.open(info) as stream:
-            version = fmt.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(stream, max_header_size=_NPY_HEADER_MAX)
-            elif version == (2, 0):
-                shape, fortran, dtype = fmt.read_array_header_2_0(stream, max_header_size=_NPY_HEADER_MAX)
-            else:
-                raise IRValidationError(node, field, f"array {member}: .npy format {version} is not supported (1.0, 2.0)")
-            if dtype not in _ALLOWED_DTYPES:
-                raise IRValidationError(node, field, f"array {member} has unsupported dtype {dtype} (allowed: "
-                                        f"{', '.join(sorted(str(d) for d in _ALLOWED_DTYPES))}; never objects or pickles)")
-            want = math.prod(shape) * dtype.itemsize
-            offset = stream.tell()
-            if offset + want != info.file_size:
-                raise IRValidationError(node, field, f"array {member}: header declares shape {shape} {dtype} "
-                                        f"({want} bytes) but the member holds {info.file_size - offset}")
-            data = stream.read(want)
+        raw = _read_member(zf, info)
+    except IRValidationError as exc:
+        raise IRValidationError(node, field, f"array {member}: {exc.msg}") from None
+    stream = io.BytesIO(raw)
+    try:
+        version = fmt.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(stream, max_header_size=_NPY_HEADER_MAX)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(stream, max_header_size=_NPY_HEADER_MAX)
+        else:
+            raise IRValidationError(node, field, f"array {member}: .npy format {version} is not supported (1.0, 2.0)")
     except IRValidationError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
-        raise IRValidationError(node, field, f"array {member}: {_member_problem(exc)}") from None
-    except (ValueError, SyntaxError, TypeError) as exc:  # the .npy header itself
+    except (ValueError, SyntaxError, TypeError, EOFError) as exc:  # the .npy header itself
         raise IRValidationError(node, field, f"array {member} unreadable: {exc}") from None
-    if len(data) != want:
-        raise IRValidationError(node, field, f"array {member} is truncated")
-    if dtype == np.bool_ and np.frombuffer(data, dtype=np.uint8).max(initial=0) > 1:
+    if dtype not in _ALLOWED_DTYPES:
+        raise IRValidationError(node, field, f"array {member} has unsupported dtype {dtype} (allowed: "
+                                f"{', '.join(sorted(str(d) for d in _ALLOWED_DTYPES))}; never objects or pickles)")
+    offset, want = stream.tell(), math.prod(shape) * dtype.itemsize
+    if offset + want != len(raw):
+        raise IRValidationError(node, field, f"array {member}: header declares shape {shape} {dtype} "
+                                f"({want} bytes) but the member holds {len(raw) - offset}")
+    if dtype == np.bool_ and np.frombuffer(raw, dtype=np.uint8, offset=offset).max(initial=0) > 1:
         raise IRValidationError(node, field, f"array {member}: a bool array holds bytes other than 0 and 1")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape, order="F" if fortran else "C")
 
 
 def _member_problem(exc: BaseException) -> str:
@@ -400,6 +399,16 @@ def _member_problem(exc: BaseException) -> str:
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
-        return zf.read(info)
+        raw = zf.read(info)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
         raise IRValidationError("", info.filename, _member_problem(exc)) from None
+    _check_integrity(info, raw)
+    return raw
+
+
+def _check_integrity(info: zipfile.ZipInfo, raw: bytes | bytearray) -> None:
+    """zipfile checks the CRC only when a member's data ends where its declared size does: check
+    the length and the CRC of what was read ourselves (a declared size off by a few bytes passed)."""
+    if len(raw) != info.file_size or zlib.crc32(raw) != info.CRC:
+        raise IRValidationError("", info.filename, f"damaged: {len(raw)} bytes whose checksum or length does not "
+                                f"match the archive directory ({info.file_size} bytes); the file is corrupt")

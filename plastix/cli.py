@@ -120,7 +120,7 @@ def _root(debug: bool = typer.Option(False, "--debug", envvar=DEBUG_ENV,
 
 MAX_MEMORY = typer.Option(None, "--max-memory", metavar="SIZE",
                           help="memory this command may use for the model and its run (e.g. 16G, or none); "
-                               "default 4G (or $PLASTIX_MAX_MEMORY)")
+                               "default: half the machine's memory (or $PLASTIX_MAX_MEMORY)")
 
 
 def _max_memory(value: Optional[str]) -> Optional[int]:

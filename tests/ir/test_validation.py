@@ -192,3 +192,15 @@ def test_huge_sizes_delays_and_seeds_are_rejected(value):
     assert e.field == "t_epoch"
     e = _err(lambda: ir.SynapticQ(q_table=np.zeros((81, 3)), seed=value * 5))  # 32-bit seeds
     assert e.field == "seed"
+
+
+def test_format_doc_states_every_limit():
+    from pathlib import Path
+
+    from plastix.ir import limits
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
+    for name in ("MAX_SIZE", "MAX_CHANNELS", "MAX_CELL_WIDTH", "MAX_MODULATOR_SIZE", "MAX_DELAY", "MAX_STEPS_PARAM",
+                 "MAX_SEED", "MAX_MANIFEST_BYTES", "MAX_LOAD_BYTES", "FREE_LOAD_BYTES"):
+        assert f"{getattr(limits, name):,}" in text, f"docs/format.md does not state {name}"
+    assert f"{limits.LOAD_EXPANSION} x file size" in text

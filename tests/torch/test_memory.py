@@ -26,7 +26,7 @@ def test_parse_size():
 
 def test_limit_precedence(monkeypatch):
     monkeypatch.delenv(memory.ENV, raising=False)
-    assert memory.limit() <= memory.DEFAULT_LIMIT
+    assert memory.limit() == memory._physical() // 2
     monkeypatch.setenv(memory.ENV, "3G")
     assert memory.limit() == 3 << 30 and memory.limit("1M") == 1 << 20
     monkeypatch.setenv(memory.ENV, "none")
