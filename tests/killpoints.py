@@ -5,7 +5,8 @@ kill that the artefact is the old one or the complete new one.
 File system operations are Python's audit events (``open``, ``os.rename`` (also ``os.replace``),
 ``os.remove``, ``os.rmdir``, ``os.mkdir``, ``shutil.rmtree``, ``tempfile.mkstemp``/``mkdtemp``, ...)
 plus ``plastix.exchange`` (the atomic folder swap); an audit hook runs before the operation, so
-killing at event n stops the writer between operations n - 1 and n.
+killing at event n stops the writer between operations n - 1 and n. At an ``open`` that
+truncates a file the hook truncates it first (the state after the open, before any write).
 
 Run as ``python -m tests.killpoints SCENARIO FOLDER`` (the tests do, in a fresh process that uses
 one thread, so forking is safe); prints one JSON line with the counts.
@@ -36,6 +37,17 @@ def _touches(args: tuple, root: str) -> bool:
     return False
 
 
+def _truncate_first(event: str, args: tuple) -> None:
+    """A writer killed between an ``open`` that truncates a file and its first write leaves the file
+    empty, but no audit event lies between the two: at an ``open`` kill point, do the truncating
+    open the writer was about to do, then die."""
+    if event != "open" or len(args) < 3 or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    flags = args[2] if isinstance(args[2], int) else 0
+    if flags & os.O_TRUNC and flags & (os.O_WRONLY | os.O_RDWR):
+        os.close(os.open(args[0], flags & ~os.O_EXCL, 0o644))
+
+
 def run_killed_at(fn: Callable[[], None], n: int, root: Path) -> bool:
     """Run ``fn`` in a child killed before its ``n``-th file system operation under ``root``.
     True if it was killed, False if ``fn`` finished first."""
@@ -50,6 +62,7 @@ def run_killed_at(fn: Callable[[], None], n: int, root: Path) -> bool:
                 if event in FS_EVENTS and _touches(args, root_s):
                     count[0] += 1
                     if count[0] == n:
+                        _truncate_first(event, args)
                         os.kill(os.getpid(), signal.SIGKILL)
 
             sys.addaudithook(hook)

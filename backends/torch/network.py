@@ -743,18 +743,20 @@ class TorchNetwork(nn.Module):
         outs: dict[str, list] = {n: [] for n in self.outputs}
         # without autograd, one buffer per output: per-step tensors kept alive between the freed state
         # tensors of every step fragment the heap (a long run's memory grew ~7x over its estimate)
-        record: dict[str, torch.Tensor] = {}
+        record: Optional[dict[str, torch.Tensor]] = None if torch.is_grad_enabled() else {}
         for t in range(T):
             r = reward[t] if (reward is not None and torch.is_tensor(reward) and reward.dim() > 0) else reward
             y, state = self._step({n: s[t] for n, s in seqs.items()}, state, bound, r, generator)
             for n in self.outputs:
-                if y[n].requires_grad:
+                if record is None:
                     outs[n].append(y[n])
                 else:
                     if n not in record:
                         record[n] = y[n].new_empty((T, *y[n].shape))
                     record[n][t] = y[n]
-        return {n: record[n] if n in record else torch.stack(v) for n, v in outs.items()}, state
+        if record is not None and T > 0:
+            return record, state
+        return {n: torch.stack(v) for n, v in outs.items()}, state
 
     def _check_memory(self, steps: int, P: int, B: int, params: Optional[Mapping[str, torch.Tensor]]) -> None:
         """Refuse (``MemoryLimitError``) a run whose estimate exceeds the limit, before allocating it."""
