@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 __all__ = ["write_bytes", "new_file", "new_dir", "clean_stale", "can_exchange"]
 
@@ -114,63 +114,50 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    tmp, fd = _locked_temp(path, "file")
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
+    with new_file(path) as tmp:
+        tmp.write_bytes(data)
 
 
-@contextlib.contextmanager
-def new_file(path: str | os.PathLike) -> Iterator[Path]:
+def new_file(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name; when the block
     exits normally the file is fsynced and renamed to ``path``, on an error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
-    tmp, fd = _locked_temp(path, "file")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
+    return _beside(Path(path), "file", _commit_file, lambda tmp: tmp.unlink(missing_ok=True))
 
 
-@contextlib.contextmanager
-def new_dir(path: str | os.PathLike) -> Iterator[Path]:
+def new_dir(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
     """A temporary folder beside ``path`` to fill; when the block exits normally its files are
     fsynced and it replaces ``path`` (folder or nothing) in one atomic step, on an error it is
     removed."""
-    path = Path(path)
+    return _beside(Path(path), "dir", _commit_dir, lambda tmp: shutil.rmtree(tmp, ignore_errors=True))
+
+
+@contextlib.contextmanager
+def _beside(path: Path, kind: str, commit: Callable[[Path, Path], None],
+            discard: Callable[[Path], None]) -> Iterator[Path]:
+    """A locked temporary ``kind`` beside ``path``: ``commit(tmp, path)`` after the block, or ``discard(tmp)``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(path)
-    tmp, fd = _locked_temp(path, "dir")
+    tmp, fd = _locked_temp(path, kind)
     try:
         yield tmp
-        _fsync_tree(tmp)
-        _replace_dir(tmp, path)
+        commit(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise
     finally:
         os.close(fd)
+
+
+def _commit_file(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _commit_dir(tmp: Path, path: Path) -> None:
+    _fsync_tree(tmp)
+    _replace_dir(tmp, path)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -400,6 +400,16 @@ INPUTS = typer.Option(None, help=".npz input set, one (steps, size) array per mo
                                  "else Bernoulli(0.2) spikes)")
 
 
+def _model_args(model: Path, inputs: Optional[Path], max_memory: Optional[str]) -> Optional[int]:
+    """The checks every model command starts with: ``--max-memory`` applied, the model and the
+    input set exist. Returns the loader's byte budget."""
+    max_bytes = _max_memory(max_memory)
+    _existing(model)
+    if inputs is not None:
+        _existing(inputs, "input set")
+    return max_bytes
+
+
 def _load_model_or_bundle(model: Path, max_bytes: Optional[int]):
     """(graph, bundle inputs or None) from a model file or a bundle folder."""
     from plastix.deploy.bundle import BundleError, bundle_inputs, load_bundle
@@ -462,10 +472,7 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
 
     from plastix.deploy.bundle import check_bundle_target
 
-    max_bytes = _max_memory(max_memory)
-    _existing(model)
-    if inputs is not None:
-        _existing(inputs, "input set")
+    max_bytes = _model_args(model, inputs, max_memory)
     stem = model.name if model.is_dir() else model.stem
     default = {Target.nir: f"{stem}.nir", Target.onnx: f"{stem}.onnx"}.get(target, f"{stem}_bundle")
     out = out or model.with_name(default)
@@ -539,10 +546,7 @@ def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
     from plastix.ir import UnsupportedKindError
     from plastix.ir.atomic import new_dir
 
-    max_bytes = _max_memory(max_memory)
-    _existing(model)
-    if inputs is not None:
-        _existing(inputs, "input set")
+    max_bytes = _model_args(model, inputs, max_memory)
     out = _out_folder(out or model.with_name(f"{model.name if model.is_dir() else model.stem}_report"),
                       overwrite=overwrite)
     if out.exists() and not (out / "report.json").is_file():
@@ -591,10 +595,7 @@ def simulate(model: Path = typer.Argument(..., help=_MODEL_HELP),
     from plastix.ir import UnsupportedKindError
     from plastix.ir.atomic import write_bytes
 
-    max_bytes = _max_memory(max_memory)
-    _existing(model)
-    if inputs is not None:
-        _existing(inputs, "input set")
+    max_bytes = _model_args(model, inputs, max_memory)
     if out is not None:
         _out_file(out)
     graph, stored = _load_model_or_bundle(model, max_bytes)
