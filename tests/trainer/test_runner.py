@@ -153,3 +153,19 @@ def test_checkpoint_never_unpickles_arbitrary_objects(tmp_path):
     with pytest.raises(ValueError, match="not a readable plastix checkpoint"):
         load_checkpoint(ck)
     assert not _PWNED.exists()
+
+
+def test_checkpoint_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    """A checkpoint whose zip records declare more than the memory limit is refused unread."""
+    import zipfile
+
+    from plastix.backends.memory import ENV, MemoryLimitError
+
+    run(RandomWalk(), _opts(tmp_path, 2))
+    ck = tmp_path / CHECKPOINT
+    declared = sum(i.file_size for i in zipfile.ZipFile(ck).infolist())
+    monkeypatch.setenv(ENV, str(declared - 1))
+    with pytest.raises(MemoryLimitError, match="loading the checkpoint"):
+        load_checkpoint(ck)
+    monkeypatch.setenv(ENV, str(declared))
+    assert load_checkpoint(ck)["step"] == 2
