@@ -11,8 +11,12 @@ Layout::
       inputs.npz        the input set the report and checks ran on
       report.json, report.md, *.png    the Loihi report (plastix.deploy.report)
 
-The bundle is built in a temporary sibling folder and moved into place with ``os.replace``; on any
-error the temporary folder is removed, so a bundle either exists complete or not at all.
+The bundle is built in a temporary sibling folder and swapped into place in one atomic step
+(:func:`plastix.ir.atomic.new_dir`); on any error the temporary folder is removed, and a run killed
+at any point (SIGKILL included) leaves the old bundle or the complete new one, never a mix or
+nothing; its temporary folder is removed by the next write to the same path. Every file's bytes
+depend only on the model, the inputs and the seed, so identical runs give the same
+``bundle_sha256``.
 :func:`load_bundle` re-checks every hash and names the file that is missing or changed.
 """
 from __future__ import annotations
@@ -22,8 +26,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -33,11 +35,14 @@ import numpy as np
 from plastix.ir import Graph, UnsupportedKindError
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
+from plastix.ir.atomic import new_dir
+from plastix.ir.serialize import npy_bytes, zip_bytes
 
 FORMAT_TAG = "plastix-bundle"
 BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL = "model.plx"
+INPUTS = "inputs.npz"
 PACKAGES = ("plastix", "torch", "lava-nc", "nir", "numpy", "onnx", "onnxruntime")
 
 
@@ -74,24 +79,19 @@ def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = Non
     with ``steps``/``seed``) drive the report and checks. ``lava`` runs
     :func:`~plastix.deploy.targets.lava_check` and raises :class:`BundleError` if Lava does not
     reproduce torch; ``onnx`` adds the one-step ONNX model and its onnxruntime check. An existing
-    ``out`` is an error unless ``overwrite``. ``progress(stage)`` is called after each stage."""
+    ``out`` is an error unless ``overwrite``, and even then only a bundle folder is replaced. ``progress(stage)`` is called after each stage."""
     from .report import build_report, check_inputs, probe_inputs, write_report
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
+    check_bundle_target(out, overwrite)
     tick = progress or (lambda stage: None)
     given = inputs is not None
     inputs = probe_inputs(graph, steps, seed) if inputs is None else inputs
     check_inputs(graph, inputs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        files, skipped, metrics = [MODEL, "inputs.npz"], {}, {}
+    with new_dir(out) as tmp:
+        files, skipped, metrics = [MODEL, INPUTS], {}, {}
         save_graph(graph, tmp / MODEL)
-        np.savez(tmp / "inputs.npz", **{k: np.asarray(v) for k, v in inputs.items()})
+        (tmp / INPUTS).write_bytes(npz_bytes(inputs))
         tick("ir")
         try:
             from plastix.ir.nir_interop import write_nir
@@ -121,25 +121,45 @@ def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = Non
                 raise BundleError(f"Lava does not reproduce the torch backend ({res['criterion']}): max abs error "
                                   f"{res['max_abs_error']:.3g}, spikes identical: {res['spikes_identical']}")
             tick("lava")
+        hashes = {f: sha256(tmp / f) for f in sorted(set(files))}
         manifest = {"format": FORMAT_TAG, "bundle_version": BUNDLE_VERSION,
                     "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "source": None if source is None else {"path": str(source), "sha256": sha256(Path(source))},
-                    "versions": versions(), "files": {f: sha256(tmp / f) for f in sorted(set(files))},
+                    "versions": versions(), "files": hashes, "bundle_sha256": bundle_hash(hashes),
                     "skipped": skipped, "inputs": {"given": given, "steps": int(check_inputs(graph, inputs)),
                                                    "seed": seed},
                     "metrics": metrics}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json) + "\n")
-        if out.exists():  # overwrite: move the old bundle aside first, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "b")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
+
+
+def check_bundle_target(out: Path, overwrite: bool) -> None:
+    """Refuse an existing ``out`` unless ``overwrite``, and never replace anything but a bundle."""
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if not out.is_dir() or out.is_symlink():
+        raise FileExistsError(f"{out} exists and is not a bundle folder; not replacing it")
+    try:
+        ok = json.loads((out / MANIFEST).read_text()).get("format") == FORMAT_TAG
+    except (OSError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise FileExistsError(f"{out} exists and is not a plastix bundle (no {MANIFEST} of format {FORMAT_TAG!r}); "
+                              "not replacing it")
+
+
+def bundle_hash(hashes: dict[str, str]) -> str:
+    """The bundle's identity: sha256 over its files' names and sha256s (the manifest's creation
+    time and package versions are not part of it). Identical seeded runs give identical hashes."""
+    text = "".join(f"{name}\0{digest}\n" for name, digest in sorted(hashes.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """An ``.npz`` archive (``np.load`` reads it) whose bytes depend only on the arrays."""
+    return zip_bytes({f"{k}.npy": npy_bytes(np.asarray(v)) for k, v in arrays.items()})
 
 
 def _json(x: Any) -> Any:
@@ -197,15 +217,16 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def load_bundle(folder: str | Path) -> tuple[Graph, dict]:
-    """``(graph, manifest)`` of a checked bundle (:func:`read_manifest`)."""
+def load_bundle(folder: str | Path, *, max_bytes: Optional[int] = None) -> tuple[Graph, dict]:
+    """``(graph, manifest)`` of a checked bundle (:func:`read_manifest`); ``max_bytes`` as in
+    :func:`plastix.ir.load`."""
     manifest = read_manifest(folder)
-    return load_graph(Path(folder) / MODEL), manifest
+    return load_graph(Path(folder) / MODEL, max_bytes=max_bytes), manifest
 
 
 def bundle_inputs(folder: str | Path) -> Optional[dict[str, np.ndarray]]:
     """The input set stored in a bundle (``None`` if it has none)."""
     from .report import load_inputs
 
-    path = Path(folder) / "inputs.npz"
+    path = Path(folder) / INPUTS
     return load_inputs(path) if path.is_file() else None

@@ -76,14 +76,27 @@ def check_inputs(graph: Graph, inputs: dict[str, np.ndarray]) -> int:
 
 
 def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
-    """An input set from an ``.npz`` file (one array per graph input)."""
+    """An input set from an ``.npz`` file (one array per graph input). The archive's declared
+    sizes (as float64) must fit the memory limit (:mod:`plastix.backends.memory`) before anything
+    is decompressed; pickled arrays are refused."""
+    import zipfile
+
+    from plastix.backends import memory
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input set {path}: no such file")
     try:
+        with zipfile.ZipFile(path) as zf:
+            est = memory.Estimate(f"the input set {path}")
+            for info in zf.infolist():  # each .npy member becomes a float64 array (at most 8x a byte array)
+                est.add(info.filename, 8 * info.file_size)
+        memory.check(est)
         with np.load(path, allow_pickle=False) as z:
             return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    except (OSError, ValueError) as exc:
+    except memory.MemoryLimitError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"input set {path}: not a readable .npz file ({exc})") from None
 
 

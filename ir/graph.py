@@ -126,6 +126,19 @@ class Graph(IRNode):
                                         f"-> modulator weight {m.weight.shape}: needs {width} columns")
         for pr in self.projections:
             self._check_projection(pr, pops, mods)
+        self._check_all_shapes(pops)
+
+    def _check_all_shapes(self, pops: dict) -> None:
+        """Every array of every node (nested rules and cells included) against its symbolic shape,
+        with every named dimension resolved: ``pre``/``post`` from the projection's ends, ``src``
+        from the modulator's source."""
+        for p in self.populations:
+            p.check_dims({}, p.name, strict=True)
+        for m in self.modulators:
+            src = pops[m.source]
+            m.check_dims({"src": src.size * src.out_channels}, m.name, strict=True)
+        for pr in self.projections:
+            pr.check_dims({"pre": pops[pr.pre].size, "post": pops[pr.post].size}, pr.name, strict=True)
 
     def _check_projection(self, pr: Projection, pops: dict, mods: dict) -> None:
         for end in ("pre", "post"):

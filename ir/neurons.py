@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .errors import IRValidationError
+from .limits import MAX_CELL_WIDTH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS_PARAM
 from .registry import register_kind
 from .spec import IRNode, array, child, flag, integer, real, text
 
@@ -48,8 +49,8 @@ class Input(Population):
     """
 
     name: str = text()
-    size: int = integer(ge=1)
-    channels: int = integer(ge=1, default=1)
+    size: int = integer(ge=1, le=MAX_SIZE)
+    channels: int = integer(ge=1, le=MAX_CHANNELS, default=1)
 
     @property
     def out_channels(self) -> int:
@@ -76,12 +77,12 @@ class CubaLIF(Population):
     """
 
     name: str = text()
-    size: int = integer(ge=1)
+    size: int = integer(ge=1, le=MAX_SIZE)
     du: object = array(shape=("size",), ge=0.0, le=1.0, doc="current decay per step")
     dv: object = array(shape=("size",), ge=0.0, le=1.0, doc="voltage decay per step")
     vth: object = array(shape=("size",), gt=0.0, doc="firing threshold (strict >)")
     bias: object = array(shape=("size",), default=0.0, doc="constant input added to v every step")
-    refractory: int = integer(ge=0, default=0, doc="steps v is held at 0 after a spike")
+    refractory: int = integer(ge=0, le=MAX_STEPS_PARAM, default=0, doc="steps v is held at 0 after a spike")
 
     @property
     def spiking(self) -> bool:
@@ -98,7 +99,7 @@ class LIReadout(Population):
     """
 
     name: str = text()
-    size: int = integer(ge=1)
+    size: int = integer(ge=1, le=MAX_SIZE)
     du: object = array(shape=("size",), ge=0.0, le=1.0)
     dv: object = array(shape=("size",), ge=0.0, le=1.0)
     bias: object = array(shape=("size",), default=0.0)
@@ -131,9 +132,9 @@ class ENUCell(Cell):
     State: ``h`` (memory), ``o`` (out_channels).
     """
 
-    memory: int = integer(ge=1)
-    in_channels: int = integer(ge=1)
-    out_channels: int = integer(ge=1)
+    memory: int = integer(ge=1, le=MAX_CELL_WIDTH)
+    in_channels: int = integer(ge=1, le=MAX_CHANNELS)
+    out_channels: int = integer(ge=1, le=MAX_CHANNELS)
     w_z: object = array(shape=("memory", "concat"), scalar_ok=False)
     w_r: object = array(shape=("memory", "concat"), scalar_ok=False)
     w_c: object = array(shape=("memory", "concat"), scalar_ok=False)
@@ -152,9 +153,9 @@ class _RecurrentCell(Cell):
     ``y = W_o h + b_o`` mapping ``hidden`` to ``out_channels``."""
 
     GATES: ClassVar[int] = 0
-    hidden: int = integer(ge=1)
-    in_channels: int = integer(ge=1)
-    out_channels: int = integer(ge=1)
+    hidden: int = integer(ge=1, le=MAX_CELL_WIDTH)
+    in_channels: int = integer(ge=1, le=MAX_CHANNELS)
+    out_channels: int = integer(ge=1, le=MAX_CHANNELS)
     w_ih: object = array(shape=("gates", "in_channels"), scalar_ok=False)
     w_hh: object = array(shape=("gates", "hidden"), scalar_ok=False)
     w_o: object = array(shape=("out_channels", "hidden"), scalar_ok=False)
@@ -203,7 +204,7 @@ class GatedPopulation(Population):
     """
 
     name: str = text()
-    size: int = integer(ge=1)
+    size: int = integer(ge=1, le=MAX_SIZE)
     cell: object = child("cell")
     init_noise: float = real(ge=0.0, default=0.0)
 

@@ -163,15 +163,19 @@ def write_nir(graph: Graph, path: str | Path, *, dt: float | None = None) -> Pat
 # import
 
 
-def read_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero") -> Graph:
+def read_nir(path: str | Path, *, dt: float | None = None, reset: str = "zero", max_bytes: int | None = None) -> Graph:
     """Read a NIR file and convert it: see :func:`import_nir_file`."""
-    return import_nir_file(path, dt=dt, reset=reset).graph
+    return import_nir_file(path, dt=dt, reset=reset, max_bytes=max_bytes).graph
 
 
-def import_nir_file(path: str | Path, *, dt: float | None = None, reset: str = "zero") -> NIRImport:
+def import_nir_file(path: str | Path, *, dt: float | None = None, reset: str = "zero",
+                    max_bytes: int | None = None) -> NIRImport:
     """Read a NIR file: a plastix-written one (with the extension) restores its graph exactly; a
     peer's goes through :func:`plastix.ir.nir_import.import_nir` (dt inference, reset convention,
-    flattening). Every failure is one :class:`~plastix.ir.nir_import.NIRImportError` line."""
+    flattening). The datasets' declared sizes are checked before anything is read
+    (:func:`check_nir_sizes`). Every failure is one :class:`IRValidationError` naming the file
+    (:class:`~plastix.ir.nir_import.NIRImportError` for a peer's file)."""
+    check_nir_sizes(path, max_bytes)
     g = read_nir_file(path)
     if _meta_str(getattr(g, "metadata", None) or {}, "plastix.extension"):
         try:
@@ -179,9 +183,45 @@ def import_nir_file(path: str | Path, *, dt: float | None = None, reset: str = "
         except IRValidationError as exc:
             raise NIRImportError(str(path), exc.node, f"{exc.field + ': ' if exc.field else ''}{exc.msg}",
                                  "the plastix extension of this file is damaged; export the model again") from None
+        except UnsupportedKindError:
+            raise
+        except Exception as exc:  # bad extension metadata (JSON, types, values) must not escape as a traceback
+            raise NIRImportError(str(path), "", f"invalid plastix extension ({type(exc).__name__}: {exc})",
+                                 "the plastix extension of this file is damaged; export the model again") from None
         return NIRImport(graph=graph, dt=graph.dt, dt_source="from the file's plastix extension (plastix.dt)"
                          if dt is None else "given (--dt)")
     return import_nir(g, dt=dt, reset=reset, file=str(path))
+
+
+def check_nir_sizes(path: str | Path, max_bytes: int | None = None) -> int:
+    """Sum the declared sizes of every dataset in an HDF5 (NIR) file without reading any, and refuse
+    a file that would decompress to more than the ``.plx`` loader allows for a file of its size
+    (:func:`plastix.ir.serialize.load_budget`). Returns the declared bytes."""
+    import os
+
+    import h5py
+
+    from .serialize import load_budget
+
+    path = Path(path)
+    try:
+        size = os.path.getsize(path)
+        fh = h5py.File(path, "r")
+    except Exception as exc:
+        raise IRValidationError("", "", f"not a readable NIR file: {exc}", file=str(path)) from None
+    budget = load_budget(size, max_bytes)
+    total = 0
+    with fh:
+        datasets: list = []
+        fh.visititems(lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+        for name, ds in datasets:
+            total += int(ds.size) * int(ds.dtype.itemsize)
+            if total > budget:
+                raise IRValidationError("", name, f"dataset {ds.shape} {ds.dtype} brings the declared data to "
+                                        f"{total} bytes, more than the {budget} bytes a file of {size} bytes may "
+                                        "decompress (docs/format.md, Limits; --max-memory for a trusted file)",
+                                        file=str(path))
+    return total
 
 
 def _meta_str(meta: dict, key: str) -> str | None:

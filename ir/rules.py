@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass
 
 from .errors import IRValidationError
+from .limits import MAX_SEED, MAX_STEPS_PARAM
 from .loihi_expr import parse_rule, variables
 from .registry import register_kind
 from .spec import IRNode, array, child, choice, flag, integer, real, text
@@ -99,7 +100,7 @@ class HebbianDecay(_DifferentiablePlasticity):
 
     eta: object = array(shape=SYN, ge=0.0, le=1.0)
     alpha: object = array(shape=SYN, default=1.0)
-    interval: int = integer(ge=1, default=1)
+    interval: int = integer(ge=1, le=MAX_STEPS_PARAM, default=1)
     clip: float = real(gt=0.0, optional=True)
     modulator: str = text(optional=True)
 
@@ -113,7 +114,7 @@ class Oja(_DifferentiablePlasticity):
 
     eta: object = array(shape=SYN, ge=0.0, le=1.0)
     alpha: object = array(shape=SYN, default=1.0)
-    interval: int = integer(ge=1, default=1)
+    interval: int = integer(ge=1, le=MAX_STEPS_PARAM, default=1)
     clip: float = real(gt=0.0, optional=True)
     modulator: str = text(optional=True)
 
@@ -136,7 +137,7 @@ class BCM(_DifferentiablePlasticity):
     eta_phi: object = array(shape=("pre",), ge=0.0, le=1.0)
     psi: object = array(shape=("pre",), default=0.0)
     alpha: object = array(shape=SYN, default=1.0)
-    interval: int = integer(ge=1, default=1)
+    interval: int = integer(ge=1, le=MAX_STEPS_PARAM, default=1)
     clip: float = real(gt=0.0, optional=True)
     modulator: str = text(optional=True)
 
@@ -300,7 +301,7 @@ class SynapticQ(Rule):
     gamma: float = real(ge=0.0, le=1.0, default=0.9)
     lr: float = real(ge=0.0, le=1.0, default=0.01)
     aggregation: QAggregation = choice(QAggregation, default=QAggregation.MEAN)
-    seed: int = integer(ge=0, default=0)
+    seed: int = integer(ge=0, le=MAX_SEED, default=0)
     modulator: str = text(optional=True)
 
 
@@ -332,8 +333,8 @@ class LoihiRule(Rule):
     y2_tau: float = real(gt=0.0, default=1.0)
     y3_impulse: float = real(ge=0.0, default=0.0)
     y3_tau: float = real(gt=0.0, default=1.0)
-    t_epoch: int = integer(ge=1, default=1)
-    rng_seed: int = integer(ge=0, default=0)
+    t_epoch: int = integer(ge=1, le=MAX_STEPS_PARAM, default=1)
+    rng_seed: int = integer(ge=0, le=MAX_SEED, default=0)
     modulator: str = text(optional=True)
 
     def _check(self) -> None:

@@ -121,7 +121,19 @@ def _check_bounds(values: np.ndarray | float, spec: FieldSpec, node: str, name: 
     if spec.lt is not None:
         ok &= bool(np.all(v < spec.lt))
     if not ok:
-        raise IRValidationError(node, name, f"values must be {_bounds_msg(spec)} (got min {v.min()}, max {v.max()})")
+        got = f"got {v.item()}" if v.ndim == 0 else f"got min {v.min()}, max {v.max()}"
+        raise IRValidationError(node, name, f"{'must be' if v.ndim == 0 else 'values must be'} {_bounds_msg(spec)} ({got})")
+
+
+def _immutable(value: Any) -> bool:
+    """A read-only array over an immutable ``bytes`` buffer (as the loader makes them): nothing can
+    change it, so a node may keep it without a copy."""
+    if not isinstance(value, np.ndarray) or value.flags.writeable:
+        return False
+    base = value
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, bytes)
 
 
 def normalize_array(value: Any, spec: FieldSpec, node: str, name: str) -> np.ndarray:
@@ -129,7 +141,7 @@ def normalize_array(value: Any, spec: FieldSpec, node: str, name: str) -> np.nda
     if isinstance(value, (str, bytes, dict)) or value is None:
         raise IRValidationError(node, name, f"expected a numeric array, got {type(value).__name__}")
     try:
-        arr = np.array(value, copy=True)
+        arr = value if _immutable(value) else np.array(value, copy=True)
     except Exception as exc:  # ragged lists, objects numpy cannot hold
         raise IRValidationError(node, name, f"not convertible to an array: {exc}") from None
     kind = arr.dtype.kind
@@ -162,29 +174,29 @@ def normalize_array(value: Any, spec: FieldSpec, node: str, name: str) -> np.nda
     return arr
 
 
-def resolve_shape(shape: tuple[str | int, ...], dims: Mapping[str, int]) -> tuple[int, ...] | None:
-    """Resolve symbolic dims; ``None`` when a symbol is not known yet."""
-    out = []
-    for d in shape:
-        if isinstance(d, int):
-            out.append(d)
-        elif d in dims:
-            out.append(int(dims[d]))
-        else:
-            return None
-    return tuple(out)
+def resolve_shape(shape: tuple[str | int, ...], dims: Mapping[str, int]) -> tuple[int | None, ...]:
+    """Resolve symbolic dims; a symbol not (yet) known resolves to ``None``."""
+    return tuple(d if isinstance(d, int) else (int(dims[d]) if d in dims else None) for d in shape)
 
 
-def check_shape(arr: np.ndarray, spec: FieldSpec, dims: Mapping[str, int], node: str, name: str) -> None:
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_shape(arr: np.ndarray, spec: FieldSpec, dims: Mapping[str, int], node: str, name: str, *,
+                strict: bool = False) -> None:
+    """Check ``arr`` against the spec's symbolic shape, comparing every dim that ``dims`` resolves
+    (a partly known shape is checked where known). With ``strict`` every symbol must resolve."""
     if spec.shape is None or (arr.ndim == 0 and spec.scalar_ok):
         return
     want = resolve_shape(spec.shape, dims)
-    if want is None:
-        return
-    if tuple(arr.shape) != want:
-        sym = "(" + ", ".join(str(s) for s in spec.shape) + ("," if len(spec.shape) == 1 else "") + ")"
+    sym = _shape_text(spec.shape)
+    if strict and None in want:
+        unknown = [d for d, w in zip(spec.shape, want) if w is None]
+        raise IRValidationError(node, name, f"shape {sym}: dimension {unknown[0]!r} is not defined in this context")
+    if arr.ndim != len(want) or any(w is not None and w != a for w, a in zip(want, arr.shape)):
         scal = " or a scalar" if spec.scalar_ok else ""
-        raise IRValidationError(node, name, f"shape {tuple(arr.shape)} does not match {sym} = {want}{scal}")
+        raise IRValidationError(node, name, f"shape {tuple(arr.shape)} does not match {sym} = {_shape_text(want)}{scal}")
 
 
 def _scalar(value: Any, spec: FieldSpec, node: str, name: str) -> Any:
@@ -322,14 +334,21 @@ class IRNode:
     def _check(self) -> None:
         """Cross-field invariants; override in subclasses."""
 
-    def check_dims(self, dims: Mapping[str, int], label: str) -> None:
-        """Check array shapes against dims known only in context (e.g. ``pre``/``post``)."""
-        all_dims = {**self.dims(), **dims}
+    def check_dims(self, dims: Mapping[str, int], label: str, *, strict: bool = False) -> None:
+        """Check every array shape of this node and of every node nested in it (a rule's ``base``,
+        a cell) against ``dims``, the dims known only in context (``pre``/``post`` of a projection,
+        ``src`` of a modulator); a node's own dims shadow the context's. Nested nodes are named
+        ``label.field``. With ``strict`` every symbolic dim must resolve (graph validation)."""
+        all_dims = {**dims, **self.dims()}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             spec = spec_of(f)
             value = getattr(self, f.name)
-            if spec.role == "array" and value is not None:
-                check_shape(value, spec, all_dims, label, f.name)
+            if value is None:
+                continue
+            if spec.role == "array":
+                check_shape(value, spec, all_dims, label, f.name, strict=strict)
+            elif spec.role == "node":
+                value.check_dims(all_dims, f"{label}.{f.name}", strict=strict)
 
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):

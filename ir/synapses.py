@@ -21,6 +21,7 @@ import enum
 from dataclasses import dataclass
 
 from .errors import IRValidationError
+from .limits import MAX_DELAY, MAX_MODULATOR_SIZE
 from .neurons import check_name
 from .registry import register_kind
 from .spec import IRNode, array, child, choice, integer, text
@@ -51,7 +52,7 @@ class Projection(IRNode):
     weight: object = array(shape=("post", "pre"), scalar_ok=False)
     mask: object = array("bool", shape=("post", "pre"), scalar_ok=False, optional=True)
     sign: object = array("int", shape=("post", "pre"), scalar_ok=False, optional=True, ge=-1, le=1)
-    delay: int = integer(ge=0, default=0)
+    delay: int = integer(ge=0, le=MAX_DELAY, default=0)
     rule: object = child("rule", optional=True)
 
     @property
@@ -66,9 +67,7 @@ class Projection(IRNode):
         check_name(self.name, self.label)
         if self.weight.ndim != 2:  # type: ignore[attr-defined]
             raise IRValidationError(self.label, "weight", f"must be 2-D (n_post, n_pre), got shape {self.weight.shape}")  # type: ignore[attr-defined]
-        self.check_dims({"post": self.n_post, "pre": self.n_pre}, self.label)
-        if self.rule is not None:
-            self.rule.check_dims({"post": self.n_post, "pre": self.n_pre}, f"{self.label}.rule")  # type: ignore[attr-defined]
+        self.check_dims({"post": self.n_post, "pre": self.n_pre}, self.label)  # the rule, recursively
 
 
 @register_kind("modulator", "modulator")
@@ -87,7 +86,7 @@ class Modulator(IRNode):
 
     name: str = text()
     source: str = text()
-    size: int = integer(ge=1)
+    size: int = integer(ge=1, le=MAX_MODULATOR_SIZE)
     weight: object = array(shape=("rows", "src"), scalar_ok=False)
     bias: object = array(shape=("rows",), default=0.0)
     channels: int = integer(ge=1, le=2, default=1)

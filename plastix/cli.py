@@ -1,40 +1,224 @@
-"""The ``plastix`` command line (typer). Every command validates its inputs, prints a clear
-error on bad files or options and exits non-zero on failure."""
+"""The ``plastix`` command line (typer).
+
+Every command checks its arguments (files, output paths, counts, the memory a run would need)
+before it does any work. Every error reaches the user as one line ``error: ...`` on stderr, with
+exit code 2 for bad input (a missing or invalid file, a bad option, an existing output, a run that
+would exceed the memory limit) and 1 for a run that failed (a Lava run, a write that failed, an
+internal error). ``plastix --debug ...`` (or ``PLASTIX_DEBUG=1``) also prints the traceback.
+"""
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import sys
+import tempfile
+import traceback
 from enum import Enum
 from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="plastix: train plastic networks and their learning rules, export one IR, "
-                       "run it on torch or on Lava (Loihi emulation).", no_args_is_help=True,
+DEBUG_ENV = "PLASTIX_DEBUG"
+
+
+class CLIError(Exception):
+    """An error for the user: ``error: <msg>`` and exit ``code`` (2 bad input, 1 failed run)."""
+
+    def __init__(self, msg: str, code: int = 2) -> None:
+        super().__init__(msg)
+        self.code = code
+
+
+def _fail(msg: str, code: int = 2) -> CLIError:
+    return CLIError(msg, code)
+
+
+_BAD_INPUT = ("IRValidationError", "IRVersionError", "UnknownKindError", "BundleError", "MemoryLimitError",
+              "UnsupportedKindError", "FileExistsError")
+_RUN_FAILED = ("LavaRunError", "LavaTimeoutError", "LavaImportError")
+
+
+def _classify(exc: BaseException) -> tuple[str, int]:
+    """(message, exit code) of an exception that reached the top of a command."""
+    if isinstance(exc, CLIError):
+        return str(exc), exc.code
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & set(_BAD_INPUT):
+        return str(exc).strip("'\""), 2
+    if names & set(_RUN_FAILED):
+        return f"Lava run failed: {exc}", 1
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", 1
+    if isinstance(exc, MemoryError):
+        return "out of memory (lower --steps or --max-memory)", 1
+    return (f"internal error ({type(exc).__name__}: {exc}); run `plastix --debug ...` or set {DEBUG_ENV}=1 "
+            "for the traceback"), 1
+
+
+def _debug(args: Sequence[str]) -> bool:
+    return "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+class _Group(TyperGroup):
+    """The root command: turns every exception into ``error: ...`` and an exit code."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        from plastix.backends.memory import ENV
+
+        args = list(sys.argv[1:] if args is None else args)
+        saved = os.environ.get(ENV)  # --max-memory sets it for one command only
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except typer.Abort:
+            typer.secho("error: aborted", err=True, fg=typer.colors.RED)
+            code = 130
+        except typer.TyperException as exc:  # usage errors: bad or missing options and arguments
+            names = {c.__name__ for c in type(exc).__mro__}
+            ctx = getattr(exc, "ctx", None)
+            if "NoArgsIsHelpError" in names:
+                typer.echo(ctx.get_help() if ctx is not None else str(exc))
+                code = 2
+            else:
+                hint = f"\nTry '{ctx.command_path} --help' for help." if "UsageError" in names and ctx else ""
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                typer.secho(f"error: {message}{hint}", err=True, fg=typer.colors.RED)
+                code = getattr(exc, "exit_code", 2)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become messages
+            if _debug(args):
+                traceback.print_exception(exc)
+            msg, code = _classify(exc)
+            typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
+        finally:
+            if saved is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = saved
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+app = typer.Typer(cls=_Group, help="plastix: train plastic networks and their learning rules, export one IR, "
+                                   "run it on torch or on Lava (Loihi emulation).", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
 
-def _fail(msg: str, code: int = 2) -> "typer.Exit":
-    typer.secho(f"error: {msg}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", envvar=DEBUG_ENV,
+                                     help=f"print the traceback of an error (also: {DEBUG_ENV}=1)")) -> None:
+    """plastix: train plastic networks and their learning rules, export one IR, run it on torch or
+    on Lava (Loihi emulation)."""
 
 
-def _load(model: Path):
+# -- argument checks (before any work) ---------------------------------------------------------
+
+MAX_MEMORY = typer.Option(None, "--max-memory", metavar="SIZE",
+                          help="memory this command may use for the model and its run (e.g. 16G, or none); "
+                               "default: half the machine's memory (or $PLASTIX_MAX_MEMORY)")
+
+
+def _max_memory(value: Optional[str]) -> Optional[int]:
+    """Apply ``--max-memory``: every run in this process (and its Lava children) uses it; returns the
+    loader's byte budget (None: the loader's own rules)."""
+    from plastix.backends.memory import ENV, parse_size
+
+    if value is None:
+        return None
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise _fail(f"--max-memory: {exc}") from None
+    os.environ[ENV] = value
+    return (1 << 62) if size is None else size
+
+
+def _positive(value: float) -> float:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+def _existing(path: Path, what: str = "file or bundle folder") -> Path:
+    if not os.path.lexists(path):
+        raise _fail(f"{path}: no such {what}")
+    return path
+
+
+def _probe_folder(folder: Path) -> None:
+    """The nearest existing ancestor of ``folder`` must be a folder we can create files in."""
+    anc = folder
+    while not os.path.lexists(anc) and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise _fail(f"cannot write under {folder}: {anc} is not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".plastix-probe-", dir=anc)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise _fail(f"cannot write under {folder}: {anc} is not writable ({exc.strerror})") from None
+
+
+def _out_file(path: Path, *, overwrite: Optional[bool] = None, what: str = "--out") -> Path:
+    """An output file path: not a folder, in an existing writable folder, and (when the command has
+    ``--overwrite``) not an existing file unless asked to replace it."""
+    if path.is_dir():
+        raise _fail(f"{what} {path} is a folder; give a file path")
+    if overwrite is False and os.path.lexists(path):
+        raise _fail(f"{path} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise _fail(f"cannot write {path}: folder {path.parent} does not exist")
+    _probe_folder(path.parent)
+    return path
+
+
+def _out_folder(path: Path, *, overwrite: Optional[bool] = None, what: str = "--out") -> Path:
+    """An output folder: a folder or nothing yet (missing parents are created), writable, and (when
+    the command has ``--overwrite``) not existing unless asked to replace it."""
+    if os.path.lexists(path) and not path.is_dir():
+        raise _fail(f"{what} {path} exists and is not a folder")
+    if overwrite is False and path.exists():
+        raise _fail(f"{path} exists; pass --overwrite to replace it")
+    _probe_folder(path)
+    return path
+
+
+def _load(model: Path, max_bytes: Optional[int] = None):
     from plastix.ir import IRValidationError, load
     from plastix.ir.nir_interop import read_nir
 
+    _existing(model, "file")
     try:
         if model.suffix in (".nir", ".h5", ".hdf5"):
-            return read_nir(model)
-        return load(model)
+            return read_nir(model, max_bytes=max_bytes)
+        return load(model, max_bytes=max_bytes)
     except IRValidationError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
+
+
+def _check_run_memory(graph, steps: int, backend: str = "torch") -> None:
+    """Refuse a run the memory limit cannot hold before its input set is even generated."""
+    from plastix.backends import memory
+
+    est = (memory.lava_run(graph, steps) if backend == "lava" else
+           memory.torch_run(graph, steps, itemsize=8, inputs_given=False, what=f"a run of {steps} steps"))
+    memory.check(est)
+
+
+# -- IR commands -----------------------------------------------------------------------------
 
 
 @app.command()
-def info(model: Path = typer.Argument(..., help="a .plx model file (or a NIR file written by plastix)")) -> None:
+def info(model: Path = typer.Argument(..., help="a .plx model file (or a NIR file written by plastix)"),
+         max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Validate a model file and print its summary."""
-    typer.echo(_load(model).summary())
+    typer.echo(_load(model, _max_memory(max_memory)).summary())
 
 
 @app.command()
@@ -66,22 +250,25 @@ def export(model: Path = typer.Argument(..., help="input model (.plx, or NIR wri
            to: ExportFormat = typer.Option(ExportFormat.nir, help="output format"),
            out: Path = typer.Option(None, help="output path (default: next to the model)"),
            dt: float = typer.Option(None, help="nir only: the step (s) the time constants are written for (default "
-                                    "the model's; spikes do not depend on it; snnTorch's import_from_nir needs 1e-4)")) -> None:
+                                    "the model's; spikes do not depend on it; snnTorch's import_from_nir needs 1e-4)"),
+           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Convert a model: .plx -> NIR (static part + plasticity extension) or NIR -> .plx."""
-    from plastix.ir import IRValidationError, UnsupportedKindError, save
+    from plastix.ir import save
     from plastix.ir.nir_interop import write_nir
 
-    graph = _load(model)
-    out = out or model.with_suffix(f".{to.value}")
+    out = _out_file(out or model.with_suffix(f".{to.value}"))
     if dt is not None and to is not ExportFormat.nir:
         raise _fail("--dt applies to --to nir only")
+    graph = _load(model, _max_memory(max_memory))
     try:
         if to is ExportFormat.nir:
             write_nir(graph, out, dt=dt)
         else:
             save(graph, out)
-    except (IRValidationError, UnsupportedKindError) as exc:
-        raise _fail(f"cannot export to {to.value}: {exc}")
+    except Exception as exc:
+        if type(exc).__name__ in ("IRValidationError", "UnsupportedKindError"):
+            raise _fail(f"cannot export to {to.value}: {exc}") from None
+        raise
     typer.echo(f"wrote {out}")
 
 
@@ -94,24 +281,26 @@ class Reset(str, Enum):
 @app.command("import-nir")
 def import_nir(path: Path = typer.Argument(..., help="a NIR file (e.g. from snnTorch, Norse, SpikingJelly, Lava-dl, "
                                                      "Sinabs)"),
-               dt: float = typer.Option(None, help="seconds per step used to discretise NIR's ODEs (default: inferred "
+               dt: float = typer.Option(None, callback=_positive, help="seconds per step used to discretise NIR's ODEs (default: inferred "
                                         "from the file where it determines it, e.g. snnTorch's r = tau_mem / dt)"),
                reset: Reset = typer.Option(Reset.zero, help="how the writer reset its neurons: zero (NIR: to 0 in the "
                                            "step of the spike), snntorch-zero (snnTorch reset_mechanism='zero'), "
                                            "subtract (snnTorch's default; not representable)"),
-               out: Path = typer.Option(None, help="output .plx path")) -> None:
+               out: Path = typer.Option(None, help="output .plx path"),
+               max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Import a NIR graph written by a peer library into a .plx model; prints the dt it used and why."""
     from plastix.ir import IRValidationError, UnsupportedKindError, save
     from plastix.ir.nir_interop import import_nir_file
 
+    _existing(path, "NIR file")
+    out = _out_file(out or path.with_suffix(".plx"))
     try:
-        res = import_nir_file(path, dt=dt, reset=reset.value)
+        res = import_nir_file(path, dt=dt, reset=reset.value, max_bytes=_max_memory(max_memory))
     except (IRValidationError, UnsupportedKindError) as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     typer.echo(f"dt = {res.dt:g} s: {res.dt_source}")
     for note in res.notes:
         typer.echo(f"note: {note}")
-    out = out or path.with_suffix(".plx")
     save(res.graph, out)
     typer.echo(res.graph.summary())
     typer.echo(f"wrote {out}")
@@ -137,6 +326,9 @@ def nir_peers(steps: int = typer.Option(300, min=10, help="steps of random input
         raise typer.Exit(1)
 
 
+# -- training --------------------------------------------------------------------------------
+
+
 class Method(str, Enum):
     es = "es"
     bptt = "bptt"
@@ -155,9 +347,9 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
                                                      "bptt one_shot_cue also unpermuted (sanity check)"),
           model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
-          seed: int = typer.Option(0, help="random seed"),
+          seed: int = typer.Option(0, min=0, help="random seed"),
           resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
-          steps: int = typer.Option(None, help="override the number of generations / iterations"),
+          steps: int = typer.Option(None, min=1, help="override the number of generations / iterations"),
           form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
           policy: Path = typer.Option(None, help="synq only: start from the Q table of this policy.plx (static "
                                                  "unless --train-policy)"),
@@ -167,12 +359,23 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
           jit: bool = typer.Option(True, help="bptt one_shot_cue only: run the network torch.compile'd (same math, "
-                                              "3-4x faster per iteration after a compile per batch shape)")) -> None:
+                                              "3-4x faster per iteration after a compile per batch shape)"),
+          max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
+    from plastix.trainer.runner import CHECKPOINT, load_checkpoint
+
+    _max_memory(max_memory)
     sub = model if method is Method.es else variant if task == "cue_tmaze" else ""
-    out = out or Path("runs") / f"{method.value}_{task}_{config}" / sub
+    out = _out_folder(out or Path("runs") / f"{method.value}_{task}_{config}" / sub)
+    if policy is not None:
+        _existing(policy, "policy file")
+    if resume and (out / CHECKPOINT).exists():
+        try:
+            load_checkpoint(out / CHECKPOINT)
+        except ValueError as exc:
+            raise _fail(f"cannot resume: {exc}") from None
     try:
         if method is Method.es:
             from plastix.trainer.es_run import train_es
@@ -192,7 +395,7 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
             from plastix.trainer.synq_run import train_gd_baseline
             res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps)
     except (KeyError, ValueError, FileExistsError) as exc:
-        raise _fail(str(exc).strip("'\""))
+        raise _fail(str(exc).strip("'\"")) from None
     typer.echo(json.dumps(res, indent=2, default=str))
 
 
@@ -201,30 +404,35 @@ class EvalBackend(str, Enum):
     lava = "lava"
 
 
+class EvalPrecision(str, Enum):
+    float = "float"
+    fixed = "fixed"
+
+
 @app.command()
 def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              task: str = typer.Option("one_shot_cue", help="the task the model is evaluated on (one_shot_cue)"),
-             cues: int = typer.Option(None, help="cue count M per trial (default: the M the model was trained at)"),
-             problems: int = typer.Option(500, help="number of fresh test problems"),
-             seed: int = typer.Option(12345, help="seed of the test problems (the same seed gives the same problems on every backend)"),
-             backend: EvalBackend = typer.Option(EvalBackend.torch, help="torch (batched, float64) or lava (one Lava run per problem)"),
-             precision: str = typer.Option("float", help="float, or fixed (Loihi fixed point; the model must be representable)"),
-             as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')")) -> None:
+             cues: int = typer.Option(None, min=1, help="cue count M per trial (default: the M the model was trained at)"),
+             problems: int = typer.Option(500, min=1, help="number of fresh test problems"),
+             seed: int = typer.Option(12345, min=0, help="seed of the test problems (the same seed gives the same "
+                                                         "problems on every backend)"),
+             backend: EvalBackend = typer.Option(EvalBackend.torch, help="torch (batched, float64) or lava (one Lava "
+                                                                         "run per problem)"),
+             precision: EvalPrecision = typer.Option(EvalPrecision.float, help="float, or fixed (Loihi fixed point; "
+                                                                               "the model must be representable)"),
+             as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')"),
+             max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Accuracy of a trained model on fresh problems (ties count as wrong)."""
     import json
 
     if task != "one_shot_cue":
         raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue")
-    if problems < 1:
-        raise _fail(f"--problems must be >= 1, got {problems}")
-    if cues is not None and cues < 1:
-        raise _fail(f"--cues must be >= 1, got {cues}")
-    graph = _load(model)
+    graph = _load(model, _max_memory(max_memory))
     from plastix.trainer.cue_eval import evaluate_model
 
     try:
         res = evaluate_model(graph, n_problems=problems, n_cues=cues, seed=seed, backend=backend.value,
-                             precision=precision, progress=not as_json)
+                             precision=precision.value, progress=not as_json)
     except (ValueError, KeyError) as exc:
         raise _fail(str(exc).strip("'\""))
     res = {k: v for k, v in res.items() if k not in ("counts", "labels")}
@@ -232,18 +440,20 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         typer.echo(json.dumps(res))
     else:
         typer.echo(f"accuracy {res['accuracy']:.4f} on {problems} problems (M = {res['cues']}, seed {seed}, "
-                   f"{backend.value} {precision}; ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
+                   f"{backend.value} {precision.value}; ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
 
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
-         iterations: int = typer.Option(12, help="BPTT meta-training iterations (the visible training phase)"),
-         problems: int = typer.Option(16, help="test problems run on both torch and Lava"),
-         seed: int = typer.Option(0, help="random seed")) -> None:
+         iterations: int = typer.Option(12, min=0, help="BPTT meta-training iterations (the visible training phase)"),
+         problems: int = typer.Option(16, min=1, help="test problems run on both torch and Lava"),
+         seed: int = typer.Option(0, min=0, help="random seed"),
+         max_memory: Optional[str] = MAX_MEMORY) -> None:
     """End to end: train a plastic cue-association net with BPTT, export the IR and NIR, run it on torch and Lava."""
     from plastix.demo import run_demo
 
-    run_demo(out, iterations=iterations, problems=problems, seed=seed)
+    _max_memory(max_memory)
+    run_demo(_out_folder(out), iterations=iterations, problems=problems, seed=seed)
 
 
 # -- deploy (issue 10) -------------------------------------------------------------------------
@@ -267,31 +477,55 @@ class Precision(str, Enum):
 
 
 _MODEL_HELP = "a .plx model (e.g. a trainer's model.plx), a plastix-written NIR file, or a deploy bundle folder"
+STEPS = typer.Option(100, min=1, help="steps of the generated input set")
+SEED = typer.Option(0, min=0, help="seed of the generated input set")
+TIMEOUT = typer.Option(300.0, callback=_positive, help="seconds allowed for a Lava run")
+INPUTS = typer.Option(None, help=".npz input set, one (steps, size) array per model input (default: the bundle's, "
+                                 "else Bernoulli(0.2) spikes)")
 
 
-def _load_model_or_bundle(model: Path):
+def _model_args(model: Path, inputs: Optional[Path], max_memory: Optional[str]) -> Optional[int]:
+    """The checks every model command starts with: ``--max-memory`` applied, the model and the
+    input set exist. Returns the loader's byte budget."""
+    max_bytes = _max_memory(max_memory)
+    _existing(model)
+    if inputs is not None:
+        _existing(inputs, "input set")
+    return max_bytes
+
+
+def _load_model_or_bundle(model: Path, max_bytes: Optional[int]):
     """(graph, bundle inputs or None) from a model file or a bundle folder."""
     from plastix.deploy.bundle import BundleError, bundle_inputs, load_bundle
+    from plastix.ir import IRValidationError
 
+    _existing(model)
     if model.is_dir():
         try:
-            graph, _ = load_bundle(model)
+            graph, _ = load_bundle(model, max_bytes=max_bytes)
             return graph, bundle_inputs(model)
-        except (BundleError, ValueError) as exc:
-            raise _fail(str(exc))
-    if not model.exists():
-        raise _fail(f"{model}: no such file or bundle folder")
-    return _load(model), None
+        except (BundleError, IRValidationError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    return _load(model, max_bytes), None
 
 
-def _input_set(graph, inputs: "Path | None", stored, steps: int, seed: int):
+def _input_set(graph, inputs: "Path | None", stored, steps: int, seed: int, backend: str = "torch"):
+    """The run's input set, after checking that a run of its length fits the memory limit."""
     from plastix.deploy.report import check_inputs, load_inputs, probe_inputs
 
     try:
-        xs = load_inputs(inputs) if inputs is not None else stored if stored is not None else probe_inputs(graph, steps, seed)
-        check_inputs(graph, xs)
+        if inputs is not None:
+            xs = load_inputs(inputs)
+        elif stored is not None:
+            xs = stored
+        else:
+            _check_run_memory(graph, steps, backend)
+            xs = probe_inputs(graph, steps, seed)
+        _check_run_memory(graph, check_inputs(graph, xs), backend)
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc))
+        if type(exc).__name__ == "MemoryLimitError":
+            raise
+        raise _fail(str(exc)) from None
     return xs
 
 
@@ -309,52 +543,52 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
                                          "onnx: one simulation step as ONNX, checked with onnxruntime"),
            out: Path = typer.Option(None, help="output folder (bundle, lava) or file (nir, onnx); default next to "
                                     "the model"),
-           inputs: Path = typer.Option(None, help=".npz input set, one (steps, size) array per model input "
-                                       "(default: Bernoulli(0.2) spikes)"),
-           steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
-           seed: int = typer.Option(0, help="seed of the generated input set"),
+           inputs: Path = INPUTS,
+           steps: int = STEPS,
+           seed: int = SEED,
            onnx: bool = typer.Option(False, help="bundle/lava: also add the ONNX step model"),
            plots: bool = typer.Option(True, help="bundle/lava: PNG plots next to the report"),
            overwrite: bool = typer.Option(False, help="replace an existing output"),
-           timeout: float = typer.Option(300.0, help="seconds allowed for the Lava run")) -> None:
+           timeout: float = TIMEOUT,
+           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Deploy a model to a target; every output is written atomically (all or nothing)."""
     import json
 
-    from plastix.deploy.bundle import BundleError
-    from plastix.ir import IRValidationError, UnsupportedKindError
+    from plastix.deploy.bundle import check_bundle_target
 
-    graph, stored = _load_model_or_bundle(model)
-    xs = _input_set(graph, inputs, stored, steps, seed)
+    max_bytes = _model_args(model, inputs, max_memory)
     stem = model.name if model.is_dir() else model.stem
+    default = {Target.nir: f"{stem}.nir", Target.onnx: f"{stem}.onnx"}.get(target, f"{stem}_bundle")
+    out = out or model.with_name(default)
+    if target in (Target.nir, Target.onnx):
+        _out_file(out, overwrite=overwrite)
+    else:
+        _out_folder(out, overwrite=None)
+        check_bundle_target(out, overwrite)
+    graph, stored = _load_model_or_bundle(model, max_bytes)
+    xs = _input_set(graph, inputs, stored, steps, seed, "lava" if target is Target.lava else "torch")
     try:
         if target is Target.nir:
             from plastix.ir.nir_interop import write_nir
 
-            out = out or model.with_name(f"{stem}.nir")
-            if out.exists() and not overwrite:
-                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
             write_nir(graph, out)
             typer.echo(f"wrote {out}")
             return
         if target is Target.onnx:
+            from tqdm import tqdm
+
             from plastix.deploy.onnx_export import check_step, export_step
+            from plastix.ir.atomic import new_file
 
-            out = out or model.with_name(f"{stem}.onnx")
-            if out.exists() and not overwrite:
-                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-            with tempfile_beside(out) as tmp:
+            with new_file(out) as tmp:
                 export_step(graph, tmp)
-                from tqdm import tqdm
-
                 with tqdm(total=len(next(iter(xs.values()))), desc="onnxruntime vs torch", unit="step") as bar:
                     res = check_step(graph, tmp, xs, progress=bar.update)
-                tmp.replace(out)
             typer.echo(f"wrote {out}; onnxruntime vs torch over {res['steps']} steps: max abs error "
                        f"{res['max_abs_error']:.3g} (outputs), {res['state_max_abs_error']:.3g} (state)")
             return
         from plastix.deploy.bundle import create_bundle
 
-        out = out or model.with_name(f"{stem}_bundle")
         lava = target is Target.lava
         names = ["ir", "nir", "report"] + (["onnx"] if onnx else []) + (["lava"] if lava else [])
         bar, tick = _stages(names, f"deploy {target.value}")
@@ -364,11 +598,12 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
                                  progress=tick)
         finally:
             bar.close()
-    except (FileExistsError, BundleError, IRValidationError, UnsupportedKindError, ValueError) as exc:
-        raise _fail(f"cannot deploy to {target.value}: {exc}")
-    except Exception as exc:  # Lava run failures (timeouts, process errors) name themselves
-        if type(exc).__name__ in ("LavaRunError", "LavaTimeoutError", "LavaImportError"):
-            raise _fail(f"cannot deploy to {target.value}: {exc}", code=1)
+    except Exception as exc:
+        name = type(exc).__name__
+        if name in _RUN_FAILED:
+            raise _fail(f"cannot deploy to {target.value}: {exc}", code=1) from None
+        if name in _BAD_INPUT or isinstance(exc, ValueError):
+            raise _fail(f"cannot deploy to {target.value}: {exc}") from None
         raise
     m = json.loads((path / "manifest.json").read_text())
     typer.echo(f"wrote bundle {path} ({', '.join(m['files'])})")
@@ -379,68 +614,40 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
         typer.echo(f"  Lava reproduces torch: {c['criterion']}; max abs error {c['max_abs_error']:.3g}")
 
 
-class tempfile_beside:  # noqa: N801 - used as a context manager
-    """A temporary path next to ``path`` (same file system), removed on error."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent)
-        import os
-
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, *exc) -> None:
-        self.tmp.unlink(missing_ok=True)
-
-
 @app.command()
 def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
            out: Path = typer.Option(None, help="folder for report.json, report.md and the plots "
                                     "(default: <model>_report)"),
-           inputs: Path = typer.Option(None, help=".npz input set (default: the bundle's, else Bernoulli(0.2) spikes)"),
-           steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
-           seed: int = typer.Option(0, help="seed of the generated input set"),
+           inputs: Path = INPUTS,
+           steps: int = STEPS,
+           seed: int = SEED,
            plots: bool = typer.Option(True, help="write the PNG plots"),
-           overwrite: bool = typer.Option(False, help="replace an existing report folder")) -> None:
+           overwrite: bool = typer.Option(False, help="replace an existing report folder"),
+           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Loihi report: per node/rule lowering status, quantisation error, Loihi 2 resources, measured
     synaptic/plasticity ops and spikes per step, modelled energy."""
-    import shutil
-    import tempfile
-
     from plastix.deploy.report import build_report, write_report
     from plastix.ir import UnsupportedKindError
+    from plastix.ir.atomic import new_dir
 
-    graph, stored = _load_model_or_bundle(model)
-    xs = _input_set(graph, inputs, stored, steps, seed)
-    out = out or model.with_name(f"{model.name if model.is_dir() else model.stem}_report")
-    if out.exists() and not overwrite:
-        raise _fail(f"{out} exists; pass --overwrite to replace it")
+    max_bytes = _model_args(model, inputs, max_memory)
+    out = _out_folder(out or model.with_name(f"{model.name if model.is_dir() else model.stem}_report"),
+                      overwrite=overwrite)
     if out.exists() and not (out / "report.json").is_file():
         raise _fail(f"{out} exists and is not a report folder (no report.json); not replacing it")
+    graph, stored = _load_model_or_bundle(model, max_bytes)
+    xs = _input_set(graph, inputs, stored, steps, seed)
     bar, tick = _stages(["report", "files"], "report")
     try:
         rep = build_report(graph, xs, seed=seed)
         tick("report")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
+        with new_dir(out) as tmp:
             write_report(rep, tmp, plots=plots)
-            if out.exists():
-                shutil.rmtree(out)
-            tmp.replace(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         tick("files")
     except (UnsupportedKindError, ValueError) as exc:
-        raise _fail(f"cannot report: {exc}")
+        if type(exc).__name__ == "MemoryLimitError":
+            raise
+        raise _fail(f"cannot report: {exc}") from None
     finally:
         bar.close()
     st = rep["status"]["float"]
@@ -459,36 +666,37 @@ def simulate(model: Path = typer.Argument(..., help=_MODEL_HELP),
              backend: SimBackend = typer.Option(SimBackend.torch, help="torch (simulator) or lava (Loihi emulation)"),
              precision: Precision = typer.Option(Precision.float, help="float, or Loihi fixed point (static "
                                                  "CUBA nets; runs quantize_graph's output)"),
-             inputs: Path = typer.Option(None, help=".npz input set (default: the bundle's, else Bernoulli(0.2) spikes)"),
-             steps: int = typer.Option(100, min=1, help="steps of the generated input set"),
-             seed: int = typer.Option(0, help="seed of the generated input set"),
+             inputs: Path = INPUTS,
+             steps: int = STEPS,
+             seed: int = SEED,
              out: Path = typer.Option(None, help="write the outputs to this .npz file"),
-             timeout: float = typer.Option(300.0, help="seconds allowed for a Lava run")) -> None:
+             timeout: float = TIMEOUT,
+             max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Run a model on an input set on torch or Lava and print (optionally save) its outputs."""
-    import io
-
-    import numpy as np
-
+    from plastix.deploy.bundle import npz_bytes
     from plastix.deploy.targets import outputs_summary
     from plastix.deploy.targets import simulate as run_sim
     from plastix.ir import UnsupportedKindError
-    from plastix.ir.serialize import atomic_write_bytes
+    from plastix.ir.atomic import write_bytes
 
-    graph, stored = _load_model_or_bundle(model)
-    xs = _input_set(graph, inputs, stored, steps, seed)
+    max_bytes = _model_args(model, inputs, max_memory)
+    if out is not None:
+        _out_file(out)
+    graph, stored = _load_model_or_bundle(model, max_bytes)
+    xs = _input_set(graph, inputs, stored, steps, seed, backend.value)
     try:
         outs = run_sim(graph, xs, backend=backend.value, precision=precision.value, timeout=timeout)
     except (UnsupportedKindError, ValueError) as exc:
-        raise _fail(f"cannot simulate on {backend.value} ({precision.value}): {exc}")
+        if type(exc).__name__ == "MemoryLimitError":
+            raise
+        raise _fail(f"cannot simulate on {backend.value} ({precision.value}): {exc}") from None
     except Exception as exc:
-        if type(exc).__name__ in ("LavaRunError", "LavaTimeoutError", "LavaImportError"):
-            raise _fail(f"Lava run failed: {exc}", code=1)
+        if type(exc).__name__ in _RUN_FAILED:
+            raise _fail(f"Lava run failed: {exc}", code=1) from None
         raise
     typer.echo(outputs_summary(outs))
     if out is not None:
-        buf = io.BytesIO()
-        np.savez(buf, **outs)
-        atomic_write_bytes(out, buf.getvalue())
+        write_bytes(out, npz_bytes(outs))
         typer.echo(f"wrote {out}")
 
 

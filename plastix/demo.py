@@ -30,6 +30,7 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava, plot.
     ``overrides`` replace fields of the quick :class:`~plastix.trainer.bptt.BPTTConfig` (tests shrink it)."""
     import plastix.ir as ir
+    from plastix.ir.atomic import write_bytes
     from plastix.ir.nir_interop import read_nir, write_nir
     from plastix.trainer.bptt_run import train_bptt
 
@@ -66,9 +67,10 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     print(f"[4/4] plots -> {out}")
     pr, (torch_act, torch_hidden, torch_w) = cmp["_problems"], cmp["_torch"]
     _plots(out, pr, torch_act, torch_hidden, graph, torch_w, cmp["_window"])
-    (out / "curve.png").write_bytes((train_dir / "curve.png").read_bytes()) if (train_dir / "curve.png").exists() else None
+    if (train_dir / "curve.png").exists():
+        write_bytes(out / "curve.png", (train_dir / "curve.png").read_bytes())
     summary["wall_time_s"] = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
     print(f"done in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     return summary
 
@@ -119,7 +121,7 @@ def _plots(out: Path, pr, act, hidden, graph, w, window) -> None:
     axes[-1].set_xlabel("step (1 ms); shaded: readout window")
     fig.suptitle(f"one problem: 2 training trials + 1 test trial (label: {'left' if pr.test_labels[0] else 'right'})")
     fig.tight_layout()
-    fig.savefig(out / "raster.png", dpi=110)
+    _save_png(fig, out / "raster.png")
 
     w0 = np.asarray(graph.projection("cues_to_hidden").weight)
     mask = graph.projection("cues_to_hidden").mask
@@ -133,4 +135,12 @@ def _plots(out: Path, pr, act, hidden, graph, w, window) -> None:
     ax.set_title("weight change over one problem, cues -> hidden (three-factor STDP)")
     fig.colorbar(im)
     fig.tight_layout()
-    fig.savefig(out / "weight_change.png", dpi=110)
+    _save_png(fig, out / "weight_change.png")
+
+
+def _save_png(fig, path: Path) -> None:
+    """A figure as a PNG, written atomically (a killed demo leaves the old plot or the new one)."""
+    from plastix.ir.atomic import new_file
+
+    with new_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from plastix.ir.atomic import new_file
+
 from .tmaze import TMazeConfig
 
 _COLOURS = {"wall": (90, 90, 90), "free": (245, 245, 245), "food": (40, 170, 60), "poison": (210, 40, 40),
@@ -66,7 +68,8 @@ def render_gif(infos: dict[str, torch.Tensor], config: TMazeConfig, path: str | 
         draw.text((2, 2), f"t={i + 1} R={total:+.0f} energy={int(ep['energy'][i])}", fill=(0, 0, 0))
         frames.append(canvas)
     path = Path(path)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    with new_file(path) as tmp:  # atomic: a killed run leaves the old GIF or the new one
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     return path
 
 
@@ -87,7 +90,8 @@ def render_reward_plot(infos: dict[str, torch.Tensor], path: str | Path, *, indi
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    with new_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path
 
 

@@ -32,7 +32,7 @@ def test_bad_file_gives_clear_error_and_nonzero_exit(tmp_path):
     res = runner.invoke(app, ["info", str(bad)])
     assert res.exit_code == 2 and "error:" in res.output and "zip" in res.output
     res = runner.invoke(app, ["info", str(tmp_path / "missing.plx")])
-    assert res.exit_code == 2 and "cannot read" in res.output
+    assert res.exit_code == 2 and "missing.plx: no such file" in res.output
 
 
 def test_kinds_lists_every_kind():

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from plastix.ir import save as save_graph
+from plastix.ir.atomic import write_bytes as atomic_write_bytes
 from plastix.tasks.registry import get_entry, make_task, task_config
 
 from .base import ESParams, ESState, Optimizer, Shaping
@@ -210,5 +211,5 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
         rec = rollout(job.spec, es_state.mean[None], make_task(task, job.task_cfg, population=1), seed=seed,
                       record=True)
         summary["renders"] = [str(p) for p in render(rec["infos"], job.task_cfg, out)]
-    (out / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=1) + "\n").encode())
     return summary

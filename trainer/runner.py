@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +109,42 @@ def save_checkpoint(path: Path, step: int, state_dict: dict, config: dict) -> No
 
 
 def load_checkpoint(path: Path) -> dict:
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """A checkpoint written by :func:`save_checkpoint`. ``torch.load(weights_only=True)`` unpickles
+    only tensors and plain containers (never arbitrary objects); anything unreadable, foreign or
+    incomplete raises a ``ValueError`` naming the file. The sizes its zip records declare must fit
+    the memory limit (:mod:`plastix.backends.memory`) before anything is read."""
+    _check_declared_sizes(Path(path))
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # UnpicklingError, a damaged zip, a truncated file, a forbidden global
+        # (torch's own text suggests weights_only=False, which would unpickle arbitrary objects: not shown)
+        why = ("not a torch file, or it holds objects other than tensors and plain containers"
+               if isinstance(exc, pickle.UnpicklingError) else f"{type(exc).__name__}: {str(exc).split('. ')[0][:200]}")
+        raise ValueError(f"{path}: not a readable plastix checkpoint ({why})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a plastix checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(data.get("step"), int) or not isinstance(data.get("config_json"), str) or "state" not in data:
+        raise ValueError(f"{path}: incomplete plastix checkpoint (needs step, state and config_json)")
     return data
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse (``MemoryLimitError``) a checkpoint whose records declare more than the memory limit."""
+    import zipfile
+
+    from plastix.backends import memory
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip: torch.load says what it is
+    with zf:
+        est = memory.Estimate(f"loading the checkpoint {path}")
+        for info in zf.infolist():
+            est.add(info.filename, info.file_size)
+    memory.check(est)
 
 
 # ---------------------------------------------------------------------------------------------

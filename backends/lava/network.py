@@ -16,6 +16,7 @@ import numpy as np
 
 from plastix.ir import Graph
 
+from .. import memory
 from .plan import Plan, make_plan
 from .runner import run_isolated
 
@@ -48,8 +49,11 @@ class LavaNetwork:
     learning-engine eligibility tags (``"<proj>.tag_1"``).
     """
 
-    def __init__(self, plan: Plan, *, timeout: float, fault: FaultSpec | None = None) -> None:
+    def __init__(self, plan: Plan, *, graph: Graph, timeout: float, fault: FaultSpec | None = None,
+                 memory_limit: int | str | None = None) -> None:
         self.plan = plan
+        self.graph = graph
+        self.memory_limit = memory_limit  # bytes, "16G" or None (backends.memory.limit)
         self.timeout = float(timeout)
         self.fault = fault
         self._last: dict | None = None
@@ -94,6 +98,7 @@ class LavaNetwork:
         if self._closed:
             raise RuntimeError("this LavaNetwork is closed")
         x = self._check_inputs(inputs, int(steps))
+        memory.check(memory.lava_run(self.graph, int(steps)), self.memory_limit)
         plan, fault, n = self.plan, self.fault, int(steps)
 
         def job():
@@ -131,13 +136,14 @@ class LavaNetwork:
 
 
 def compile(graph: Graph, precision: str = "fixed", *, timeout: float = 120.0, learning_engine: str = "auto",
-            debug_fault: FaultSpec | None = None) -> LavaNetwork:  # noqa: A001 - the backend's verb
+            debug_fault: FaultSpec | None = None, memory_limit: int | str | None = None) -> LavaNetwork:  # noqa: A001
     """Lower ``graph`` for Lava in ``"fixed"`` (Loihi ``fixed_pt``) or ``"float"`` (``floating_pt``).
 
     ``timeout`` (seconds) bounds every run, compile and process start-up included.
     ``learning_engine="auto"`` puts every rule the Loihi learning engine can run on a LearningDense
     (exact for LoihiRule, approximate for pair / global three-factor STDP, as :func:`support` says);
-    ``"exact"`` host-emulates the approximate ones with the IR's own math.
+    ``"exact"`` host-emulates the approximate ones with the IR's own math. Every ``run`` first
+    estimates its memory (:func:`plastix.backends.memory.lava_run`) and refuses above ``memory_limit``.
     Raises :class:`plastix.ir.UnsupportedKindError` for kinds the backend cannot run and
     ``ValueError`` for values fixed point cannot represent.
     """
@@ -146,5 +152,5 @@ def compile(graph: Graph, precision: str = "fixed", *, timeout: float = 120.0, l
     if timeout <= 0:
         raise ValueError("timeout must be > 0")
     plan = make_plan(graph, precision, learning_engine=learning_engine)
-    return LavaNetwork(plan, timeout=timeout, fault=debug_fault)
+    return LavaNetwork(plan, timeout=timeout, fault=debug_fault, graph=graph, memory_limit=memory_limit)
 

@@ -23,7 +23,7 @@ from .surrogate import SURROGATES as SURROGATES
 
 def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32, precision: str = "float",
             surrogate: str = "fast_sigmoid", population: Optional[int] = None, jit: bool = False,
-            jit_chunk: int = 8) -> "TorchNetwork | FixedNetwork":
+            jit_chunk: int = 8, memory_limit: Any = None) -> "TorchNetwork | FixedNetwork":
     """Lower ``graph`` to a PyTorch module.
 
     ``precision="float"`` gives a differentiable :class:`TorchNetwork` (surrogate gradient
@@ -37,10 +37,14 @@ def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.floa
     chunks; the same math as eager (docs/semantics.md), compile time paid on the first call per grad
     mode and input shape. Graphs with step-index- or RNG-dependent rules (synaptic Q, Loihi, interval > 1) and any
     compiler failure fall back to eager with a ``RuntimeWarning``.
+
+    Before allocating, ``init_state`` and ``run`` estimate the memory the run needs and raise
+    :class:`plastix.backends.memory.MemoryLimitError` above ``memory_limit`` (bytes or ``"16G"``;
+    default ``$PLASTIX_MAX_MEMORY`` or :data:`plastix.backends.memory.DEFAULT_LIMIT`).
     """
     if precision == "fixed":
         if jit:
             raise ValueError("compile: jit=True is for precision='float' (the fixed-point network is not compiled)")
-        return FixedNetwork(graph, device=device, dtype=dtype, population=population)
+        return FixedNetwork(graph, device=device, dtype=dtype, population=population, memory_limit=memory_limit)
     return TorchNetwork(graph, device=device, dtype=dtype, precision=precision, surrogate=surrogate,
-                        population=population, jit=jit, jit_chunk=jit_chunk)
+                        population=population, jit=jit, jit_chunk=jit_chunk, memory_limit=memory_limit)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ...ir import Graph, UnsupportedKindError
+from .. import memory
 from ..learning_engine import engine_rule
 from ..quantize import MIXED, _exact_int, dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
 from .fixed_learning import EngineRule, engine_activation, engine_init, engine_params, engine_step
@@ -80,8 +81,9 @@ class FixedNetwork(nn.Module):
     spikes as 0/1 in ``dtype``; an LI readout's ``v_fixed / 64`` (float units, exact)."""
 
     def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
-                 population: Optional[int] = None) -> None:
+                 population: Optional[int] = None, memory_limit: Any = None) -> None:
         super().__init__()
+        self.memory_limit = memory_limit  # bytes, "16G" or None (backends.memory.limit)
         self.graph = graph
         self.dtype = dtype
         self.population = population
@@ -160,6 +162,7 @@ class FixedNetwork(nn.Module):
     def init_state(self, P: Optional[int] = None, B: int = 1, **_: Any) -> Any:
         from .network import NetState
         P = P or self.population or 1
+        memory.check(memory.torch_run(self.graph, 0, P=P, B=B, itemsize=8), self.memory_limit)
         buf0 = next(self.buffers(), None)
         dev = buf0.device if buf0 is not None else torch.device("cpu")
         z = lambda n: torch.zeros(P, B, n, dtype=torch.int64, device=dev)  # noqa: E731
@@ -262,13 +265,18 @@ class FixedNetwork(nn.Module):
         if state is None:
             state = self.init_state(int(first.shape[1]), int(first.shape[2]))
         P, B = next(iter(state.out.values())).shape[:2]
+        memory.check(memory.torch_run(self.graph, T, P=P, B=B, itemsize=8), self.memory_limit)
         self._ensure(state.t + T, next(iter(state.out.values())).device)
-        outs: dict[str, list] = {n: [] for n in self.outputs}
+        outs: dict[str, torch.Tensor] = {}  # one buffer per output: no per-step tensors kept alive
         for t in range(T):
             y, state = self._step({n: s[t].expand(P, B, self._size[n]) for n, s in seqs.items()}, state)
             for n in self.outputs:
-                outs[n].append(y[n])
-        return {n: torch.stack(v) for n, v in outs.items()}, state
+                if n not in outs:
+                    outs[n] = y[n].new_empty((T, *y[n].shape))
+                outs[n][t] = y[n]
+        if T == 0:
+            return {n: torch.empty(0, P, B, self._size[n], dtype=self.dtype) for n in self.outputs}, state
+        return outs, state
 
     forward = run
 

@@ -39,6 +39,7 @@ from ...ir.errors import IRValidationError
 from ...ir.rules import EligibilityTrace, TraceKind, TripletSTDP
 from ...ir.spec import spec_of
 from ...ir.synapses import Activation
+from .. import memory
 from . import neurons as nrn
 from . import rules as rl
 from .surrogate import get_surrogate
@@ -501,8 +502,9 @@ class TorchNetwork(nn.Module):
 
     def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
                  precision: str = "float", surrogate: str = "fast_sigmoid", population: Optional[int] = None,
-                 jit: bool = False, jit_chunk: int = 8) -> None:
+                 jit: bool = False, jit_chunk: int = 8, memory_limit: Any = None) -> None:
         super().__init__()
+        self.memory_limit = memory_limit  # bytes, "16G" or None (backends.memory.limit)
         if not isinstance(jit_chunk, int) or isinstance(jit_chunk, bool) or jit_chunk < 1:
             raise ValueError(f"compile: jit_chunk must be an int >= 1, got {jit_chunk!r}")
         if not isinstance(graph, Graph):
@@ -615,6 +617,7 @@ class TorchNetwork(nn.Module):
         ``generator`` draws the initial output-gate noise of gated populations."""
         prm, Pp = self._resolve(params)
         P = P or Pp or self.population or 1
+        self._check_memory(0, P, B, params)
         like = next(iter(self.params.values())) if len(self.params) else torch.zeros((), dtype=self.dtype)
         like = like.detach()
         out, neur, projs = {}, {}, {}
@@ -734,6 +737,7 @@ class TorchNetwork(nn.Module):
                 P, B = (Pp or self.population or 1), int(first.shape[1]) if first is not None else 1
             state = self.init_state(P, B, params=params, generator=generator)
         P, B = next(iter(state.out.values())).shape[:2]
+        self._check_memory(T, P, B, params)
         seqs = {n: self._inputs_seq(n, x, P, B) for n, x in seqs.items()}
         bound = self._bind(prm)
         if self.jit and T > 0:
@@ -741,12 +745,30 @@ class TorchNetwork(nn.Module):
                 raise ValueError("run: reward is only used by synaptic-Q rules, which jit-compiled graphs do not have")
             return self._run_jit(seqs, state, bound, T)
         outs: dict[str, list] = {n: [] for n in self.outputs}
+        # without autograd, one buffer per output: per-step tensors kept alive between the freed state
+        # tensors of every step fragment the heap (a long run's memory grew ~7x over its estimate)
+        record: Optional[dict[str, torch.Tensor]] = None if torch.is_grad_enabled() else {}
         for t in range(T):
             r = reward[t] if (reward is not None and torch.is_tensor(reward) and reward.dim() > 0) else reward
             y, state = self._step({n: s[t] for n, s in seqs.items()}, state, bound, r, generator)
             for n in self.outputs:
-                outs[n].append(y[n])
+                if record is None:
+                    outs[n].append(y[n])
+                else:
+                    if n not in record:
+                        record[n] = y[n].new_empty((T, *y[n].shape))
+                    record[n][t] = y[n]
+        if record is not None and T > 0:
+            return record, state
         return {n: torch.stack(v) for n, v in outs.items()}, state
+
+    def _check_memory(self, steps: int, P: int, B: int, params: Optional[Mapping[str, torch.Tensor]]) -> None:
+        """Refuse (``MemoryLimitError``) a run whose estimate exceeds the limit, before allocating it."""
+        grad = torch.is_grad_enabled() and (any(p.requires_grad for p in self.params.values()) or any(
+            torch.is_tensor(v) and v.requires_grad for v in (params or {}).values()))
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        memory.check(memory.torch_run(self.graph, steps, P=int(P), B=int(B), itemsize=itemsize, grad=grad),
+                     self.memory_limit)
 
     def _inputs_seq(self, name: str, x: torch.Tensor, P: int, B: int) -> torch.Tensor:
         shape = self._popd[name].out_shape()

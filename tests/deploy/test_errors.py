@@ -145,3 +145,14 @@ def test_fixed_precision_needs_a_fixed_point_form(tmp_path):
 def test_help(cmd):
     res = runner.invoke(app, [cmd, "--help"])
     assert res.exit_code == 0 and "--inputs" in res.output and "--steps" in res.output
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_bundle(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "thesis.tex").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a plastix bundle"):
+        create_bundle(static_ff(), tmp_path / "docs", steps=5, plots=False, overwrite=True)
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(FileExistsError, match="not a bundle folder"):
+        create_bundle(static_ff(), tmp_path / "f", steps=5, plots=False, overwrite=True)
+    assert (tmp_path / "docs" / "thesis.tex").read_text() == "mine" and _leftovers(tmp_path) == []

@@ -40,6 +40,44 @@ def test_rule_coefficient_shape_checked_against_projection():
     assert e.node == "syn.rule" and e.field == "eta_plus"
 
 
+@pytest.mark.parametrize("shape", [(3, 2), (2, 4), (1, 3)])
+def test_nested_rule_arrays_are_shape_checked(shape):
+    """Arrays two levels down (ThreeFactor.base.base.eta_plus, EligibilityTrace.gamma) are checked
+    against the projection's (post, pre) = (2, 3) like top-level ones."""
+    from .factories import modulator, triplet
+
+    stdp = triplet().replace(eta_plus=np.ones(shape))
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=stdp, gamma=0.9), modulator="m")
+    e = _err(lambda: base_graph(rule, modulator=modulator(1)))
+    assert (e.node, e.field) == ("syn.rule.base.base", "eta_plus") and str(shape) in e.msg
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=triplet(), gamma=np.full(shape, 0.5)), modulator="m")
+    e = _err(lambda: base_graph(rule, modulator=modulator(1)))
+    assert (e.node, e.field) == ("syn.rule.base", "gamma")
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3), (6,)])
+def test_wrong_rank_is_rejected_before_the_dims_are_known(shape):
+    from .factories import triplet
+
+    e = _err(lambda: triplet().replace(eta_plus=np.ones(shape)))
+    assert e.field == "eta_plus" and "(post, pre)" in e.msg
+
+
+def test_modulator_weight_rows_and_columns_are_checked():
+    """A modulator's weight is (channels * size, source width): rows are known on construction,
+    columns (``src``) once the graph resolves the source."""
+    from .factories import modulator
+
+    rule = ir.ThreeFactor(base=pair(), modulator="m", mode=ir.ModulationMode.PER_POST)
+    good = modulator(2)
+    e = _err(lambda: good.replace(weight=np.ones((3, 2))))
+    assert (e.node, e.field) == ("m", "weight") and "(rows, src) = (2, ?)" in e.msg
+    e = _err(lambda: base_graph(rule, modulator=good.replace(weight=np.ones((2, 5)))))
+    assert (e.node, e.field) == ("m", "weight") and "5" in e.msg
+    e = _err(lambda: base_graph(rule, modulator=good.replace(weight=np.ones((1, 2, 2)))))
+    assert (e.node, e.field) == ("m", "weight")
+
+
 def test_edge_error_names_both_ends():
     g = base_graph()
     bad = g.projections[0].replace(weight=np.ones((4, 3)), mask=None, sign=None)
@@ -125,3 +163,44 @@ def test_format_doc_lists_every_registered_kind():
     text = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
     missing = [k for k in kinds() if f"`{k}`" not in text]
     assert not missing, f"docs/format.md does not mention {missing}"
+
+
+def test_every_integer_field_has_a_maximum():
+    """Integer fields size allocations and loops in the backends: each one has an upper bound
+    (``plastix.ir.limits``), so no file can ask for a 10^12-neuron population or a 2^63-step delay."""
+    import dataclasses
+
+    from plastix.ir.spec import spec_of
+
+    unbounded = [f"{kind}.{f.name}" for kind, cls in ir.kinds().items() for f in dataclasses.fields(cls)
+                 if spec_of(f).role == "int" and spec_of(f).le is None and spec_of(f).lt is None]
+    assert not unbounded
+
+
+@pytest.mark.parametrize("value", [10**9, 2**63, 2**64, -1])
+def test_huge_sizes_delays_and_seeds_are_rejected(value):
+    from plastix.ir import limits
+
+    g = base_graph()
+    e = _err(lambda: g.projections[0].replace(delay=value))
+    assert (e.node, e.field) == ("syn", "delay") and str(limits.MAX_DELAY) in e.msg and str(value) in e.msg
+    e = _err(lambda: ir.Input(name="x", size=value))
+    assert e.field == "size"
+    e = _err(lambda: ir.CubaLIF(name="h", size=2, du=0.1, dv=0.1, vth=1.0, refractory=value))
+    assert e.field == "refractory"
+    e = _err(lambda: ir.LoihiRule(dw="x0*y1", t_epoch=value))
+    assert e.field == "t_epoch"
+    e = _err(lambda: ir.SynapticQ(q_table=np.zeros((81, 3)), seed=value * 5))  # 32-bit seeds
+    assert e.field == "seed"
+
+
+def test_format_doc_states_every_limit():
+    from pathlib import Path
+
+    from plastix.ir import limits
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
+    for name in ("MAX_SIZE", "MAX_CHANNELS", "MAX_CELL_WIDTH", "MAX_MODULATOR_SIZE", "MAX_DELAY", "MAX_STEPS_PARAM",
+                 "MAX_SEED", "MAX_MANIFEST_BYTES", "MAX_LOAD_BYTES", "FREE_LOAD_BYTES"):
+        assert f"{getattr(limits, name):,}" in text, f"docs/format.md does not state {name}"
+    assert f"{limits.LOAD_EXPANSION} x file size" in text

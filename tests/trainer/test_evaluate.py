@@ -46,18 +46,6 @@ def test_evaluate_lava_gives_the_same_counts_as_torch():
     assert t["counts"] == lv["counts"] and t["accuracy"] == lv["accuracy"]
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--problems", "0"], "--problems"),
-    (["--cues", "0"], "--cues"),
-    (["--task", "tmaze"], "unknown task"),
-    (["--backend", "gpu"], "gpu"),
-    (["--precision", "double"], "precision"),
-])
-def test_evaluate_bad_arguments_are_clear_errors(args, msg):
-    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), *args])
-    assert res.exit_code == 2 and msg in res.output, res.output
-
-
 def test_sweep_plot_is_written(tmp_path):
     from plastix.trainer.bptt_run import PAPER_SWEEP, plot_sweep
 

@@ -1,12 +1,14 @@
 """The shared run loop: atomic checkpoints, bit-exact resume (RNG state included), logs, plot."""
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
 from plastix.trainer.es_run import ESJob, es_config, train_es
-from plastix.trainer.runner import CHECKPOINT, CURVE, METRICS, RunOptions, read_metrics, run
+from plastix.trainer.runner import CHECKPOINT, CURVE, METRICS, RunOptions, load_checkpoint, read_metrics, run
 
 
 @dataclass(frozen=True)
@@ -123,3 +125,47 @@ def test_train_es_writes_run_folder(tmp_path):
     s2 = train_es("stdp", "gru", "quick", out, resume=True, seed=0, generations=3, population=4, num_envs=2,
                   progress=False)
     assert s2["resumed_from"] == 2 and s2["generations"] == 3  # a run can be extended
+
+
+_PWNED = Path(tempfile.gettempdir()) / "plastix-test-pwned"
+
+
+class _Evil:
+    """Unpickling it would create a file: a stand-in for arbitrary code."""
+
+    def __reduce__(self):
+        return (Path.touch, (_PWNED,))
+
+
+@pytest.mark.parametrize("payload", [b"garbage", b"PK\x03\x04" + b"\x00" * 40, b""])
+def test_garbage_checkpoint_is_a_clear_error(tmp_path, payload):
+    (tmp_path / CHECKPOINT).write_bytes(payload)
+    with pytest.raises(ValueError, match="not a readable plastix checkpoint"):
+        run(RandomWalk(), _opts(tmp_path, 2, resume=True))
+
+
+def test_checkpoint_never_unpickles_arbitrary_objects(tmp_path):
+    """A checkpoint holding a pickled object (here one that would run code when unpickled) is
+    refused by torch.load(weights_only=True) before the object is built."""
+    ck = tmp_path / CHECKPOINT
+    _PWNED.unlink(missing_ok=True)
+    torch.save({"format": 1, "step": 1, "state": {"x": _Evil()}, "config_json": "{}"}, ck)
+    with pytest.raises(ValueError, match="not a readable plastix checkpoint"):
+        load_checkpoint(ck)
+    assert not _PWNED.exists()
+
+
+def test_checkpoint_declared_sizes_are_checked_before_reading(tmp_path, monkeypatch):
+    """A checkpoint whose zip records declare more than the memory limit is refused unread."""
+    import zipfile
+
+    from plastix.backends.memory import ENV, MemoryLimitError
+
+    run(RandomWalk(), _opts(tmp_path, 2))
+    ck = tmp_path / CHECKPOINT
+    declared = sum(i.file_size for i in zipfile.ZipFile(ck).infolist())
+    monkeypatch.setenv(ENV, str(declared - 1))
+    with pytest.raises(MemoryLimitError, match="loading the checkpoint"):
+        load_checkpoint(ck)
+    monkeypatch.setenv(ENV, str(declared))
+    assert load_checkpoint(ck)["step"] == 2
