@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from .errors import IRValidationError
 from .loihi_expr import parse_rule, variables
 from .registry import register_kind
-from .spec import IRNode, array, child, choice, flag, integer, real, text
+from .spec import IRNode, array, child, choice, flag, initial, integer, real, text
 
 _FROZEN = dict(frozen=True, eq=False)
 SYN = ("post", "pre")
@@ -152,7 +152,8 @@ class _STDP(Rule):
     μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13); for μ > 0 the bases
     ``W_max - W`` and ``W - W_min`` are clamped at 0. With ``hard_bounds`` the weight is
     clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
-    decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10."""
+    decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10.
+    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0)."""
 
     eta_plus: object = array(shape=SYN)
     eta_minus: object = array(shape=SYN)
@@ -165,6 +166,8 @@ class _STDP(Rule):
     trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
     beta: float = real(gt=0.0, default=1.0)
     x_max: float = real(gt=0.0, default=1.0)
+    x_pre_init: object = initial(("pre",), ge=0.0, doc="presynaptic trace at step 0")
+    x_post_init: object = initial(("post",), ge=0.0, doc="postsynaptic trace at step 0")
 
     def _check(self) -> None:
         if self.mu != 0.0 and (self.w_min is None or self.w_max is None):
@@ -317,6 +320,11 @@ class LoihiRule(Rule):
     Weights, tags and delays update every ``t_epoch`` steps (at steps with
     ``(t + 1) % t_epoch == 0``). Floating point follows Lava's ``floating_pt`` learning engine;
     fixed point its bit-approximate model with stochastic rounding seeded by ``rng_seed``.
+    With a modulator the post neuron sends ``y1`` once per step (Loihi 2's three-factor form): it
+    equals the two-factor engine's ``y1`` at every dependency when ``t_epoch = 1``; with
+    ``t_epoch > 1`` every product of an epoch sees the ``y1`` of its last step.
+    Rule strings may be written as Lava writes them (``(1) * 2 ^ -6 * x1 * y0``, ``float_to_literal``).
+    ``x1_init``, ``x2_init``, ``y1_init`` and ``t_init`` are the traces and the tag at step 0.
     """
 
     dw: str = text()
@@ -335,6 +343,10 @@ class LoihiRule(Rule):
     t_epoch: int = integer(ge=1, default=1)
     rng_seed: int = integer(ge=0, default=0)
     modulator: str = text(optional=True)
+    x1_init: object = initial(("pre",), ge=0.0, doc="pre trace x1 at step 0")
+    x2_init: object = initial(("pre",), ge=0.0, doc="pre trace x2 at step 0")
+    y1_init: object = initial(("post",), ge=0.0, doc="post trace y1 at step 0")
+    t_init: object = initial(("post", "pre"), doc="synaptic tag t at step 0")
 
     def _check(self) -> None:
         for fld in ("dw", "dt", "dd"):

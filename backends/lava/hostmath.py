@@ -156,7 +156,8 @@ def init_state(rule, n_post: int, n_pre: int, seed: int = 0) -> dict:
     base = _stdp_of(rule)
     if not isinstance(base, (PairSTDP, TripletSTDP)):
         raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
-    st = {"x_pre": z(n_pre), "x_post": z(n_post)}
+    full = lambda a, n: np.broadcast_to(np.asarray(a, dtype=np.float64), (n,)).copy()  # noqa: E731
+    st = {"x_pre": full(base.x_pre_init, n_pre), "x_post": full(base.x_post_init, n_post)}
     if isinstance(base, TripletSTDP):
         st["x_slow"], st["x_slow_prev"] = z(n_post), z(n_post)
     if isinstance(rule, ThreeFactor) and isinstance(rule.base, EligibilityTrace):
