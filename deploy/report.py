@@ -140,19 +140,24 @@ def measure_activity(graph: Graph, outs: dict) -> dict:
 
 
 def _fixed_form(graph: Graph) -> tuple[Graph, str]:
-    """``quantize_graph(graph)`` and ``""`` if both the torch fixed mode and the Lava backend run
-    it in Loihi fixed point, else the reason why not (the backends' own error)."""
+    """The graph both the torch fixed mode and the Lava backend run in Loihi fixed point and ``""``,
+    or the reason why not (the backends' own error): ``graph`` itself when it is already
+    representable (a model trained in Loihi units, e.g. projected with
+    :func:`plastix.backends.hardware_aware.project_to_engine`: its rule coefficients stay in the
+    units they were trained in), else ``quantize_graph(graph)``."""
     from plastix.backends.lava.plan import make_plan
     from plastix.backends.quantize import quantize_graph
     from plastix.backends.torch import FixedNetwork
 
-    q = quantize_graph(graph)
-    try:
-        FixedNetwork(q)
-        make_plan(q, "fixed")
-    except (UnsupportedKindError, ValueError) as exc:
-        return q, f"no fixed-point form: {exc}"
-    return q, ""
+    for q in (graph, quantize_graph(graph)):
+        try:
+            FixedNetwork(q)
+            make_plan(q, "fixed")
+        except (UnsupportedKindError, ValueError) as exc:
+            why = f"no fixed-point form: {exc}"
+            continue
+        return q, ""
+    return q, why
 
 
 def _dequantised(q: Graph, scales: dict) -> Graph:
@@ -177,7 +182,7 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
     from plastix.backends.torch import FixedNetwork
 
     q, why_not = _fixed_form(graph)
-    if not why_not and graph.plastic_projections:  # quantize_graph scales weights, not rule coefficients
+    if not why_not and graph.plastic_projections and q is not graph:  # quantize_graph scales weights, not rules
         why_not = "plastic: quantize_graph leaves rule coefficients in IR units"
     scales = {k.split("quantize.scale.", 1)[1]: float(v) for k, v in (q.metadata or {}).items()
               if k.startswith("quantize.scale.") and k not in (graph.metadata or {})}
