@@ -219,7 +219,8 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
             spikes[p.name] = {"readout_max_abs_change": float(d.max())}
     hist = np.concatenate(errs) if errs else np.zeros(0)
     return {"mode": mode, "formats": "8-bit weight mantissa + per-projection exponent, 12-bit du/dv, 24-bit u/v",
-            "weights": weights, "outputs": spikes, "weight_rel_errors": hist.tolist()}
+            "weights": weights, "outputs": spikes, "weight_rel_errors": hist.tolist(),
+            "as_given": bool(not why_not and q is graph)}
 
 
 def build_report(graph: Graph, inputs: Optional[dict] = None, *, steps: int = DEFAULT_STEPS, seed: int = 0) -> dict:
@@ -298,7 +299,8 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     lines += [_table(rows, ["node", "kind", "how", "why"]), ""]
     fx = st.get("fixed", {})
     lines += ["Fixed point: " + (f"unsupported ({fx['unsupported']})" if "unsupported" in fx else
-                                 "every node lowers in Loihi fixed point (`quantize_graph` output)"), ""]
+                                 "every node lowers in Loihi fixed point (" +
+                                 ("the model as given" if q.get("as_given") else "`quantize_graph` output") + ")"), ""]
     lines += ["## Quantisation", "", f"Formats: {q['formats']}. Spike-train comparison: {q['mode']}.", ""]
     if q["weights"]:
         lines += [_table([[n, f"{v['max_rel']:.3g}", f"{v['mean_rel']:.3g}", v["scale"]]
@@ -306,6 +308,8 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
                          ["projection", "max rel. weight error", "mean rel. weight error", "scale"]), ""]
         lines += [_table([[n, *(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())]
                           for n, d in q["outputs"].items()], ["population", "change", "", ""]), ""]
+    elif q.get("as_given"):
+        lines += ["The model is already Loihi-representable: it runs in fixed point as given (no rounding).", ""]
     else:
         lines += ["No CUBA LIF / LI population: nothing is quantised to Loihi formats.", ""]
     lines += ["## Resources (Loihi 2 model)", "",
@@ -316,9 +320,10 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     lines += [_table(rows, ["population", "kind", "neurons", "synapses in", "max fan-in", "max fan-out", "cores", "fits"]),
               "", f"Cores needed: {res['cores']} ({res['chips']} chip(s)).", ""]
     if res["rules"]:
-        rows = [[n, v["kind"], v["how"], v["synapses"], v["pre_traces"], v["post_traces"], v["tag"]]
-                for n, v in res["rules"].items()]
-        lines += [_table(rows, ["rule on", "kind", "how", "plastic synapses", "pre traces", "post traces", "tag"]), ""]
+        rows = [[n, v["kind"], v["how"], v["synapses"], v["pre_traces"], v["post_traces"], v["tag"],
+                 v.get("delay_var", False)] for n, v in res["rules"].items()]
+        lines += [_table(rows, ["rule on", "kind", "how", "plastic synapses", "pre traces", "post traces", "tag",
+                                "d (delay var.)"]), ""]
     lines += ["## Activity per step (measured, torch float64 on the input set)", "",
               _table([[k, f"{act[k]:.4g}"] for k in ("spikes", "synaptic_ops", "plasticity_ops", "neuron_updates")],
                      ["quantity", "per step"]), "",
