@@ -147,8 +147,9 @@ _HOST_WHY = {
 
 def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> Plan:
     """``learning_engine="auto"``: every rule the learning engine can run goes there (exact for
-    :class:`~plastix.ir.rules.LoihiRule`, approximate for pair STDP and global three-factor STDP);
-    ``"exact"``: only rules it runs exactly (LoihiRule), the rest host-emulated with the IR's math."""
+    :class:`~plastix.ir.rules.LoihiRule`, approximate for pair STDP and global / per-post
+    three-factor STDP); ``"exact"``: only rules it runs exactly (LoihiRule), the rest host-emulated
+    with the IR's math."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if learning_engine not in LEARNING_ENGINE_MODES:
