@@ -26,9 +26,10 @@ initial u, v                      multiples of 1/64
 ================================  ===========================================================
 
 Structural requirements (not fixed by rounding; :func:`engine_violations` reports them with
-``projected=None``): no mask, one sign constraint per plastic projection, scalar learning rates and
-eligibility decay, global or per-post modulation, identity modulators without bias that read an
-input or spiking population, additive linear-trace pair STDP.
+``max_change=None``): no mask, one sign constraint per plastic projection, scalar learning rates
+and eligibility decay, global or per-post modulation, identity modulators without bias that read
+an input or spiking population, additive linear-trace pair STDP, and ``trace_includes_spike`` so
+that the engine runs the trained rule exactly (``learning_engine="exact"``).
 """
 from __future__ import annotations
 
@@ -237,8 +238,9 @@ def project_to_engine(graph: Graph) -> Graph:
 
 def engine_violations(graph: Graph) -> list[Violation]:
     """Every value :func:`project_to_engine` would change (with the largest change), and every
-    plastic projection the learning engine cannot run whatever the values (``max_change=None``,
-    with the lowering's reason, evaluated on the projected graph)."""
+    plastic projection the learning engine cannot run exactly whatever the values
+    (``max_change=None``, with the lowering's reason, evaluated on the projected graph): no engine
+    form, or an STDP form without ``trace_includes_spike``."""
     projected, changes = _projected_graph(graph)
     out = [Violation(w, float(np.abs(new - old).max()), _why(w)) for w, old, new in changes]
     for pr in projected.projections:
@@ -247,4 +249,7 @@ def engine_violations(graph: Graph) -> list[Violation]:
         form, why = _form(projected, pr)
         if form is None:
             out.append(Violation(f"{pr.name}.rule", None, why))
+        elif not form.exact:
+            out.append(Violation(f"{pr.name}.rule", None, "its engine form is approximate w.r.t. the IR (Loihi's traces "
+                                 "include the current spike): train it with trace_includes_spike=True and it is exact"))
     return out

@@ -16,7 +16,9 @@ seed. :func:`engine_rule` returns an :class:`EngineForm` or ``(None, why not)``:
     ``dd = eta- y1 x0 - (1 - gamma) u0 d``, ``dw = u0 t y2 - u0 d y3`` (``E+`` in the tag ``t``,
     ``E-`` in ``d``).
 
-  These are approximate w.r.t. the IR (:data:`APPROX`): ``learning_engine="exact"`` host-emulates them.
+  These are approximate w.r.t. the IR (:data:`APPROX`) unless the STDP rule sets
+  ``trace_includes_spike`` (Loihi's trace convention, :data:`EXACT`); ``learning_engine="exact"``
+  host-emulates the approximate ones.
 
 **Constants.** Lava turns every product's literals into one scaling ``m 2^e`` with a 4-bit signed
 mantissa ``-8 <= m <= 7`` and ``-7 <= e <= 8`` (``product_series._generate_product``; W_S_MANT = 4).
@@ -55,7 +57,7 @@ from plastix.ir.synapses import Activation
 from .quantize import _exact_int, effective_weight
 
 __all__ = ["EngineForm", "engine_rule", "sign_mode_of", "post_neuron", "check_post_neuron", "modulator_rows", "engine_weights", "engine_inits", "literal_terms", "literal_string", "trace_tau",
-           "APPROX", "MASK_WHY", "SIGNS_WHY", "MANTISSA", "EXPONENT", "MAX_TERMS", "MIXED", "EXCITATORY",
+           "APPROX", "EXACT", "MASK_WHY", "SIGNS_WHY", "MANTISSA", "EXPONENT", "MAX_TERMS", "MIXED", "EXCITATORY",
            "INHIBITORY"]
 
 BACKEND = "lava"
@@ -70,6 +72,9 @@ APPROX = ("approximate: Loihi's x1 / y1 at a spike already include that step's s
           "trace), trace decays are exp(-1/tau) of the nearest tau, and fixed point rounds traces and "
           "updates stochastically and resolves the third factor to 2^-third_shift; "
           "compile(..., learning_engine='exact') host-emulates it with the IR's math instead")
+EXACT = ("exact: the rule's traces include the current step's spike (trace_includes_spike), as Loihi's do, so "
+         "floating point runs the IR's equations (up to float rounding and exp(-1/tau) = decay); fixed point rounds "
+         "traces and updates stochastically and resolves the third factor to 2^-third_shift")
 MASK_WHY = ("a masked projection has no learning-engine form in lava-nc 0.10.0: a LearningDense would learn its "
             "absent synapses, and LearningSparse fails in fixed point (truncate_weights drops zero-weight synapses, "
             "the bit-approximate applier cannot evaluate w/t/d factors of a csr_matrix, sign modes call np.maximum "
@@ -270,11 +275,12 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
         return None, why_sign
     dw, dt, dd, shift, what = forms
     kind = "2f" if mod is None else "3f"
-    form = EngineForm(kind, dw, dt, dd, float(stdp.beta), tp, 0.0, 1.0, float(stdp.beta), tq, 1, 0, False, mod,
+    exact = bool(stdp.trace_includes_spike)
+    form = EngineForm(kind, dw, dt, dd, float(stdp.beta), tp, 0.0, 1.0, float(stdp.beta), tq, 1, 0, exact, mod,
                       channels, shift, sign_mode, np.asarray(stdp.x_pre_init, dtype=np.float64),
                       0.0, np.asarray(stdp.x_post_init, dtype=np.float64), 0.0, _count(dw, dt, dd))
     scope = f"{mode.value} " if mode is not None else ""
-    return form, f"{scope}{what}; {APPROX}"
+    return form, f"{scope}{what}; {EXACT if exact else APPROX}"
 
 
 def _stdp_strings(ep: float, em: float, gamma: Optional[float], modulated: bool,

@@ -153,7 +153,12 @@ class _STDP(Rule):
     ``W_max - W`` and ``W - W_min`` are clamped at 0. With ``hard_bounds`` the weight is
     clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
     decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10.
-    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0)."""
+    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0).
+
+    ``trace_includes_spike`` (default false, the paper's eq. 8-9) makes the LTP / LTD terms of step
+    ``t`` read the traces *after* step ``t``'s spikes, ``x[t+1]`` in eq. 9, as Loihi's learning
+    engine reads x1 / y1: coincident pre and post spikes then count for both LTP and LTD. With it,
+    the learning-engine forms of pair STDP and three-factor STDP are exact (floating point)."""
 
     eta_plus: object = array(shape=SYN)
     eta_minus: object = array(shape=SYN)
@@ -168,6 +173,7 @@ class _STDP(Rule):
     x_max: float = real(gt=0.0, default=1.0)
     x_pre_init: object = initial(("pre",), ge=0.0, doc="presynaptic trace at step 0")
     x_post_init: object = initial(("post",), ge=0.0, doc="postsynaptic trace at step 0")
+    trace_includes_spike: bool = flag(default=False, doc="LTP/LTD read the traces after this step's spikes (Loihi)")
 
     def _check(self) -> None:
         if self.mu != 0.0 and (self.w_min is None or self.w_max is None):

@@ -61,16 +61,17 @@ def _amps(rule, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _stdp_terms(rule, w, st, x, y):
     """(LTP, LTD) of an STDP rule at this step, and its advanced traces."""
     a_plus, a_minus = _amps(rule, w)
-    ltd = a_minus * np.outer(st["x_post"], x)
     new = {"x_pre": _trace(rule, st["x_pre"], x, rule.decay_pre),
            "x_post": _trace(rule, st["x_post"], y, rule.decay_post)}
+    read = new if rule.trace_includes_spike else st  # Loihi's convention: the traces after this step's spikes
+    ltd = a_minus * np.outer(read["x_post"], x)
     if isinstance(rule, TripletSTDP):
         slow_prev = st["x_slow_prev"]
-        ltp = a_plus * np.outer(y, st["x_pre"]) * (np.asarray(rule.eta_pair, dtype=np.float64) + slow_prev[:, None])
+        ltp = a_plus * np.outer(y, read["x_pre"]) * (np.asarray(rule.eta_pair, dtype=np.float64) + slow_prev[:, None])
         new["x_slow_prev"] = st["x_slow"]
         new["x_slow"] = _trace(rule, st["x_slow"], y, rule.decay_slow)
     else:
-        ltp = a_plus * np.outer(y, st["x_pre"])
+        ltp = a_plus * np.outer(y, read["x_pre"])
     return ltp, ltd, new
 
 

@@ -213,7 +213,7 @@ def _stdp_params(rule: Any, prm: Mapping[str, torch.Tensor], prefix: str) -> rl.
         w_min=rule.w_min, w_max=rule.w_max, hard_bounds=rule.hard_bounds, trace=TraceKind(rule.trace),
         beta=rule.beta, x_max=rule.x_max,
         decay_slow=rule.decay_slow if trip else 0.0,
-        eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0)
+        eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0, includes_spike=bool(rule.trace_includes_spike))
 
 
 def _stdp_traces(rule: Any, P: int, B: int, n_post: int, n_pre: int, like: torch.Tensor) -> Any:

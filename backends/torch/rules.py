@@ -115,6 +115,7 @@ class STDPParams(NamedTuple):
     x_max: float
     decay_slow: float = 0.0
     eta_pair: Any = 0.0
+    includes_spike: bool = False  # LTP/LTD read the traces after this step's spikes (Loihi's convention)
 
 
 def stdp_amplitudes(w: torch.Tensor, p: STDPParams) -> tuple[Any, Any]:
@@ -129,15 +130,16 @@ def stdp_amplitudes(w: torch.Tensor, p: STDPParams) -> tuple[Any, Any]:
 def stdp_terms(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, tr: Any,
                p: STDPParams) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """LTP and LTD terms of :class:`plastix.ir.PairSTDP` / :class:`plastix.ir.TripletSTDP` at
-    step ``t`` and the traces of step ``t + 1``."""
+    step ``t`` and the traces of step ``t + 1`` (which the terms read with ``includes_spike``)."""
     a_plus, a_minus = stdp_amplitudes(w, p)
-    if p.triplet:
-        ltp = a_plus * outer(y, tr.x_pre) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
-    else:
-        ltp = a_plus * outer(y, tr.x_pre)
-    ltd = a_minus * outer(tr.x_post, x)
     x_pre = advance_trace(tr.x_pre, x, p.decay_pre, p.trace, p.beta, p.x_max)
     x_post = advance_trace(tr.x_post, y, p.decay_post, p.trace, p.beta, p.x_max)
+    pre_tr, post_tr = (x_pre, x_post) if p.includes_spike else (tr.x_pre, tr.x_post)
+    if p.triplet:
+        ltp = a_plus * outer(y, pre_tr) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
+    else:
+        ltp = a_plus * outer(y, pre_tr)
+    ltd = a_minus * outer(post_tr, x)
     if p.triplet:
         x_slow = advance_trace(tr.x_slow, y, p.decay_slow, p.trace, p.beta, p.x_max)
         return ltp, ltd, TripletTraces(x_pre, x_post, x_slow, tr.x_slow)

@@ -124,7 +124,8 @@ def test_per_post_three_factor_model_deploys_on_the_learning_engine_in_fixed_poi
     nm = b.cuba_lif("nm", 4, du=0.25, dv=0.125, vth=150)
     b.connect(s, nm, weight=rng.normal(60, 10, (4, 2)))
     b.modulator("dopamine", nm, 5, weight=rng.uniform(0, 0.4, (5, 4)))
-    stdp = ir.PairSTDP(eta_plus=0.02, eta_minus=0.03, decay_pre=0.85, decay_post=0.8, beta=15.6)
+    stdp = ir.PairSTDP(eta_plus=0.02, eta_minus=0.03, decay_pre=0.85, decay_post=0.8, beta=15.6,
+                       trace_includes_spike=True)
     rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=stdp, gamma=0.8), modulator="dopamine",
                           mode=ir.ModulationMode.PER_POST)
     b.connect(x, h, weight=rng.normal(30, 10, (5, 6)), rule=rule, name="plastic")

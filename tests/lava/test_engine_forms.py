@@ -37,7 +37,7 @@ def _rule_w(state, name: str) -> np.ndarray:
     return state.projs[name].rule.w[0, 0].detach().numpy().astype(np.float64)
 
 
-def _three_factor_net(mode: ModulationMode, eligibility: bool, channels: int):
+def _three_factor_net(mode: ModulationMode, eligibility: bool, channels: int, includes_spike: bool = False):
     """x(6) -plastic-> h(5) -> o(3); a spiking modulatory population nm(3), driven by its own input,
     reads out the third factor (identity, no bias; per-post: 5 values, global: 1)."""
     rng = np.random.default_rng(4)
@@ -52,7 +52,7 @@ def _three_factor_net(mode: ModulationMode, eligibility: bool, channels: int):
     w_mod = rng.integers(1, 6, (channels * size, 3)) / 8.0
     b.modulator("m", nm, size, weight=w_mod, channels=channels)
     stdp = PairSTDP(eta_plus=7 * 2.0 ** -7, eta_minus=9 * 2.0 ** -7, decay_pre=np.exp(-1 / 6), decay_post=np.exp(-1 / 4),
-                    beta=20.0)
+                    beta=20.0, trace_includes_spike=includes_spike)
     base = EligibilityTrace(base=stdp, gamma=1 - 2.0 ** -2) if eligibility else stdp
     b.connect(x, h, weight=rng.integers(-6, 40, (5, 6)).astype(float),
               rule=ThreeFactor(base=base, modulator="m", mode=mode), name="plastic")
@@ -89,6 +89,48 @@ def test_three_factor_on_the_engine_is_bit_exact_in_fixed_point(lava, mode, elig
         np.testing.assert_array_equal(net.state()["plastic.tag_1"], rs.tag[0, 0].numpy())
     if eligibility and channels == 2:  # E- in d (tag_2)
         np.testing.assert_array_equal(net.state()["plastic.tag_2"], rs.dly[0, 0].numpy())
+
+
+EXACT_FORMS = [FORMS[0], FORMS[2], FORMS[3]]
+
+
+@pytest.mark.parametrize("mode,eligibility,channels", EXACT_FORMS,
+                         ids=[f"{m.value}-{'elig' if e else 'stdp'}-{c}ch" for m, e, c in EXACT_FORMS])
+def test_rules_whose_traces_include_the_spike_run_the_ir_exactly_on_the_engine(lava, mode, eligibility, channels):
+    """With Loihi's trace convention in the IR (trace_includes_spike) the engine form is the IR rule:
+    Lava's floating-point learning engine gives the torch float weights (to rounding) and spikes,
+    and learning_engine="exact" keeps it on the engine."""
+    g = _three_factor_net(mode, eligibility, channels, includes_spike=True)
+    rep = lava.support(g, "float", learning_engine="exact")["rules"]["plastic"]
+    assert rep["how"] == "learning engine" and "exact:" in rep["why"]
+    inp = _inputs(x=6, r=4)
+    with lava.compile(g, "float", timeout=120, learning_engine="exact") as net:
+        out = net.run(inp, T)
+        w = net.weights()["plastic"]
+    ref, st = _torch_run(g, inp, "float")
+    for name in ("h", "o"):
+        assert 0.03 < out[name].mean() < 0.9
+        np.testing.assert_array_equal(out[name], ref[name], err_msg=name)
+    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=1e-9, atol=1e-9)
+    assert np.abs(w - np.asarray(g.projection("plastic").weight)).max() > 2
+
+
+def test_host_emulation_follows_trace_includes_spike(lava):
+    """A per-pre rule (host-emulated) with Loihi's trace convention: Lava's host emulation = torch."""
+    g = _three_factor_net(ModulationMode.PER_POST, True, 1, includes_spike=True)
+    pr, m = g.projection("plastic"), g.modulator("m")
+    g = g.replace(projections=tuple(p.replace(rule=pr.rule.replace(mode=ModulationMode.PER_PRE))
+                                    if p.name == "plastic" else p for p in g.projections),
+                  modulators=(m.replace(size=6, weight=np.full((6, 3), 0.5)),))
+    assert lava.support(g, "float")["rules"]["plastic"]["how"] == "host-emulated"
+    inp = _inputs(x=6, r=4)
+    with lava.compile(g, "float", timeout=120) as net:
+        out = net.run(inp, T)
+        w = net.weights()["plastic"]
+    ref, st = _torch_run(g, inp, "float")
+    np.testing.assert_array_equal(out["h"], ref["h"])
+    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=1e-12, atol=1e-12)
+    assert np.abs(w - np.asarray(pr.weight)).max() > 2 and 0.03 < out["h"].mean() < 0.9
 
 
 def test_per_pre_and_mismatched_modulators_stay_host_emulated_with_the_reason(lava):

@@ -69,7 +69,8 @@ def _cue_like(scale: float = 1.0):
     nm = b.cuba_lif("nm", 4, du=0.2, dv=0.1, vth=100)
     b.connect(s, nm, weight=rng.normal(60, 10, (4, 2)))
     b.modulator("dopamine", nm, 5, weight=rng.uniform(0, 0.4, (5, 4)))
-    stdp = PairSTDP(eta_plus=0.07, eta_minus=0.05, decay_pre=0.9, decay_post=0.85, beta=15.6)
+    stdp = PairSTDP(eta_plus=0.07, eta_minus=0.05, decay_pre=0.9, decay_post=0.85, beta=15.6,
+                    trace_includes_spike=True)
     rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.93), modulator="dopamine",
                        mode=ModulationMode.PER_POST)
     b.connect(x, h, weight=rng.normal(20, 8, (5, 6)), rule=rule, name="plastic")
@@ -98,3 +99,8 @@ def test_project_to_engine_gives_a_graph_the_engine_lowers_in_fixed_point():
     bad = p.replace(modulators=(m.replace(activation="tanh"),))
     [v] = [v for v in hw.engine_violations(bad) if v.where == "plastic.rule"]
     assert v.max_change is None and "tanh" in v.why
+    pr = p.projection("plastic")
+    stdp = pr.rule.base.base.replace(trace_includes_spike=False)
+    approx = p.replace(projections=(pr.replace(rule=pr.rule.replace(base=pr.rule.base.replace(base=stdp))),))
+    [v] = hw.engine_violations(approx)
+    assert v.where == "plastic.rule" and "trace_includes_spike" in v.why
