@@ -194,7 +194,7 @@ def _projected_graph(graph: Graph) -> tuple[Graph, list[tuple[str, Any, Any]]]:
         mname = form.modulator if form is not None else None
         if mname and form.third_shift and mname in mods:
             m = mods[mname]
-            s = 2.0 ** form.third_shift
+            s = 2.0 ** form.third_exp("fixed")
             w_m = np.asarray(m.weight, dtype=np.float64)
             mods[mname] = m.replace(weight=proj(f"{m.name}.weight", w_m, project_dense_weight(w_m * s) / s))
     return graph.replace(populations=tuple(pops), projections=tuple(projs),

@@ -24,18 +24,25 @@ seed. :func:`engine_rule` returns an :class:`EngineForm` or ``(None, why not)``:
 mantissa ``-8 <= m <= 7`` and ``-7 <= e <= 8`` (``product_series._generate_product``; W_S_MANT = 4).
 A coefficient ``c = M 2^E`` with ``|M| <= 127`` and ``E >= -7`` is written as a sum of at most
 three such products (:func:`literal_terms`), which is exact in floating point and, for every
-product used here (``x1 y0``, ``y1 x0``, ``t``, ``d``: at most 13 bits wide, no right shift), in
-fixed point too.
+product used here without a third factor (``x1 y0``, ``y1 x0``, ``t``, ``d``: at most 13 bits wide,
+no right shift), in fixed point too. Each mantissa is made as large as it can be (``2^-2`` is
+written ``(4)*2^-4``): fixed point multiplies by it *before* a product's right shift, so its bits
+survive the shift.
 
-**Fixed-point third factor.** Lava's fixed-point engine shifts a product right by
+**Fixed-point third factor.** Lava's fixed-point engine shifts a product right (floor) by
 ``4 + sum of factor widths - 15`` bits before scaling it (``LearningRuleApplierBitApprox``;
-widths: traces and y2/y3 7 bits, w/t/d 9 bits). ``t y2`` is shifted by 5 bits, ``x1 y2`` by 3.
-So that ``dw`` keeps the IR's scale in both precisions, the modulator reaches the neuron as
-``y2 = 2^k M`` in fixed point (``third_shift`` = k, the shift of the products that read it): the
-engine then computes ``floor(t y2 / 2^k) = floor(t M)`` (eligibility form) and the weights move by
-the IR's ``M E`` up to that floor, with ``M`` resolved to ``2^-k`` and limited to ``|2^k M| <= 127``.
-A :class:`~plastix.ir.LoihiRule` runs as written (``third_shift`` 0: ``y2`` is the modulator Dense's
-integer output).
+widths: traces and y2/y3 7 bits, w/t/d 9 bits): ``t y2`` by 5 bits, ``x1 y2`` by 3. So that ``dw``
+keeps the IR's scale in both precisions, the modulator reaches the neuron as ``y2 = 2^s M`` in
+fixed point (``third_shift`` s = that product shift + ``extra``; floating point sends
+``2^extra M``, which the scaled products undo exactly) and the products reading it are
+scaled by ``2^-extra`` (a constant whose mantissa adds up to two more bits before the shift): the
+engine computes ``2^-b floor(2^b t M)`` (eligibility form; ``b = min(7, extra + 2)``), whose
+remaining fraction Lava rounds stochastically. ``extra`` (0..7) is the largest for which
+the modulator's largest possible ``|M|`` (every source unit sending 1; a graded input is assumed
+within [-1, 1]) keeps ``|y2| <= 127`` and the scaled constants stay representable: a model with a
+small modulator range gets a fine (nearly unbiased) ``dw``; with ``extra = 0`` the floor costs up
+to one weight unit per update. A :class:`~plastix.ir.LoihiRule` runs as written (``third_shift`` 0:
+``y2`` is the modulator Dense's integer output).
 
 **Synapse constraints.** A LearningDense has one sign mode: a projection whose synapses all share
 one sign constraint lowers with ``EXCITATORY`` (all +1), ``INHIBITORY`` (all -1) or ``MIXED`` (none),
@@ -64,6 +71,7 @@ BACKEND = "lava"
 MANTISSA = (-8, 7)  # product scaling mantissa (W_S_MANT = 4, signed)
 EXPONENT = (-7, 8)  # product scaling exponent (s_exp must lie in [-7, 9))
 MAX_TERMS = 3  # products per coefficient: |M| <= 127 needs at most three 3-bit chunks
+MAX_EXTRA = 7  # extra fixed-point bits of dw below one weight unit (a 2^-7 scaling constant)
 MIXED, EXCITATORY, INHIBITORY = 1, 2, 3  # lava.utils.weightutils.SignMode values
 W_TRACE, W_SYN, W_S_MANT, W_ACC = 7, 9, 4, 15  # lava.magma.core.learning.constants
 
@@ -104,12 +112,18 @@ class EngineForm:
     modulator: Optional[str] = None
     channels: int = 1  # modulator channels: y2 (and y3 for the LTD channel)
     third_shift: int = 0  # fixed point: y2 = 2^third_shift M
+    extra: int = 0  # the products reading y2 are scaled by 2^-extra; floating point sends y2 = 2^extra M
     sign_mode: int = MIXED
     x1_init: Any = 0.0  # (n_pre,) traces and tag at step 0
     x2_init: Any = 0.0
     y1_init: Any = 0.0  # (n_post,)
     t_init: Any = 0.0  # (n_post, n_pre)
     products: int = field(default=0)  # number of products in dw + dt + dd
+
+    def third_exp(self, precision: str) -> int:
+        """The modulator reaches the post neuron as ``y2 = 2^third_exp M`` (fixed: the product shift
+        plus ``extra``; float: ``extra``, undone exactly by the products' ``2^-extra``)."""
+        return self.third_shift if precision == "fixed" else self.extra
 
     def get(self, key: str, default: Any = None) -> Any:
         """Dict-style access (``engine["dw"]``) for code that reads the rule strings generically."""
@@ -161,6 +175,8 @@ def literal_terms(c: float) -> Optional[list[tuple[int, int]]]:
             m, e = m * 2 ** (e - EXPONENT[1]), EXPONENT[1]
             if not MANTISSA[0] <= m <= MANTISSA[1]:
                 return None
+        while MANTISSA[0] <= 2 * m <= MANTISSA[1] and e > EXPONENT[0]:
+            m, e = 2 * m, e - 1  # the mantissa multiplies before Lava's product shift: keep its bits
         out.append((m, e))
         r -= top << shift
     return out
@@ -268,34 +284,52 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
         g = _scalar(elig.gamma)
         if g is None:
             return None, "per-synapse eligibility decay: a rule string has one constant per product"
-    forms = _stdp_strings(ep, em, g, mod is not None, channels)
-    if isinstance(forms, str):
-        return None, forms
+    bound = _modulator_bound(graph, mod) if mod is not None else 0.0
+    for extra in (range(MAX_EXTRA, -1, -1) if mod is not None else (0,)):
+        forms = _stdp_strings(ep, em, g, mod is not None, channels, extra)
+        if isinstance(forms, str):
+            if extra == 0:
+                return None, forms
+            continue
+        if extra == 0 or bound * 2.0 ** forms[3] <= 127:
+            break
     if sign_mode is None:
         return None, why_sign
     dw, dt, dd, shift, what = forms
     kind = "2f" if mod is None else "3f"
     exact = bool(stdp.trace_includes_spike)
     form = EngineForm(kind, dw, dt, dd, float(stdp.beta), tp, 0.0, 1.0, float(stdp.beta), tq, 1, 0, exact, mod,
-                      channels, shift, sign_mode, np.asarray(stdp.x_pre_init, dtype=np.float64),
+                      channels, shift, extra, sign_mode, np.asarray(stdp.x_pre_init, dtype=np.float64),
                       0.0, np.asarray(stdp.x_post_init, dtype=np.float64), 0.0, _count(dw, dt, dd))
     scope = f"{mode.value} " if mode is not None else ""
     return form, f"{scope}{what}; {EXACT if exact else APPROX}"
 
 
-def _stdp_strings(ep: float, em: float, gamma: Optional[float], modulated: bool,
-                  channels: int) -> tuple[str, str, str, int, str] | str:
-    """(dw, dt, dd, third_shift, description) of the STDP forms, or why the constants do not fit."""
+def _modulator_bound(graph: Graph, name: str) -> float:
+    """The largest ``|M|`` modulator ``name`` can deliver when every source unit sends at most 1
+    (spikes; graded inputs are assumed to stay within [-1, 1]): the larger of a row's positive and
+    negative weight sums."""
+    w = np.asarray(graph.modulator(name).weight, dtype=np.float64)
+    return float(max(np.clip(w, 0, None).sum(1).max(), np.clip(-w, 0, None).sum(1).max()))
+
+
+def _stdp_strings(ep: float, em: float, gamma: Optional[float], modulated: bool, channels: int,
+                  extra: int = 0) -> tuple[str, str, str, int, str] | str:
+    """(dw, dt, dd, third_shift, description) of the STDP forms, or why the constants do not fit.
+    ``extra``: the third factor is sent ``2^extra`` times larger and the products that read it are
+    scaled by ``2^-extra``, so that fixed point keeps ``extra`` bits of ``dw`` below one weight unit
+    for its stochastic rounding instead of the floor of Lava's product shift."""
     ltd_factor = "y3" if channels == 2 else "y2"
     if not modulated:
         ltp, ltd, shift, what = _terms(ep, "x1*y0"), _terms(-em, "y1*x0"), 0, "additive pair STDP, dw = eta+ x1 y0 - eta- y1 x0"
     elif gamma is None:
-        ltp, ltd = _terms(ep, "x1*y0*y2"), _terms(-em, f"y1*x0*{ltd_factor}")
-        shift = _shift(W_TRACE, W_TRACE)
+        ltp, ltd = _terms(ep * 2.0 ** -extra, "x1*y0*y2"), _terms(-em * 2.0 ** -extra, f"y1*x0*{ltd_factor}")
+        shift = _shift(W_TRACE, W_TRACE) + extra
         what = (f"three-factor STDP, dw = eta+ x1 y0 y2 - eta- y1 x0 {ltd_factor} "
-                f"(y2{' / y3' if channels == 2 else ''} = M from ThreeFactorLIF; fixed point: 2^{shift} M)")
+                f"(y2{' / y3' if channels == 2 else ''} = M from ThreeFactorLIF; fixed point: y2 = 2^{shift} M and "
+                f"the products scaled by 2^-{extra})")
     else:
-        ltp, ltd, shift = _terms(ep, "x1*y0"), _terms(-em, "y1*x0"), _shift(W_SYN, W_TRACE)
+        ltp, ltd, shift = _terms(ep, "x1*y0"), _terms(-em, "y1*x0"), _shift(W_SYN, W_TRACE) + extra
     if ltp is None or ltd is None:
         return ("learning rates must be sums of Lava scaling constants, M 2^E with |M| <= 127 and -7 <= E "
                 f"(got eta+ = {ep:g}, eta- = {em:g}; plastix.backends.hardware_aware.project_to_engine rounds them)")
@@ -306,17 +340,19 @@ def _stdp_strings(ep: float, em: float, gamma: Optional[float], modulated: bool,
     if decay is None or decay_d is None:
         return (f"the eligibility decay 1 - gamma = {1 - gamma:g} must be M 2^E with |M| <= 127 and -7 <= E "
                 "(plastix.backends.hardware_aware.project_to_engine rounds it)")
+    dw_plus, dw_minus = _terms(2.0 ** -extra, "u0*t*y2"), _terms(-(2.0 ** -extra), "u0*d*y3")
+    assert dw_plus is not None and dw_minus is not None  # 2^-extra, extra <= MAX_EXTRA
     if channels == 1:
-        return ("u0*t*y2", _join(ltp + ltd + decay), " ", shift,
+        return (_join(dw_plus), _join(ltp + ltd + decay), " ", shift,
                 f"three-factor STDP with eligibility: E in the tag (dt = eta+ x1 y0 - eta- y1 x0 - (1 - gamma) u0 t), "
-                f"dw = u0 t y2 with y2 = M from ThreeFactorLIF (fixed point: y2 = 2^{shift} M)")
+                f"dw = u0 t y2 with y2 = M from ThreeFactorLIF (fixed point: y2 = 2^{shift} M, dw = 2^-{extra} u0 t y2)")
     e_minus = _terms(em, "y1*x0")  # E- >= 0 accumulates in d, which Lava clips at 0
     assert e_minus is not None  # same magnitude as ltd
-    return ("u0*t*y2 - u0*d*y3", _join(ltp + decay), _join(e_minus + decay_d), shift,
+    return (_join(dw_plus + dw_minus), _join(ltp + decay), _join(e_minus + decay_d), shift,
             "two-channel three-factor STDP with eligibility: E+ in the tag t, E- in d (dt = eta+ x1 y0 - (1 - gamma) "
             "u0 t, dd = eta- y1 x0 - (1 - gamma) u0 d), dw = u0 t y2 - u0 d y3 with y2 = M+, y3 = M- from "
-            f"ThreeFactorLIF (fixed point: 2^{shift} M); d is Loihi's synaptic delay variable, which Lava's "
-            "LearningDense does not apply as a delay (connection.py) and Loihi hardware would")
+            f"ThreeFactorLIF (fixed point: 2^{shift} M, dw scaled by 2^-{extra}); d is Loihi's synaptic delay "
+            "variable, which Lava's LearningDense does not apply as a delay (connection.py) and Loihi hardware would")
 
 
 def _loihi_form(graph: Graph, pr: Any, rule: LoihiRule, sign_mode: Optional[int],
@@ -332,7 +368,7 @@ def _loihi_form(graph: Graph, pr: Any, rule: LoihiRule, sign_mode: Optional[int]
             raise UnsupportedKindError("loihi rule with a two-channel modulator (its third factor is y2 alone)",
                                        BACKEND)
     form = EngineForm(kind, rule.dw, rule.dt, rule.dd, rule.x1_impulse, rule.x1_tau, rule.x2_impulse, rule.x2_tau,
-                      rule.y1_impulse, rule.y1_tau, rule.t_epoch, rule.rng_seed, True, rule.modulator, 1, 0,
+                      rule.y1_impulse, rule.y1_tau, rule.t_epoch, rule.rng_seed, True, rule.modulator, 1, 0, 0,
                       sign_mode, np.asarray(rule.x1_init, dtype=np.float64), np.asarray(rule.x2_init, dtype=np.float64),
                       np.asarray(rule.y1_init, dtype=np.float64), np.asarray(rule.t_init, dtype=np.float64),
                       _count(rule.dw, rule.dt, rule.dd))
@@ -341,9 +377,9 @@ def _loihi_form(graph: Graph, pr: Any, rule: LoihiRule, sign_mode: Optional[int]
 
 def post_neuron(form: EngineForm) -> tuple:
     """What a three-factor rule's ThreeFactorLIF computes: ``(y1_impulse, y1_tau, rng_seed,
-    modulator, channels, third_shift)``; 3F projections into one population must agree on it."""
+    modulator, channels, third_shift, extra)``; 3F projections into one population must agree on it."""
     return (float(form.y1_impulse), float(form.y1_tau), int(form.rng_seed), form.modulator, int(form.channels),
-            int(form.third_shift))
+            int(form.third_shift), int(form.extra))
 
 
 def check_post_neuron(seen: dict, post: str, form: EngineForm, proj: str) -> None:
@@ -360,7 +396,7 @@ def check_post_neuron(seen: dict, post: str, form: EngineForm, proj: str) -> Non
 def modulator_rows(graph: Graph, form: EngineForm, n_post: int) -> list:
     """The graded Dense matrices ``(n_post, n_source)`` that deliver ``form``'s third factors to the
     post neuron, ``[y2]`` or ``[y2, y3]``, in IR units (a global modulator is repeated per post
-    neuron); fixed point multiplies them by ``2^third_shift``."""
+    neuron); the backends multiply them by ``2^form.third_exp(precision)``."""
     m = graph.modulator(form.modulator)
     w = np.asarray(m.weight, dtype=np.float64)
     out = []

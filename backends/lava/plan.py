@@ -170,11 +170,12 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
         if pr.modulator and pr.how == ENGINE:
             m = graph.modulator(pr.modulator)
             for c, w in enumerate(modulator_rows(graph, pr.engine, pops[pr.post].size)):
-                dense, port = {}, ("a_third_factor_in (y2)", "a_y3_in (y3)")[c]
+                dense, port, k = {}, ("a_third_factor_in (y2)", "a_y3_in (y3)")[c], pr.engine.third_exp(precision)
+                w = w * 2.0 ** k
                 if precision == "fixed":
-                    d = qz.dense_to_fixed(m.name, w * 2.0 ** pr.engine.third_shift)
+                    d = qz.dense_to_fixed(m.name, w)
                     w, dense = d.weights, {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}
-                scale = f" times 2^{pr.engine.third_shift}" if precision == "fixed" and pr.engine.third_shift else ""
+                scale = f" times 2^{k}" if k else ""
                 mods[f"{m.name}->{pr.post}:{c}"] = ModPlan(m.name, m.source, w, NATIVE,
                                                            f"graded Dense{scale} into ThreeFactorLIF.{port}", dense,
                                                            pr.post, c)

@@ -148,7 +148,7 @@ class FixedNetwork(nn.Module):
             key = f"{m.name}->{pr.post}:{c}"
             if key in self._mods:
                 continue
-            d = dense_to_fixed(m.name, w * 2.0 ** engine.third_shift)
+            d = dense_to_fixed(m.name, w * 2.0 ** engine.third_exp("fixed"))
             self.register_buffer(f"m{len(self._mods)}", torch.as_tensor(
                 lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits).astype(np.float64)))
             self._mods[key] = (m.source, pr.post, d.weight_exp, c)

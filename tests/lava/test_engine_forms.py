@@ -80,7 +80,7 @@ def test_three_factor_on_the_engine_is_bit_exact_in_fixed_point(lava, mode, elig
     out = net.run(inp, T)
     ref, state = _torch_run(g, inp, "fixed")
     for name in ("h", "o", "nm"):
-        assert 0.03 < out[name].mean() < 0.9, f"{name}: spike rate {out[name].mean():.2f} makes a weak test"
+        assert 0.03 < out[name].mean() < 0.95, f"{name}: spike rate {out[name].mean():.2f} makes a weak test"
         np.testing.assert_array_equal(out[name], ref[name], err_msg=f"spikes of {name}")
     w, rs = net.weights()["plastic"], state.projs["plastic"].rule
     assert np.abs(w - np.asarray(g.projection("plastic").weight)).max() >= 4, "no learning: a weak test"

@@ -91,7 +91,7 @@ def test_project_to_engine_gives_a_graph_the_engine_lowers_in_fixed_point():
     p = hw.project_to_engine(g)
     assert hw.engine_violations(p) == []
     form, why = engine_rule(p, p.projection("plastic"))
-    assert form is not None and form.kind == "3f" and form.third_shift == 5, why
+    assert form is not None and form.kind == "3f" and form.third_shift == 5 + form.extra, why
     FixedNetwork(p)
     assert make_plan(p, "fixed").projs["plastic"].how == "learning engine"
     # structure is reported, not rounded away
