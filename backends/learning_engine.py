@@ -52,7 +52,7 @@ no form in lava-nc 0.10.0 (:data:`MASK_WHY`, :data:`SIGNS_WHY`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -118,7 +118,6 @@ class EngineForm:
     x2_init: Any = 0.0
     y1_init: Any = 0.0  # (n_post,)
     t_init: Any = 0.0  # (n_post, n_pre)
-    products: int = field(default=0)  # number of products in dw + dt + dd
 
     def third_exp(self, precision: str) -> int:
         """The modulator reaches the post neuron as ``y2 = 2^third_exp M`` (fixed: the product shift
@@ -230,10 +229,6 @@ def _native_modulator(graph: Graph, name: str) -> str | None:
     return None
 
 
-def _count(*strings: str) -> int:
-    return sum(len([p for p in s.replace("- ", "+ ").split("+") if p.strip()]) for s in strings if s.strip())
-
-
 # --------------------------------------------------------------------------------------------- forms
 
 def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
@@ -300,7 +295,7 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
     exact = bool(stdp.trace_includes_spike)
     form = EngineForm(kind, dw, dt, dd, float(stdp.beta), tp, 0.0, 1.0, float(stdp.beta), tq, 1, 0, exact, mod,
                       channels, shift, extra, sign_mode, np.asarray(stdp.x_pre_init, dtype=np.float64),
-                      0.0, np.asarray(stdp.x_post_init, dtype=np.float64), 0.0, _count(dw, dt, dd))
+                      0.0, np.asarray(stdp.x_post_init, dtype=np.float64), 0.0)
     scope = f"{mode.value} " if mode is not None else ""
     return form, f"{scope}{what}; {EXACT if exact else APPROX}"
 
@@ -370,8 +365,7 @@ def _loihi_form(graph: Graph, pr: Any, rule: LoihiRule, sign_mode: Optional[int]
     form = EngineForm(kind, rule.dw, rule.dt, rule.dd, rule.x1_impulse, rule.x1_tau, rule.x2_impulse, rule.x2_tau,
                       rule.y1_impulse, rule.y1_tau, rule.t_epoch, rule.rng_seed, True, rule.modulator, 1, 0, 0,
                       sign_mode, np.asarray(rule.x1_init, dtype=np.float64), np.asarray(rule.x2_init, dtype=np.float64),
-                      np.asarray(rule.y1_init, dtype=np.float64), np.asarray(rule.t_init, dtype=np.float64),
-                      _count(rule.dw, rule.dt, rule.dd))
+                      np.asarray(rule.y1_init, dtype=np.float64), np.asarray(rule.t_init, dtype=np.float64))
     return form, "a Loihi rule string runs on the learning engine as written"
 
 
