@@ -18,6 +18,7 @@ numpy only (no torch, no lava). Two layers:
    ``dv``     ``round(4096 dv) / 4096`` clipped to ``[0, 4095] / 4096``
    ``vth``    ``round(vth s_p)`` (integer, >= 1)
    ``bias``   ``round(64 bias s_p) / 64``, to a 13-bit mantissa ``<< exp`` (``exp <= 7``)
+   ``u_init`` ``round(64 u_init s_p) / 64`` (likewise ``v_init``), 24-bit
    ``weight`` ``m 2^e``: ``W s_p`` rounded to an 8-bit mantissa ``m`` (``|m| <= 255``,
               ``-128..127`` for mixed-sign matrices) and one exponent ``e >= 0`` per projection
    =========  =====================================================================
@@ -36,7 +37,11 @@ numpy only (no torch, no lava). Two layers:
    * ``bias_mant << bias_exp = 64 bias`` with ``|bias_mant| <= 4095``;
    * weights: Lava drops one LSB of mixed-sign matrices (``truncate_weights``), so a mixed matrix
      ``m 2^e`` is passed as mantissas ``2m`` with ``weight_exp = e - 1`` (exact), a one-signed one
-     as ``m`` with ``weight_exp = e`` and an explicit EXCITATORY/INHIBITORY sign mode.
+     as ``m`` with ``weight_exp = e`` and an explicit EXCITATORY/INHIBITORY sign mode. Fractional
+     weights ``m 2^e`` (``-8 <= e < 0``, Loihi 1's weight-exponent range) get a negative
+     ``weight_exp``: Lava shifts the integer sum right (floor), so the synaptic input is
+     ``floor(W x)``, exactly what the torch fixed mode computes;
+   * ``u_init`` / ``v_init``: ``64 u``, ``64 v`` (multiples of 1/64).
 
 :func:`lava_dense_effective` reproduces what Lava's bit-accurate Dense does with such integers
 (clip to 8 bits by sign mode, truncate LSBs, later shift by ``weight_exp``); the torch fixed mode
@@ -53,7 +58,7 @@ import numpy as np
 MIXED, EXCITATORY, INHIBITORY = 1, 2, 3
 
 __all__ = ["LifInt", "DenseInt", "quantize_graph", "lif_to_fixed", "dense_to_fixed", "lava_dense_effective",
-           "effective_weight", "MIXED", "EXCITATORY", "INHIBITORY"]
+           "effective_weight", "MIXED", "EXCITATORY", "INHIBITORY", "MIN_WEIGHT_EXP"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class LifInt:
     vth: np.ndarray  # 0..131071 (compared as v > vth << 6); 2**17 - 1 for an LI readout
     bias_mant: np.ndarray  # -4096..4095
     bias_exp: np.ndarray  # 0..7
+    u_init: np.ndarray  # 64 u_init (Lava units)
+    v_init: np.ndarray  # 64 v_init
 
 
 @dataclass(frozen=True)
@@ -122,26 +129,42 @@ def lif_to_fixed(pop: Any) -> LifInt:
             raise ValueError(f"{n}.bias: not representable as a 13-bit mantissa << exp (exp <= 7)")
         mant[big] //= 2
         exp[big] += 1
-    return LifInt(du - 1, dv, vth, mant, exp)
+    u0 = _exact_int(full(pop.u_init), 64, n, "u_init", "a multiple of 1/64")
+    v0 = _exact_int(full(pop.v_init), 64, n, "v_init", "a multiple of 1/64")
+    if np.any(np.abs(u0) >= 2 ** 23) or np.any(np.abs(v0) >= 2 ** 23):
+        raise ValueError(f"{n}.u_init / v_init: 64 u and 64 v must fit Loihi's 24-bit state")
+    return LifInt(du - 1, dv, vth, mant, exp, u0, v0)
+
+
+MIN_WEIGHT_EXP = -8  # Loihi 1's weight exponent range is -8..7 (Davies et al. 2018)
 
 
 def dense_to_fixed(name: str, w_eff: np.ndarray) -> DenseInt:
-    """Exact 8-bit mantissa + exponent encoding of an integer weight matrix (see module doc)."""
-    w = _exact_int(w_eff, 1, name, "weight", "integer weights")
+    """Exact 8-bit mantissa + exponent encoding of a weight matrix ``m 2^e`` (see module doc);
+    ``e < 0`` (down to :data:`MIN_WEIGHT_EXP`) for fractional weights."""
+    wf = np.asarray(w_eff, dtype=np.float64)
+    k = 0  # fractional bits
+    while k < -MIN_WEIGHT_EXP and np.any(wf * 2.0 ** k != np.round(wf * 2.0 ** k)):
+        k += 1
+    w = _exact_int(wf, 2.0 ** k, name, "weight", f"weights m 2^e with e >= {MIN_WEIGHT_EXP}")
     if not np.any(w):
-        return DenseInt(np.zeros_like(w, dtype=np.int64), 0, EXCITATORY, 8, w)
+        return DenseInt(np.zeros_like(w, dtype=np.int64), 0, EXCITATORY, 8, wf)
     mixed = bool(np.any(w > 0) and np.any(w < 0))
     lo, hi = (-128, 127) if mixed else (-255, 255)
     for e in range(16):
+        if e and k:
+            break  # fractional weights: w has no factor 2 left
         if np.any(w % (1 << e)):
             break
         m = w >> e
         if m.min() >= lo and m.max() <= hi:
             if mixed:
-                return DenseInt(2 * m, e - 1, MIXED, 8, w)
-            return DenseInt(m, e, EXCITATORY if w.max() > 0 else INHIBITORY, 8, w)
-    raise ValueError(f"{name}.weight: integer weights {int(w.min())}..{int(w.max())} do not fit an 8-bit "
-                     "mantissa with a shared exponent (Loihi); quantise them first")
+                if e - k - 1 < MIN_WEIGHT_EXP:
+                    break
+                return DenseInt(2 * m, e - k - 1, MIXED, 8, wf)
+            return DenseInt(m, e - k, EXCITATORY if w.max() > 0 else INHIBITORY, 8, wf)
+    raise ValueError(f"{name}.weight: weights {wf.min():g}..{wf.max():g} do not fit an 8-bit mantissa with a shared "
+                     f"exponent >= {MIN_WEIGHT_EXP} (Loihi); quantise them first")
 
 
 def lava_dense_effective(weights: np.ndarray, sign_mode: int, num_weight_bits: int = 8) -> np.ndarray:
@@ -218,7 +241,10 @@ def quantize_graph(graph: Any, *, vth_bits: int = 11, li_weight_bits: int = 10) 
         du = np.clip(np.round(np.asarray(p.du, dtype=np.float64) * 4096), 1, 4096) / 4096
         dv = np.clip(np.round(np.asarray(p.dv, dtype=np.float64) * 4096), 0, 4095) / 4096
         bias = _quantize_bias(np.asarray(p.bias, dtype=np.float64) * 64 * s) / 64
-        changes = dict(du=du, dv=dv, bias=bias)
+        lim = (2 ** 23 - 1) / 64  # u and v are 24-bit, in units of 1/64
+        changes = dict(du=du, dv=dv, bias=bias,
+                       **{f: np.clip(np.round(np.asarray(getattr(p, f), dtype=np.float64) * 64 * s) / 64, -lim, lim)
+                          for f in ("u_init", "v_init")})
         if isinstance(p, CubaLIF):
             changes["vth"] = np.maximum(1.0, np.round(np.asarray(p.vth, dtype=np.float64) * s))
         pops.append(p.replace(**changes))

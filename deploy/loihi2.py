@@ -69,7 +69,7 @@ def traces_used(engine: dict | None) -> dict:
     text = " ".join(str(engine.get(k, "")) for k in ("dw", "dt", "dd"))
     used = sorted(set(re.findall(r"\b([xy][0-3])\b", text)) - {"x0", "y0"})
     return {"pre": [t for t in used if t in PRE_TRACES], "post": [t for t in used if t in POST_TRACES],
-            "tag": bool(str(engine.get("dt", " ")).strip())}
+            "tag": bool(str(engine.get("dt", " ")).strip()), "delay_var": bool(str(engine.get("dd", " ")).strip())}
 
 
 def resources(graph: Any, support: dict, engines: dict | None = None) -> dict:
@@ -117,7 +117,8 @@ def resources(graph: Any, support: dict, engines: dict | None = None) -> dict:
         tr = traces_used(engines.get(pr.name)) if how == "learning engine" else {}
         rules[pr.name] = {"kind": pr.rule.kind, "how": how, "synapses": int(_nnz(pr).sum()),
                           "pre_traces": len(tr.get("pre", [])), "post_traces": len(tr.get("post", [])),
-                          "tag": tr.get("tag", False), "traces": tr.get("pre", []) + tr.get("post", [])}
+                          "tag": tr.get("tag", False), "delay_var": tr.get("delay_var", False),
+                          "traces": tr.get("pre", []) + tr.get("post", [])}
     total = sum(v["cores"] for v in pops.values())
     return {"populations": pops, "rules": rules, "cores": total, "chips": math.ceil(total / CORES_PER_CHIP) if total else 0,
             "limits": {"NEURONS_PER_CORE": NEURONS_PER_CORE, "SYNAPSES_PER_CORE": SYNAPSES_PER_CORE,

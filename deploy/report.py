@@ -153,19 +153,24 @@ def measure_activity(graph: Graph, outs: dict) -> dict:
 
 
 def _fixed_form(graph: Graph) -> tuple[Graph, str]:
-    """``quantize_graph(graph)`` and ``""`` if both the torch fixed mode and the Lava backend run
-    it in Loihi fixed point, else the reason why not (the backends' own error)."""
+    """The graph both the torch fixed mode and the Lava backend run in Loihi fixed point and ``""``,
+    or the reason why not (the backends' own error): ``graph`` itself when it is already
+    representable (a model trained in Loihi units, e.g. projected with
+    :func:`plastix.backends.hardware_aware.project_to_engine`: its rule coefficients stay in the
+    units they were trained in), else ``quantize_graph(graph)``."""
     from plastix.backends.lava.plan import make_plan
     from plastix.backends.quantize import quantize_graph
     from plastix.backends.torch import FixedNetwork
 
-    q = quantize_graph(graph)
-    try:
-        FixedNetwork(q)
-        make_plan(q, "fixed")
-    except (UnsupportedKindError, ValueError) as exc:
-        return q, f"no fixed-point form: {exc}"
-    return q, ""
+    for q in (graph, quantize_graph(graph)):
+        try:
+            FixedNetwork(q)
+            make_plan(q, "fixed")
+        except (UnsupportedKindError, ValueError) as exc:
+            why = f"no fixed-point form: {exc}"
+            continue
+        return q, ""
+    return q, why
 
 
 def _dequantised(q: Graph, scales: dict) -> Graph:
@@ -190,7 +195,7 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
     from plastix.backends.torch import FixedNetwork
 
     q, why_not = _fixed_form(graph)
-    if not why_not and graph.plastic_projections:  # quantize_graph scales weights, not rule coefficients
+    if not why_not and graph.plastic_projections and q is not graph:  # quantize_graph scales weights, not rules
         why_not = "plastic: quantize_graph leaves rule coefficients in IR units"
     scales = {k.split("quantize.scale.", 1)[1]: float(v) for k, v in (q.metadata or {}).items()
               if k.startswith("quantize.scale.") and k not in (graph.metadata or {})}
@@ -227,7 +232,8 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
             spikes[p.name] = {"readout_max_abs_change": float(d.max())}
     hist = np.concatenate(errs) if errs else np.zeros(0)
     return {"mode": mode, "formats": "8-bit weight mantissa + per-projection exponent, 12-bit du/dv, 24-bit u/v",
-            "weights": weights, "outputs": spikes, "weight_rel_errors": hist.tolist()}
+            "weights": weights, "outputs": spikes, "weight_rel_errors": hist.tolist(),
+            "as_given": bool(not why_not and q is graph)}
 
 
 def build_report(graph: Graph, inputs: Optional[dict] = None, *, steps: int = DEFAULT_STEPS, seed: int = 0) -> dict:
@@ -306,7 +312,8 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     lines += [_table(rows, ["node", "kind", "how", "why"]), ""]
     fx = st.get("fixed", {})
     lines += ["Fixed point: " + (f"unsupported ({fx['unsupported']})" if "unsupported" in fx else
-                                 "every node lowers in Loihi fixed point (`quantize_graph` output)"), ""]
+                                 "every node lowers in Loihi fixed point (" +
+                                 ("the model as given" if q.get("as_given") else "`quantize_graph` output") + ")"), ""]
     lines += ["## Quantisation", "", f"Formats: {q['formats']}. Spike-train comparison: {q['mode']}.", ""]
     if q["weights"]:
         lines += [_table([[n, f"{v['max_rel']:.3g}", f"{v['mean_rel']:.3g}", v["scale"]]
@@ -314,6 +321,8 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
                          ["projection", "max rel. weight error", "mean rel. weight error", "scale"]), ""]
         lines += [_table([[n, *(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())]
                           for n, d in q["outputs"].items()], ["population", "change", "", ""]), ""]
+    elif q.get("as_given"):
+        lines += ["The model is already Loihi-representable: it runs in fixed point as given (no rounding).", ""]
     else:
         lines += ["No CUBA LIF / LI population: nothing is quantised to Loihi formats.", ""]
     lines += ["## Resources (Loihi 2 model)", "",
@@ -324,9 +333,10 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     lines += [_table(rows, ["population", "kind", "neurons", "synapses in", "max fan-in", "max fan-out", "cores", "fits"]),
               "", f"Cores needed: {res['cores']} ({res['chips']} chip(s)).", ""]
     if res["rules"]:
-        rows = [[n, v["kind"], v["how"], v["synapses"], v["pre_traces"], v["post_traces"], v["tag"]]
-                for n, v in res["rules"].items()]
-        lines += [_table(rows, ["rule on", "kind", "how", "plastic synapses", "pre traces", "post traces", "tag"]), ""]
+        rows = [[n, v["kind"], v["how"], v["synapses"], v["pre_traces"], v["post_traces"], v["tag"],
+                 v.get("delay_var", False)] for n, v in res["rules"].items()]
+        lines += [_table(rows, ["rule on", "kind", "how", "plastic synapses", "pre traces", "post traces", "tag",
+                                "d (delay var.)"]), ""]
     lines += ["## Activity per step (measured, torch float64 on the input set)", "",
               _table([[k, f"{act[k]:.4g}"] for k in ("spikes", "synaptic_ops", "plasticity_ops", "neuron_updates")],
                      ["quantity", "per step"]), "",

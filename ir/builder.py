@@ -42,22 +42,28 @@ class GraphBuilder:
         return self._add(Input(name=name, size=size, channels=channels))
 
     def cuba_lif(self, name: str, size: int, *, du: Any = 0.1, dv: Any = 0.1, vth: Any = 1.0,
-                 bias: Any = 0.0, refractory: int = 0) -> str:
-        return self._add(CubaLIF(name=name, size=size, du=du, dv=dv, vth=vth, bias=bias, refractory=refractory))
+                 bias: Any = 0.0, refractory: int = 0, u_init: Any = 0.0, v_init: Any = 0.0) -> str:
+        return self._add(CubaLIF(name=name, size=size, du=du, dv=dv, vth=vth, bias=bias, refractory=refractory,
+                                 u_init=u_init, v_init=v_init))
 
-    def li(self, name: str, size: int, *, du: Any = 0.1, dv: Any = 0.1, bias: Any = 0.0) -> str:
-        return self._add(LIReadout(name=name, size=size, du=du, dv=dv, bias=bias))
+    def li(self, name: str, size: int, *, du: Any = 0.1, dv: Any = 0.1, bias: Any = 0.0, u_init: Any = 0.0,
+           v_init: Any = 0.0) -> str:
+        return self._add(LIReadout(name=name, size=size, du=du, dv=dv, bias=bias, u_init=u_init, v_init=v_init))
 
     def gated(self, name: str, size: int, cell: Any, *, init_noise: float = 0.0) -> str:
         return self._add(GatedPopulation(name=name, size=size, cell=cell, init_noise=init_noise))
 
     def connect(self, pre: str, post: str, *, weight: Any = None, scale: float = 1.0, p: float = 1.0,
-                inhibitory: float = 0.0, delay: int = 0, rule: Any = None, name: str | None = None) -> str:
+                inhibitory: float = 0.0, delay: int = 0, rule: Any = None, name: str | None = None,
+                mask: Any = None, sign: Any = None) -> str:
         """Add a projection. Without ``weight``: |N(0, scale²/n_pre)| magnitudes, a random mask with
         connection probability ``p`` (when < 1) and, with ``inhibitory`` > 0, a fixed sign per
-        synapse that is -1 with that probability (the sign constraint keeps it during learning)."""
+        synapse that is -1 with that probability (the sign constraint keeps it during learning).
+        An explicit ``mask`` / ``sign`` ``(n_post, n_pre)`` is used as given (e.g. ``sign`` all +1:
+        a Lava ``LearningDense`` with sign mode EXCITATORY)."""
         n_pre, n_post = self._pops[pre].size, self._pops[post].size
         name = name or f"{pre}_to_{post}"
+        explicit_mask, explicit_sign = mask, sign
         mask = sign = None
         if weight is None:
             weight = np.abs(self.rng.normal(0.0, scale / np.sqrt(n_pre), size=(n_post, n_pre)))
@@ -68,6 +74,8 @@ class GraphBuilder:
                 weight = weight * np.where(self.rng.random((n_post, n_pre)) < 0.5, -1.0, 1.0)
         if p < 1.0:
             mask = self.rng.random((n_post, n_pre)) < p
+        mask = mask if explicit_mask is None else explicit_mask
+        sign = sign if explicit_sign is None else explicit_sign
         self._projs.append(Projection(name=name, pre=pre, post=post, weight=weight, mask=mask, sign=sign,
                                       delay=delay, rule=rule))
         return name

@@ -4,10 +4,12 @@ Grammar (a subset of lava-nc 0.10.0's ``symbolic_equation``, enough for every pu
 
     expr    := ['+'|'-'] product (('+'|'-') product)*
     product := factor ('*' factor)*
-    factor  := VAR | INT | '2^' ['-'] INT | '(' expr ')' | 'sgn(' expr ')'
+    factor  := VAR | INT | '2^' ['+'|'-'] INT | '(' expr ')' | 'sgn(' expr ')'
     VAR     := x0 x1 x2 y0 y1 y2 y3 w d t u | u<k>
 
-``2^k`` needs k in [-7, 9] (Loihi's scaling constants). Parsing gives a small tuple AST that
+Whitespace is free, also inside ``2 ^ -6``, so strings written the way Lava writes them
+(``(1) * 2 ^ -6 * x1 * y0`` from ``lava.magma.core.learning.utils.float_to_literal``, or
+``STDPLoihi``'s ``(1) * (-1) * x0 * y1``) parse. ``2^k`` needs k in [-7, 9] (Loihi's scaling constants). Parsing gives a small tuple AST that
 backends evaluate; the IR stores the string. :func:`lava_products` turns a string into the
 product series Lava's fixed-point learning engine evaluates (scaling mantissa/exponent, dependency,
 factors), as ``lava.magma.core.learning.product_series`` derives it.
@@ -20,7 +22,7 @@ from typing import NamedTuple, Optional, Union
 from .errors import IRValidationError
 
 VARIABLES = frozenset({"x0", "x1", "x2", "y0", "y1", "y2", "y3", "w", "d", "t", "u"})
-_TOKEN = re.compile(r"\s*(?:(?P<pow>2\^)|(?P<num>\d+)|(?P<sgn>sgn\()|(?P<var>[a-zA-Z]\w*)|(?P<op>[-+*()]))")
+_TOKEN = re.compile(r"\s*(?:(?P<pow>2\s*\^)|(?P<num>\d+)|(?P<sgn>sgn\()|(?P<var>[a-zA-Z]\w*)|(?P<op>[-+*()]))")
 
 Node = Union[tuple, str, int, float]
 
@@ -84,9 +86,8 @@ class _Parser:
             return ("const", float(int(val)))
         if kind == "pow":
             neg = False
-            if self.peek() == ("op", "-"):
-                self.take()
-                neg = True
+            if self.peek() in (("op", "-"), ("op", "+")):
+                neg = self.take() == ("op", "-")
             k_kind, k_val = self.take()
             if k_kind != "num":
                 raise self.err("expected an integer exponent after '2^'")

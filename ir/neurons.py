@@ -12,7 +12,7 @@ from typing import ClassVar
 from .errors import IRValidationError
 from .limits import MAX_CELL_WIDTH, MAX_CHANNELS, MAX_SIZE, MAX_STEPS_PARAM
 from .registry import register_kind
-from .spec import IRNode, array, child, flag, integer, real, text
+from .spec import IRNode, array, child, flag, initial, integer, real, text
 
 _FROZEN = dict(frozen=True, eq=False)
 
@@ -73,7 +73,8 @@ class CubaLIF(Population):
     With ``refractory = R > 0`` (Lava ``LIFRefractory``): after a spike at step t, v is held at 0 for
     steps t+1..t+R while u keeps integrating. Units are arbitrary (Loihi's are mantissas); the
     Loihi fixed-point mapping (12-bit decays, ``u`` and ``v`` scaled by 2^6, 24-bit state) is done
-    by the backends from these float values. State: ``u``, ``v`` (and the refractory counter).
+    by the backends from these float values. State: ``u``, ``v`` (and the refractory counter),
+    starting every run from ``u_init``, ``v_init`` (``u[-1]``, ``v[-1]``; default 0).
     """
 
     name: str = text()
@@ -83,6 +84,8 @@ class CubaLIF(Population):
     vth: object = array(shape=("size",), gt=0.0, doc="firing threshold (strict >)")
     bias: object = array(shape=("size",), default=0.0, doc="constant input added to v every step")
     refractory: int = integer(ge=0, le=MAX_STEPS_PARAM, default=0, doc="steps v is held at 0 after a spike")
+    u_init: object = initial(("size",), doc="u before the first step")
+    v_init: object = initial(("size",), doc="v before the first step")
 
     @property
     def spiking(self) -> bool:
@@ -96,6 +99,8 @@ class LIReadout(Population):
 
     .. math::
         u[t] = (1 - du)\,u[t-1] + a[t], \qquad v[t] = (1 - dv)\,v[t-1] + u[t] + \mathrm{bias}
+
+    State ``u``, ``v``, starting from ``u_init``, ``v_init`` (default 0).
     """
 
     name: str = text()
@@ -103,6 +108,8 @@ class LIReadout(Population):
     du: object = array(shape=("size",), ge=0.0, le=1.0)
     dv: object = array(shape=("size",), ge=0.0, le=1.0)
     bias: object = array(shape=("size",), default=0.0)
+    u_init: object = initial(("size",), doc="u before the first step")
+    v_init: object = initial(("size",), doc="v before the first step")
 
 
 # ---------------------------------------------------------------------------------------------

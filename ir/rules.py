@@ -25,7 +25,7 @@ from .errors import IRValidationError
 from .limits import MAX_SEED, MAX_STEPS_PARAM
 from .loihi_expr import parse_rule, variables
 from .registry import register_kind
-from .spec import IRNode, array, child, choice, flag, integer, real, text
+from .spec import IRNode, array, child, choice, flag, initial, integer, real, text
 
 _FROZEN = dict(frozen=True, eq=False)
 SYN = ("post", "pre")
@@ -153,7 +153,13 @@ class _STDP(Rule):
     μ = 0 is additive (eq. 12), μ = 1 multiplicative (eq. 13); for μ > 0 the bases
     ``W_max - W`` and ``W - W_min`` are clamped at 0. With ``hard_bounds`` the weight is
     clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
-    decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10."""
+    decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10.
+    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0).
+
+    ``trace_includes_spike`` (default false, the paper's eq. 8-9) makes the LTP / LTD terms of step
+    ``t`` read the traces *after* step ``t``'s spikes, ``x[t+1]`` in eq. 9, as Loihi's learning
+    engine reads x1 / y1: coincident pre and post spikes then count for both LTP and LTD. With it,
+    the learning-engine forms of pair STDP and three-factor STDP are exact (floating point)."""
 
     eta_plus: object = array(shape=SYN)
     eta_minus: object = array(shape=SYN)
@@ -166,6 +172,9 @@ class _STDP(Rule):
     trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
     beta: float = real(gt=0.0, default=1.0)
     x_max: float = real(gt=0.0, default=1.0)
+    x_pre_init: object = initial(("pre",), ge=0.0, doc="presynaptic trace at step 0")
+    x_post_init: object = initial(("post",), ge=0.0, doc="postsynaptic trace at step 0")
+    trace_includes_spike: bool = flag(default=False, doc="LTP/LTD read the traces after this step's spikes (Loihi)")
 
     def _check(self) -> None:
         if self.mu != 0.0 and (self.w_min is None or self.w_max is None):
@@ -318,6 +327,11 @@ class LoihiRule(Rule):
     Weights, tags and delays update every ``t_epoch`` steps (at steps with
     ``(t + 1) % t_epoch == 0``). Floating point follows Lava's ``floating_pt`` learning engine;
     fixed point its bit-approximate model with stochastic rounding seeded by ``rng_seed``.
+    With a modulator the post neuron sends ``y1`` once per step (Loihi 2's three-factor form): it
+    equals the two-factor engine's ``y1`` at every dependency when ``t_epoch = 1``; with
+    ``t_epoch > 1`` every product of an epoch sees the ``y1`` of its last step.
+    Rule strings may be written as Lava writes them (``(1) * 2 ^ -6 * x1 * y0``, ``float_to_literal``).
+    ``x1_init``, ``x2_init``, ``y1_init`` and ``t_init`` are the traces and the tag at step 0.
     """
 
     dw: str = text()
@@ -336,6 +350,10 @@ class LoihiRule(Rule):
     t_epoch: int = integer(ge=1, le=MAX_STEPS_PARAM, default=1)
     rng_seed: int = integer(ge=0, le=MAX_SEED, default=0)
     modulator: str = text(optional=True)
+    x1_init: object = initial(("pre",), ge=0.0, doc="pre trace x1 at step 0")
+    x2_init: object = initial(("pre",), ge=0.0, doc="pre trace x2 at step 0")
+    y1_init: object = initial(("post",), ge=0.0, doc="post trace y1 at step 0")
+    t_init: object = initial(("post", "pre"), doc="synaptic tag t at step 0")
 
     def _check(self) -> None:
         for fld in ("dw", "dt", "dd"):

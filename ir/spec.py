@@ -39,6 +39,7 @@ class FieldSpec:
     enum_cls: type | None = None
     category: str | None = None
     doc: str = ""
+    state: bool = False  # arrays: the initial value of a state variable, not a learnable coefficient
 
 
 def _field(spec: FieldSpec, default: Any = MISSING) -> Any:
@@ -51,6 +52,12 @@ def array(dtype: str = "float", shape: tuple[str | int, ...] | None = None, *, s
           optional: bool = False, default: Any = MISSING, doc: str = "", **bounds: float) -> Any:
     """An array field (scalars allowed when ``scalar_ok``); ``bounds`` are ge/gt/le/lt."""
     return _field(FieldSpec("array", dtype, shape, scalar_ok, optional, doc=doc, **bounds), default)
+
+
+def initial(shape: tuple[str | int, ...], *, doc: str = "", **bounds: float) -> Any:
+    """The initial value of a state variable (float array or scalar, default 0): read when a run
+    starts, never a learnable coefficient (backends do not turn it into a trainable parameter)."""
+    return _field(FieldSpec("array", "float", shape, True, False, doc=doc, state=True, **bounds), 0.0)
 
 
 def integer(*, default: Any = MISSING, optional: bool = False, doc: str = "", **bounds: float) -> Any:

@@ -11,9 +11,10 @@ evaluation order. Synaptic input of a post population:
 with the connectivity mask ``m`` and the sign constraint applied as
 ``W~ = W`` where ``sign = 0`` and ``W~ = sign |W|`` where ``sign = ±1`` (a fixed excitatory /
 inhibitory identity per synapse; Dale's law is the case of constant columns). Plastic projections use the current plastic weight ``W[t]`` (see rules).
-A rule that learns ``W`` itself (STDP, three-factor, Loihi, synaptic-Q) never moves a signed synapse
-across zero: after every update ``W <- max(W, 0)`` where ``sign = +1`` and ``W <- min(W, 0)`` where
-``sign = -1`` (as Loihi's EXCITATORY / INHIBITORY sign modes clip), so ``sign |W| = W`` holds for them.
+A rule that learns ``W`` itself (STDP, three-factor, Loihi, synaptic-Q) starts a signed synapse
+from the weight in effect, ``sign |W|``, and never moves it across zero: after every update
+``W <- max(W, 0)`` where ``sign = +1`` and ``W <- min(W, 0)`` where ``sign = -1`` (as Loihi's
+EXCITATORY / INHIBITORY sign modes clip), so ``sign |W| = W`` holds for them.
 """
 from __future__ import annotations
 

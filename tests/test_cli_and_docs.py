@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import plastix.ir as ir
+import plastix.backends.torch.hardware_aware
 import plastix.ir.builder
 from plastix.cli import app
 from plastix.ir.examples import cue_association_net
@@ -56,7 +57,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert ns["spikes"]["action"].shape == (100, 2)
 
 
-@pytest.mark.parametrize("module", [plastix.ir.builder])
+@pytest.mark.parametrize("module", [plastix.ir.builder, plastix.backends.torch.hardware_aware])
 def test_doctests(module):
     failures, _ = doctest.testmod(module)
     assert failures == 0

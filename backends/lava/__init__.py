@@ -23,13 +23,17 @@ Lowering (the table is :data:`PROCESS_TABLE`; decisions in :mod:`.plan`, Lava ob
   outputs -> sink ``RingBuffer``. Timing equals the IR's (plastix step ``t`` = Lava time step ``t+1``).
 * ``LoihiRule`` -> ``LearningDense`` with a ``Loihi2FLearningRule``, or with a modulator a
   ``Loihi3FLearningRule`` + :class:`~.procs.three_factor_lif.ThreeFactorLIF` (y2 = modulator through
-  a graded Dense) — exact; additive ``PairSTDP`` and global ``ThreeFactor(EligibilityTrace(PairSTDP))``
-  with ``m 2^e`` constants also go to the learning engine under ``learning_engine="auto"``, reported
-  as approximate (Loihi's trace conventions differ from the IR's); ``"exact"`` host-emulates them.
+  a graded Dense) — exact; additive ``PairSTDP`` and global / per-post ``ThreeFactor`` over pair STDP
+  or its ``EligibilityTrace`` (one or two modulator channels: y2, y3) with ``M 2^E`` constants also go
+  to the learning engine under ``learning_engine="auto"``, reported as approximate (Loihi's trace
+  conventions differ from the IR's; :mod:`plastix.backends.learning_engine`); ``"exact"``
+  host-emulates them. A projection whose synapses are all excitatory / inhibitory gets sign mode
+  EXCITATORY / INHIBITORY. Initial ``u`` / ``v``, traces and tags come from the IR.
 * Everything else that plasticity needs — SpikePropamine Hebbian/Oja/BCM (plain and modulated),
-  per-post / per-pre / per-synapse and two-channel modulation, triplet STDP, gated (ENU/GRU/LSTM)
-  synapses, synaptic Q-learning — runs host-emulated in :class:`~.procs.host_plastic_dense.HostPlasticDense`
-  with the numpy math of :mod:`.hostmath` (CPU only, nothing maps to Loihi hardware).
+  per-pre / per-synapse modulation, masked or mixed-sign plastic projections, triplet STDP, gated
+  (ENU/GRU/LSTM) synapses, synaptic Q-learning — runs host-emulated in
+  :class:`~.procs.host_plastic_dense.HostPlasticDense` with the numpy math of :mod:`.hostmath`
+  (CPU only, nothing maps to Loihi hardware).
 * Gated populations (ENU / GRU / LSTM neurons) run host-emulated (float only) in
   :class:`~.procs.gated_population.HostGatedPopulation`: the cell math of :func:`.hostmath.cell_step`
   in float64, received / sent in the LIF order, so projection latency equals the IR's.
@@ -46,7 +50,7 @@ Lowering (the table is :data:`PROCESS_TABLE`; decisions in :mod:`.plan`, Lava ob
 Precision: ``"float"`` is Lava's ``floating_pt``; ``"fixed"`` is ``fixed_pt`` with the integers of
 :mod:`plastix.backends.quantize` (shared with the torch backend's fixed mode; the graph must be
 representable, e.g. the output of ``quantize_graph``); learning-engine weights in fixed point are
-8-bit mantissas (``-256..255``, weight_exp 0). Host-emulated rules compute in float64 in both
+8-bit mantissas (``-256..255``, weight_exp 0); fractional static weights use ``weight_exp < 0``. Host-emulated rules compute in float64 in both
 precisions and send floor'ed integer activations in fixed point.
 
 Robustness (:mod:`.runner`): every ``run`` builds and runs the Lava network in a child process with

@@ -61,16 +61,17 @@ def _amps(rule, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _stdp_terms(rule, w, st, x, y):
     """(LTP, LTD) of an STDP rule at this step, and its advanced traces."""
     a_plus, a_minus = _amps(rule, w)
-    ltd = a_minus * np.outer(st["x_post"], x)
     new = {"x_pre": _trace(rule, st["x_pre"], x, rule.decay_pre),
            "x_post": _trace(rule, st["x_post"], y, rule.decay_post)}
+    read = new if rule.trace_includes_spike else st  # Loihi's convention: the traces after this step's spikes
+    ltd = a_minus * np.outer(read["x_post"], x)
     if isinstance(rule, TripletSTDP):
         slow_prev = st["x_slow_prev"]
-        ltp = a_plus * np.outer(y, st["x_pre"]) * (np.asarray(rule.eta_pair, dtype=np.float64) + slow_prev[:, None])
+        ltp = a_plus * np.outer(y, read["x_pre"]) * (np.asarray(rule.eta_pair, dtype=np.float64) + slow_prev[:, None])
         new["x_slow_prev"] = st["x_slow"]
         new["x_slow"] = _trace(rule, st["x_slow"], y, rule.decay_slow)
     else:
-        ltp = a_plus * np.outer(y, st["x_pre"])
+        ltp = a_plus * np.outer(y, read["x_pre"])
     return ltp, ltd, new
 
 
@@ -156,7 +157,8 @@ def init_state(rule, n_post: int, n_pre: int, seed: int = 0) -> dict:
     base = _stdp_of(rule)
     if not isinstance(base, (PairSTDP, TripletSTDP)):
         raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
-    st = {"x_pre": z(n_pre), "x_post": z(n_post)}
+    full = lambda a, n: np.broadcast_to(np.asarray(a, dtype=np.float64), (n,)).copy()  # noqa: E731
+    st = {"x_pre": full(base.x_pre_init, n_pre), "x_post": full(base.x_post_init, n_post)}
     if isinstance(base, TripletSTDP):
         st["x_slow"], st["x_slow_prev"] = z(n_post), z(n_post)
     if isinstance(rule, ThreeFactor) and isinstance(rule.base, EligibilityTrace):

@@ -62,21 +62,24 @@ def _run_cfg(precision: str) -> Loihi2SimCfg:
     return Loihi2SimCfg(select_tag=_TAG[precision], exception_proc_model_map=exc)
 
 
-def _learning_rule(engine: dict, precision: str):
+def _learning_rule(engine, precision: str):
     common = dict(dw=engine["dw"], dt=engine["dt"] if engine["dt"].strip() else None,
                   dd=engine["dd"] if engine["dd"].strip() else None,
                   x1_impulse=engine["x1_impulse"], x1_tau=engine["x1_tau"],
                   x2_impulse=engine["x2_impulse"], x2_tau=engine["x2_tau"],
                   t_epoch=engine["t_epoch"], rng_seed=engine["rng_seed"])
     if engine["kind"] == "3f":
-        rule = Loihi3FLearningRule(**common)
-        if precision == "float":
-            # Loihi3FLearningRule leaves the y traces to the neuron but still gives them tau 2^16 - 1,
-            # so the float engine decays y1..y3 by exp(-1/65535) per step inside each epoch (a relative
-            # 1.5e-5 per step). tau = inf makes that decay exactly 1: y1..y3 are used as sent.
-            rule._y1_tau = rule._y2_tau = rule._y3_tau = np.inf
-        return rule
+        return Loihi3FLearningRule(**common)
     return Loihi2FLearningRule(**common, y1_impulse=engine["y1_impulse"], y1_tau=engine["y1_tau"])
+
+
+def _keep_received_y(rule) -> None:
+    """Loihi3FLearningRule leaves the y traces to the neuron but still gives them tau 2^16 - 1, so
+    the engine would decay the y1 / y2 / y3 it received once more in each epoch (float: by
+    exp(-1/65535); fixed: stochastically, sometimes by 1). tau = inf makes that decay exactly 1, so
+    the engine uses ThreeFactorLIF's values as sent. Set after the LearningDense exists (its tau
+    Vars keep Lava's integers; the ProcessModel reads the rule object)."""
+    rule._y1_tau = rule._y2_tau = rule._y3_tau = np.inf
 
 
 def _build(plan: Plan, inputs: dict, steps: int, fault):
@@ -96,7 +99,7 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
             continue
         q = p.params
         kw = dict(shape=(p.size,), du=q["du"], dv=q["dv"], vth=q["vth"], bias_mant=q["bias_mant"],
-                  bias_exp=q["bias_exp"], name=p.name)
+                  bias_exp=q["bias_exp"], u=q["u"], v=q["v"], name=p.name)
         if p.three_factor is not None:
             # the 3F LearningDense needs the rule object on the neuron (LearningNeuronModel reads it)
             rules[p.name] = None
@@ -109,12 +112,17 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
     for pr in plan.projs.values():
         if pr.how == ENGINE:
             rule = _learning_rule(pr.engine, plan.precision)
-            extra = {}
+            extra = dict(sign_mode=SignMode(pr.dense["sign_mode"]))
             if fixed:
-                extra = dict(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"],
-                             sign_mode=SignMode(pr.dense["sign_mode"]))
-            conns[pr.name] = LearningDense(weights=pr.weights, learning_rule=rule, name=pr.name, **extra)
+                extra.update(weight_exp=pr.dense["weight_exp"], num_weight_bits=pr.dense["num_weight_bits"])
+            tag = np.broadcast_to(pr.inits["t"], pr.weights.shape).astype(pr.weights.dtype)
+            ld = LearningDense(weights=pr.weights, learning_rule=rule, name=pr.name, tag_1=tag, **extra)
+            for k in ("x1", "x2") + (("y1",) if pr.engine["kind"] == "2f" else ()):
+                var = getattr(ld, k)
+                var.init = np.broadcast_to(pr.inits[k], var.shape).astype(pr.weights.dtype)
+            conns[pr.name] = ld
             if pr.engine["kind"] == "3f":
+                _keep_received_y(rule)
                 rules[pr.post] = rule
         elif pr.how == HOST:
             conns[pr.name] = HostPlasticDense(weights=pr.weights, rule=pr.host, name=pr.name,
@@ -133,8 +141,8 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
             else:
                 conns[pr.name] = Dense(weights=pr.weights, name=pr.name, **extra)
     for name, rule in rules.items():
-        (y1_impulse, y1_tau), kw = procs[name]
-        procs[name] = ThreeFactorLIF(learning_rule=rule, y1_impulse=y1_impulse, y1_tau=y1_tau, **kw)
+        post, kw = procs[name]
+        procs[name] = ThreeFactorLIF(learning_rule=rule, **post, **kw)
     # wiring
     for pr in plan.projs.values():
         c = conns[pr.name]
@@ -156,14 +164,14 @@ def _build(plan: Plan, inputs: dict, steps: int, fault):
     for key, m in plan.mods.items():
         if m.how != "native":
             continue
-        post = key.split("->", 1)[1]
         extra = {}
         if fixed:
             extra = dict(weight_exp=m.dense["weight_exp"], num_weight_bits=m.dense["num_weight_bits"],
                          sign_mode=SignMode(m.dense["sign_mode"]))
-        md = Dense(weights=m.weights, num_message_bits=8, name=f"mod_{m.name}_{post}", **extra)
+        # graded: a modulator may read graded input values (a reward), passed on as W x
+        md = Dense(weights=m.weights, num_message_bits=24, name=f"mod_{m.name}_{m.post}_{m.channel}", **extra)
         procs[m.source].s_out.connect(md.s_in)
-        md.a_out.connect(procs[post].a_third_factor_in)
+        md.a_out.connect(procs[m.post].a_third_factor_in if m.channel == 0 else procs[m.post].a_y3_in)
     for name in plan.outputs:
         p = plan.pops[name]
         if p.kind in ("lif", "gated"):
@@ -262,8 +270,10 @@ def run_plan(plan: Plan, inputs: dict, steps: int, *, readback: bool = True, fau
                     result["weights"][pr.name] = w
                     if pr.how == HOST and hasattr(pr.host, "alpha"):
                         result["state"][f"{pr.name}.e"] = np.asarray(conns[pr.name].e.get(), dtype=np.float64)
-                    if pr.how == ENGINE and pr.engine["kind"] == "3f":
+                    if pr.how == ENGINE and pr.engine["dt"].strip():
                         result["state"][f"{pr.name}.tag_1"] = np.asarray(conns[pr.name].tag_1.get(), dtype=np.float64)
+                    if pr.how == ENGINE and pr.engine["dd"].strip():
+                        result["state"][f"{pr.name}.tag_2"] = np.asarray(conns[pr.name].tag_2.get(), dtype=np.float64)
             for name, p in plan.pops.items():
                 if p.kind in ("lif", "li"):
                     result["state"][f"{name}.u"] = np.asarray(procs[name].u.get(), dtype=np.float64)

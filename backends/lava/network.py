@@ -85,10 +85,9 @@ class LavaNetwork:
                 if self.plan.precision == "fixed" and not np.all(x == np.round(x)):
                     raise ValueError(f"inputs[{name!r}]: fixed precision takes integer (graded) inputs")
                 bad = [pr.name for pr in self.plan.projs.values() if pr.pre == name and pr.how != "native"]
-                bad += [m.name for m in self.plan.mods.values() if m.source == name]
-                if bad:
-                    raise ValueError(f"inputs[{name!r}]: graded (non 0/1) inputs can only feed static projections; "
-                                     f"{bad} need spikes")
+                if bad:  # modulators take graded values (a reward signal); plastic synapses need spikes
+                    raise ValueError(f"inputs[{name!r}]: graded (non 0/1) inputs can only feed static projections "
+                                     f"and modulators; {bad} need spikes")
             out[name] = x
         return out
 

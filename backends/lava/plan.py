@@ -22,7 +22,7 @@ from plastix.ir import (BCM, CubaLIF, GatedPopulation, GatedSynapse, Graph, Hebb
                         LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TripletSTDP, UnsupportedKindError)
 
 from .. import quantize as qz
-from ..learning_engine import engine_rule
+from ..learning_engine import MIXED, check_post_neuron, engine_inits, engine_rule, engine_weights, modulator_rows
 
 __all__ = ["NATIVE", "ENGINE", "HOST", "Plan", "PopPlan", "ProjPlan", "ModPlan", "make_plan", "support",
            "effective_weight", "PRECISIONS"]
@@ -42,7 +42,7 @@ class PopPlan:
     how: str
     why: str
     params: dict = field(default_factory=dict)
-    three_factor: dict | None = None  # ThreeFactorLIF trace params when it feeds a 3F LearningDense
+    three_factor: dict | None = None  # ThreeFactorLIF params (y1_impulse, y1_tau, rng_seed, y1_init) for a 3F LearningDense
     in_channels: int = 1  # values per neuron on Lava ports: flat (size * channels,), unit-major
     out_channels: int = 1
     cell: Any = None  # gated populations: the IR cell
@@ -56,6 +56,8 @@ class ModPlan:
     how: str
     why: str
     dense: dict = field(default_factory=dict)  # fixed point: weight_exp / sign_mode / num_weight_bits
+    post: str | None = None  # the ThreeFactorLIF it feeds (native modulators)
+    channel: int = 0  # 0: y2 (a_third_factor_in), 1: y3 (a_y3_in)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ProjPlan:
     delay: int = 0
     mask: np.ndarray | None = None  # host-emulated only (the others fold mask and sign into weights)
     sign: np.ndarray | None = None
+    inits: dict = field(default_factory=dict)  # learning engine: x1, x2, y1 traces and tag t at step 0
 
 
 @dataclass
@@ -144,8 +147,9 @@ _HOST_WHY = {
 
 def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> Plan:
     """``learning_engine="auto"``: every rule the learning engine can run goes there (exact for
-    :class:`~plastix.ir.rules.LoihiRule`, approximate for pair STDP and global three-factor STDP);
-    ``"exact"``: only rules it runs exactly (LoihiRule), the rest host-emulated with the IR's math."""
+    :class:`~plastix.ir.rules.LoihiRule`, approximate for pair STDP and global / per-post
+    three-factor STDP); ``"exact"``: only rules it runs exactly (LoihiRule), the rest host-emulated
+    with the IR's math."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if learning_engine not in LEARNING_ENGINE_MODES:
@@ -155,23 +159,26 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
         pops[p.name] = _plan_population(p, precision)
     projs: dict[str, ProjPlan] = {}
     mods: dict[str, ModPlan] = {}
+    posts: dict[str, tuple] = {}
     for pr in graph.projections:
-        projs[pr.name] = _plan_projection(graph, pr, precision, pops, learning_engine)
+        projs[pr.name] = _plan_projection(graph, pr, precision, pops, learning_engine, posts)
     for p in pops.values():
         if p.three_factor is not None:
-            p.why = "ThreeFactorLIF (LIF that sends bAP, y1 post trace and y2 third factor to a 3F LearningDense)"
+            p.why = ("ThreeFactorLIF (LIF that sends bAP, the y1 post trace of the two-factor engine and the y2 / y3 "
+                     "third factors to a 3F LearningDense)")
     for pr in projs.values():
         if pr.modulator and pr.how == ENGINE:
             m = graph.modulator(pr.modulator)
-            w = np.asarray(m.weight, dtype=np.float64)
-            if m.size == 1 and pops[pr.post].size > 1:
-                w = np.repeat(w, pops[pr.post].size, axis=0)  # one y2 value per post neuron
-            dense = {}
-            if precision == "fixed":
-                d = qz.dense_to_fixed(m.name, w)
-                w, dense = d.weights, {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}
-            mods[f"{m.name}->{pr.post}"] = ModPlan(m.name, m.source, w, NATIVE,
-                                                   "graded Dense into ThreeFactorLIF.a_third_factor_in (y2)", dense)
+            for c, w in enumerate(modulator_rows(graph, pr.engine, pops[pr.post].size)):
+                dense, port, k = {}, ("a_third_factor_in (y2)", "a_y3_in (y3)")[c], pr.engine.third_exp(precision)
+                w = w * 2.0 ** k
+                if precision == "fixed":
+                    d = qz.dense_to_fixed(m.name, w)
+                    w, dense = d.weights, {"weight_exp": d.weight_exp, "sign_mode": d.sign_mode, "num_weight_bits": 8}
+                scale = f" times 2^{k}" if k else ""
+                mods[f"{m.name}->{pr.post}:{c}"] = ModPlan(m.name, m.source, w, NATIVE,
+                                                           f"graded Dense{scale} into ThreeFactorLIF.{port}", dense,
+                                                           pr.post, c)
     for m in graph.modulators:
         if not any(k.startswith(m.name + "->") for k in mods):
             mods[m.name] = ModPlan(m.name, m.source, np.asarray(m.weight), HOST,
@@ -213,16 +220,17 @@ def _lif_params(p, precision: str, vth) -> dict:
     if precision == "float":
         for fld in ("du", "dv") + (("vth",) if vth is not None else ()):
             _uniform(getattr(p, fld), p.name, fld)
+        full = lambda a: np.broadcast_to(np.asarray(a, dtype=np.float64), (p.size,)).copy()  # noqa: E731
         return {"du": float(np.asarray(p.du).ravel()[0]), "dv": float(np.asarray(p.dv).ravel()[0]),
                 "vth": float(np.asarray(vth).ravel()[0]) if vth is not None else LI_VTH_FLOAT,
-                "bias_mant": np.broadcast_to(np.asarray(p.bias, dtype=np.float64), (p.size,)).copy(),
-                "bias_exp": np.zeros(p.size), "refractory": refractory, "v_scale": 1.0}
+                "bias_mant": full(p.bias), "bias_exp": np.zeros(p.size), "refractory": refractory, "v_scale": 1.0,
+                "u": full(p.u_init), "v": full(p.v_init)}
     f = qz.lif_to_fixed(p)
     for fld in ("du", "dv") + (("vth",) if vth is not None else ()):
         _uniform(getattr(f, fld), p.name, fld)
     return {"du": int(f.du[0]), "dv": int(f.dv[0]), "vth": int(f.vth[0]) if vth is not None else LI_VTH_FIXED,
             "bias_mant": f.bias_mant.astype(np.int32), "bias_exp": f.bias_exp.astype(np.int32),
-            "refractory": 0, "v_scale": 64.0}
+            "refractory": 0, "v_scale": 64.0, "u": f.u_init.astype(np.int32), "v": f.v_init.astype(np.int32)}
 
 
 def _per_channel(w: np.ndarray, channels: int) -> np.ndarray:
@@ -233,7 +241,7 @@ def _per_channel(w: np.ndarray, channels: int) -> np.ndarray:
     return np.kron(w, np.eye(channels, dtype=w.dtype)).astype(w.dtype)
 
 
-def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: str) -> ProjPlan:
+def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engine: str, posts: dict) -> ProjPlan:
     if pr.delay and pr.rule is not None:
         raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
     if pr.delay > 63:
@@ -269,21 +277,25 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     if engine is not None and learning_engine == "exact" and not engine["exact"]:
         engine, why = None, "host-emulated for exact IR semantics (learning_engine='exact'); the learning-engine form is approximate"
     if engine is not None:
-        if engine["kind"] == "3f":
+        if engine.kind == "3f":
             if post.kind != "lif":
                 raise UnsupportedKindError(f"{rule.kind} onto {post.kind}", BACKEND, ("cuba_lif post",))
-            if post.three_factor is not None and post.three_factor != (engine["y1_impulse"], engine["y1_tau"]):
-                raise UnsupportedKindError(f"{rule.kind}: two 3F projections with different post traces", BACKEND)
-            post.three_factor = (engine["y1_impulse"], engine["y1_tau"])
+            check_post_neuron(posts, pr.post, engine, pr.name)
+            y1_init = engine.y1_init
+            if precision == "fixed":
+                y1_init = engine_inits(pr, engine)["y1"]
+            post.three_factor = {"y1_impulse": engine.y1_impulse, "y1_tau": engine.y1_tau,
+                                 "rng_seed": engine.rng_seed, "y1_init": y1_init}
+        if engine.sign_mode != MIXED:
+            why += f"; sign mode {'EXCITATORY' if engine.sign_mode == qz.EXCITATORY else 'INHIBITORY'} (learned weights stop at 0)"
+        dense = {"weight_exp": 0, "num_weight_bits": 8, "sign_mode": engine.sign_mode}
         if precision == "fixed":
-            wi = qz._exact_int(w, 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
-            if wi.min() < -256 or wi.max() > 255:
-                raise ValueError(f"{pr.name}.weight: learning-engine weights must lie in -256..255 in fixed point")
-            dense = {"weight_exp": 0, "num_weight_bits": 8, "sign_mode": qz.MIXED}
+            wi = engine_weights(pr, engine.sign_mode)
             return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, wi.astype(np.int32), wi.astype(np.float64), dense,
-                            engine=engine, modulator=engine["modulator"])
-        return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, w.copy(), w.copy(), engine=engine,
-                        modulator=engine["modulator"])
+                            engine=engine, modulator=engine.modulator, inits=engine_inits(pr, engine))
+        inits = {k: np.asarray(engine.get(f"{k}_init"), dtype=np.float64) for k in ("x1", "x2", "y1", "t")}
+        return ProjPlan(pr.name, pr.pre, pr.post, ENGINE, why, w.copy(), w.copy(), dense, engine=engine,
+                        modulator=engine.modulator, inits=inits)
     if isinstance(rule, LoihiRule):
         raise UnsupportedKindError("loihi rule with this modulator", BACKEND)
     host_why = _HOST_WHY.get(type(rule), why)
@@ -296,6 +308,8 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         if not isinstance(src, (Input, CubaLIF)):
             raise UnsupportedKindError(f"modulator reading a {src.kind} population", BACKEND, ("input", "cuba_lif"))
     raw = np.asarray(pr.weight, dtype=np.float64).copy()  # the plastic W; sign and mask apply on top
+    if pr.sign is not None and not isinstance(rule, (GatedSynapse, HebbianDecay, Oja, BCM)):
+        raw = np.where(pr.sign == 0, raw, pr.sign * np.abs(raw))  # a learned signed weight starts at sign |W|
     return ProjPlan(pr.name, pr.pre, pr.post, HOST, host_why, raw, w.copy(), host=rule,
                     modulator=(rule.modulator_names[0] if rule.modulator_names else None),
                     mask=None if pr.mask is None else np.asarray(pr.mask, dtype=bool).copy(),

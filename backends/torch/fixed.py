@@ -7,14 +7,16 @@ the Lava backend passes to Lava). All state is int64; the synaptic sums use floa
 are exact for these magnitudes (< 2^53) and run on any device.
 
 Supported: ``input``, ``cuba_lif`` (no refractory period: Lava's fixed LIF has none), ``li``,
-static projections (mask, sign, delay), and every rule the Lava backend runs on Loihi's learning
-engine (:func:`plastix.backends.learning_engine.engine_rule`: ``LoihiRule``, additive pair STDP,
-global three-factor STDP with eligibility), emulated bit-exactly by
-:mod:`plastix.backends.torch.fixed_learning` with the Lava lowering's conventions: the
-``LearningDense`` starts from the integer weights truncated to even values (sign mode MIXED,
-weight_exp 0), a three-factor rule's post neuron is a ``ThreeFactorLIF`` whose ``y2`` is the
-modulator's graded Dense output of the previous step. Host-emulated rules, other modulators and
-gated units raise :class:`plastix.ir.UnsupportedKindError`.
+static projections (mask, sign, delay, fractional weights: ``floor(W x)``), initial ``u`` / ``v``,
+and every rule the Lava backend runs on Loihi's learning engine
+(:func:`plastix.backends.learning_engine.engine_rule`: ``LoihiRule``, additive pair STDP,
+global / per-post three-factor STDP with or without eligibility, one or two modulator channels),
+emulated bit-exactly by :mod:`plastix.backends.torch.fixed_learning` with the Lava lowering's
+conventions: the ``LearningDense`` starts from the integer weights truncated by its sign mode
+(MIXED: to even values; EXCITATORY / INHIBITORY for projections whose synapses are all +1 / -1),
+weight_exp 0; a three-factor rule's post neuron is a ``ThreeFactorLIF`` whose ``y2`` (``y3``) is the
+modulator's graded Dense output of the previous step, times ``2^third_shift``. Host-emulated
+rules, other modulators and gated units raise :class:`plastix.ir.UnsupportedKindError`.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ from torch import nn
 
 from ...ir import Graph, UnsupportedKindError
 from .. import memory
-from ..learning_engine import engine_rule
-from ..quantize import MIXED, _exact_int, dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
+from ..learning_engine import check_post_neuron, engine_inits, engine_rule, engine_weights, modulator_rows
+from ..quantize import dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
 from .fixed_learning import EngineRule, engine_activation, engine_init, engine_params, engine_step
 from .network import BACKEND, ProjState
 
@@ -38,7 +40,7 @@ MAX_UV = 2 ** (U_BITS - 1)
 class FixedLIFState(NamedTuple):
     u: torch.Tensor  # int64 (P, B, size), Lava units (64 x float units)
     v: torch.Tensor
-    third: Optional[torch.Tensor] = None  # ThreeFactorLIF: third factor delivered next step
+    third: Optional[tuple] = None  # ThreeFactorLIF: third factors (y2, y3) delivered next step
 
 
 class FixedLIFParams(NamedTuple):
@@ -47,6 +49,8 @@ class FixedLIFParams(NamedTuple):
     vth: torch.Tensor  # vth << 6
     bias: torch.Tensor  # bias_mant << bias_exp
     spiking: bool
+    u0: Optional[torch.Tensor] = None  # initial u, v (Lava units)
+    v0: Optional[torch.Tensor] = None
 
 
 def _decay(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -101,12 +105,15 @@ class FixedNetwork(nn.Module):
                 li = lif_to_fixed(p)
                 name = len(self._lif)
                 for fld, val in (("du", li.du), ("dv", li.dv), ("vth", li.vth << 6),
-                                 ("bias", np.where(li.bias_exp >= 0, li.bias_mant << li.bias_exp, li.bias_mant))):
+                                 ("bias", np.where(li.bias_exp >= 0, li.bias_mant << li.bias_exp, li.bias_mant)),
+                                 ("u0", li.u_init), ("v0", li.v_init)):
                     self.register_buffer(f"lif{name}_{fld}", torch.as_tensor(np.asarray(val, dtype=np.int64)))
                 self._lif[p.name] = (name, p.kind == "cuba_lif")
         self._projs: list[tuple[str, str, str, int, int]] = []  # (name, pre, post, delay, weight_exp)
         self._engine: dict[str, EngineRule] = {}  # plastic projection -> its learning engine
-        self._mods: dict[str, tuple[str, str, int]] = {}  # "mod->post" -> (source, post, weight_exp)
+        self._engine_init: dict[str, dict] = {}  # plastic projection -> integer traces / tag at step 0
+        self._mods: dict[str, tuple[str, str, int, int]] = {}  # "mod->post:c" -> (source, post, weight_exp, channel)
+        self._posts: dict[str, tuple] = {}  # ThreeFactorLIF population -> what it sends
         kinds = {n: k for n, k, _ in self._pops}
         for i, pr in enumerate(graph.projections):
             if pr.rule is not None:
@@ -128,33 +135,30 @@ class FixedNetwork(nn.Module):
                                        "it in float64)", BACKEND, ("loihi", "pair_stdp", "three_factor"))
         if pr.delay:
             raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
-        wi = _exact_int(effective_weight(pr), 1, pr.name, "weight", "integer weights (8-bit mantissas, weight_exp 0)")
-        if wi.min() < -256 or wi.max() > 255:
-            raise ValueError(f"{pr.name}.weight: learning-engine weights must lie in -256..255 in fixed point")
-        w0 = lava_dense_effective(wi, MIXED, 8)  # LearningDense truncates once, sign mode MIXED
+        w0 = lava_dense_effective(engine_weights(pr, engine.sign_mode), engine.sign_mode, 8)  # truncated once
         self.register_buffer(f"w{i}", torch.as_tensor(w0.astype(np.int64)))
         self._projs.append((pr.name, pr.pre, pr.post, 0, 0))
-        self._engine[pr.name] = EngineRule(engine_params(engine, sign_mode=MIXED, node=pr.name))
-        if engine["kind"] != "3f":
+        self._engine[pr.name] = EngineRule(engine_params(engine, sign_mode=engine.sign_mode, node=pr.name))
+        self._engine_init[pr.name] = engine_inits(pr, engine)
+        if engine.kind != "3f":
             return
         if kinds[pr.post] != "cuba_lif":
             raise UnsupportedKindError(f"{pr.rule.kind} onto {kinds[pr.post]}", BACKEND, ("cuba_lif post",))
-        m = graph.modulator(engine["modulator"])
-        key = f"{m.name}->{pr.post}"
-        if key in self._mods:
-            return
-        w = np.asarray(m.weight, dtype=np.float64)
-        if m.size == 1 and pr.n_post > 1:
-            w = np.repeat(w, pr.n_post, axis=0)  # one y2 value per post neuron (as the Lava plan does)
-        d = dense_to_fixed(m.name, w)
-        self.register_buffer(f"m{len(self._mods)}", torch.as_tensor(
-            lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits).astype(np.float64)))
-        self._mods[key] = (m.source, pr.post, d.weight_exp)
+        check_post_neuron(self._posts, pr.post, engine, pr.name)
+        m = graph.modulator(engine.modulator)
+        for c, w in enumerate(modulator_rows(graph, engine, pr.n_post)):
+            key = f"{m.name}->{pr.post}:{c}"
+            if key in self._mods:
+                continue
+            d = dense_to_fixed(m.name, w * 2.0 ** engine.third_exp("fixed"))
+            self.register_buffer(f"m{len(self._mods)}", torch.as_tensor(
+                lava_dense_effective(d.weights, d.sign_mode, d.num_weight_bits).astype(np.float64)))
+            self._mods[key] = (m.source, pr.post, d.weight_exp, c)
 
     def _lif_params(self, name: str) -> FixedLIFParams:
         i, spiking = self._lif[name]
         g = lambda f: getattr(self, f"lif{i}_{f}")  # noqa: E731
-        return FixedLIFParams(g("du"), g("dv"), g("vth"), g("bias"), spiking)
+        return FixedLIFParams(g("du"), g("dv"), g("vth"), g("bias"), spiking, g("u0"), g("v0"))
 
     def param_names(self) -> tuple[str, ...]:
         return ()
@@ -167,8 +171,9 @@ class FixedNetwork(nn.Module):
         dev = buf0.device if buf0 is not None else torch.device("cpu")
         z = lambda n: torch.zeros(P, B, n, dtype=torch.int64, device=dev)  # noqa: E731
         out = {n: z(s) for n, _, s in self._pops}
-        thirds = {post for _, post, _ in self._mods.values()}
-        neur = {n: (FixedLIFState(z(s), z(s), z(s) if n in thirds else None) if k != "input" else None)
+        neur = {n: (FixedLIFState(self._lif_params(n).u0.expand(P, B, s).clone(),
+                                  self._lif_params(n).v0.expand(P, B, s).clone(),
+                                  (z(s), z(s)) if n in self._posts else None) if k != "input" else None)
                 for n, k, s in self._pops}
         a = {n: z(s) for n, _, s in self._pops}
         projs = {}
@@ -176,7 +181,7 @@ class FixedNetwork(nn.Module):
             rule = None
             if pr[0] in self._engine:
                 w0 = getattr(self, f"w{i}").to(dev)
-                rule = engine_init(w0, P, B, *w0.shape)
+                rule = engine_init(w0, P, B, *w0.shape, kind=self._engine[pr[0]].p.kind, init=self._engine_init[pr[0]])
             projs[pr[0]] = ProjState(tuple(z(self._size[pr[1]]) for _ in range(pr[3])), rule)
         return NetState(0, out, a, neur, projs)
 
@@ -208,13 +213,14 @@ class FixedNetwork(nn.Module):
                 c = dense_fixed_step(x, getattr(self, f"w{i}"), wexp)
             a[post] = c if post not in a else a[post] + c
             projs[name] = ProjState(buf, rule)
-        if self._mods:  # graded Dense of each modulator into its ThreeFactorLIF's third-factor port
-            th: dict[str, torch.Tensor] = {}
-            for j, (src, post, wexp) in enumerate(self._mods.values()):
+        if self._mods:  # graded Dense of each modulator channel into its ThreeFactorLIF's y2 / y3 port
+            th: dict[str, list] = {}
+            for j, (src, post, wexp, ch) in enumerate(self._mods.values()):
                 c = dense_fixed_step(out[src], getattr(self, f"m{j}"), wexp)
-                th[post] = c if post not in th else th[post] + c
-            for post, c in th.items():
-                neur[post] = neur[post]._replace(third=c)
+                acc = th.setdefault(post, [None, None])
+                acc[ch] = c if acc[ch] is None else acc[ch] + c
+            for post, (y2, y3) in th.items():
+                neur[post] = neur[post]._replace(third=(y2, y3))
         for n, _, _ in self._pops:
             a.setdefault(n, torch.zeros_like(state.a[n]))
         ys = {}

@@ -10,9 +10,10 @@ Per Lava time step ``tau`` (= plastix step ``t + 1``), after the post neurons sp
 * pre / post spikes record their within-epoch time ``k = tau mod t_epoch`` (``t_epoch`` if 0) in
   ``tx`` / ``ty``; a second spike within an epoch adds the impulse at once (``x``: random 0,
   ``y``: the impulse random of the step);
-* three-factor rules take ``y1`` (post trace), ``y2`` (third factor) from the post neuron
-  (:class:`~plastix.backends.lava.procs.three_factor_lif.ThreeFactorLIF`: ``y1 <- clip(floor(y1
-  e^{-1/tau_y1} + imp s), 0, 127)``, ``y2 = clip(modulator Dense output, -128, 127)``);
+* three-factor rules take ``y1`` (post trace), ``y2`` / ``y3`` (third factors) from the post neuron
+  (:class:`~plastix.backends.lava.procs.three_factor_lif.ThreeFactorLIF`: ``y1`` updated as the
+  two-factor engine updates its own ``y1`` in a one-step epoch, with the y random streams;
+  ``y2``, ``y3`` = modulator Dense outputs clipped to -128..127) and leave them undecayed (y taus inf);
 * at ``tau mod t_epoch = 0`` the trace histories ``h[k] = sround(h[k-1] e^{-1/tau}) (+ sround(imp)
   if spike at k, clip 0..127)`` are rebuilt, each product ``m 2^(e-7) dep prod(clip(f))`` of
   ``dw``/``dt``/``dd`` is accumulated in 16-bit fixed point (int32 products, ``>> max(0, widths
@@ -67,7 +68,8 @@ class EngineParams(NamedTuple):
     rng_seed: int
     decimate: Optional[int]
     sign_mode: int
-    post_tab: Optional[np.ndarray]  # 3F: (2, 128) ThreeFactorLIF's y1 update [spike, y1]
+    post_tab: Optional[np.ndarray]  # 3F: (1, 2, 256) floor / frac of ThreeFactorLIF's y1 decay
+    post_imp: tuple  # 3F: (int part, frac part in 1/256) of ThreeFactorLIF's y1 impulse
 
 
 class EngineState(NamedTuple):
@@ -119,14 +121,10 @@ def engine_params(engine: dict, *, sign_mode: int = MIXED, node: str = "rule") -
     if len(decs) > 1:
         raise ValueError(f"{node}: u<k> terms with different k (Lava allows one decimation exponent)")
     kind = engine["kind"]
-    post = None
-    if kind == "3f":  # Loihi3FLearningRule: y traces from the neuron, tau 2^16 - 1, impulse 0
-        y_taus, y_imps = [np.iinfo(np.uint16).max] * 3, [0.0] * 3
-        # ThreeFactorLIF: y1 <- clip(floor(y1 * decay + impulse * s), 0, 127), numpy float64
-        decay, imp = float(np.exp(-1.0 / float(engine["y1_tau"]))), float(engine["y1_impulse"])
-        y1 = np.arange(128, dtype=np.int32)
-        post = np.stack([np.clip(np.floor(y1 * decay + imp * np.full(128, s, dtype=bool)), 0, 127)
-                         for s in (0, 1)]).astype(np.int64)
+    post, post_imp = None, (0, 0)
+    if kind == "3f":  # Loihi3FLearningRule with y taus inf (lowering): the neuron's y traces, undecayed
+        y_taus, y_imps = [np.inf] * 3, [0.0] * 3
+        post, post_imp = _decay_table([engine["y1_tau"]]), _decompose(float(engine["y1_impulse"]))
     else:  # Loihi2FLearningRule(y1_impulse, y1_tau): y2, y3 impulse 0, tau 0
         y_taus, y_imps = [engine["y1_tau"], 0.0, 0.0], [engine["y1_impulse"], 0.0, 0.0]
     return EngineParams(kind, tuple(prods), _decay_table([engine["x1_tau"], engine["x2_tau"]]), _decay_table(y_taus),
@@ -134,7 +132,7 @@ def engine_params(engine: dict, *, sign_mode: int = MIXED, node: str = "rule") -
                         tuple(_decompose(float(i)) for i in y_imps),
                         tuple(i for i in range(2) if f"x{i + 1}" in used),
                         tuple(i for i in range(3) if f"y{i + 1}" in used), int(engine["t_epoch"]),
-                        int(engine["rng_seed"]), next(iter(decs), None), int(sign_mode), post)
+                        int(engine["rng_seed"]), next(iter(decs), None), int(sign_mode), post, post_imp)
 
 
 class EngineRule:
@@ -179,10 +177,12 @@ class EngineRule:
                     t = torch.as_tensor(tab[list(used)], device=device)
                     d[side] = (t[:, 0].to(torch.int64), t[:, 1].contiguous(),
                                torch.arange(len(used), device=device).view(-1, 1, 1, 1) * 256 + 128)
-            if p.post_tab is not None:
-                d["post"] = torch.as_tensor(p.post_tab, device=device).reshape(-1)
             f64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
             i64 = lambda a: torch.as_tensor(a, dtype=torch.int64, device=device)  # noqa: E731
+            if p.post_tab is not None:  # ThreeFactorLIF's y1: decay table, impulse increments per step
+                t = torch.as_tensor(p.post_tab, device=device)
+                d["post"] = (t[:, 0].to(torch.int64), t[:, 1].contiguous(), torch.full((1, 1, 1, 1), 128, device=device))
+                d["piy"] = i64(p.post_imp[0] + (self._raw[3][2 * tau] < p.post_imp[1]).astype(np.int64))
             d["rx"], d["ry"] = f64(self._raw[0][2 * tau]), f64(self._raw[2][2 * tau])
             d["ix"], d["iy"] = i64(self._imp("x", self._raw[1][2 * tau])), i64(self._imp("y", self._raw[3][2 * tau]))
             d["iym"] = i64(self._imp("y", self._raw[3][np.maximum(2 * tau - 1, 0)]))
@@ -195,14 +195,23 @@ class EngineRule:
         return self.cur
 
 
-def engine_init(w0: torch.Tensor, P: int, B: int, n_post: int, n_pre: int) -> EngineState:
-    """Initial state: ``w0`` (integer ``(n_post, n_pre)``, already truncated as Lava does at step 1)."""
+def engine_init(w0: torch.Tensor, P: int, B: int, n_post: int, n_pre: int, kind: str = "2f",
+                init: Optional[dict] = None) -> EngineState:
+    """Initial state: ``w0`` (integer ``(n_post, n_pre)``, already truncated as Lava does at step 1);
+    ``init``: integer ``x1``, ``x2`` ``(n_pre,)``, ``y1`` ``(n_post,)``, ``t`` ``(n_post, n_pre)`` at
+    step 0 (missing: 0). A three-factor rule's ``y1`` lives in the post neuron (``ypost``)."""
     dev = w0.device
+    init = init or {}
     z = lambda *s: torch.zeros(*s, dtype=torch.int64, device=dev)  # noqa: E731
     zi = lambda *s: torch.zeros(*s, dtype=torch.int32, device=dev)  # noqa: E731
+    val = lambda k, *s: torch.as_tensor(np.array(np.broadcast_to(init.get(k, 0), s[-1:] if k != "t" else s[-2:])),  # noqa: E731
+                                        dtype=torch.int64, device=dev).expand(*s).clone()
     w = w0.to(torch.int32).expand(P, B, n_post, n_pre).clone()
-    return EngineState(w, zi(P, B, n_post, n_pre), zi(P, B, n_post, n_pre), z(2, P, B, n_pre), z(3, P, B, n_post),
-                       z(P, B, n_pre), z(P, B, n_post), z(P, B, n_post))
+    x = torch.stack([val("x1", P, B, n_pre), val("x2", P, B, n_pre)])
+    y1 = val("y1", P, B, n_post)
+    y = torch.stack([z(P, B, n_post) if kind == "3f" else y1, z(P, B, n_post), z(P, B, n_post)])
+    return EngineState(w, val("t", P, B, n_post, n_pre).to(torch.int32), zi(P, B, n_post, n_pre), x, y,
+                       z(P, B, n_pre), z(P, B, n_post), y1 if kind == "3f" else z(P, B, n_post))
 
 
 def engine_activation(x: torch.Tensor, st: EngineState) -> torch.Tensor:
@@ -221,11 +230,11 @@ def _wrap32(x: torch.Tensor) -> torch.Tensor:
     return ((x + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31
 
 
-def engine_step(x: torch.Tensor, s_post: torch.Tensor, third: Optional[torch.Tensor], tau: int, st: EngineState,
+def engine_step(x: torch.Tensor, s_post: torch.Tensor, third: Optional[tuple], tau: int, st: EngineState,
                 rule: EngineRule) -> EngineState:
     """One Lava time step ``tau`` (1-based) of the learning engine: ``recv_traces`` and, at the end
     of an epoch, ``run_lrn``. ``x`` / ``s_post``: this step's pre / post spikes (P, B, n);
-    ``third``: the third factor delivered this step (3F), int64 (P, B, n_post)."""
+    ``third``: the third factors ``(y2, y3)`` delivered this step (3F), int64 (P, B, n_post) or None."""
     p, d = rule.p, rule.cur
     sx, sy = x > 0, s_post > 0
     xs, ys, tx, ty = st.x, st.y, st.tx, st.ty
@@ -242,10 +251,13 @@ def engine_step(x: torch.Tensor, s_post: torch.Tensor, third: Optional[torch.Ten
         tx = torch.where(sx, k, tx)
         ty = torch.where(sy, k, ty)
     ypost = st.ypost
-    if p.kind == "3f":
-        ypost = torch.take(d["post"], ypost + 128 * sy.to(torch.int64))
-        y2 = third.clamp(-128, 127) if third is not None else torch.zeros_like(ypost)
-        ys = torch.stack((ypost, y2, torch.zeros_like(ypost)))
+    if p.kind == "3f":  # ThreeFactorLIF: stochastic decay, then the impulse where the neuron spiked
+        ypost = _decay(ypost.unsqueeze(0), d["post"], d["ry"][tau])[0]
+        ypost = torch.where(sy, (ypost + d["piy"][tau]).clamp(0, W_TRACE_MAX), ypost)
+        y2, y3 = ((None, None) if third is None else third)
+        y2 = y2.clamp(-128, 127) if y2 is not None else torch.zeros_like(ypost)
+        y3 = y3.clamp(-128, 127) if y3 is not None else torch.zeros_like(ypost)
+        ys = torch.stack((ypost, y2, y3))
     if p.t_epoch > 1 and tau % p.t_epoch:
         return EngineState(st.w, st.tag, st.dly, xs, ys, tx, ty, ypost)
     if p.t_epoch == 1:

@@ -77,14 +77,15 @@ _ACTIVATIONS: dict[Activation, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def _float_fields(node: Any) -> list[tuple[str, Any]]:
-    """(path, spec) of every float array field of an IR node, recursing into child rules/cells."""
+    """(path, spec) of every float array field of an IR node, recursing into child rules/cells
+    (initial values of state variables are not parameters)."""
     out = []
     for f in dataclasses.fields(node):
         spec = spec_of(f)
         value = getattr(node, f.name)
         if value is None:
             continue
-        if spec.role == "array" and spec.dtype == "float":
+        if spec.role == "array" and spec.dtype == "float" and not spec.state:
             out.append((f.name, spec))
         elif spec.role == "node":
             out.extend((f"{f.name}/{sub}", s) for sub, s in _float_fields(value))
@@ -95,6 +96,11 @@ def _get_path(node: Any, path: str) -> Any:
     for part in path.split("/"):
         node = getattr(node, part)
     return node
+
+
+def _initial(value: Any, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An IR initial-state field (scalar or per unit) as a ``shape`` tensor like ``like``."""
+    return torch.as_tensor(np.array(value), dtype=like.dtype, device=like.device).expand(shape).clone()
 
 
 def _set_path(node: Any, path: list[str], value: Any) -> Any:
@@ -141,7 +147,8 @@ class _LIFLowering(_PopLowering):
 
     def init(self, P, B, like, generator):  # noqa: ANN001
         z = like.new_zeros(P, B, self.size)
-        return z, nrn.LIFState(z, z, z)
+        u, v = (_initial(getattr(self.pop, f), z.shape, like) for f in ("u_init", "v_init"))
+        return z, nrn.LIFState(u, v, z)
 
     def step(self, a, state, p):  # noqa: ANN001
         return nrn.lif_step(a, state, p, self.spike)
@@ -154,7 +161,7 @@ class _LILowering(_PopLowering):
 
     def init(self, P, B, like, generator):  # noqa: ANN001
         z = like.new_zeros(P, B, self.size)
-        return z, nrn.LIState(z, z)
+        return z, nrn.LIState(*(_initial(getattr(self.pop, f), z.shape, like) for f in ("u_init", "v_init")))
 
     def step(self, a, state, p):  # noqa: ANN001
         return nrn.li_step(a, state, p)
@@ -207,13 +214,14 @@ def _stdp_params(rule: Any, prm: Mapping[str, torch.Tensor], prefix: str) -> rl.
         w_min=rule.w_min, w_max=rule.w_max, hard_bounds=rule.hard_bounds, trace=TraceKind(rule.trace),
         beta=rule.beta, x_max=rule.x_max,
         decay_slow=rule.decay_slow if trip else 0.0,
-        eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0)
+        eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0, includes_spike=bool(rule.trace_includes_spike))
 
 
 def _stdp_traces(rule: Any, P: int, B: int, n_post: int, n_pre: int, like: torch.Tensor) -> Any:
-    xp, xq = like.new_zeros(P, B, n_pre), like.new_zeros(P, B, n_post)
+    xp, xq = _initial(rule.x_pre_init, (P, B, n_pre), like), _initial(rule.x_post_init, (P, B, n_post), like)
     if isinstance(rule, TripletSTDP):
-        return rl.TripletTraces(xp, xq, xq, xq)
+        z = like.new_zeros(P, B, n_post)
+        return rl.TripletTraces(xp, xq, z, z)
     return rl.PairTraces(xp, xq)
 
 
@@ -385,10 +393,13 @@ class _LoihiLowering(_RuleLowering):
                               r.t_epoch)
 
     def init(self, P, B, w0, like, bound):  # noqa: ANN001
+        r = self.rule
         z = like.new_zeros(P, B, self.n_post, self.n_pre)
-        return rl.LoihiState(_expand_w(w0, P, B), z, z, like.new_zeros(2, P, B, self.n_pre),
-                             like.new_zeros(3, P, B, self.n_post), like.new_zeros(P, B, self.n_pre),
-                             like.new_zeros(P, B, self.n_post))
+        x = torch.stack([_initial(r.x1_init, (P, B, self.n_pre), like), _initial(r.x2_init, (P, B, self.n_pre), like)])
+        zy = like.new_zeros(P, B, self.n_post)
+        y = torch.stack([_initial(r.y1_init, (P, B, self.n_post), like), zy, zy])
+        return rl.LoihiState(_expand_w(w0, P, B), _initial(r.t_init, z.shape, like), z, x, y,
+                             like.new_zeros(P, B, self.n_pre), zy)
 
     def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
         third = None
@@ -627,7 +638,10 @@ class TorchNetwork(nn.Module):
         _, rules, weights, _ = self._bind(prm)
         for pr in self._projs:
             buf = tuple(like.new_zeros(P, B, *self._popd[pr.pre].out_shape()) for _ in range(pr.delay))
-            rs = pr.rule.init(P, B, weights[pr.name][0], like, rules[pr.name]) if pr.rule is not None else None
+            w0, sign = weights[pr.name][0], weights[pr.name][3]
+            if pr.rule is not None and pr.rule.stores_weight and sign is not None:
+                w0 = pr.effective(w0, None, sign)  # a learned signed weight starts at sign |W|
+            rs = pr.rule.init(P, B, w0, like, rules[pr.name]) if pr.rule is not None else None
             projs[pr.name] = ProjState(buf, rs)
         return NetState(0, out, a, neur, projs)
 

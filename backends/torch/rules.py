@@ -115,6 +115,7 @@ class STDPParams(NamedTuple):
     x_max: float
     decay_slow: float = 0.0
     eta_pair: Any = 0.0
+    includes_spike: bool = False  # LTP/LTD read the traces after this step's spikes (Loihi's convention)
 
 
 def stdp_amplitudes(w: torch.Tensor, p: STDPParams) -> tuple[Any, Any]:
@@ -129,15 +130,16 @@ def stdp_amplitudes(w: torch.Tensor, p: STDPParams) -> tuple[Any, Any]:
 def stdp_terms(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, tr: Any,
                p: STDPParams) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """LTP and LTD terms of :class:`plastix.ir.PairSTDP` / :class:`plastix.ir.TripletSTDP` at
-    step ``t`` and the traces of step ``t + 1``."""
+    step ``t`` and the traces of step ``t + 1`` (which the terms read with ``includes_spike``)."""
     a_plus, a_minus = stdp_amplitudes(w, p)
-    if p.triplet:
-        ltp = a_plus * outer(y, tr.x_pre) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
-    else:
-        ltp = a_plus * outer(y, tr.x_pre)
-    ltd = a_minus * outer(tr.x_post, x)
     x_pre = advance_trace(tr.x_pre, x, p.decay_pre, p.trace, p.beta, p.x_max)
     x_post = advance_trace(tr.x_post, y, p.decay_post, p.trace, p.beta, p.x_max)
+    pre_tr, post_tr = (x_pre, x_post) if p.includes_spike else (tr.x_pre, tr.x_post)
+    if p.triplet:
+        ltp = a_plus * outer(y, pre_tr) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
+    else:
+        ltp = a_plus * outer(y, pre_tr)
+    ltd = a_minus * outer(post_tr, x)
     if p.triplet:
         x_slow = advance_trace(tr.x_slow, y, p.decay_slow, p.trace, p.beta, p.x_max)
         return ltp, ltd, TripletTraces(x_pre, x_post, x_slow, tr.x_slow)
@@ -321,6 +323,11 @@ def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.
     rule string is evaluated with traces sampled at its dependency (``x0``: the pre spike time;
     ``y0``: the post spike time; otherwise the epoch's end), ``u<k>`` is 1 on epochs whose index
     is a multiple of 2^k, and ``w``, ``t``, ``d`` move by the sums.
+
+    With a third factor (Loihi3F + ThreeFactorLIF) the post neuron updates ``y1`` every step
+    (``y1 <- exp(-1/tau) y1 + impulse s``, the two-factor history step) and the engine uses the
+    ``y1``, ``y2`` it received last, undecayed, at every dependency: the same as the two-factor
+    rule when ``t_epoch = 1``.
     """
     x, y, third, t = inputs
     k = (t % p.t_epoch) + 1
@@ -330,9 +337,11 @@ def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.
     multi_y = (state.ty > 0) & sy
     if p.t_epoch > 1:  # a second spike within one epoch adds the impulse at once (Lava)
         xs = xs + torch.stack([multi_x.to(xs.dtype) * i for i in p.x_imp])
-        ys = ys + torch.stack([multi_y.to(ys.dtype) * i for i in p.y_imp])
-    if third is not None:
-        ys = torch.stack([ys[0], third.expand_as(ys[1]), ys[2]])
+        if third is None:
+            ys = ys + torch.stack([multi_y.to(ys.dtype) * i for i in p.y_imp])
+    if third is not None:  # ThreeFactorLIF: y1 history step of this time step, y2 = the third factor
+        y1 = ys[0] * p.y_decay[0] + sy.to(ys.dtype) * p.y_imp[0]
+        ys = torch.stack([y1, third.expand_as(ys[1]), ys[2]])
     tx = torch.where(sx, torch.full_like(state.tx, k), state.tx)
     ty = torch.where(sy, torch.full_like(state.ty, k), state.ty)
     if (t + 1) % p.t_epoch:
@@ -344,10 +353,7 @@ def loihi_step(inputs: tuple, state: LoihiState, p: LoihiParams) -> tuple[torch.
     yi = torch.tensor(p.y_imp, dtype=ys.dtype, device=ys.device).view(3, 1, 1, 1)
     for j in range(1, p.t_epoch + 1):
         hx.append(hx[-1] * xd + xi * (tx == j))
-        hy.append(hy[-1] * yd + yi * (ty == j))
-    if third is not None:  # the third factor is delivered, not decayed
-        for h in hy:
-            h[1] = ys[1]
+        hy.append(ys if third is not None else hy[-1] * yd + yi * (ty == j))  # 3F: received, undecayed
     hx_t, hy_t = torch.stack(hx), torch.stack(hy)  # (K+1, n_tr, P, B, n)
     gx = torch.gather(hx_t, 0, tx.long().expand(1, 2, *tx.shape)).squeeze(0)  # traces of pre i at tx_i
     gy = torch.gather(hy_t, 0, ty.long().expand(1, 3, *ty.shape)).squeeze(0)

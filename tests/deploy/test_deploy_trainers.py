@@ -109,3 +109,40 @@ def test_learning_engine_rule_is_bit_exact_in_fixed_point():
     res = lava_check(g, xs, timeout=120)
     assert res["precision"] == "fixed" and res["passed"] and res["max_abs_error"] == 0.0, res
     assert res["per_output"]["h"]["activity"] > 10
+
+
+def test_per_post_three_factor_model_deploys_on_the_learning_engine_in_fixed_point(tmp_path):
+    """A per-post three-factor eligibility model in Loihi units (projected with
+    hardware_aware.project_to_engine) is reported on the learning engine and `deploy --target lava`
+    runs it in fixed_pt on Lava, bit-exact to the torch fixed mode."""
+    from plastix.backends.hardware_aware import engine_violations, project_to_engine
+
+    rng = np.random.default_rng(3)
+    b = ir.GraphBuilder(seed=3)
+    x, s = b.input("cues", 6), b.input("signal", 2)
+    h = b.cuba_lif("hidden", 5, du=0.25, dv=0.125, vth=180)
+    nm = b.cuba_lif("nm", 4, du=0.25, dv=0.125, vth=150)
+    b.connect(s, nm, weight=rng.normal(60, 10, (4, 2)))
+    b.modulator("dopamine", nm, 5, weight=rng.uniform(0, 0.4, (5, 4)))
+    stdp = ir.PairSTDP(eta_plus=0.02, eta_minus=0.03, decay_pre=0.85, decay_post=0.8, beta=15.6,
+                       trace_includes_spike=True)
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=stdp, gamma=0.8), modulator="dopamine",
+                          mode=ir.ModulationMode.PER_POST)
+    b.connect(x, h, weight=rng.normal(30, 10, (5, 6)), rule=rule, name="plastic")
+    g = project_to_engine(b.build(outputs=[h]))
+    assert engine_violations(g) == []
+    model = tmp_path / "engine.plx"
+    ir.save(g, model)
+    out = tmp_path / "bundle"
+    res = runner.invoke(app, ["deploy", str(model), "--target", "lava", "--out", str(out), "--steps", "120",
+                              "--no-plots"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    for precision in ("float", "fixed"):
+        assert report["status"][precision]["rules"]["plastic"]["how"] == "learning engine"
+    assert report["status"]["fixed"]["populations"]["hidden"]["why"].startswith("ThreeFactorLIF")
+    check = json.loads((out / "manifest.json").read_text())["metrics"]["lava_check"]
+    assert check["precision"] == "fixed" and check["passed"] and check["max_abs_error"] == 0.0, check
+    assert check["per_output"]["hidden"]["activity"] > 5
+    res = runner.invoke(app, ["report", str(model), "--out", str(tmp_path / "r"), "--no-plots"])
+    assert res.exit_code == 0 and "learning engine" in res.output, res.output

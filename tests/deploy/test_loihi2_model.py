@@ -46,8 +46,11 @@ def test_spike_sources_need_no_cores():
 
 def test_traces_of_a_three_factor_engine_rule():
     tr = loihi2.traces_used({"dw": "u0*t*y2", "dt": "2^-6*x1*y0 - 2^-6*y1*x0 - u0*t*2^-2", "dd": " "})
-    assert tr == {"pre": ["x1"], "post": ["y1", "y2"], "tag": True}
-    assert loihi2.traces_used({"dw": "x0*y0 - x2*y3", "dt": " "}) == {"pre": ["x2"], "post": ["y3"], "tag": False}
+    assert tr == {"pre": ["x1"], "post": ["y1", "y2"], "tag": True, "delay_var": False}
+    assert loihi2.traces_used({"dw": "x0*y0 - x2*y3", "dt": " "}) == {"pre": ["x2"], "post": ["y3"], "tag": False,
+                                                                      "delay_var": False}
+    two = loihi2.traces_used({"dw": "u0*t*y2 - u0*d*y3", "dt": "2^-2*x1*y0 - 2^-2*u0*t", "dd": "2^-2*y1*x0 - 2^-2*u0*d"})
+    assert two == {"pre": ["x1"], "post": ["y1", "y2", "y3"], "tag": True, "delay_var": True}
 
 
 def test_energy_is_counts_times_labelled_coefficients():

@@ -271,7 +271,9 @@ def test_synaptic_q_exploration_follows_the_rules_seeded_stream():
 
 
 def ref_loihi(x, y, w0, third, dw_terms, imp, tau, t_epoch):
-    """dw_terms: list of (coef, dependency, factors) with factors among x1 x2 y1 y2 y3 (one product each)."""
+    """dw_terms: list of (coef, dependency, factors) with factors among x1 x2 y1 y2 y3 (one product each).
+    With a third factor (Loihi3F) the post neuron sends y1 (updated every step) and y2; the engine
+    uses them as received, at every dependency."""
     n_post, n_pre = w0.shape
     w = w0.copy()
     X = np.zeros((2, n_pre))
@@ -288,10 +290,11 @@ def ref_loihi(x, y, w0, third, dw_terms, imp, tau, t_epoch):
                 tx[i] = k
         for j in range(n_post):
             if y[t, j]:
-                if ty[j]:
+                if ty[j] and third is None:
                     Y[:, j] += [imp["y1"], imp["y2"], imp["y3"]]
                 ty[j] = k
-        if third is not None:
+        if third is not None:  # ThreeFactorLIF
+            Y[0] = dec["y1"] * Y[0] + imp["y1"] * y[t]
             Y[1] = third[t]
         if (t + 1) % t_epoch:
             continue
@@ -300,7 +303,7 @@ def ref_loihi(x, y, w0, third, dw_terms, imp, tau, t_epoch):
             nx = hx[-1] * np.array([dec["x1"], dec["x2"]])[:, None] + np.array([imp["x1"], imp["x2"]])[:, None] * (tx == s)
             ny = hy[-1] * np.array([dec["y1"], dec["y2"], dec["y3"]])[:, None] + np.array([imp["y1"], imp["y2"], imp["y3"]])[:, None] * (ty == s)
             if third is not None:
-                ny[1] = Y[1]
+                ny = Y.copy()
             hx.append(nx)
             hy.append(ny)
         dw = np.zeros_like(w)
