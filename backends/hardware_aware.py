@@ -45,7 +45,7 @@ from .learning_engine import EXCITATORY, INHIBITORY, MIXED, engine_rule, sign_mo
 
 __all__ = ["Violation", "engine_violations", "project_to_engine", "project_literal", "project_trace_decay",
            "project_impulse", "project_plastic_weight", "project_dense_weight", "project_decay12",
-           "project_multiple", "LITERAL_MAX", "TAU_RANGE", "IMPULSE_RANGE"]
+           "project_multiple", "LITERAL_MAX", "TAU_RANGE", "IMPULSE_RANGE", "loihi_scales", "to_loihi_units"]
 
 LITERAL_MAX = 127 * 2 ** 4  # 127 = 7 + 7 + 1 chunks; the top chunk's exponent E + 4 must stay <= 8
 TAU_RANGE = (1, 255)
@@ -253,3 +253,74 @@ def engine_violations(graph: Graph) -> list[Violation]:
             out.append(Violation(f"{pr.name}.rule", None, "its engine form is approximate w.r.t. the IR (Loihi's traces "
                                  "include the current spike): train it with trace_includes_spike=True and it is exact"))
     return out
+
+
+# --------------------------------------------------------------------------------------------- units
+
+def loihi_scales(graph: Graph, *, vth_bits: int = 11, plastic_max: float = 192.0) -> dict[str, float]:
+    """Per CubaLIF population, the factor ``s_p`` that maps its ``u``, ``v``, ``vth``, ``bias`` and
+    incoming weights to Loihi units (spikes are invariant under it): the largest power of two with
+    ``vth s_p <= 2^vth_bits`` (as :func:`plastix.backends.quantize.quantize_graph`), except for the
+    post population of a plastic projection, whose ``s_p`` is the largest power of two mapping its
+    largest plastic weight to at most ``plastic_max`` (the learning engine keeps plastic weights as
+    8-bit integers, exponent 0; the head-room up to 255 is for learning). Powers of two make the
+    scaling exact in floating point: a float network gives the same spikes in both units."""
+    scales: dict[str, float] = {}
+    for p in graph.populations:
+        if isinstance(p, CubaLIF):
+            scales[p.name] = 2.0 ** math.floor(math.log2(2.0 ** vth_bits / float(np.max(p.vth))))
+    for pr in graph.plastic_projections:
+        wmax = float(np.abs(np.asarray(pr.weight, dtype=np.float64)).max())
+        if pr.post in scales and wmax > 0:
+            scales[pr.post] = 2.0 ** math.floor(math.log2(plastic_max / wmax))
+    return scales
+
+
+def _scale_rule(rule: Any, s: float, k: float, gain: float) -> Any:
+    """A plastic rule for a post population scaled by ``s`` (``W``, hence ``dW``, times ``s``) whose
+    traces are ``k`` times larger (impulse ``beta k``) and whose modulator is ``gain`` times smaller:
+    learning rates times ``s gain / k``."""
+    if isinstance(rule, (ThreeFactor, EligibilityTrace)):
+        return rule.replace(base=_scale_rule(rule.base, s, k, gain))
+    if isinstance(rule, PairSTDP):
+        r = s * gain / k
+        return rule.replace(eta_plus=np.asarray(rule.eta_plus, dtype=np.float64) * r,
+                            eta_minus=np.asarray(rule.eta_minus, dtype=np.float64) * r, beta=float(rule.beta) * k,
+                            x_pre_init=np.asarray(rule.x_pre_init, dtype=np.float64) * k,
+                            x_post_init=np.asarray(rule.x_post_init, dtype=np.float64) * k)
+    raise UnsupportedKindError(f"{rule.kind} (only pair STDP rules are scaled to Loihi units)", "lava")
+
+
+def to_loihi_units(graph: Graph, scales: dict[str, float], *, trace_impulse: float = 8.0, mod_gain: float = 1.0,
+                   inverse: bool = False) -> Graph:
+    """``graph`` in Loihi units (``inverse``: back from them): every CubaLIF population's ``vth``,
+    ``bias``, ``u_init``, ``v_init`` and incoming weights times its ``scales`` entry, and the STDP
+    rule of a plastic projection rescaled to match (trace impulse ``beta`` times ``trace_impulse``
+    so that the 7-bit traces use their range, rates times ``s / trace_impulse``). Nothing is rounded:
+    :func:`project_to_engine` does that. ``mod_gain`` divides the modulators of plastic rules by
+    ``c`` and multiplies the rules' rates by ``c`` (the same weight change): the fixed-point engine
+    resolves the product of a small third factor and a large eligibility more finely, and small
+    rates are coarse ``M 2^E`` literals. ``scales`` from :func:`loihi_scales` (kept by the trainer,
+    so that scaling back and forth is exact)."""
+    pops = []
+    for p in graph.populations:
+        s = scales.get(p.name)
+        if s is not None and isinstance(p, CubaLIF):
+            s = 1.0 / s if inverse else s
+            p = p.replace(**{f: np.asarray(getattr(p, f), dtype=np.float64) * s for f in ("vth", "bias", "u_init", "v_init")})
+        pops.append(p)
+    projs = []
+    for pr in graph.projections:
+        s = scales.get(pr.post)
+        if s is not None:
+            s = 1.0 / s if inverse else s
+            pr = pr.replace(weight=np.asarray(pr.weight, dtype=np.float64) * s)
+            if pr.rule is not None:
+                k, c = trace_impulse, (mod_gain if pr.rule.modulator_names else 1.0)
+                pr = pr.replace(rule=_scale_rule(pr.rule, s, 1.0 / k if inverse else k, 1.0 / c if inverse else c))
+        projs.append(pr)
+    plastic_mods = {n for pr in graph.plastic_projections for n in pr.rule.modulator_names}
+    c = 1.0 / mod_gain if not inverse else mod_gain
+    mods = tuple(m.replace(weight=np.asarray(m.weight, dtype=np.float64) * c) if m.name in plastic_mods else m
+                 for m in graph.modulators)
+    return graph.replace(populations=tuple(pops), projections=tuple(projs), modulators=mods)

@@ -20,7 +20,8 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
                         decay_post: float = 0.9, w_max: float | None = None,
                         nm_scales: tuple[float, float, float] = (0.15, 1.5, 0.15), mod_channels: int = 2,
                         mod_activation: str = "tanh", in_scale: float = 0.15, recurrent_scale: float = 0.05,
-                        out_scale: float = 0.5) -> Graph:
+                        out_scale: float = 0.5, p_in: float = 0.5, inhibitory_in: float = 0.2,
+                        scalar_rates: bool = False, trace_includes_spike: bool = False) -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
@@ -35,7 +36,11 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     NM-SNN; ``mod_channels`` (2: separate LTP/LTD signals), ``mod_activation`` and ``mod_scale``
     shape the modulator readout (long episodes need a smaller scale: the weight change grows with
     the episode length); ``in_scale``, ``recurrent_scale`` (0: no hidden recurrence) and
-    ``out_scale`` the initial scales of input -> hidden, hidden -> hidden and hidden -> action."""
+    ``out_scale`` the initial scales of input -> hidden, hidden -> hidden and hidden -> action;
+    ``p_in`` / ``inhibitory_in`` the connection probability and inhibitory fraction of input ->
+    hidden (the paper's 50 % / 20 %; 1 / 0 gives a dense, unsigned matrix as Loihi's learning engine
+    needs); ``scalar_rates`` one η± for all synapses; ``trace_includes_spike`` Loihi's trace
+    convention for the STDP terms."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
     b = GraphBuilder(dt=1e-3, seed=seed)
@@ -55,20 +60,19 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     if mode is ModulationMode.PER_SYNAPSE:
         raise ValueError("per_synapse modulation is not offered for the cue-association net")
     b.modulator("dopamine", m2, size=n_m, channels=mod_channels, activation=mod_activation, scale=mod_scale)
-    plus = np.full((n_hidden, n_in), eta)
-    minus = np.full((n_hidden, n_in), eta if eta_minus is None else eta_minus)
-    bounds = {} if w_max is None else dict(w_min=-w_max, w_max=w_max, hard_bounds=True)
-    if rule.endswith("triplet"):
-        stdp = TripletSTDP(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post,
-                           decay_slow=0.97, **bounds)
-    else:
-        stdp = PairSTDP(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post, **bounds)
+    minus = eta if eta_minus is None else eta_minus
+    plus, minus = (eta, minus) if scalar_rates else (np.full((n_hidden, n_in), eta), np.full((n_hidden, n_in), minus))
+    kw = dict(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post,
+              trace_includes_spike=trace_includes_spike)
+    if w_max is not None:
+        kw.update(w_min=-w_max, w_max=w_max, hard_bounds=True)
+    stdp = TripletSTDP(decay_slow=0.97, **kw) if rule.endswith("triplet") else PairSTDP(**kw)
     g = np.asarray(gamma, dtype=np.float64)
     if g.ndim == 1:  # one eligibility time constant per hidden neuron
         g = np.repeat(g[:, None], n_in, axis=1)
     base = EligibilityTrace(base=stdp, gamma=g) if rule.startswith("eligibility") else stdp
     plastic = ThreeFactor(base=base, modulator="dopamine", mode=mode)
-    b.connect(x, h, p=0.5, inhibitory=0.2, scale=in_scale, rule=plastic)
+    b.connect(x, h, p=p_in, inhibitory=inhibitory_in, scale=in_scale, rule=plastic)
     if recurrent_scale:
         b.connect(h, h, p=0.5, inhibitory=0.2, scale=recurrent_scale)
     b.connect(h, y, scale=out_scale)

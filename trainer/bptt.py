@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from plastix.backends.torch import compile as compile_torch
+from plastix.backends.torch import export_graph
 from plastix.ir import EligibilityTrace, Graph, ThreeFactor
 from plastix.ir import load as load_graph
 from plastix.ir.examples import cue_association_net
@@ -119,6 +120,10 @@ class BPTTConfig:
     nm_scales: tuple[float, float, float] = (0.15, 1.5, 0.15)  # cues, learning signal, hidden -> NM-SNN
     mod_channels: int = 2            # 2: separate LTP / LTD modulation; 1: one signal on LTP - LTD
     mod_activation: str = "tanh"
+    p_in: float = 0.5                # input -> hidden connection probability and inhibitory fraction (the paper's;
+    inhibitory_in: float = 0.2       # 1 / 0: dense and unsigned, as Loihi's learning engine needs)
+    scalar_rates: bool = False       # one eta+ / eta- for all plastic synapses (the learning engine's form)
+    trace_includes_spike: bool = False  # Loihi's trace convention in the STDP terms (exact on the learning engine)
     in_scale: float = 0.15           # initial weight scales: input -> hidden, hidden -> hidden (0: none), hidden -> action
     recurrent_scale: float = 0.05
     out_scale: float = 0.5
@@ -126,6 +131,10 @@ class BPTTConfig:
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
     init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
+    hardware_aware: bool = False     # train with the values Loihi's learning engine runs (straight-through
+                                     # rounding in Loihi units; trainer/hardware_aware.py)
+    trace_impulse: float = 8.0       # hardware-aware: trace impulse in Loihi units (7-bit traces)
+    mod_gain: float = 8.0            # hardware-aware: modulator divided, rates multiplied (finer fixed point)
     curriculum: tuple[tuple[int, int], ...] = ()  # ((first iteration, M), ...): train at fewer cues first;
                                      # evaluation is always at n_cues (the M the rule is meant for)
 
@@ -187,6 +196,12 @@ CONFIGS = {
     "paper": dataclasses.replace(_PAPER, modulation="per_pre"),
     "paper_per_post": dataclasses.replace(_PAPER, modulation="per_post"),
     "paper_global": dataclasses.replace(_PAPER, modulation="global"),
+    # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, unsigned plastic
+    # matrix, one eta+- and one eligibility time constant (128 steps: 1 - gamma = 2^-7, the engine's
+    # smallest decay literal), Loihi's trace convention, an identity per-post modulator of one channel
+    "paper_engine": dataclasses.replace(_PAPER, modulation="per_post", mod_channels=1, mod_activation="identity",
+                                        p_in=1.0, inhibitory_in=0.0, scalar_rates=True, trace_includes_spike=True,
+                                        tau_e=(128.0, 128.0), w_max=None),
 }
 
 
@@ -247,6 +262,12 @@ class CueModel(nn.Module):
     def __init__(self, graph: Graph, cfg: BPTTConfig, *, jit: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
+        self.units = None
+        if getattr(cfg, "hardware_aware", False):
+            from .hardware_aware import LoihiUnits
+
+            self.units = LoihiUnits.of(graph, trace_impulse=cfg.trace_impulse, mod_gain=cfg.mod_gain)
+            graph = self.units.tag(self.units.project(graph))  # start from values the engine runs
         self.outputs = graph.outputs
         # the hidden layer and the NM-SNN's last layer are outputs too, for the diagnostics
         probes = tuple(n for n in ("action", "hidden", "nm2") if any(p.name == n for p in graph.populations))
@@ -258,6 +279,9 @@ class CueModel(nn.Module):
             field = name.rsplit("/", 1)[-1]
             if field in _NEURON_FIELDS and "/rule/" not in name and not cfg.train_neurons:
                 p.requires_grad_(False)
+        if getattr(cfg, "mod_activation", None) == "identity":  # the learning engine's graded Dense has no bias
+            for m in graph.modulators:
+                self.net.params[f"{m.name}/bias"].requires_grad_(False)
         self.reparam = None
         if getattr(cfg, "log_params", False):  # TMazeModel's PGConfig has no reparameterisation
             proj = next((p for p in graph.plastic_projections
@@ -266,9 +290,15 @@ class CueModel(nn.Module):
                 raise ValueError("log_params needs a three-factor eligibility rule (rule='eligibility_pair' or "
                                  "'eligibility_triplet')")
             self.reparam = RuleReparam(self.net, proj.name)
+        self.engine = None
+        if self.units is not None:
+            from .hardware_aware import EngineProjection
+
+            self.engine = EngineProjection(self.net, self.units)
 
     def overrides(self) -> dict | None:
-        return None if self.reparam is None else self.reparam.overrides()
+        ov = None if self.reparam is None else self.reparam.overrides()
+        return ov if self.engine is None else self.engine.overrides(ov)
 
     def run(self, cues: torch.Tensor, signal: torch.Tensor) -> tuple[dict, Any]:
         """The network's outputs and final state for a batch of episodes."""
@@ -314,11 +344,14 @@ class CueModel(nn.Module):
             self.reparam.project_()
 
     def to_graph(self) -> Graph:
-        if self.reparam is not None:
-            with torch.no_grad():
-                for k, v in self.reparam.overrides().items():
-                    self.net.params[k].copy_(v[0])
-        g = self.net.to_graph()
+        """The trained network as a graph: the values the forward pass uses (reparameterised and,
+        hardware-aware, rounded to what the engine runs, in IR units with the Loihi scales in its
+        metadata)."""
+        with torch.no_grad():
+            ov = self.overrides()
+        g = export_graph(self.net, params=None if ov is None else {k: v[0] for k, v in ov.items()})
+        if self.units is not None:
+            g = self.units.tag(g)
         meta = dict(g.metadata or {})
         meta.update(readout_gain=float(self.gain.detach()), readout_offset=float(self.offset.detach()))
         return g.replace(metadata=meta, outputs=self.outputs)
@@ -331,20 +364,25 @@ def build_graph(cfg: BPTTConfig) -> Graph:
     if cfg.init is not None:
         return load_graph(cfg.init)
     gamma = cfg.gamma
-    if cfg.tau_e is not None:  # log-spaced time constants, shuffled over the hidden neurons
+    if cfg.tau_e is not None and cfg.tau_e[0] == cfg.tau_e[1]:  # one time constant
+        gamma = 1.0 - 1.0 / cfg.tau_e[0]
+    elif cfg.tau_e is not None:  # log-spaced time constants, shuffled over the hidden neurons
         tau = np.exp(np.linspace(math.log(cfg.tau_e[0]), math.log(cfg.tau_e[1]), cfg.n_hidden))
         gamma = 1.0 - 1.0 / np.random.default_rng(cfg.seed).permutation(tau)
     eta = cfg.eta
     if cfg.log_params:  # cfg.eta is the unit-gain rate; the IR stores eta (1 - gamma)
+        if cfg.scalar_rates and np.ndim(gamma):
+            raise ValueError("scalar_rates with log_params needs one eligibility time constant (tau_e = (t, t))")
         eta = cfg.eta * (1.0 - np.asarray(gamma, dtype=np.float64))
-        eta = eta[:, None] if np.ndim(eta) == 1 else eta
+        eta = eta[:, None] if np.ndim(eta) == 1 else float(eta) if np.ndim(eta) == 0 else eta
     return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
                                gamma=gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale, eta=eta,
                                eta_minus=eta * cfg.eta_minus_ratio, decay_pre=cfg.decay_pre,
                                decay_post=cfg.decay_post, w_max=cfg.w_max, nm_scales=cfg.nm_scales,
                                mod_channels=cfg.mod_channels, mod_activation=cfg.mod_activation,
                                in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
-                               out_scale=cfg.out_scale)
+                               out_scale=cfg.out_scale, p_in=cfg.p_in, inhibitory_in=cfg.inhibitory_in,
+                               scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
