@@ -45,7 +45,8 @@ from .learning_engine import EXCITATORY, INHIBITORY, MIXED, engine_rule, sign_mo
 
 __all__ = ["Violation", "engine_violations", "project_to_engine", "project_literal", "project_trace_decay",
            "project_impulse", "project_plastic_weight", "project_dense_weight", "project_decay12",
-           "project_multiple", "LITERAL_MAX", "TAU_RANGE", "IMPULSE_RANGE", "loihi_scales", "to_loihi_units"]
+           "project_multiple", "LITERAL_MAX", "TAU_RANGE", "IMPULSE_RANGE", "loihi_scales", "to_loihi_units",
+           "with_engine_saturation"]
 
 LITERAL_MAX = 127 * 2 ** 4  # 127 = 7 + 7 + 1 chunks; the top chunk's exponent E + 4 must stay <= 8
 TAU_RANGE = (1, 255)
@@ -284,11 +285,33 @@ def _scale_rule(rule: Any, s: float, k: float, gain: float) -> Any:
         return rule.replace(base=_scale_rule(rule.base, s, k, gain))
     if isinstance(rule, PairSTDP):
         r = s * gain / k
-        return rule.replace(eta_plus=np.asarray(rule.eta_plus, dtype=np.float64) * r,
+        bounds = {f: getattr(rule, f) * s for f in ("w_min", "w_max") if getattr(rule, f) is not None}
+        return rule.replace(**bounds, eta_plus=np.asarray(rule.eta_plus, dtype=np.float64) * r,
                             eta_minus=np.asarray(rule.eta_minus, dtype=np.float64) * r, beta=float(rule.beta) * k,
                             x_pre_init=np.asarray(rule.x_pre_init, dtype=np.float64) * k,
                             x_post_init=np.asarray(rule.x_post_init, dtype=np.float64) * k)
     raise UnsupportedKindError(f"{rule.kind} (only pair STDP rules are scaled to Loihi units)", "lava")
+
+
+def with_engine_saturation(graph: Graph) -> Graph:
+    """``graph`` (in Loihi units) with the learning engine's 8-bit weight saturation stated as hard
+    bounds on every plastic pair-STDP rule (``[0, 255]`` EXCITATORY, ``[-255, 0]`` INHIBITORY,
+    ``[-256, 254]`` MIXED): then the float IR clips where the fixed-point engine does."""
+    from .learning_engine import SATURATION
+
+    projs = []
+    for pr in graph.projections:
+        stdp, elig = _plastic_parts(graph, pr)
+        mode, _ = sign_mode_of(pr) if stdp is not None else (None, "")
+        if stdp is not None and mode is not None:
+            lo, hi = SATURATION[mode]
+            new = stdp.replace(w_min=lo, w_max=hi, hard_bounds=True)
+            rule = pr.rule
+            if elig is not None:
+                new = elig.replace(base=new)
+            pr = pr.replace(rule=rule.replace(base=new) if isinstance(rule, ThreeFactor) else new)
+        projs.append(pr)
+    return graph.replace(projections=tuple(projs))
 
 
 def to_loihi_units(graph: Graph, scales: dict[str, float], *, trace_impulse: float = 8.0, mod_gain: float = 1.0,

@@ -131,6 +131,11 @@ class EngineForm:
     __getitem__ = get
 
 
+#: the learning engine's fixed-point weight range per sign mode (clip_weights(num_bits=8)): hard
+#: bounds equal to it state the engine's saturation in the IR (float Lava saturates only at 0)
+SATURATION = {EXCITATORY: (0.0, 255.0), INHIBITORY: (-255.0, 0.0), MIXED: (-256.0, 254.0)}
+
+
 def sign_mode_of(pr: Any) -> tuple[Optional[int], str]:
     """The one sign mode of projection ``pr``'s synapses, or ``(None, why not)``."""
     if pr.mask is not None and not np.all(pr.mask):
@@ -264,8 +269,6 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
         return None, f"{type(stdp).__name__} has no learning-engine form"
     if float(stdp.mu) != 0.0:
         return None, "weight-dependent STDP (mu > 0) clamps (w_max - W)^mu at 0, which no engine factor does"
-    if stdp.hard_bounds:
-        return None, "hard bounds clip W to [w_min, w_max]; the engine only saturates at its 8-bit range"
     if stdp.trace != TraceKind.LINEAR:
         return None, "saturating traces (eq. 10) scale the impulse by x_max - x; Loihi traces add a fixed impulse"
     ep, em = _scalar(stdp.eta_plus), _scalar(stdp.eta_minus)
@@ -290,6 +293,9 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
             break
     if sign_mode is None:
         return None, why_sign
+    if stdp.hard_bounds and (stdp.w_min, stdp.w_max) != SATURATION[sign_mode]:
+        return None, (f"hard bounds clip W to [{stdp.w_min:g}, {stdp.w_max:g}]; the engine only saturates at its 8-bit "
+                      f"range {list(SATURATION[sign_mode])} (in Loihi units), which hard bounds may state exactly")
     dw, dt, dd, shift, what = forms
     kind = "2f" if mod is None else "3f"
     exact = bool(stdp.trace_includes_spike)

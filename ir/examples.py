@@ -21,7 +21,8 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
                         nm_scales: tuple[float, float, float] = (0.15, 1.5, 0.15), mod_channels: int = 2,
                         mod_activation: str = "tanh", in_scale: float = 0.15, recurrent_scale: float = 0.05,
                         out_scale: float = 0.5, p_in: float = 0.5, inhibitory_in: float = 0.2,
-                        scalar_rates: bool = False, trace_includes_spike: bool = False) -> Graph:
+                        scalar_rates: bool = False, trace_includes_spike: bool = False,
+                        excitatory_in: bool = False) -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
@@ -39,8 +40,9 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     ``out_scale`` the initial scales of input -> hidden, hidden -> hidden and hidden -> action;
     ``p_in`` / ``inhibitory_in`` the connection probability and inhibitory fraction of input ->
     hidden (the paper's 50 % / 20 %; 1 / 0 gives a dense, unsigned matrix as Loihi's learning engine
-    needs); ``scalar_rates`` one η± for all synapses; ``trace_includes_spike`` Loihi's trace
-    convention for the STDP terms."""
+    needs); ``excitatory_in`` makes every input -> hidden synapse excitatory (sign +1, a Lava
+    ``LearningDense`` with sign mode EXCITATORY); ``scalar_rates`` one η± for all synapses;
+    ``trace_includes_spike`` Loihi's trace convention for the STDP terms."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
     b = GraphBuilder(dt=1e-3, seed=seed)
@@ -72,7 +74,11 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
         g = np.repeat(g[:, None], n_in, axis=1)
     base = EligibilityTrace(base=stdp, gamma=g) if rule.startswith("eligibility") else stdp
     plastic = ThreeFactor(base=base, modulator="dopamine", mode=mode)
-    b.connect(x, h, p=p_in, inhibitory=inhibitory_in, scale=in_scale, rule=plastic)
+    if excitatory_in:
+        w_in = np.abs(np.random.default_rng(seed + 1).normal(0.0, in_scale / np.sqrt(n_in), (n_hidden, n_in)))
+        b.connect(x, h, weight=w_in, p=p_in, rule=plastic, sign=np.ones((n_hidden, n_in), dtype=int))
+    else:
+        b.connect(x, h, p=p_in, inhibitory=inhibitory_in, scale=in_scale, rule=plastic)
     if recurrent_scale:
         b.connect(h, h, p=0.5, inhibitory=0.2, scale=recurrent_scale)
     b.connect(h, y, scale=out_scale)

@@ -445,11 +445,13 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
-         iterations: int = typer.Option(12, min=0, help="BPTT meta-training iterations (the visible training phase)"),
-         problems: int = typer.Option(16, min=1, help="test problems run on both torch and Lava"),
+         iterations: int = typer.Option(4, min=0, help="hardware-aware BPTT iterations (the visible training phase, "
+                                                       "continuing from the shipped model)"),
+         problems: int = typer.Option(16, min=1, help="test problems run on torch and on Lava's learning engine"),
          seed: int = typer.Option(0, min=0, help="random seed"),
          max_memory: Optional[str] = MAX_MEMORY) -> None:
-    """End to end: train a plastic cue-association net with BPTT, export the IR and NIR, run it on torch and Lava."""
+    """End to end: train a plastic cue-association net with BPTT (hardware-aware), export the IR and NIR, run it
+    on torch and on Lava, where its trained rule runs on Loihi's learning engine in fixed point."""
     from plastix.demo import run_demo
 
     _max_memory(max_memory)

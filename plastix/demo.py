@@ -1,13 +1,16 @@
-"""``make demo``: train plasticity offline -> export the IR -> run it on torch and on Lava.
+"""``make demo``: train plasticity offline -> export the IR -> run it on torch and on Loihi's learning engine.
 
 1. A short, visible BPTT meta-training phase of the one-shot cue-association network
-   (Meta-SpikePropamine; the ``quick`` config: M = 1 cue per trial, shortened trials) through the shared trainer loop
+   (Meta-SpikePropamine, the paper's task: M = 5 cues, 3 x 350-step trials) in hardware-aware mode,
+   continuing from the shipped trained model: the network trains on the values Loihi's learning
+   engine runs (rule literals, 8-bit plastic weights, Loihi units), through the shared trainer loop
    (checkpoint, metrics log, learning curve).
-2. Export: the trained network is written to the versioned IR file (``model.plx``) and to NIR
-   (static part + plasticity extension), and both are read back and checked.
-3. The same test problems run on the torch backend (batched) and on the Lava backend (Loihi
-   emulation; per rule "learning engine" or "host-emulated" as ``support()`` reports), and the demo
-   prints both accuracies and how often the two backends give the same decision and spike train.
+2. Export: the trained network in Loihi units (``model.plx``) and in NIR (static part + plasticity
+   extension), both read back and checked.
+3. The same test problems on the torch backend (float, and Loihi fixed point) and on Lava in fixed
+   point, where the plastic projection runs on the learning engine (``LearningDense`` + a
+   three-factor LIF); the demo prints the lowering, the three accuracies and how often torch and
+   Lava give identical spike trains (bit-exact in fixed point).
 4. Plots under the output folder: learning curve, spike raster, weight change over a trial.
 """
 from __future__ import annotations
@@ -20,15 +23,15 @@ import numpy as np
 import torch
 
 
-#: the quick-config model the project trained (1000 iterations; command in docs/results.md, "BPTT
-#: one-shot cue association"); the demo's visible training phase continues from it
-SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_quick.plx"
+#: the hardware-aware model the project trained (command in docs/results.md, "Trained plasticity on
+#: Loihi's learning engine"); the demo's visible training phase continues from it
+SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_engine.plx"
 
 
-def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int = 0,
-             start: Path | None = SHIPPED_MODEL, **overrides) -> dict:
-    """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava, plot.
-    ``overrides`` replace fields of the quick :class:`~plastix.trainer.bptt.BPTTConfig` (tests shrink it)."""
+def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 0,
+             start: Path | None = SHIPPED_MODEL, config: str = "paper_engine", **overrides) -> dict:
+    """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava
+    in fixed point, plot. ``overrides`` replace fields of the ``config`` preset (tests shrink it)."""
     import plastix.ir as ir
     from plastix.ir.atomic import write_bytes
     from plastix.ir.nir_interop import read_nir, write_nir
@@ -39,30 +42,30 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     t0 = time.perf_counter()
     train_dir = out / "train"
     init = None if start is None else str(start)
-    print(f"[1/4] BPTT meta-training ({iterations} iterations of the quick config"
+    overrides = {"curriculum": (), "hardware_aware": True, "eval_problems": 64, **overrides}
+    print(f"[1/4] hardware-aware BPTT meta-training ({iterations} iterations of the {config} config"
           f"{', starting from ' + init if init else ', from scratch'}) -> {train_dir}")
-    res = train_bptt("one_shot_cue", "quick", train_dir, iterations=iterations, seed=seed, init=init,
-                     resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations // 3), **overrides)
+    res = train_bptt("one_shot_cue", config, train_dir, iterations=iterations, seed=seed, init=init,
+                     resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations), **overrides)
     print(f"      test accuracy after training: {res['test_accuracy']:.3f} on {res['test_problems']} problems "
           f"({res['wall_time_s']:.0f}s)")
 
-    print("[2/4] export")
-    graph = ir.load(res["model"])
+    print("[2/4] export (Loihi units, every value as the learning engine runs it)")
+    graph = ir.load(train_dir / "model_loihi.plx")
     path = ir.save(graph, out / "model.plx")
     assert ir.load(path) == graph
     nir_path = write_nir(graph, out / "model.nir")
     assert read_nir(nir_path) == graph
     print(f"      {path} and {nir_path}: written, read back identical (plasticity kept in the NIR extension)")
 
-    print(f"[3/4] the same {problems} test problems on torch and on Lava")
-    cmp = compare_backends(graph, problems, seed=10_000 + seed)
+    print(f"[3/4] the same {problems} test problems on torch (float, fixed point) and on Lava (fixed point)")
+    cmp = compare_backends(graph, problems, seed=10_000 + seed, precision="fixed")
     summary = {"train": res, **{k: v for k, v in cmp.items() if not k.startswith("_")}}
-    print(f"      torch: accuracy {cmp['accuracy_torch']:.3f}")
-    if "accuracy_lava" in cmp:
-        print(f"      lava : accuracy {cmp['accuracy_lava']:.3f}; same decision as torch on "
-              f"{cmp['agreement_decision']:.1%} of problems, identical output spike trains on "
-              f"{cmp['identical_spike_trains']:.1%}")
-        print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in cmp["lowering"].items()))
+    print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in cmp["lowering"].items()))
+    print(f"      torch float: accuracy {cmp['accuracy_torch_float']:.3f}")
+    print(f"      torch fixed: accuracy {cmp['accuracy_torch']:.3f}")
+    print(f"      lava  fixed: accuracy {cmp['accuracy_lava']:.3f}; identical output spike trains to torch fixed on "
+          f"{cmp['identical_spike_trains']:.1%} of problems, same decision on {cmp['agreement_decision']:.1%}")
 
     print(f"[4/4] plots -> {out}")
     pr, (torch_act, torch_hidden, torch_w) = cmp["_problems"], cmp["_torch"]
@@ -75,10 +78,12 @@ def run_demo(out: Path, *, iterations: int = 12, problems: int = 16, seed: int =
     return summary
 
 
-def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = None, lava: bool = True) -> dict:
+def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = None, lava: bool = True,
+                     precision: str = "float") -> dict:
     """Run ``problems`` seeded test problems of the model's own task settings (graph metadata written
     by ``train_bptt``: cue count, timing, permutation, readout window) on the torch backend (batched,
-    float64) and, with ``lava``, on Lava (float, one problem per run). Accuracy counts ties as wrong."""
+    float64) and, with ``lava``, on Lava (one problem per run), both in ``precision``; in fixed point
+    the torch float accuracy is reported too (``accuracy_torch_float``). Accuracy counts ties as wrong."""
     from plastix.backends.lava import support
     from plastix.trainer.bptt import accuracy
     from plastix.trainer.cue_eval import CueSetting, run_lava, run_torch
@@ -88,20 +93,23 @@ def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = No
     pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))
     window = setting.window(pr)
     g2 = graph.replace(outputs=("action", "hidden"))
-    outs, state = run_torch(g2, pr)
+    outs, state = run_torch(g2, pr, precision=precision)
     torch_act = outs["action"]
     counts_torch = torch_act[window].sum(0)
-    res = {"problems": problems, "n_cues": setting.task.n_cues, "readout": setting.readout,
+    res = {"problems": problems, "n_cues": setting.task.n_cues, "readout": setting.readout, "precision": precision,
            "accuracy_torch": float(accuracy(counts_torch, pr.test_labels)),
            "_problems": pr, "_torch": (torch_act, outs["hidden"], state.projs["cues_to_hidden"].rule.w[0]),
            "_window": window}
+    if precision == "fixed":
+        f_act = run_torch(g2, pr)[0]["action"]
+        res["accuracy_torch_float"] = float(accuracy(f_act[window].sum(0), pr.test_labels))
     if lava:
-        lava_act = run_lava(g2, pr, precision="float", timeout=300.0)["action"]
+        lava_act = run_lava(g2, pr, precision=precision, timeout=600.0)["action"]
         counts_lava = lava_act[window].sum(0)
         res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
                    agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
                    identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
-                   lowering=support(g2, "float")["rules"])
+                   lowering=support(g2, precision)["rules"])
     return res
 
 

@@ -122,6 +122,7 @@ class BPTTConfig:
     mod_activation: str = "tanh"
     p_in: float = 0.5                # input -> hidden connection probability and inhibitory fraction (the paper's;
     inhibitory_in: float = 0.2       # 1 / 0: dense and unsigned, as Loihi's learning engine needs)
+    excitatory_in: bool = False      # every input -> hidden synapse excitatory (the engine's EXCITATORY sign mode)
     scalar_rates: bool = False       # one eta+ / eta- for all plastic synapses (the learning engine's form)
     trace_includes_spike: bool = False  # Loihi's trace convention in the STDP terms (exact on the learning engine)
     in_scale: float = 0.15           # initial weight scales: input -> hidden, hidden -> hidden (0: none), hidden -> action
@@ -184,9 +185,9 @@ _PAPER = BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval
                     in_scale=0.1, recurrent_scale=0.0, curriculum=((0, 1), (300, 3), (600, 5)))
 
 CONFIGS = {
-    # small enough for a demo on 2 CPU cores: M = 1 cue, 3 x 50-step trials, readout over the test trial
-    "quick": BPTTConfig(iterations=60, batch=16, n_cues=1, eval_problems=64, eval_every=10, timing=_SHORT,
-                        readout="trial", modulation="per_post", rate_reg=100.0),
+    # the paper_per_post model on a task small enough for tests on 2 CPU cores: M = 1 cue, 3 x 50-step trials
+    "quick": dataclasses.replace(_PAPER, modulation="per_post", iterations=60, batch=16, n_cues=1, eval_problems=64,
+                                 eval_every=10, timing=_SHORT, tau_e=(20.0, 160.0), curriculum=()),
     # the quick task without the per-problem permutation: the cue -> action map is fixed, so a network
     # must learn it even without plasticity (a check of the gradient path, not the meta-learning task)
     "unpermuted": BPTTConfig(iterations=40, batch=16, n_cues=1, eval_problems=64, eval_every=10, timing=_SHORT,
@@ -196,12 +197,13 @@ CONFIGS = {
     "paper": dataclasses.replace(_PAPER, modulation="per_pre"),
     "paper_per_post": dataclasses.replace(_PAPER, modulation="per_post"),
     "paper_global": dataclasses.replace(_PAPER, modulation="global"),
-    # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, unsigned plastic
-    # matrix, one eta+- and one eligibility time constant (128 steps: 1 - gamma = 2^-7, the engine's
-    # smallest decay literal), Loihi's trace convention, an identity per-post modulator of one channel
+    # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, excitatory plastic
+    # matrix (sign mode EXCITATORY: weights stop at 0), one eta+- and one eligibility time constant
+    # (128 steps: 1 - gamma = 2^-7, the engine's smallest decay literal), Loihi's trace convention, an
+    # identity per-post modulator of one channel; a curriculum M = 1 -> 3 -> 5
     "paper_engine": dataclasses.replace(_PAPER, modulation="per_post", mod_channels=1, mod_activation="identity",
-                                        p_in=1.0, inhibitory_in=0.0, scalar_rates=True, trace_includes_spike=True,
-                                        tau_e=(128.0, 128.0), w_max=None),
+                                        p_in=1.0, excitatory_in=True, scalar_rates=True, trace_includes_spike=True,
+                                        tau_e=(128.0, 128.0), in_scale=0.05, curriculum=((0, 1), (300, 3), (800, 5))),
 }
 
 
@@ -382,7 +384,8 @@ def build_graph(cfg: BPTTConfig) -> Graph:
                                mod_channels=cfg.mod_channels, mod_activation=cfg.mod_activation,
                                in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
                                out_scale=cfg.out_scale, p_in=cfg.p_in, inhibitory_in=cfg.inhibitory_in,
-                               scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike)
+                               scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike,
+                               excitatory_in=cfg.excitatory_in)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:

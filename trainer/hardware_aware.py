@@ -4,7 +4,7 @@ Every iteration the current parameters (IR units) are written into a graph, scal
 (:func:`plastix.backends.hardware_aware.to_loihi_units`, fixed per-population scales), rounded to
 what the engine and Loihi fixed point represent (:func:`~plastix.backends.hardware_aware.project_to_engine`:
 ``M 2^E`` rule literals, 8-bit integer plastic weights, ``m 2^e`` static weights, 12-bit decays,
-integer thresholds) and scaled back; the network runs on those values, and the gradient passes
+integer thresholds; the engine's 8-bit weight saturation becomes hard bounds) and scaled back; the network runs on those values, and the gradient passes
 straight through the rounding to the raw parameters (straight-through estimator). The exported
 model is therefore exactly the model that deploys: :func:`deployable` gives it in Loihi units.
 """
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from plastix.backends.hardware_aware import engine_violations, loihi_scales, project_to_engine, to_loihi_units
+from plastix.backends.hardware_aware import (engine_violations, loihi_scales, project_to_engine, to_loihi_units,
+                                            with_engine_saturation)
 from plastix.backends.torch.hardware_aware import straight_through
 from plastix.backends.torch.network import _get_path, export_graph
 from plastix.ir import Graph
@@ -48,8 +49,9 @@ class LoihiUnits:
                               inverse=True)
 
     def project(self, graph: Graph) -> Graph:
-        """``graph`` (IR units) with every value rounded as the engine runs it, still in IR units."""
-        return self.from_loihi(project_to_engine(self.to_loihi(graph)))
+        """``graph`` (IR units) with every value rounded as the engine runs it and the engine's
+        8-bit weight saturation as hard bounds, still in IR units."""
+        return self.from_loihi(project_to_engine(with_engine_saturation(self.to_loihi(graph))))
 
     def tag(self, graph: Graph) -> Graph:
         """``graph`` with the scales in its metadata (so that a continued run uses the same ones)."""
@@ -62,7 +64,7 @@ def deployable(graph: Graph, units: LoihiUnits) -> Graph:
     """The trained model in Loihi units, rounded: what ``plastix deploy`` runs on the learning
     engine. Raises ``ValueError`` listing what the engine cannot run exactly (a structure the
     engine lacks, e.g. a mask or per-pre modulation)."""
-    g = project_to_engine(units.to_loihi(graph))
+    g = project_to_engine(with_engine_saturation(units.to_loihi(graph)))
     bad = engine_violations(g)
     if bad:
         raise ValueError("not learning-engine form: " + "; ".join(f"{v.where}: {v.why}" for v in bad[:5]))

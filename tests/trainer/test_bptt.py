@@ -175,3 +175,13 @@ def test_curriculum_trains_at_fewer_cues_first():
     state = job.init_state()
     _, m = job.step(state, 0)
     assert m["train_cues"] == 1
+
+
+@pytest.mark.slow
+def test_quick_config_loss_falls(tmp_path):
+    """The meta-loss falls over a few dozen iterations of the quick config (no accuracy claim)."""
+    torch.set_num_threads(1)
+    res = train_bptt("one_shot_cue", "quick", tmp_path, iterations=48, progress=False, eval_every=1000)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert res["iterations"] == 48
+    assert sum(losses[-12:]) / 12 < sum(losses[:12]) / 12 - 0.05, losses
