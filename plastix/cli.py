@@ -360,6 +360,10 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
           jit: bool = typer.Option(True, help="bptt one_shot_cue only: run the network torch.compile'd (same math, "
                                               "3-4x faster per iteration after a compile per batch shape)"),
+          init: Path = typer.Option(None, help="bptt one_shot_cue only: start from this trained model.plx"),
+          hardware_aware: bool = typer.Option(False, "--hardware-aware", help="bptt one_shot_cue only: train on the values "
+                                              "Loihi's learning engine runs (straight-through rounding; also writes "
+                                              "model_loihi.plx); needs an engine-form config such as paper_engine"),
           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
@@ -386,7 +390,10 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
             res = train_pg(variant, config, out, resume=resume, seed=seed, iterations=steps)
         elif method is Method.bptt:
             from plastix.trainer.bptt_run import train_bptt
-            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps, jit=jit)
+            extra = {"init": str(_existing(init, "model file")) if init is not None else None,
+                     "hardware_aware": True if hardware_aware else None}
+            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps, jit=jit,
+                             **{k: v for k, v in extra.items() if v is not None})
         elif method is Method.synq:
             from plastix.trainer.synq_run import train_synq
             res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,

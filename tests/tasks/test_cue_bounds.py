@@ -1,0 +1,17 @@
+"""The reference one-shot learner: a boxcar memory of a trial solves M = 5; an exponential
+eligibility trace that leaks into the next trial caps what a rule storing the trial in it can do."""
+from plastix.tasks.cue_association import OneShotCueConfig
+from plastix.tasks.cue_bounds import boxcar, exponential, learner_accuracy
+
+CFG = OneShotCueConfig(n_cues=5)
+
+
+def test_centred_hebbian_learner_solves_m5():
+    assert learner_accuracy(boxcar(CFG.trial_steps), CFG, n_problems=600) > 0.95
+    assert learner_accuracy(boxcar(CFG.trial_steps), CFG, n_problems=600, centre=False) < 0.85
+
+
+def test_a_leaking_trace_costs_accuracy():
+    leak = learner_accuracy(exponential(500.0), CFG, n_problems=600)
+    clean = learner_accuracy(exponential(500.0), CFG, n_problems=600, leak=False)
+    assert leak < 0.8 < 0.93 < clean
