@@ -289,15 +289,17 @@ def _scale_rule(rule: Any, s: float, k: float, gain: float) -> Any:
         return rule.replace(**bounds, eta_plus=np.asarray(rule.eta_plus, dtype=np.float64) * r,
                             eta_minus=np.asarray(rule.eta_minus, dtype=np.float64) * r, beta=float(rule.beta) * k,
                             x_pre_init=np.asarray(rule.x_pre_init, dtype=np.float64) * k,
-                            x_post_init=np.asarray(rule.x_post_init, dtype=np.float64) * k)
+                            x_post_init=np.asarray(rule.x_post_init, dtype=np.float64) * k,
+                            x_bound=None if rule.x_bound is None else float(rule.x_bound) * k)
     raise UnsupportedKindError(f"{rule.kind} (only pair STDP rules are scaled to Loihi units)", "lava")
 
 
 def with_engine_saturation(graph: Graph) -> Graph:
-    """``graph`` (in Loihi units) with the learning engine's 8-bit weight saturation stated as hard
-    bounds on every plastic pair-STDP rule (``[0, 255]`` EXCITATORY, ``[-255, 0]`` INHIBITORY,
-    ``[-256, 254]`` MIXED): then the float IR clips where the fixed-point engine does."""
-    from .learning_engine import SATURATION
+    """``graph`` (in Loihi units) with the learning engine's saturation stated in the IR on every
+    plastic pair-STDP rule: 8-bit weights as hard bounds (``[0, 255]`` EXCITATORY, ``[-255, 0]``
+    INHIBITORY, ``[-256, 254]`` MIXED) and 7-bit traces as ``x_bound = 127``: then the float IR
+    clips where the fixed-point engine does."""
+    from .learning_engine import SATURATION, TRACE_MAX
 
     projs = []
     for pr in graph.projections:
@@ -305,7 +307,7 @@ def with_engine_saturation(graph: Graph) -> Graph:
         mode, _ = sign_mode_of(pr) if stdp is not None else (None, "")
         if stdp is not None and mode is not None:
             lo, hi = SATURATION[mode]
-            new = stdp.replace(w_min=lo, w_max=hi, hard_bounds=True)
+            new = stdp.replace(w_min=lo, w_max=hi, hard_bounds=True, x_bound=float(TRACE_MAX))
             rule = pr.rule
             if elig is not None:
                 new = elig.replace(base=new)

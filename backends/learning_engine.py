@@ -65,7 +65,7 @@ from .quantize import _exact_int, effective_weight
 
 __all__ = ["EngineForm", "engine_rule", "sign_mode_of", "post_neuron", "check_post_neuron", "modulator_rows", "engine_weights", "engine_inits", "literal_terms", "literal_string", "trace_tau",
            "APPROX", "EXACT", "MASK_WHY", "SIGNS_WHY", "MANTISSA", "EXPONENT", "MAX_TERMS", "MIXED", "EXCITATORY",
-           "INHIBITORY"]
+           "INHIBITORY", "SATURATION", "TRACE_MAX", "FLOAT_TRACES_WHY", "stated_trace_bound"]
 
 BACKEND = "lava"
 MANTISSA = (-8, 7)  # product scaling mantissa (W_S_MANT = 4, signed)
@@ -134,6 +134,16 @@ class EngineForm:
 #: the learning engine's fixed-point weight range per sign mode (clip_weights(num_bits=8)): hard
 #: bounds equal to it state the engine's saturation in the IR (float Lava saturates only at 0)
 SATURATION = {EXCITATORY: (0.0, 255.0), INHIBITORY: (-255.0, 0.0), MIXED: (-256.0, 254.0)}
+TRACE_MAX = 2 ** W_TRACE - 1  # fixed point saturates x1, x2, y1 here (a rule's x_bound may state it)
+FLOAT_TRACES_WHY = ("floating point: Lava's float learning engine does not saturate traces, so a rule with "
+                    "x_bound = 127 runs there approximately (fixed point saturates exactly as the IR states)")
+
+
+def stated_trace_bound(rule: Any) -> Optional[float]:
+    """The ``x_bound`` of the STDP rule inside ``rule`` (through ThreeFactor / EligibilityTrace), if any."""
+    while isinstance(rule, (ThreeFactor, EligibilityTrace)):
+        rule = rule.base
+    return None if getattr(rule, "x_bound", None) is None else float(rule.x_bound)
 
 
 def sign_mode_of(pr: Any) -> tuple[Optional[int], str]:
@@ -296,6 +306,9 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
     if stdp.hard_bounds and (stdp.w_min, stdp.w_max) != SATURATION[sign_mode]:
         return None, (f"hard bounds clip W to [{stdp.w_min:g}, {stdp.w_max:g}]; the engine only saturates at its 8-bit "
                       f"range {list(SATURATION[sign_mode])} (in Loihi units), which hard bounds may state exactly")
+    if stdp.x_bound is not None and float(stdp.x_bound) != TRACE_MAX:
+        return None, (f"traces saturate at x_bound = {float(stdp.x_bound):g}; the engine's 7-bit traces saturate "
+                      f"only at {TRACE_MAX} (in Loihi units), which x_bound may state exactly")
     dw, dt, dd, shift, what = forms
     kind = "2f" if mod is None else "3f"
     exact = bool(stdp.trace_includes_spike)

@@ -72,14 +72,17 @@ def sha256(path: Path) -> str:
 def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = None, steps: int = 100, seed: int = 0,
                   lava: bool = False, onnx: bool = False, plots: bool = True, overwrite: bool = False,
                   source: Optional[str | Path] = None, timeout: float = 300.0,
-                  progress: Optional[Callable[[str], None]] = None) -> Path:
+                  progress: Optional[Callable[[str], None]] = None,
+                  task_eval: Optional[Callable[[bool], dict]] = None) -> Path:
     """Write the bundle of ``graph`` to the folder ``out`` (module doc) and return it.
 
     ``inputs`` (name -> ``(T, size[, ch])``, default :func:`~plastix.deploy.report.probe_inputs`
     with ``steps``/``seed``) drive the report and checks. ``lava`` runs
     :func:`~plastix.deploy.targets.lava_check` and raises :class:`BundleError` if Lava does not
     reproduce torch; ``onnx`` adds the one-step ONNX model and its onnxruntime check. An existing
-    ``out`` is an error unless ``overwrite``, and even then only a bundle folder is replaced. ``progress(stage)`` is called after each stage."""
+    ``out`` is an error unless ``overwrite``, and even then only a bundle folder is replaced. ``progress(stage)`` is called after each stage. ``task_eval(lava)``, if given, measures the
+    model on its own task (e.g. :func:`plastix.trainer.cue_eval.task_accuracy`); its result is the
+    report's ``task`` section (accuracy per backend and precision on the same problems)."""
     from .report import build_report, check_inputs, probe_inputs, write_report
 
     out = Path(out)
@@ -102,6 +105,9 @@ def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = Non
             skipped["model.nir"] = str(exc)
         tick("nir")
         report = build_report(graph, inputs, seed=seed)
+        if task_eval is not None:
+            metrics["task"] = task_eval(lava)  # wall times stay in the manifest: the files' hashes stay seeded
+            report["task"] = {k: v for k, v in metrics["task"].items() if k != "wall_time_s"}
         files += [p.name for p in write_report(report, tmp, plots=plots)]
         metrics["report"] = _report_metrics(report)
         tick("report")

@@ -346,6 +346,15 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
                                    ("neuron_updates", "neuron_update"), ("spikes", "spike"))],
                      ["op", "count / step", "coefficient (model)", "energy (model)"]), "",
               f"Total (model): {en['total_pJ']:.4g} pJ per step.", ""]
+    if "task" in report:
+        t = report["task"]
+        lines += [f"## Task accuracy ({t['problems']} seeded problems, seed {t['seed']}, M = {t['cues']})", "",
+                  _table([[k, f"{a:.4f}"] for k, a in t["accuracy"].items()], ["backend and precision", "accuracy"]), ""]
+        if "fixed_unsupported" in t:
+            lines += [f"Fixed point not run: {t['fixed_unsupported']}", ""]
+        if "identical_counts_fixed" in t:
+            lines += [f"torch fixed and Lava fixed give the same output spike counts on "
+                      f"{t['identical_counts_fixed']:.1%} of problems.", ""]
     if figures:
         lines += ["## Plots", ""] + [f"![{f}]({f})" for f in figures] + [""]
     return "\n".join(lines)

@@ -154,7 +154,10 @@ class _STDP(Rule):
     ``W_max - W`` and ``W - W_min`` are clamped at 0. With ``hard_bounds`` the weight is
     clipped to ``[w_min, w_max]`` after every update. ``decay_pre`` / ``decay_post`` are the trace
     decays α_x (the paper uses α = 1 - 1/τ); ``trace``, ``beta``, ``x_max`` select eq. 9 or 10.
-    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0).
+    ``x_pre_init`` / ``x_post_init`` are the traces at step 0 (default 0). ``x_bound`` (optional)
+    saturates every trace at that value after each step, ``x <- min(x, x_bound)``: Loihi's 7-bit
+    traces stop at 127 (in Loihi units), so a hardware-aware model states it and float runs clip
+    where the fixed-point engine does.
 
     ``trace_includes_spike`` (default false, the paper's eq. 8-9) makes the LTP / LTD terms of step
     ``t`` read the traces *after* step ``t``'s spikes, ``x[t+1]`` in eq. 9, as Loihi's learning
@@ -172,6 +175,7 @@ class _STDP(Rule):
     trace: TraceKind = choice(TraceKind, default=TraceKind.LINEAR)
     beta: float = real(gt=0.0, default=1.0)
     x_max: float = real(gt=0.0, default=1.0)
+    x_bound: float = real(gt=0.0, optional=True, doc="traces saturate at this value (Loihi's 7-bit traces: 127)")
     x_pre_init: object = initial(("pre",), ge=0.0, doc="presynaptic trace at step 0")
     x_post_init: object = initial(("post",), ge=0.0, doc="postsynaptic trace at step 0")
     trace_includes_spike: bool = flag(default=False, doc="LTP/LTD read the traces after this step's spikes (Loihi)")

@@ -559,6 +559,9 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
            plots: bool = typer.Option(True, help="bundle/lava: PNG plots next to the report"),
            overwrite: bool = typer.Option(False, help="replace an existing output"),
            timeout: float = TIMEOUT,
+           task_problems: int = typer.Option(64, min=0, help="bundle/lava of a trained one_shot_cue model: the "
+                                             "report's task accuracy in torch float, torch fixed and (lava) Lava "
+                                             "fixed point on this many seeded problems (0: skip)"),
            max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Deploy a model to a target; every output is written atomically (all or nothing)."""
     import json
@@ -599,12 +602,18 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
         from plastix.deploy.bundle import create_bundle
 
         lava = target is Target.lava
+        task_eval = None
+        from plastix.trainer.cue_eval import is_cue_model, task_accuracy
+
+        if task_problems and is_cue_model(graph):
+            def task_eval(on_lava: bool) -> dict:
+                return task_accuracy(graph, n_problems=task_problems, seed=seed, lava=on_lava, timeout_per_problem=timeout)
         names = ["ir", "nir", "report"] + (["onnx"] if onnx else []) + (["lava"] if lava else [])
         bar, tick = _stages(names, f"deploy {target.value}")
         try:
             path = create_bundle(graph, out, inputs=xs, seed=seed, lava=lava, onnx=onnx, plots=plots,
                                  overwrite=overwrite, source=None if model.is_dir() else model, timeout=timeout,
-                                 progress=tick)
+                                 progress=tick, task_eval=task_eval)
         finally:
             bar.close()
     except Exception as exc:
@@ -621,6 +630,12 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
     if "lava_check" in m["metrics"]:
         c = m["metrics"]["lava_check"]
         typer.echo(f"  Lava reproduces torch: {c['criterion']}; max abs error {c['max_abs_error']:.3g}")
+    if "task" in m["metrics"]:
+        t = m["metrics"]["task"]
+        typer.echo(f"  task accuracy on {t['problems']} problems (M = {t['cues']}): " +
+                   ", ".join(f"{k} {a:.3f}" for k, a in t["accuracy"].items()))
+        if "identical_counts_fixed" in t:
+            typer.echo(f"  torch fixed vs Lava fixed: same output counts on {t['identical_counts_fixed']:.1%} of problems")
 
 
 @app.command()

@@ -14,6 +14,7 @@ progress / log / plot loop of :mod:`plastix.trainer.runner`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -494,6 +495,16 @@ class GradientJob:
         """The run's identity for resume checks: every config field but the iteration budget, which
         is the runner's ``total_steps`` (a run resumed with more iterations continues)."""
         return {k: v for k, v in self.cfg.to_json().items() if k != "iterations"}
+
+    def config_defaults(self) -> dict:
+        """The config's defaults in :meth:`config`'s JSON form (see ``runner.config_changes``)."""
+        out = {}
+        for f in dataclasses.fields(self.cfg):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = json.loads(json.dumps(f.default))
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = json.loads(json.dumps(f.default_factory()))
+        return out
 
     def init_state(self) -> GradientState:  # pragma: no cover - abstract
         raise NotImplementedError

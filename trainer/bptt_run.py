@@ -42,10 +42,10 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                 readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     if cfg.hardware_aware:  # the same model in Loihi units: what deploys on the learning engine
-        from .hardware_aware import LoihiUnits, deployable
+        from .hardware_aware import UNITS_KEY, LoihiUnits, deployable
 
         units = LoihiUnits.of(graph, trace_impulse=cfg.trace_impulse, mod_gain=cfg.mod_gain)
-        save_graph(deployable(graph, units).replace(metadata=meta), out / "model_loihi.plx")
+        save_graph(deployable(graph, units).replace(metadata={**meta, UNITS_KEY: "loihi"}), out / "model_loihi.plx")
     summary = {"task": task, "config": config, "seed": seed, "iterations": res.steps_done,
                "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_problems": cfg.eval_problems,
                "n_cues": cfg.n_cues, "wall_time_s": time.perf_counter() - t0, "model": str(path),
@@ -132,8 +132,9 @@ def diagnose(config: str = "quick", *, seed: int = 0, batch: int = 16, **overrid
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m plastix.trainer.bptt_run MODEL [--problems N] [--lava N]``: M sweep on torch and,
-    with ``--lava N``, torch vs Lava on the same N problems at the model's own M."""
+    """``python -m plastix.trainer.bptt_run MODEL [--problems N] [--lava N [--precision fixed]]``: M sweep
+    on torch and, with ``--lava N``, torch vs Lava on the same N problems at the model's own M (accuracy,
+    identical action and hidden spike trains, identical final plastic weights)."""
     import argparse
     import os
 
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--problems", type=int, default=500)
     ap.add_argument("--cues", default=",".join(map(str, SWEEP_CUES)))
     ap.add_argument("--lava", type=int, default=0, help="problems to run on Lava too (0: skip)")
+    ap.add_argument("--precision", choices=("float", "fixed"), default="float",
+                    help="precision of the torch vs Lava comparison (fixed: Loihi fixed point, learning engine)")
     ap.add_argument("--plot", metavar="PNG", help="draw the M sweep next to the paper's into PNG")
     args = ap.parse_args(argv)
     if args.diagnose:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         from plastix.ir import load
 
         t1 = time.perf_counter()
-        cmp = compare_backends(load(args.model), args.lava, seed=BPTTJob.EVAL_SEED)
+        cmp = compare_backends(load(args.model), args.lava, seed=BPTTJob.EVAL_SEED, precision=args.precision)
         out["lava"] = {k: v for k, v in cmp.items() if not k.startswith("_")}
         out["lava_wall_time_s"] = round(time.perf_counter() - t1, 1)
     out["load_avg_end"] = os.getloadavg()

@@ -73,18 +73,26 @@ def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float") -> tup
 
 
 def run_lava(graph: Graph, pr: CueProblems, *, precision: str = "float", timeout: float = 600.0,
-             progress: bool = False) -> dict[str, torch.Tensor]:
-    """The same on Lava: one Lava run per problem (``timeout`` seconds each)."""
+             progress: bool = False, final_weights: bool = False) -> dict[str, torch.Tensor]:
+    """The same on Lava: one Lava run per problem (``timeout`` seconds each). With ``final_weights``
+    the result also holds ``"weights"``: projection name -> ``(B, n_post, n_pre)`` final plastic weights."""
     from plastix.backends.lava import compile as compile_lava
 
     T, B = pr.cues.shape[:2]
     outs: dict[str, list] = {n: [] for n in graph.outputs}
+    weights: dict[str, list] = {}
     with compile_lava(graph, precision=precision, timeout=timeout) as net:
         for b in _maybe_tqdm(range(B), progress, "lava"):
             o = net.run({"cues": pr.cues[:, b].double().numpy(), "learning_signal": pr.signal[:, b].double().numpy()}, T)
             for n in graph.outputs:
                 outs[n].append(torch.as_tensor(np.asarray(o[n]), dtype=torch.float64))
-    return {n: torch.stack(v, dim=1) for n, v in outs.items()}
+            if final_weights:
+                for n, w in net.weights().items():
+                    weights.setdefault(n, []).append(torch.as_tensor(np.asarray(w), dtype=torch.float64))
+    res: dict = {n: torch.stack(v, dim=1) for n, v in outs.items()}
+    if final_weights:
+        res["weights"] = {n: torch.stack(v) for n, v in weights.items()}
+    return res
 
 
 def _maybe_tqdm(it, progress: bool, desc: str):
@@ -96,16 +104,21 @@ def _maybe_tqdm(it, progress: bool, desc: str):
 
 
 def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = None, seed: int = 12345,
-                   backend: str = "torch", precision: str = "float", progress: bool = False) -> dict:
+                   backend: str = "torch", precision: str = "float", progress: bool = False,
+                   timeout: float = 600.0) -> dict:
     """Accuracy of a trained cue model on ``n_problems`` seeded problems with ``n_cues`` cues (default:
     the trained M), on ``backend`` in ``precision``. Returns a JSON-able dict with ``accuracy``,
     ``ties`` (fraction of tied outputs), the settings, and ``counts`` (the output spike counts per
-    problem over the readout window) for backend comparisons."""
+    problem over the readout window) for backend comparisons. ``timeout``: seconds per Lava run."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     setting = CueSetting.of(graph, n_cues)
+    if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
+        from .hardware_aware import for_fixed_point
+
+        graph = for_fixed_point(graph)
     g = graph.replace(outputs=("action",))
     t0 = time.perf_counter()
     counts, labels = [], []
@@ -114,7 +127,7 @@ def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = 
             act = run_torch(g, pr, precision=precision)[0]["action"]
         else:
             sub = _take(pr, n)
-            act = run_lava(g, sub, precision=precision, progress=progress)["action"]
+            act = run_lava(g, sub, precision=precision, progress=progress, timeout=timeout)["action"]
         counts.append(act[setting.window(pr)][:, :n].sum(0))
         labels.append(pr.test_labels[:n])
     c, lab = torch.cat(counts), torch.cat(labels)
@@ -128,3 +141,32 @@ def _take(pr: CueProblems, n: int) -> CueProblems:
     """The first ``n`` problems of a batch (Lava runs one problem at a time; no need to run the surplus)."""
     return CueProblems(cues=pr.cues[:, :n], signal=pr.signal[:, :n], labels=pr.labels[:n], decision=pr.decision,
                        test=pr.test, permutation=pr.permutation[:n], rates=pr.rates[:, :n])
+
+
+def is_cue_model(graph: Graph) -> bool:
+    """Whether ``graph`` is a trained one-shot cue model (metadata written by ``train_bptt``)."""
+    meta = dict(graph.metadata or {})
+    return meta.get("trainer") == "bptt" and meta.get("task") == "one_shot_cue" and "n_cues" in meta
+
+
+def task_accuracy(graph: Graph, *, n_problems: int = 64, seed: int = 12345, lava: bool = False,
+                  timeout_per_problem: float = 600.0) -> dict:
+    """The deploy report's task section: the cue model's accuracy on the same ``n_problems`` seeded
+    problems in torch float, torch fixed point and (``lava``) Lava fixed point, where a plastic
+    projection on the learning engine runs there. Fixed point is skipped (with the reason) when the
+    model is not Loihi-representable. ``identical_counts_fixed`` is the fraction of problems whose
+    output spike counts agree between torch fixed and Lava fixed (1.0 when bit-exact)."""
+    runs = {"torch float": evaluate_model(graph, n_problems=n_problems, seed=seed)}
+    out: dict = {"problems": n_problems, "seed": seed, "cues": runs["torch float"]["cues"]}
+    try:
+        runs["torch fixed"] = evaluate_model(graph, n_problems=n_problems, seed=seed, precision="fixed")
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        out["fixed_unsupported"] = str(exc)
+    if lava and "torch fixed" in runs:
+        runs["lava fixed"] = evaluate_model(graph, n_problems=n_problems, seed=seed, backend="lava", precision="fixed",
+                                             timeout=timeout_per_problem)
+        out["identical_counts_fixed"] = float(np.mean([a == b for a, b in zip(runs["torch fixed"]["counts"],
+                                                                              runs["lava fixed"]["counts"])]))
+    out["accuracy"] = {k: r["accuracy"] for k, r in runs.items()}
+    out["wall_time_s"] = {k: r["wall_time_s"] for k, r in runs.items()}
+    return out

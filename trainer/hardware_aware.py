@@ -23,6 +23,8 @@ from plastix.backends.torch.network import _get_path, export_graph
 from plastix.ir import Graph
 
 SCALE_KEY = "loihi.scale."
+IMPULSE_KEY, GAIN_KEY = "loihi.trace_impulse", "loihi.mod_gain"
+UNITS_KEY = "loihi.units"  # "loihi" on a model written in Loihi units (model_loihi.plx)
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,15 @@ class LoihiUnits:
     mod_gain: float = 8.0
 
     @classmethod
-    def of(cls, graph: Graph, *, trace_impulse: float = 8.0, mod_gain: float = 8.0) -> "LoihiUnits":
-        """The scales stored in ``graph``'s metadata (a model that was trained hardware-aware), else
-        fresh ones (:func:`~plastix.backends.hardware_aware.loihi_scales`)."""
+    def of(cls, graph: Graph, *, trace_impulse: float | None = None, mod_gain: float | None = None) -> "LoihiUnits":
+        """The units stored in ``graph``'s metadata (a model that was trained hardware-aware), else
+        fresh scales (:func:`~plastix.backends.hardware_aware.loihi_scales`) and the given (default 8)
+        trace impulse and modulator gain."""
         meta = dict(graph.metadata or {})
         stored = {k[len(SCALE_KEY):]: float(v) for k, v in meta.items() if k.startswith(SCALE_KEY)}
-        return cls(stored or loihi_scales(graph), trace_impulse, mod_gain)
+        imp = float(meta.get(IMPULSE_KEY, 8.0)) if trace_impulse is None else trace_impulse
+        gain = float(meta.get(GAIN_KEY, 8.0)) if mod_gain is None else mod_gain
+        return cls(stored or loihi_scales(graph), imp, gain)
 
     def to_loihi(self, graph: Graph) -> Graph:
         return to_loihi_units(graph, self.scales, trace_impulse=self.trace_impulse, mod_gain=self.mod_gain)
@@ -57,6 +62,7 @@ class LoihiUnits:
         """``graph`` with the scales in its metadata (so that a continued run uses the same ones)."""
         meta = dict(graph.metadata or {})
         meta.update({SCALE_KEY + k: float(v) for k, v in self.scales.items()})
+        meta.update({IMPULSE_KEY: float(self.trace_impulse), GAIN_KEY: float(self.mod_gain)})
         return graph.replace(metadata=meta)
 
 
@@ -68,7 +74,19 @@ def deployable(graph: Graph, units: LoihiUnits) -> Graph:
     bad = engine_violations(g)
     if bad:
         raise ValueError("not learning-engine form: " + "; ".join(f"{v.where}: {v.why}" for v in bad[:5]))
-    return g
+    return g.replace(metadata={**dict(graph.metadata or {}), UNITS_KEY: "loihi"})
+
+
+def is_hardware_aware(graph: Graph) -> bool:
+    """Whether ``graph`` is a hardware-aware model in IR units (its Loihi scales in the metadata)."""
+    meta = dict(graph.metadata or {})
+    return meta.get(UNITS_KEY) != "loihi" and any(k.startswith(SCALE_KEY) for k in meta)
+
+
+def for_fixed_point(graph: Graph) -> Graph:
+    """The graph to run in Loihi fixed point: a hardware-aware model in IR units is converted to Loihi
+    units with its stored scales (:func:`deployable`); anything else is returned as given."""
+    return deployable(graph, LoihiUnits.of(graph)) if is_hardware_aware(graph) else graph
 
 
 class EngineProjection(nn.Module):

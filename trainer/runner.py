@@ -47,6 +47,9 @@ class Job(Protocol):
 
     def config(self) -> dict: ...
 
+    # optional: ``config_defaults() -> dict``, the default of every config key (JSON form), so that a
+    # checkpoint written before a setting existed resumes when the setting is at its default
+
     def init_state(self) -> Any: ...
 
     def step(self, state: Any, index: int) -> tuple[Any, dict[str, float]]: ...
@@ -202,6 +205,21 @@ def plot_metrics(records: Sequence[dict], keys: Sequence[str], path: Path, *, xl
     return Path(path)
 
 
+def config_changes(saved: dict, now: dict, defaults: dict) -> dict[str, tuple]:
+    """``key -> (saved, now)`` for every setting that differs between a checkpoint's config and the
+    current one. A key the checkpoint does not have (a setting added to plastix after the run
+    started) is no change when its current value is its default (``defaults``, JSON form): the old
+    run ran with that behaviour."""
+    missing = object()
+    out = {}
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k, missing), now.get(k, missing)
+        if a == b or (a is missing and k in defaults and defaults[k] == b):
+            continue
+        out[k] = ("(absent)" if a is missing else a, "(absent)" if b is missing else b)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the loop
 
@@ -223,8 +241,10 @@ def run(job: Job, options: RunOptions) -> RunResult:
                                   "or choose another output folder")
         data = load_checkpoint(ckpt_path)
         if data["config_json"] != config_json:
-            raise ValueError(f"{ckpt_path}: the checkpoint was written with another config; "
-                             f"saved {data['config_json']} vs now {config_json}")
+            changed = config_changes(json.loads(data["config_json"]), json.loads(config_json), getattr(job, "config_defaults", dict)())
+            if changed:
+                raise ValueError(f"{ckpt_path}: the checkpoint was written with another config; changed: " +
+                                 "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items()))
         state = job.load_state_dict(data["state"])
         start = resumed_from = int(data["step"])
     else:

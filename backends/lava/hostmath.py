@@ -46,8 +46,10 @@ def project(w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _trace(rule, tr: np.ndarray, s: np.ndarray, decay: float) -> np.ndarray:
     if rule.trace == TraceKind.SATURATING:
-        return decay * tr + rule.beta * (rule.x_max - tr) * s
-    return decay * tr + rule.beta * s
+        new = decay * tr + rule.beta * (rule.x_max - tr) * s
+    else:
+        new = decay * tr + rule.beta * s
+    return new if rule.x_bound is None else np.minimum(new, rule.x_bound)
 
 
 def _amps(rule, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

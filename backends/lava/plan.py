@@ -22,7 +22,8 @@ from plastix.ir import (BCM, CubaLIF, GatedPopulation, GatedSynapse, Graph, Hebb
                         LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TripletSTDP, UnsupportedKindError)
 
 from .. import quantize as qz
-from ..learning_engine import MIXED, check_post_neuron, engine_inits, engine_rule, engine_weights, modulator_rows
+from ..learning_engine import (FLOAT_TRACES_WHY, MIXED, check_post_neuron, engine_inits, engine_rule, engine_weights,
+                               modulator_rows, stated_trace_bound)
 
 __all__ = ["NATIVE", "ENGINE", "HOST", "Plan", "PopPlan", "ProjPlan", "ModPlan", "make_plan", "support",
            "effective_weight", "PRECISIONS"]
@@ -276,6 +277,11 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     engine, why = engine_rule(graph, pr)
     if engine is not None and learning_engine == "exact" and not engine["exact"]:
         engine, why = None, "host-emulated for exact IR semantics (learning_engine='exact'); the learning-engine form is approximate"
+    if engine is not None and precision == "float" and stated_trace_bound(rule) is not None:
+        if learning_engine == "exact":
+            engine, why = None, "host-emulated for exact IR semantics (learning_engine='exact'); " + FLOAT_TRACES_WHY
+        else:
+            why += "; " + FLOAT_TRACES_WHY
     if engine is not None:
         if engine.kind == "3f":
             if post.kind != "lif":

@@ -212,7 +212,7 @@ def _stdp_params(rule: Any, prm: Mapping[str, torch.Tensor], prefix: str) -> rl.
         triplet=trip, eta_plus=prm[f"{prefix}/eta_plus"], eta_minus=prm[f"{prefix}/eta_minus"],
         decay_pre=rule.decay_pre, decay_post=rule.decay_post, mu=float(rule.mu),
         w_min=rule.w_min, w_max=rule.w_max, hard_bounds=rule.hard_bounds, trace=TraceKind(rule.trace),
-        beta=rule.beta, x_max=rule.x_max,
+        beta=rule.beta, x_max=rule.x_max, x_bound=rule.x_bound,
         decay_slow=rule.decay_slow if trip else 0.0,
         eta_pair=prm[f"{prefix}/eta_pair"] if trip else 0.0, includes_spike=bool(rule.trace_includes_spike))
 

@@ -29,11 +29,14 @@ def outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
 
 
 def advance_trace(tr: torch.Tensor, s: torch.Tensor, decay: float, kind: TraceKind, beta: float,
-                  x_max: float) -> torch.Tensor:
-    """Meta-SpikePropamine eq. 9 (linear) / eq. 10 (saturating): the trace of step ``t + 1``."""
+                  x_max: float, bound: Optional[float] = None) -> torch.Tensor:
+    """Meta-SpikePropamine eq. 9 (linear) / eq. 10 (saturating): the trace of step ``t + 1``,
+    saturated at ``bound`` if given (the rule's ``x_bound``)."""
     if kind == TraceKind.LINEAR:
-        return decay * tr + beta * s
-    return decay * tr + beta * (x_max - tr) * s
+        new = decay * tr + beta * s
+    else:
+        new = decay * tr + beta * (x_max - tr) * s
+    return new if bound is None else new.clamp_max(bound)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +116,7 @@ class STDPParams(NamedTuple):
     trace: TraceKind
     beta: float
     x_max: float
+    x_bound: Optional[float] = None
     decay_slow: float = 0.0
     eta_pair: Any = 0.0
     includes_spike: bool = False  # LTP/LTD read the traces after this step's spikes (Loihi's convention)
@@ -132,8 +136,8 @@ def stdp_terms(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, tr: Any,
     """LTP and LTD terms of :class:`plastix.ir.PairSTDP` / :class:`plastix.ir.TripletSTDP` at
     step ``t`` and the traces of step ``t + 1`` (which the terms read with ``includes_spike``)."""
     a_plus, a_minus = stdp_amplitudes(w, p)
-    x_pre = advance_trace(tr.x_pre, x, p.decay_pre, p.trace, p.beta, p.x_max)
-    x_post = advance_trace(tr.x_post, y, p.decay_post, p.trace, p.beta, p.x_max)
+    x_pre = advance_trace(tr.x_pre, x, p.decay_pre, p.trace, p.beta, p.x_max, p.x_bound)
+    x_post = advance_trace(tr.x_post, y, p.decay_post, p.trace, p.beta, p.x_max, p.x_bound)
     pre_tr, post_tr = (x_pre, x_post) if p.includes_spike else (tr.x_pre, tr.x_post)
     if p.triplet:
         ltp = a_plus * outer(y, pre_tr) * (p.eta_pair + tr.x_slow_prev.unsqueeze(-1))
@@ -141,7 +145,7 @@ def stdp_terms(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, tr: Any,
         ltp = a_plus * outer(y, pre_tr)
     ltd = a_minus * outer(post_tr, x)
     if p.triplet:
-        x_slow = advance_trace(tr.x_slow, y, p.decay_slow, p.trace, p.beta, p.x_max)
+        x_slow = advance_trace(tr.x_slow, y, p.decay_slow, p.trace, p.beta, p.x_max, p.x_bound)
         return ltp, ltd, TripletTraces(x_pre, x_post, x_slow, tr.x_slow)
     return ltp, ltd, PairTraces(x_pre, x_post)
 

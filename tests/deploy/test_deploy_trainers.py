@@ -146,3 +146,25 @@ def test_per_post_three_factor_model_deploys_on_the_learning_engine_in_fixed_poi
     assert check["per_output"]["hidden"]["activity"] > 5
     res = runner.invoke(app, ["report", str(model), "--out", str(tmp_path / "r"), "--no-plots"])
     assert res.exit_code == 0 and "learning engine" in res.output, res.output
+
+
+def test_deploy_of_the_shipped_cue_model_reports_task_accuracy_on_the_learning_engine(tmp_path):
+    """The trained hardware-aware cue model: every plastic projection on the learning engine, and the
+    report gives its accuracy in torch float, torch fixed and Lava fixed on the same problems, with
+    torch fixed and Lava fixed agreeing spike count for spike count (issue 15)."""
+    from plastix.demo import SHIPPED_MODEL
+    from plastix.trainer.hardware_aware import LoihiUnits, deployable
+
+    graph = ir.load(SHIPPED_MODEL)
+    model = tmp_path / "cue_loihi.plx"
+    ir.save(deployable(graph, LoihiUnits.of(graph)), model)
+    out = tmp_path / "bundle"
+    res = runner.invoke(app, ["deploy", str(model), "--target", "lava", "--out", str(out), "--steps", "60",
+                              "--no-plots", "--task-problems", "2"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"]["fixed"]["rules"]["cues_to_hidden"]["how"] == "learning engine"
+    task = report["task"]
+    assert set(task["accuracy"]) == {"torch float", "torch fixed", "lava fixed"} and task["problems"] == 2
+    assert task["identical_counts_fixed"] == 1.0 and task["accuracy"]["lava fixed"] == task["accuracy"]["torch fixed"]
+    assert "## Task accuracy" in (out / "report.md").read_text() and "lava fixed" in res.output

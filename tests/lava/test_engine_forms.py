@@ -459,3 +459,44 @@ def test_graded_modulator_input_on_lava(lava, precision):
         np.testing.assert_allclose(lw["p_a"], _rule_w(st, "p_a"), rtol=1e-9, atol=1e-9)
     for name in ("p_a", "p_b"):
         assert np.abs(lw[name] - w0).max() > 1, f"{name}: the graded modulator moved nothing"
+
+
+def _saturating_net(x_bound):
+    """The per-post eligibility net with a slow, strong post trace that passes 127 (Loihi's 7-bit
+    trace range) unless the rule's ``x_bound`` saturates it."""
+    g = _three_factor_net(ModulationMode.PER_POST, True, 1, includes_spike=True)
+    rule = g.projection("plastic").rule
+    stdp = rule.base.base.replace(decay_post=np.exp(-1 / 40), beta=24.0, x_bound=x_bound)
+    w = np.asarray(g.projection("plastic").weight) + 40.0  # h fires often
+    return _with(g, "plastic", weight=w, rule=rule.replace(base=rule.base.replace(base=stdp)))
+
+
+def test_trace_bound_saturates_the_float_traces_as_the_engine_does(lava):
+    """x_bound = 127 states the engine's 7-bit trace saturation in the IR: torch float clips there
+    (without it the post trace passes 127), the rule stays on the learning engine (bit-exact in fixed
+    point), Lava's float engine is reported approximate, and any other bound is host-emulated,
+    where Lava's host math clips exactly as torch does."""
+    inp = _inputs(x=6, r=4)
+    free, bounded = _saturating_net(None), _saturating_net(127.0)
+    w_free, w_bounded = (_rule_w(_torch_run(g, inp, "float")[1], "plastic") for g in (free, bounded))
+    assert np.abs(w_free - w_bounded).max() > 1.0  # the post trace passed 127: the bound changed learning
+    fixed = lava.support(bounded, "fixed")["rules"]["plastic"]
+    assert fixed["how"] == "learning engine" and "exact:" in fixed["why"]
+    assert "does not saturate traces" in lava.support(bounded, "float")["rules"]["plastic"]["why"]
+    assert lava.support(bounded, "float", learning_engine="exact")["rules"]["plastic"]["how"] == "host-emulated"
+    out = lava.compile(bounded, "fixed", timeout=120)
+    lv = out.run(inp, T)
+    ref, st = _torch_run(bounded, inp, "fixed")
+    np.testing.assert_array_equal(lv["h"], ref["h"])
+    np.testing.assert_array_equal(out.weights()["plastic"], st.projs["plastic"].rule.w[0, 0].numpy())
+
+    other = _saturating_net(40.0)
+    rep = lava.support(other, "float")["rules"]["plastic"]
+    assert rep["how"] == "host-emulated" and "7-bit traces saturate only at 127" in rep["why"]
+    with lava.compile(other, "float", timeout=120) as net:
+        out = net.run(inp, T)
+        w = net.weights()["plastic"]
+    ref, st = _torch_run(other, inp, "float")
+    np.testing.assert_array_equal(out["h"], ref["h"])
+    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=1e-9, atol=1e-9)
+    assert np.abs(w - _rule_w(_torch_run(_saturating_net(None), inp, "float")[1], "plastic")).max() > 1.0

@@ -374,3 +374,27 @@ def test_signed_plastic_weights_stop_at_zero():
         assert np.all(np.sign(w[sign != 0]) * sign[sign != 0] >= 0)
         if value < 0:  # the unsigned column (w0 > 0) is depressed across zero
             assert np.all(w[sign == 0] < 0)
+
+
+def test_trace_bound_saturates_the_traces():
+    """PairSTDP.x_bound: every trace stops at the bound (Loihi's 7-bit traces), none without it."""
+    import numpy as np
+
+    import plastix.backends.torch as tb
+    from plastix.ir import GraphBuilder, PairSTDP
+
+    def final_post_trace(bound):
+        b = GraphBuilder(seed=0)
+        x = b.input("x", 3)
+        h = b.cuba_lif("h", 2, du=1.0, dv=1.0, vth=0.5)
+        b.connect(x, h, weight=np.ones((2, 3)), rule=PairSTDP(eta_plus=0.0, eta_minus=0.0, decay_pre=0.99,
+                                                               decay_post=0.99, x_bound=bound), name="p")
+        net = tb.compile(b.build(outputs=[h]), dtype=torch.float64)
+        with torch.no_grad():
+            out, st = net.run({"x": torch.ones(200, 1, 1, 3, dtype=torch.float64)})
+        assert out["h"].mean() > 0.9  # h fires every step
+        return st.projs["p"].rule.traces
+
+    free, bounded = final_post_trace(None), final_post_trace(5.0)
+    assert free.x_post.min() > 50 and free.x_pre.min() > 50
+    assert torch.all(bounded.x_post == 5.0) and torch.all(bounded.x_pre == 5.0)

@@ -166,6 +166,20 @@ def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
         train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=5, resume=True, **{**TINY_KW, "batch": 5})
 
 
+def test_a_checkpoint_from_before_a_new_setting_resumes_at_its_default():
+    """A run checkpointed before a config field existed resumes when the field is at its default
+    (the old run ran with that behaviour), and not when it is set otherwise; the error names the field."""
+    from plastix.trainer.runner import config_changes
+
+    job = BPTTJob(TINY)
+    now = json.loads(json.dumps(job.config()))
+    old = {k: v for k, v in now.items() if k != "trace_impulse"}
+    assert config_changes(old, now, job.config_defaults()) == {}
+    changed = config_changes(old, {**now, "trace_impulse": 16.0}, job.config_defaults())
+    assert changed == {"trace_impulse": ("(absent)", 16.0)}
+    assert config_changes({**old, "batch": 3}, now, job.config_defaults())["batch"] == (3, now["batch"])
+
+
 def test_curriculum_trains_at_fewer_cues_first():
     cfg = dataclasses.replace(TINY, n_cues=5, curriculum=((0, 1), (3, 3), (5, 5)))
     assert [cfg.cues_at(i) for i in range(7)] == [1, 1, 1, 3, 3, 5, 5]
