@@ -43,7 +43,11 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     t0 = time.perf_counter()
     train_dir = out / "train"
     init = None if start is None else str(start)
-    overrides = {"curriculum": (), "hardware_aware": True, "eval_problems": 64, **overrides}
+    if start is not None and "n_cues" not in overrides:  # continue at the cue count the model was trained at
+        overrides["n_cues"] = int(dict(ir.load(start).metadata or {}).get("n_cues", 5))
+    # lr 3e-4: the rate the shipped model was fine-tuned with (hardware-aware steps at 1e-3 can jump
+    # across rounding boundaries and lose accuracy for a while)
+    overrides = {"curriculum": (), "hardware_aware": True, "eval_problems": 64, "lr": 3e-4, **overrides}
     print(f"[1/4] hardware-aware BPTT meta-training ({iterations} iterations of the {config} config"
           f"{', starting from ' + init if init else ', from scratch'}) -> {train_dir}")
     res = train_bptt("one_shot_cue", config, train_dir, iterations=iterations, seed=seed, init=init,
@@ -65,8 +69,10 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in cmp["lowering"].items()))
     print(f"      torch float: accuracy {cmp['accuracy_torch_float']:.3f}")
     print(f"      torch fixed: accuracy {cmp['accuracy_torch']:.3f}")
-    print(f"      lava  fixed: accuracy {cmp['accuracy_lava']:.3f}; identical output spike trains to torch fixed on "
-          f"{cmp['identical_spike_trains']:.1%} of problems, same decision on {cmp['agreement_decision']:.1%}")
+    print(f"      lava  fixed: accuracy {cmp['accuracy_lava']:.3f}; identical to torch fixed on: output spike trains "
+          f"{cmp['identical_spike_trains']:.1%}, hidden spike trains {cmp['identical_hidden_spike_trains']:.1%}, "
+          f"final plastic weights {cmp['identical_final_weights']:.1%} of problems; same decision on "
+          f"{cmp['agreement_decision']:.1%}")
 
     print(f"[4/4] plots -> {out}")
     pr, (torch_act, torch_hidden, torch_w) = cmp["_problems"], cmp["_torch"]
@@ -91,6 +97,10 @@ def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = No
     from plastix.tasks.cue_association import one_shot_cue_problems
 
     setting = CueSetting.of(graph, n_cues)
+    if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
+        from plastix.trainer.hardware_aware import for_fixed_point
+
+        graph = for_fixed_point(graph)
     pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))
     window = setting.window(pr)
     g2 = graph.replace(outputs=("action", "hidden"))
