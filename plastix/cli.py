@@ -578,6 +578,11 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
         _out_folder(out, overwrite=None)
         check_bundle_target(out, overwrite)
     graph, stored = _load_model_or_bundle(model, max_bytes)
+    from plastix.trainer.hardware_aware import for_fixed_point, is_hardware_aware
+
+    if is_hardware_aware(graph):  # what deploys is the model as the learning engine runs it
+        graph = for_fixed_point(graph)
+        typer.echo("hardware-aware model: deploying it in Loihi units (the scales stored in its metadata)")
     xs = _input_set(graph, inputs, stored, steps, seed, "lava" if target is Target.lava else "torch")
     try:
         if target is Target.nir:
