@@ -123,14 +123,19 @@ def test_host_emulation_follows_trace_includes_spike(lava):
                                     if p.name == "plastic" else p for p in g.projections),
                   modulators=(m.replace(size=6, weight=np.full((6, 3), 0.5)),))
     assert lava.support(g, "float")["rules"]["plastic"]["how"] == "host-emulated"
-    inp = _inputs(x=6, r=4)
+    out, w = _host_emulated_matches_torch(lava, g, _inputs(x=6, r=4), tol=1e-12)
+    assert np.abs(w - np.asarray(pr.weight)).max() > 2 and 0.03 < out["h"].mean() < 0.9
+
+
+def _host_emulated_matches_torch(lava, g, inp: dict, tol: float):
+    """Run ``g`` on Lava in float and on torch; same h spikes and final plastic weights (to ``tol``)."""
     with lava.compile(g, "float", timeout=120) as net:
         out = net.run(inp, T)
         w = net.weights()["plastic"]
     ref, st = _torch_run(g, inp, "float")
     np.testing.assert_array_equal(out["h"], ref["h"])
-    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=1e-12, atol=1e-12)
-    assert np.abs(w - np.asarray(pr.weight)).max() > 2 and 0.03 < out["h"].mean() < 0.9
+    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=tol, atol=tol)
+    return out, w
 
 
 def test_per_pre_and_mismatched_modulators_stay_host_emulated_with_the_reason(lava):
@@ -493,10 +498,5 @@ def test_trace_bound_saturates_the_float_traces_as_the_engine_does(lava):
     other = _saturating_net(40.0)
     rep = lava.support(other, "float")["rules"]["plastic"]
     assert rep["how"] == "host-emulated" and "7-bit traces saturate only at 127" in rep["why"]
-    with lava.compile(other, "float", timeout=120) as net:
-        out = net.run(inp, T)
-        w = net.weights()["plastic"]
-    ref, st = _torch_run(other, inp, "float")
-    np.testing.assert_array_equal(out["h"], ref["h"])
-    np.testing.assert_allclose(w, _rule_w(st, "plastic"), rtol=1e-9, atol=1e-9)
+    _, w = _host_emulated_matches_torch(lava, other, inp, tol=1e-9)
     assert np.abs(w - _rule_w(_torch_run(_saturating_net(None), inp, "float")[1], "plastic")).max() > 1.0
