@@ -406,12 +406,12 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
     typer.echo(json.dumps(res, indent=2, default=str))
 
 
-class EvalBackend(str, Enum):
+class SimBackend(str, Enum):
     torch = "torch"
     lava = "lava"
 
 
-class EvalPrecision(str, Enum):
+class Precision(str, Enum):
     float = "float"
     fixed = "fixed"
 
@@ -423,9 +423,9 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              problems: int = typer.Option(500, min=1, help="number of fresh test problems"),
              seed: int = typer.Option(12345, min=0, help="seed of the test problems (the same seed gives the same "
                                                          "problems on every backend)"),
-             backend: EvalBackend = typer.Option(EvalBackend.torch, help="torch (batched, float64) or lava (one Lava "
+             backend: SimBackend = typer.Option(SimBackend.torch, help="torch (batched, float64) or lava (one Lava "
                                                                          "run per problem)"),
-             precision: EvalPrecision = typer.Option(EvalPrecision.float, help="float, or fixed (Loihi fixed point; "
+             precision: Precision = typer.Option(Precision.float, help="float, or fixed (Loihi fixed point; "
                                                                                "the model must be representable)"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')"),
              max_memory: Optional[str] = MAX_MEMORY) -> None:
@@ -473,16 +473,6 @@ class Target(str, Enum):
     lava = "lava"
     nir = "nir"
     onnx = "onnx"
-
-
-class SimBackend(str, Enum):
-    torch = "torch"
-    lava = "lava"
-
-
-class Precision(str, Enum):
-    float = "float"
-    fixed = "fixed"
 
 
 _MODEL_HELP = "a .plx model (e.g. a trainer's model.plx), a plastix-written NIR file, or a deploy bundle folder"
