@@ -115,17 +115,17 @@ def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = No
         f_act = run_torch(g2, pr)[0]["action"]
         res["accuracy_torch_float"] = float(accuracy(f_act[window].sum(0), pr.test_labels))
     if lava:
-        lava = run_lava(g2, pr, precision=precision, timeout=600.0, final_weights=True)
-        lava_act = lava["action"]
+        lv = run_lava(g2, pr, precision=precision, timeout=600.0, final_weights=True)
+        lava_act = lv["action"]
         counts_lava = lava_act[window].sum(0)
         same_w = torch.ones(problems, dtype=torch.bool)
-        for name, w in lava["weights"].items():  # final plastic weights, problem by problem
+        for name, w in lv["weights"].items():  # final plastic weights, problem by problem
             w_t = state.projs[name].rule.w[0].to(w.dtype)
             same_w &= (w == w_t).flatten(1).all(1) if precision == "fixed" else torch.isclose(w, w_t).flatten(1).all(1)
         res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
                    agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
                    identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
-                   identical_hidden_spike_trains=float((lava["hidden"] == outs["hidden"]).all(dim=(0, 2)).float().mean()),
+                   identical_hidden_spike_trains=float((lv["hidden"] == outs["hidden"]).all(dim=(0, 2)).float().mean()),
                    identical_final_weights=float(same_w.float().mean()),
                    lowering=support(g2, precision)["rules"])
     return res

@@ -42,10 +42,10 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                 readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     if cfg.hardware_aware:  # the same model in Loihi units: what deploys on the learning engine
-        from .hardware_aware import UNITS_KEY, LoihiUnits, deployable
+        from .hardware_aware import LoihiUnits, deployable
 
         units = LoihiUnits.of(graph, trace_impulse=cfg.trace_impulse, mod_gain=cfg.mod_gain)
-        save_graph(deployable(graph, units).replace(metadata={**meta, UNITS_KEY: "loihi"}), out / "model_loihi.plx")
+        save_graph(deployable(graph.replace(metadata=meta), units), out / "model_loihi.plx")  # marks loihi.units
     summary = {"task": task, "config": config, "seed": seed, "iterations": res.steps_done,
                "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_problems": cfg.eval_problems,
                "n_cues": cfg.n_cues, "wall_time_s": time.perf_counter() - t0, "model": str(path),
