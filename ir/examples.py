@@ -5,7 +5,9 @@ import numpy as np
 
 from .builder import GraphBuilder
 from .graph import Graph
+from .neurons import CubaLIF
 from .rules import EligibilityTrace, ModulationMode, PairSTDP, ThreeFactor, TripletSTDP
+from .synapses import Projection
 
 #: plasticity variants of :func:`cue_association_net` (Meta-SpikePropamine Methods): modulated
 #: eligibility traces (eqs. 16, 19) of pair (eq. 12) or triplet (eq. 15) STDP, or the modulated STDP
@@ -22,7 +24,7 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
                         mod_activation: str = "tanh", in_scale: float = 0.15, recurrent_scale: float = 0.05,
                         out_scale: float = 0.5, p_in: float = 0.5, inhibitory_in: float = 0.2,
                         scalar_rates: bool = False, trace_includes_spike: bool = False,
-                        excitatory_in: bool = False) -> Graph:
+                        excitatory_in: bool = False, nm_memory: int = 0, nm_memory_du: float = 0.002) -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
@@ -42,7 +44,8 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     hidden (the paper's 50 % / 20 %; 1 / 0 gives a dense, unsigned matrix as Loihi's learning engine
     needs); ``excitatory_in`` makes every input -> hidden synapse excitatory (sign +1, a Lava
     ``LearningDense`` with sign mode EXCITATORY); ``scalar_rates`` one η± for all synapses;
-    ``trace_includes_spike`` Loihi's trace convention for the STDP terms."""
+    ``trace_includes_spike`` Loihi's trace convention for the STDP terms; ``nm_memory`` > 0 adds
+    that many slow NM neurons (:func:`add_nm_memory`)."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
     b = GraphBuilder(dt=1e-3, seed=seed)
@@ -82,4 +85,33 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     if recurrent_scale:
         b.connect(h, h, p=0.5, inhibitory=0.2, scale=recurrent_scale)
     b.connect(h, y, scale=out_scale)
-    return b.build(outputs=[y], metadata={"source": "Schmidgall & Hays, Meta-SpikePropamine (cue association)"})
+    g = b.build(outputs=[y], metadata={"source": "Schmidgall & Hays, Meta-SpikePropamine (cue association)"})
+    return add_nm_memory(g, nm_memory, du=nm_memory_du, seed=seed) if nm_memory else g
+
+
+def add_nm_memory(graph: Graph, size: int, *, du: float = 0.002, signal_scale: float = 0.01,
+                  out_scale: float = 0.05, seed: int = 0) -> Graph:
+    """Give the NM-SNN of a cue-association net a memory of the feedback it has seen: ``size`` CUBA
+    neurons with a slow current (``du``; 0.002 keeps ~half the current for a 350-step trial), driven
+    by the learning signal (weights ~ ``signal_scale``), feeding ``nm2`` (weights ~ ``out_scale``).
+
+    Why: the eligibility trace still holds the first training trial when the second trial's
+    feedback arrives, so equal modulation at both feedbacks writes ``E_1 - (gamma^L E_1 + E_2)``
+    instead of ``E_1 - E_2`` (tasks/cue_bounds.py: ceiling 0.61 -> 0.97 at M = 5 for tau = 1000
+    steps when the second write is scaled by ``1 / (1 + gamma^L)``). Scaling the second write needs
+    the NM-SNN to know that a feedback came before: these neurons fire tonically after one.
+    Works on a fresh net and on a trained one (the new synapses start small)."""
+    if size < 1:
+        raise ValueError(f"nm_memory size must be >= 1, got {size}")
+    names = {p.name for p in graph.populations}
+    if not {"learning_signal", "nm2"} <= names or "nm_mem" in names:
+        raise ValueError("add_nm_memory needs a cue-association net with 'learning_signal' and 'nm2' and no 'nm_mem'")
+    rng = np.random.default_rng(seed + 7)
+    n2 = graph.population("nm2").size
+    n_sig = graph.population("learning_signal").size
+    mem = CubaLIF(name="nm_mem", size=size, du=du, dv=0.1, vth=1.0)
+    w_in = np.abs(rng.normal(signal_scale, signal_scale / 2, (size, n_sig)))
+    w_out = rng.normal(0.0, out_scale / np.sqrt(size), (n2, size))
+    projs = (Projection(name="learning_signal_to_nm_mem", pre="learning_signal", post="nm_mem", weight=w_in),
+             Projection(name="nm_mem_to_nm2", pre="nm_mem", post="nm2", weight=w_out))
+    return graph.replace(populations=graph.populations + (mem,), projections=graph.projections + projs)

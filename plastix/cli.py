@@ -364,6 +364,9 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           hardware_aware: bool = typer.Option(False, "--hardware-aware", help="bptt one_shot_cue only: train on the values "
                                               "Loihi's learning engine runs (straight-through rounding; also writes "
                                               "model_loihi.plx); needs an engine-form config such as paper_engine"),
+          fixed_in_loop: bool = typer.Option(False, "--fixed-in-loop", help="bptt one_shot_cue with --hardware-aware: "
+                                             "the forward pass is the bit-exact Loihi fixed-point run (its spikes "
+                                             "straight-through into the float graph for the gradient)"),
           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
@@ -391,7 +394,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
         elif method is Method.bptt:
             from plastix.trainer.bptt_run import train_bptt
             extra = {"init": str(_existing(init, "model file")) if init is not None else None,
-                     "hardware_aware": True if hardware_aware else None}
+                     "hardware_aware": True if hardware_aware else None,
+                     "fixed_in_loop": True if fixed_in_loop else None}
             res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps, jit=jit,
                              **{k: v for k, v in extra.items() if v is not None})
         elif method is Method.synq:

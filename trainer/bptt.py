@@ -27,7 +27,7 @@ from plastix.backends.torch import compile as compile_torch
 from plastix.backends.torch import export_graph
 from plastix.ir import EligibilityTrace, Graph, ThreeFactor
 from plastix.ir import load as load_graph
-from plastix.ir.examples import cue_association_net
+from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 # rule coefficients with IR bounds [lo, hi] that the optimiser must respect (projected gradient)
@@ -133,8 +133,14 @@ class BPTTConfig:
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
     init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
+    mod_quiet: float = 0.0           # weight of the mean |M| outside the feedback windows in the loss (a rule
+                                     # that rewrites weights all episode amplifies fixed-point rounding)
+    nm_memory: int = 0               # slow NM-SNN neurons that remember the feedback (ir.examples.add_nm_memory;
+    nm_memory_du: float = 0.002      # added to an ``init`` model that has none)
     hardware_aware: bool = False     # train with the values Loihi's learning engine runs (straight-through
                                      # rounding in Loihi units; trainer/hardware_aware.py)
+    fixed_in_loop: bool = False      # hardware-aware: the forward pass is the bit-exact fixed-point run (spikes
+                                     # forced straight-through into the float graph, whose surrogate gives the gradient)
     trace_impulse: float = 8.0       # hardware-aware: trace impulse in Loihi units (7-bit traces)
     mod_gain: float = 8.0            # hardware-aware: modulator divided, rates multiplied (finer fixed point)
     curriculum: tuple[tuple[int, int], ...] = ()  # ((first iteration, M), ...): train at fewer cues first;
@@ -158,6 +164,8 @@ class BPTTConfig:
             raise ValueError(f"curriculum must be ((first iteration, M >= 1), ...) with increasing iterations, "
                              f"got {self.curriculum!r}")
         object.__setattr__(self, "curriculum", stages)
+        if self.fixed_in_loop and not self.hardware_aware:
+            raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
 
     def cues_at(self, iteration: int) -> int:
         """The cue count M trained at ``iteration`` (the last curriculum stage started, else ``n_cues``)."""
@@ -303,15 +311,45 @@ class CueModel(nn.Module):
         ov = None if self.reparam is None else self.reparam.overrides()
         return ov if self.engine is None else self.engine.overrides(ov)
 
-    def run(self, cues: torch.Tensor, signal: torch.Tensor) -> tuple[dict, Any]:
-        """The network's outputs and final state for a batch of episodes."""
-        return self.net.run({"cues": cues, "learning_signal": signal}, params=self.overrides())
+    def run(self, cues: torch.Tensor, signal: torch.Tensor, force: dict | None = None) -> tuple[dict, Any]:
+        """The network's outputs and final state for a batch of episodes (``force``: see
+        :meth:`TorchNetwork.run`)."""
+        return self.net.run({"cues": cues, "learning_signal": signal}, params=self.overrides(), force=force)
+
+    def fixed_point_spikes(self, cues: torch.Tensor, signal: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every population's spikes ``(T, B, n)`` when the current model runs in Loihi fixed point
+        (bit-exact with Lava's fixed-point processes and learning engine), without gradients."""
+        from .hardware_aware import for_fixed_point
+
+        g = for_fixed_point(self.to_graph())
+        names = tuple(p.name for p in g.populations if p.kind != "input")
+        net = compile_torch(g.replace(outputs=names), dtype=torch.float64, precision="fixed")
+        with torch.no_grad():
+            outs, _ = net.run({"cues": cues.double(), "learning_signal": signal.double()})
+        return {n: v[:, 0].to(cues.dtype) for n, v in outs.items()}
+
+    def episode(self, cues: torch.Tensor, signal: torch.Tensor, window: torch.Tensor, *,
+                fixed_in_loop: bool = False) -> tuple[torch.Tensor, dict]:
+        """Output spike counts (B, 2) over the (T,) bool ``window`` and all probed outputs. With
+        ``fixed_in_loop`` every population's spikes are those of the fixed-point run, straight-through
+        (hardware in the loop: the loss is the fixed-point loss, the gradient the float surrogate's
+        along the fixed-point trajectory)."""
+        force = self.fixed_point_spikes(cues, signal) if fixed_in_loop else None
+        out, _ = self.run(cues, signal, force)
+        action = out["action"][:, 0]  # (T, B, 2), population dim P = 1
+        return action[window].sum(0), out
 
     def forward(self, cues: torch.Tensor, signal: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """Output spike counts (B, 2) over the (T,) bool ``window``, one episode per batch element."""
-        out, _ = self.run(cues, signal)
-        action = out["action"][:, 0]  # (T, B, 2), population dim P = 1
-        return action[window].sum(0)
+        return self.episode(cues, signal, window)[0]
+
+    def off_signal_modulation(self, outs: dict, signal: torch.Tensor) -> torch.Tensor:
+        """Mean |M| of the plastic projection's modulator outside the learning-signal windows: the
+        weight writes no feedback asked for (``cfg.mod_quiet`` penalises it)."""
+        proj = next(p for p in self.net.graph.plastic_projections if isinstance(p.rule, ThreeFactor))
+        mod = self.net.graph.modulator(proj.rule.modulator)
+        m = self.net.modulator_values(mod.name, outs[mod.source], params=self.overrides())[:, 0].abs()
+        return m[signal.sum(-1) == 0].mean()
 
     def param_groups(self) -> list[dict]:
         """Adam groups: the network at ``lr``, the readout gain/offset at ``lr * readout_lr``, the
@@ -365,7 +403,10 @@ def build_graph(cfg: BPTTConfig) -> Graph:
     if cfg.task != "one_shot_cue":
         raise ValueError(f"unknown BPTT task {cfg.task!r}; known: one_shot_cue")
     if cfg.init is not None:
-        return load_graph(cfg.init)
+        g = load_graph(cfg.init)
+        if cfg.nm_memory and not any(p.name == "nm_mem" for p in g.populations):
+            g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
+        return g
     gamma = cfg.gamma
     if cfg.tau_e is not None and cfg.tau_e[0] == cfg.tau_e[1]:  # one time constant
         gamma = 1.0 - 1.0 / cfg.tau_e[0]
@@ -386,13 +427,19 @@ def build_graph(cfg: BPTTConfig) -> Graph:
                                in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
                                out_scale=cfg.out_scale, p_in=cfg.p_in, inhibitory_in=cfg.inhibitory_in,
                                scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike,
-                               excitatory_in=cfg.excitatory_in)
+                               excitatory_in=cfg.excitatory_in, nm_memory=cfg.nm_memory,
+                               nm_memory_du=cfg.nm_memory_du)
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:
     cue, rest, delay, decision = cfg.timing
     return OneShotCueConfig(n_cues=n_cues or cfg.n_cues, permute=cfg.permute, cue_steps=cue, rest_steps=rest,
                             delay_steps=delay, decision_steps=decision)
+
+
+def task_metadata(cfg: BPTTConfig) -> dict:
+    """The task settings a trained model carries in its metadata (read back by ``CueSetting.of``)."""
+    return dict(n_cues=cfg.n_cues, readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
 
 
 EVAL_BATCH = 128
@@ -428,7 +475,8 @@ def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch:
 def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
     """Why a run learns or not, from one batch of episodes: firing rates of the hidden layer, the
     two action neurons and the NM-SNN's output layer; the mean |M| of the modulator inside the
-    learning-signal windows and outside them; the mean |ΔW| of the plastic projection over an
+    learning-signal windows and outside them, and its ratio between the second and the first
+    training trial's feedback (how much the NM-SNN scales the second write); the mean |ΔW| of the plastic projection over an
     episode against mean |W0|; the eligibility time constants 1 / (1 - γ) (10/50/90 % quantiles) and
     the mean STDP rates η± of the IR."""
     net = model.net
@@ -449,6 +497,9 @@ def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
             on = problems.signal.sum(-1) > 0  # (T, B)
             res["mod_in_signal"] = float(m[on].mean())
             res["mod_outside"] = float(m[~on].mean())
+            first = torch.zeros_like(on)
+            first[: on.shape[0] // 3] = True  # the first of the three trials
+            res["mod_second_over_first"] = float(m[on & ~first].mean() / (m[on & first].mean() + 1e-12))
         w0 = prm[f"{proj.name}/weight"]
         mask = torch.as_tensor(np.array(proj.mask), dtype=w0.dtype) if proj.mask is not None else torch.ones_like(w0)
         w1 = state.projs[proj.name].rule.w[0]
@@ -558,15 +609,24 @@ class BPTTJob(GradientJob):
         n_cues = cfg.cues_at(index)
         pr = one_shot_cue_problems(cfg.batch, task_config(cfg, n_cues), generator=state.generator)
         window = model.window(pr)
-        act = model(pr.cues, pr.signal, window)
+        act, outs = model.episode(pr.cues, pr.signal, window, fixed_in_loop=cfg.fixed_in_loop)
         loss = model.loss(act, pr.test_labels, int(window.sum()))
         total = loss + cfg.rate_reg * rate_penalty(act, int(window.sum()), cfg.target_rate) if cfg.rate_reg else loss
+        if cfg.mod_quiet:
+            total = total + cfg.mod_quiet * model.off_signal_modulation(outs, pr.signal)
         grad_norm = self.optimize(state, total)
         metrics = {"loss": float(loss.detach()), "train_accuracy": float(accuracy(act.detach(), pr.test_labels)),
                    "grad_norm": grad_norm, "train_cues": n_cues}
         if (index + 1) % cfg.eval_every == 0:
             ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=self.EVAL_SEED)
             metrics.update(test_accuracy=ev["accuracy"], test_loss=ev["loss"])
+            if cfg.fixed_in_loop:  # what the loss trains: the fixed-point accuracy on the same problems
+                from .cue_eval import evaluate_model
+
+                g = model.to_graph()
+                g = g.replace(metadata={**(g.metadata or {}), **task_metadata(cfg)})
+                metrics["test_accuracy_fixed"] = evaluate_model(g, n_problems=cfg.eval_problems,
+                                                                seed=self.EVAL_SEED, precision="fixed")["accuracy"]
             diag = one_shot_cue_problems(min(EVAL_BATCH, cfg.eval_problems), task_config(cfg),
                                          generator=torch.Generator().manual_seed(self.DIAG_SEED))
             metrics.update(diagnostics(model, diag))

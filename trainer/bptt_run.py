@@ -6,10 +6,11 @@ import json
 import time
 from pathlib import Path
 
+from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
-from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate
+from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate, task_metadata
 from .runner import RunOptions, config_preset, run
 
 
@@ -38,8 +39,7 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
     ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=BPTTJob.EVAL_SEED)
     graph = model.to_graph()
     meta = dict(graph.metadata or {})
-    meta.update(task=task, config=config, seed=seed, iterations=res.steps_done, trainer="bptt", n_cues=cfg.n_cues,
-                readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
+    meta.update(task=task, config=config, seed=seed, iterations=res.steps_done, trainer="bptt", **task_metadata(cfg))
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     if cfg.hardware_aware:  # the same model in Loihi units: what deploys on the learning engine
         from .hardware_aware import LoihiUnits, deployable
@@ -50,6 +50,11 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                "test_accuracy": ev["accuracy"], "test_loss": ev["loss"], "test_problems": cfg.eval_problems,
                "n_cues": cfg.n_cues, "wall_time_s": time.perf_counter() - t0, "model": str(path),
                "resumed_from": res.resumed_from}
+    if cfg.hardware_aware:  # what it is trained for: the accuracy in Loihi fixed point, same problems
+        from .cue_eval import evaluate_model
+
+        summary["test_accuracy_fixed"] = evaluate_model(load_graph(path), n_problems=cfg.eval_problems,
+                                                        seed=BPTTJob.EVAL_SEED, precision="fixed")["accuracy"]
     atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 

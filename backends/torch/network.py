@@ -655,7 +655,8 @@ class TorchNetwork(nn.Module):
         return x.to(self.dtype).expand(P, B, *shape)
 
     def _step(self, xs: Mapping[str, torch.Tensor], state: NetState, bound: tuple, reward: Any,
-              generator: Optional[torch.Generator]) -> tuple[dict, NetState]:
+              generator: Optional[torch.Generator], force: Optional[Mapping[str, torch.Tensor]] = None
+              ) -> tuple[dict, NetState]:
         pops_b, rules_b, weights, mods_b = bound
         t = state.t
         old = state.out
@@ -670,6 +671,8 @@ class TorchNetwork(nn.Module):
                 neur[p.name] = None
             else:
                 out[p.name], neur[p.name] = p.step(state.a[p.name], state.neurons[p.name], pops_b[p.name])
+                if force is not None and p.name in force:  # straight-through: forced value, own gradient
+                    out[p.name] = out[p.name] + (force[p.name] - out[p.name]).detach()
         a: dict[str, torch.Tensor] = {}
         projs = {}
         for pr in self._projs:
@@ -723,10 +726,15 @@ class TorchNetwork(nn.Module):
 
     def run(self, inputs: Mapping[str, torch.Tensor], state: Optional[NetState] = None, *,
             params: Optional[Mapping[str, torch.Tensor]] = None, reward: Any = None,
-            generator: Optional[torch.Generator] = None, check_finite: bool = True) -> tuple[dict, NetState]:
+            generator: Optional[torch.Generator] = None, check_finite: bool = True,
+            force: Optional[Mapping[str, torch.Tensor]] = None) -> tuple[dict, NetState]:
         """Run ``T`` steps. ``inputs``: name -> ``(T, P, B, size[, channels])`` (``(T, B, ...)``
         broadcasts over P). ``params``: name -> ``(P, *shape)`` per-individual overrides.
         ``reward``: ``(T, P, B)`` / ``(T,)`` sequence or ``None`` (synaptic-Q).
+        ``force``: population name -> outputs ``(T, P, B, size)`` (or ``(T, B, size)``) that replace
+        what the population computes, straight-through (the forward value is the forced one, the
+        gradient the population's own): e.g. spikes recorded in fixed point, so that a float backward
+        pass trains what the fixed-point run did (runs eagerly).
         Returns outputs name -> ``(T, P, B, size[, channels])`` and the final state."""
         prm, Pp = self._resolve(params)
         missing = [n for n in self.inputs if n not in inputs]
@@ -754,7 +762,8 @@ class TorchNetwork(nn.Module):
         self._check_memory(T, P, B, params)
         seqs = {n: self._inputs_seq(n, x, P, B) for n, x in seqs.items()}
         bound = self._bind(prm)
-        if self.jit and T > 0:
+        forced = self._forced(force, T, P, B)
+        if self.jit and T > 0 and forced is None:
             if reward is not None:
                 raise ValueError("run: reward is only used by synaptic-Q rules, which jit-compiled graphs do not have")
             return self._run_jit(seqs, state, bound, T)
@@ -764,7 +773,8 @@ class TorchNetwork(nn.Module):
         record: Optional[dict[str, torch.Tensor]] = None if torch.is_grad_enabled() else {}
         for t in range(T):
             r = reward[t] if (reward is not None and torch.is_tensor(reward) and reward.dim() > 0) else reward
-            y, state = self._step({n: s[t] for n, s in seqs.items()}, state, bound, r, generator)
+            y, state = self._step({n: s[t] for n, s in seqs.items()}, state, bound, r, generator,
+                                  None if forced is None else {n: f[t] for n, f in forced.items()})
             for n in self.outputs:
                 if record is None:
                     outs[n].append(y[n])
@@ -775,6 +785,21 @@ class TorchNetwork(nn.Module):
         if record is not None and T > 0:
             return record, state
         return {n: torch.stack(v) for n, v in outs.items()}, state
+
+    def _forced(self, force: Optional[Mapping[str, torch.Tensor]], T: int, P: int, B: int) -> Optional[dict]:
+        if not force:
+            return None
+        out = {}
+        for n, f in force.items():
+            if n not in self._popd or isinstance(self._popd[n], _InputLowering):
+                raise KeyError(f"force: {n!r} is not a non-input population; known: "
+                               f"{', '.join(p.name for p in self._pops if not isinstance(p, _InputLowering))}")
+            shape = self._popd[n].out_shape()
+            f = f.unsqueeze(1) if f.dim() == len(shape) + 2 else f
+            if f.shape[0] != T or f.shape[1] not in (1, P) or f.shape[2] != B or tuple(f.shape[3:]) != shape:
+                raise ValueError(f"force {n!r}: expected shape (T={T}, P={P}, B={B}, *{shape}), got {tuple(f.shape)}")
+            out[n] = f.to(self.dtype).expand(T, P, B, *shape)
+        return out
 
     def _check_memory(self, steps: int, P: int, B: int, params: Optional[Mapping[str, torch.Tensor]]) -> None:
         """Refuse (``MemoryLimitError``) a run whose estimate exceeds the limit, before allocating it."""

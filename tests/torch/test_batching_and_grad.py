@@ -206,3 +206,26 @@ def test_three_factor_per_pre_gradient_reaches_modulator():
     state.projs["plastic"].rule.w.sum().backward()
     assert net.params["m/weight"].grad.abs().sum() > 0
     assert net.params["plastic/rule/base/gamma"].grad.abs().sum() > 0
+
+
+def test_forced_outputs_are_straight_through():
+    """``run(force=...)``: forcing a population with its own outputs changes nothing; forcing other
+    spikes makes them the forward values (downstream follows them) while gradients still reach the
+    weights through the population's own surrogate; bad names and shapes are clear errors."""
+    g = small_cue_net().replace(outputs=("hidden", "action", "nm2"))
+    net = compile(g)
+    gen = torch.Generator().manual_seed(0)
+    T, B = 40, 3
+    xs = {"cues": (torch.rand(T, B, 6, generator=gen) < 0.4).float(), "learning_signal": torch.zeros(T, B, 2)}
+    free, _ = net.run(xs)
+    same, _ = net.run(xs, force={"hidden": free["hidden"].detach()})
+    assert all(torch.equal(free[k], same[k]) for k in free)
+    other = (torch.rand(T, 1, B, 8, generator=gen) < 0.5).float()
+    forced, _ = net.run(xs, force={"hidden": other})
+    assert torch.equal(forced["hidden"], other) and not torch.equal(forced["action"], free["action"])
+    forced["action"].sum().backward()
+    assert net.params["cues_to_hidden/weight"].grad.abs().sum() > 0
+    with pytest.raises(KeyError, match="cues"):
+        net.run(xs, force={"cues": xs["cues"]})
+    with pytest.raises(ValueError, match="force 'hidden'"):
+        net.run(xs, force={"hidden": other[:-1]})

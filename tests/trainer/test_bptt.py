@@ -199,3 +199,33 @@ def test_quick_config_loss_falls(tmp_path):
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert res["iterations"] == 48
     assert sum(losses[-12:]) / 12 < sum(losses[:12]) / 12 - 0.05, losses
+
+
+def test_nm_memory_fires_only_after_a_feedback_and_gets_gradients():
+    """The slow NM neurons (ir.examples.add_nm_memory) are silent until the first training trial's
+    feedback, then fire tonically into the next trial; BPTT reaches their synapses."""
+    from plastix.backends.torch import compile as compile_torch
+    from plastix.ir.examples import add_nm_memory
+    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+
+    cfg = dataclasses.replace(TINY, nm_memory=6, nm_memory_du=0.002, timing=(6, 4, 6, 25))  # paper-length feedback
+    from plastix.trainer.bptt import build_graph
+
+    graph = build_graph(cfg)
+    job = BPTTJob(cfg, graph)
+    assert graph.population("nm_mem").size == 6
+    net = compile_torch(graph.replace(outputs=("nm_mem",)))
+    task = OneShotCueConfig(n_cues=1, cue_steps=6, rest_steps=4, delay_steps=6, decision_steps=25)
+    pr = one_shot_cue_problems(4, task, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, _ = net.run({"cues": pr.cues, "learning_signal": pr.signal})
+    mem = out["nm_mem"][:, 0].sum((1, 2))
+    first = int(pr.signal.sum((1, 2)).nonzero()[0])
+    assert mem[: first + 1].sum() == 0 and mem[first + 1:].sum() > 0
+    state = job.init_state()
+    state, _ = job.step(state, 0)
+    grads = {n: p.grad for n, p in state.model.net.named_parameters() if p.requires_grad}
+    assert grads["params.nm_mem_to_nm2/weight"].abs().sum() > 0
+    assert grads["params.learning_signal_to_nm_mem/weight"].abs().sum() > 0
+    with pytest.raises(ValueError, match="nm_mem"):
+        add_nm_memory(graph, 3)

@@ -59,3 +59,28 @@ def test_fixed_point_torch_equals_lava(trained):
     lv = evaluate_model(loihi, n_problems=2, seed=5, precision="fixed", backend="lava")
     assert t["counts"] == lv["counts"]
     assert np.isfinite(t["accuracy"])
+
+
+def test_fixed_in_loop_trains_on_the_fixed_point_run():
+    """Hardware in the loop: the forward pass's spikes are the fixed-point run's (so the counts the
+    loss sees are the fixed-point counts), and the float surrogate still gives gradients."""
+    from plastix.tasks.cue_association import one_shot_cue_problems
+    from plastix.trainer.bptt import task_config
+
+    cfg = dataclasses.replace(CONFIGS["paper_engine"], fixed_in_loop=True,
+                              **{k: v for k, v in ENGINE_KW.items() if k not in ("iterations", "progress")})
+    model = BPTTJob(cfg).init_state().model
+    pr = one_shot_cue_problems(4, task_config(cfg), generator=torch.Generator().manual_seed(1))
+    window = model.window(pr)
+    spikes = model.fixed_point_spikes(pr.cues, pr.signal)
+    counts, outs = model.episode(pr.cues, pr.signal, window, fixed_in_loop=True)
+    assert torch.equal(counts, spikes["action"][window].sum(0))
+    for name in ("hidden", "nm2"):
+        assert torch.equal(outs[name][:, 0], spikes[name])
+    free, _ = model.run(pr.cues, pr.signal)
+    assert not torch.equal(free["hidden"][:, 0], spikes["hidden"])  # float and fixed runs differ somewhere
+    model.loss(counts, pr.test_labels, int(window.sum())).backward()
+    raw = model.net.params["cues_to_hidden/weight"]
+    assert raw.grad is not None and raw.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="hardware_aware"):
+        dataclasses.replace(CONFIGS["paper_engine"], fixed_in_loop=True)
