@@ -91,11 +91,18 @@ class MLPSpec:
         return torch.cat(parts)
 
     def init(self, *, generator: torch.Generator, scale: float = 0.1, zero_bias: bool = True,
-             dtype=torch.float32, device=None) -> torch.Tensor:
-        """Weights ~ U[-scale, scale], biases 0 (the authors' ``generate_network``)."""
-        theta = (torch.rand(self.n_params, generator=generator, dtype=dtype) * 2 - 1) * scale
+             bias_scale: float = 0.0, dtype=torch.float32, device=None) -> torch.Tensor:
+        """Weights ~ U[-scale, scale]; biases 0 (the authors' ``generate_network``), or, with
+        ``zero_bias=False``, ~ U[-bias_scale, bias_scale] (``bias_scale`` 0: the weights' scale).
+        One draw per parameter either way, so the weights do not depend on the bias choice.
+        (The multiplicative move ``w += ±step w`` never moves a zero bias: give it non-zero biases.)"""
+        u = torch.rand(self.n_params, generator=generator, dtype=dtype) * 2 - 1
+        theta = u * scale
+        mask = self.bias_mask()
         if zero_bias:
-            theta[self.bias_mask()] = 0.0
+            theta[mask] = 0.0
+        elif bias_scale > 0:
+            theta[mask] = u[mask] * bias_scale
         return theta.to(device)
 
     def layers(self, theta: torch.Tensor) -> list[torch.Tensor]:
