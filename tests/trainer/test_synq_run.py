@@ -190,3 +190,22 @@ def test_shipped_policy_is_package_data_and_applies_frozen_or_online(tmp_path):
         assert outs[mode]["train_policy"] is (mode == "online")
     assert torch.equal(load_policy(tmp_path / "frozen" / "policy.plx")[0], q)
     assert not torch.equal(load_policy(tmp_path / "online" / "policy.plx")[0], q)
+
+
+def test_frozen_tables_on_digits_shipped_lowers_the_loss_a_constant_table_does_not(tmp_path):
+    """The two-phase protocol in miniature (docs/results.md, issue 19): the shipped boundary-learned
+    table, frozen, lowers the digits loss; so does the hand-made win-stay/lose-reverse table, further;
+    a table whose greedy action never depends on the reward (all zeros: always -step) raises it."""
+    from plastix.trainer.synq import win_stay_lose_reverse
+
+    def first_and_last(policy, name):
+        res = train_synq("digits_0hu", "quick", tmp_path / name, seed=0, policy=policy, iterations=2000)
+        first = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])["train_loss"]
+        return first, res["final"]["train_loss"], res["final"]["valid_acc"]
+
+    params = SynQParams(step=1e-3)
+    f0, f1, _ = first_and_last("shipped", "shipped")
+    w0, w1, wacc = first_and_last(save_policy(tmp_path / "wslr.plx", win_stay_lose_reverse(), params), "wslr")
+    z0, z1, _ = first_and_last(save_policy(tmp_path / "zero.plx", torch.zeros(81, 3), params), "zero")
+    assert f1 < f0 - 0.05 and w1 < w0 - 0.2 and wacc > 0.4
+    assert z1 > z0
