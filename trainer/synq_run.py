@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from importlib import resources
 from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
