@@ -336,6 +336,16 @@ class Method(str, Enum):
     gd = "gd"
 
 
+class PolicyMode(str, Enum):
+    frozen = "frozen"
+    online = "online"
+
+
+class GDProtocolName(str, Enum):
+    strong = "strong"
+    authors = "authors"
+
+
 @app.command()
 def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
                                                "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
@@ -343,7 +353,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
                                                   "gradient-descent baseline)"),
           config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction); synq/gd "
-                                                     "also authors (the authors' public-code settings); "
+                                                     "also authors (the authors' public-code settings) and "
+                                                     "authors_final (their final runs' settings); "
                                                      "bptt one_shot_cue also unpermuted (sanity check)"),
           model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
@@ -351,9 +362,18 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
           steps: int = typer.Option(None, min=1, help="override the number of generations / iterations"),
           form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
-          policy: Path = typer.Option(None, help="synq only: start from the Q table of this policy.plx (static "
-                                                 "unless --train-policy)"),
-          train_policy: bool = typer.Option(None, help="synq only: keep learning the Q table"),
+          policy: str = typer.Option(None, help="synq only: apply the Q table of this policy.plx (e.g. the "
+                                                "policy.plx of a boundary run), or 'shipped' for the package's "
+                                                "boundary-learned table"),
+          policy_mode: PolicyMode = typer.Option(None, help="synq only: frozen (the paper's OCR protocol; default "
+                                                            "with --policy) or online (keep learning the table; "
+                                                            "the default without --policy, from zeros)"),
+          bias_init: float = typer.Option(None, min=0.0, help="synq only: initial biases ~ U[-b, b] (default 0, "
+                                                              "the authors' code; the multiplicative form cannot "
+                                                              "move zero biases)"),
+          gd_protocol: GDProtocolName = typer.Option(GDProtocolName.strong, help="gd only: strong (the synq run's "
+                                                     "init and budget) or authors (U[-1, 1] weights, lr 0.1, "
+                                                     "5,000 iterations)"),
           variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
                                                       "dp_bcm | ndp_oja | ndp_bcm"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
@@ -376,8 +396,11 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
     _max_memory(max_memory)
     sub = model if method is Method.es else variant if task == "cue_tmaze" else ""
     out = _out_folder(out or Path("runs") / f"{method.value}_{task}_{config}" / sub)
-    if policy is not None:
-        _existing(policy, "policy file")
+    if policy is not None and method is Method.synq:
+        from plastix.trainer.synq_run import policy_path
+        _existing(policy_path(policy), "policy file")
+    if policy_mode is PolicyMode.frozen and policy is None:
+        raise _fail("--policy-mode frozen needs --policy (a policy.plx, or 'shipped')")
     if resume and (out / CHECKPOINT).exists():
         try:
             load_checkpoint(out / CHECKPOINT)
@@ -400,11 +423,13 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
                              **{k: v for k, v in extra.items() if v is not None})
         elif method is Method.synq:
             from plastix.trainer.synq_run import train_synq
+            online = None if policy_mode is None else policy_mode is PolicyMode.online
             res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,
-                             policy=policy, train_policy=train_policy)
+                             policy=policy, train_policy=online, bias_init_scale=bias_init)
         else:
             from plastix.trainer.synq_run import train_gd_baseline
-            res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps)
+            res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps,
+                                    protocol=gd_protocol.value)
     except (KeyError, ValueError, FileExistsError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
     typer.echo(json.dumps(res, indent=2, default=str))

@@ -91,11 +91,18 @@ class MLPSpec:
         return torch.cat(parts)
 
     def init(self, *, generator: torch.Generator, scale: float = 0.1, zero_bias: bool = True,
-             dtype=torch.float32, device=None) -> torch.Tensor:
-        """Weights ~ U[-scale, scale], biases 0 (the authors' ``generate_network``)."""
-        theta = (torch.rand(self.n_params, generator=generator, dtype=dtype) * 2 - 1) * scale
+             bias_scale: float = 0.0, dtype=torch.float32, device=None) -> torch.Tensor:
+        """Weights ~ U[-scale, scale]; biases 0 (the authors' ``generate_network``), or, with
+        ``zero_bias=False``, ~ U[-bias_scale, bias_scale] (``bias_scale`` 0: the weights' scale).
+        One draw per parameter either way, so the weights do not depend on the bias choice.
+        (The multiplicative move ``w += ±step w`` never moves a zero bias: give it non-zero biases.)"""
+        u = torch.rand(self.n_params, generator=generator, dtype=dtype) * 2 - 1
+        theta = u * scale
+        mask = self.bias_mask()
         if zero_bias:
-            theta[self.bias_mask()] = 0.0
+            theta[mask] = 0.0
+        elif bias_scale > 0:
+            theta[mask] = u[mask] * bias_scale
         return theta.to(device)
 
     def layers(self, theta: torch.Tensor) -> list[torch.Tensor]:
@@ -358,3 +365,35 @@ def load_policy(path) -> tuple[torch.Tensor, SynQParams]:
             return torch.tensor(np.array(rule.q_table), dtype=torch.float32), params
     raise ValueError(f"{path}: no SynapticQ rule in any projection "
                      f"({[pr.name for pr in graph.projections]})")
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a table: how far it is from win-stay / lose-reverse
+
+
+def win_stay_lose_reverse() -> torch.Tensor:
+    """A hand-made reference table ``(81, 3)``, not a learned one: after a reward of +1 repeat the
+    last action, after -1 take the opposite one (a null action stays null), with no reward yet
+    stay null. Applied by every synapse at once this is a random-direction line search: the whole
+    net keeps a direction while the loss falls and steps back when it rises. Used in
+    docs/results.md to measure what a frozen table of this rule family can reach."""
+    q = torch.zeros(sq.N_STATES, sq.N_ACTIONS)
+    s = torch.arange(sq.N_STATES)
+    a1, _, r1, _ = sq.decode_state(s)
+    best = torch.where(r1 == 2, a1, torch.where(r1 == 0, 2 - a1, torch.full_like(a1, sq.NEUTRAL)))
+    q[s, best] = 1.0
+    return q
+
+
+def wslr_agreement(q: torch.Tensor) -> dict:
+    """How often the greedy action of ``q`` is :func:`win_stay_lose_reverse`'s, over the states with
+    both rewards set (+1 or -1: the 36 states a running net visits) whose row is not all zeros
+    (unvisited rows stay zero): ``{"win": (agree, n), "lose": (agree, n)}`` by the last reward."""
+    ref = win_stay_lose_reverse().argmax(1)
+    greedy = q.argmax(1)
+    s = torch.arange(sq.N_STATES)
+    _, _, r1, r2 = sq.decode_state(s)
+    seen = (r1 != sq.NEUTRAL) & (r2 != sq.NEUTRAL) & (q.abs().sum(1) > 0)
+    agree = greedy == ref
+    return {name: (int((agree & seen & (r1 == r)).sum()), int((seen & (r1 == r)).sum()))
+            for name, r in (("win", 2), ("lose", 0))}

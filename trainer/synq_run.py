@@ -14,12 +14,19 @@ followed by an evaluation. Each run writes into ``out_dir``:
 * ``result.json`` -- the returned dict;
 * ``policy.plx`` (synaptic Q only) -- the final Q table as a :class:`plastix.ir.SynapticQ` rule
   (:func:`plastix.trainer.synq.save_policy`), reloadable with ``policy=...``.
+
+**The paper's two-phase protocol** (its Fig. 1a and section 3): learn the table on the decision
+boundary task (``train_synq("boundary", "paper", ...)``, table learned online from zeros), then apply
+it frozen to the OCR nets (``train_synq("digits_0hu", "authors_final", ..., policy=<its policy.plx>)``).
+``policy="shipped"`` is the package's own boundary-learned table (:data:`SHIPPED_POLICY`, made by the
+command in docs/results.md); ``train_policy=True`` keeps learning a given table (online).
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +40,17 @@ from plastix.tasks.datasets import SupervisedData, build
 
 from .runner import RunOptions, run
 from .synq import MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, rebase_loss, save_policy
+
+SHIPPED_POLICY = "shipped"
+"""The ``policy`` name of the package's boundary-learned table (``plastix/data/synq_boundary_policy.plx``)."""
+
+
+def policy_path(policy) -> Path:
+    """A policy argument as a file: :data:`SHIPPED_POLICY` names the package data file."""
+    if str(policy) == SHIPPED_POLICY:
+        return Path(str(resources.files("plastix") / "data" / "synq_boundary_policy.plx"))
+    return Path(policy)
+
 
 # ---------------------------------------------------------------------------------------------
 # losses and metrics
@@ -67,11 +85,19 @@ def evaluate(spec: MLPSpec, theta: torch.Tensor, data: SupervisedData) -> dict:
 # jobs for the shared runner
 
 
-def _experiment(task: str, config: str, iterations: int | None):
+def _experiment(task: str, config: str, iterations: int | None, gd_protocol: str | None = None):
     exp = synq_configs.get(task, config)
+    if gd_protocol is not None:
+        exp = synq_configs.gd_protocol(gd_protocol).apply(exp)
     if iterations is not None:
         exp = replace(exp, iterations=int(iterations))
     return exp
+
+
+def _init_theta(spec: MLPSpec, exp, g: torch.Generator, dev: torch.device) -> torch.Tensor:
+    """The experiment's initial parameters (weights ``init_scale``, biases ``bias_init_scale``)."""
+    b = float(exp.bias_init_scale)
+    return spec.init(generator=g, scale=exp.init_scale, zero_bias=b == 0, bias_scale=b, device=dev)
 
 
 def _load_data(exp, seed: int, dev: torch.device) -> SupervisedData:
@@ -102,7 +128,7 @@ class SynQJob:
         return lambda th: self.lf(self.spec.forward(th, xb), yb)
 
     def init_state(self):
-        theta = self.spec.init(generator=self.g, scale=self.exp.init_scale, device=self.dev)
+        theta = _init_theta(self.spec, self.exp, self.g, self.dev)
         idx = torch.randperm(self.n_train, generator=self.g, device=self.dev)[:self.bs]
         with torch.no_grad():
             l0 = self._batch_loss(idx)(theta)
@@ -154,8 +180,7 @@ class GDJob:
         return {"method": "gradient_descent", **self.meta, "seed": self.seed, "experiment": exp}
 
     def init_state(self):
-        return {"theta": self.spec.init(generator=self.g, scale=self.exp.init_scale, device=self.dev),
-                "iteration": 0}
+        return {"theta": _init_theta(self.spec, self.exp, self.g, self.dev), "iteration": 0}
 
     def step(self, state: dict, index: int):
         exp, data = self.exp, self.data
@@ -206,20 +231,26 @@ def _summary(records: list[dict], final: dict) -> dict:
 
 def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "additive", resume: bool = False,
                policy=None, train_policy: bool | None = None, iterations: int | None = None,
-               aggregation: str | None = None, device: str = "cpu", progress: bool = False) -> dict:
+               aggregation: str | None = None, bias_init_scale: float | None = None, device: str = "cpu",
+               progress: bool = False) -> dict:
     """Train an MLP with synaptic Q-learning on ``task`` (``synq_configs`` name) under ``config``
-    (``"quick"`` | ``"paper"``), writing into ``out_dir`` (module doc).
+    (``"quick"`` | ``"paper"`` | ``"authors"`` | ``"authors_final"``), writing into ``out_dir`` (module doc).
 
     ``form``: ``"additive"`` (authors' code) or ``"multiplicative"`` (paper eq. 3). ``policy``: a
-    ``.plx`` file holding a :class:`SynapticQ` rule to start from; with a policy the table is
-    static unless ``train_policy=True`` (the paper applies the boundary task's policy statically
-    to OCR); without one a zero table is learned online. ``iterations`` overrides the config's
-    budget (and extends a resumed run). Returns the dict also written to ``result.json``.
+    ``.plx`` file holding a :class:`SynapticQ` rule to start from, or :data:`SHIPPED_POLICY`; with
+    a policy the table is frozen unless ``train_policy=True`` (the paper applies the boundary
+    task's policy frozen to OCR); without one a zero table is learned online. ``iterations``
+    overrides the config's budget (and extends a resumed run); ``bias_init_scale`` the config's
+    bias initialisation (biases ~ U[-b, b]; the multiplicative form needs b > 0 to move them).
+    Returns the dict also written to ``result.json``.
     """
     exp = _experiment(task, config, iterations)
+    if bias_init_scale is not None:
+        exp = replace(exp, bias_init_scale=float(bias_init_scale))
     out = Path(out_dir)
     dev = torch.device(device)
     data = _load_data(exp, seed, dev)
+    policy = policy_path(policy) if policy is not None else None
     q0 = load_policy(policy)[0] if policy is not None else None
     learn = (policy is None) if train_policy is None else bool(train_policy)
     params = SynQParams(step=exp.step, form=QUpdateForm(form), epsilon=exp.epsilon, gamma=exp.gamma, lr=exp.q_lr,
@@ -243,19 +274,22 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     return result
 
 
-def train_gd_baseline(task: str, config: str, out_dir, *, seed: int, resume: bool = False,
+def train_gd_baseline(task: str, config: str, out_dir, *, seed: int, resume: bool = False, protocol: str = "strong",
                       iterations: int | None = None, device: str = "cpu", progress: bool = False) -> dict:
-    """Plain gradient descent (no momentum, no regularisation) on the same MLP, data split and
-    iteration budget; full batch with ``gd_lr`` 0.1 as in the paper unless ``gd_batch_size`` > 0."""
-    exp = _experiment(task, config, iterations)
+    """Plain gradient descent (no momentum, no regularisation) on the same MLP and data split;
+    full batch with ``gd_lr`` 0.1 as in the paper unless ``gd_batch_size`` > 0. ``protocol``
+    (:data:`plastix.tasks.synq_configs.GD_PROTOCOLS`): ``"strong"`` (the synaptic-Q run's init and
+    budget) or ``"authors"`` (the authors' notebook: U[-1, 1] weights, lr 0.1, 5,000 iterations);
+    ``iterations`` overrides either budget."""
+    exp = _experiment(task, config, iterations, protocol)
     out = Path(out_dir)
     dev = torch.device(device)
     data = _load_data(exp, seed, dev)
-    job = GDJob(exp, data, seed=seed, device=dev, meta={"task": task, "config": config})
-    res = _run(job, exp, out, resume, progress, f"gd {task}/{config}")
+    job = GDJob(exp, data, seed=seed, device=dev, meta={"task": task, "config": config, "gd_protocol": protocol})
+    res = _run(job, exp, out, resume, progress, f"gd {task}/{config}/{protocol}")
     final = res.records[-1] if res.records else evaluate(job.spec, res.state["theta"], data)
     result = {"method": "gradient_descent", "task": task, "config": config, "dataset": exp.dataset,
-              "note": data.note, "seed": int(seed), "lr": exp.gd_lr, "batch": exp.gd_batch_size or "full",
+              "note": data.note, "seed": int(seed), "gd_protocol": protocol, "lr": exp.gd_lr, "batch": exp.gd_batch_size or "full",
               "iterations": int(res.state["iteration"]), "n_synapses": job.spec.n_params,
               "sizes": list(job.spec.sizes), **_summary(res.records, final), "experiment": asdict(exp)}
     atomic_write_bytes(out / "result.json", json.dumps(result, indent=1).encode())

@@ -238,3 +238,19 @@ def test_batched_tables_and_masked_synapses(agg):
             one = td_update(q[i, j], s[i, j][keep], a[i, j][keep], r[i, j], lr=0.3, gamma=0.9, aggregation=agg)
             assert torch.allclose(new[i, j], one, rtol=0, atol=1e-12)
     assert not torch.equal(new, q)
+
+
+def test_win_stay_lose_reverse_table_and_agreement():
+    from plastix.backends.torch import synq as sq
+    from plastix.trainer.synq import win_stay_lose_reverse, wslr_agreement
+
+    q = win_stay_lose_reverse()
+    g = q.argmax(1)
+    assert int(g[sq.encode_state(2, 0, 2, 0)]) == 2   # +step, then a reward of +1: repeat
+    assert int(g[sq.encode_state(2, 2, 0, 2)]) == 0   # +step, then -1: reverse
+    assert int(g[sq.encode_state(0, 1, 0, 0)]) == 2   # -step, then -1: reverse
+    assert int(g[sq.encode_state(1, 0, 0, 2)]) == 1   # null, then -1: stay null
+    assert wslr_agreement(q) == {"win": (18, 18), "lose": (18, 18)}
+    flipped = q.flip(1)  # greedy -> 2 - greedy: disagrees wherever the reference moves
+    assert wslr_agreement(flipped) == {"win": (6, 18), "lose": (6, 18)}
+    assert wslr_agreement(torch.zeros(81, 3)) == {"win": (0, 0), "lose": (0, 0)}

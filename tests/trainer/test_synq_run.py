@@ -108,3 +108,104 @@ def test_benchmark_quick_runs():
                          text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "ratio" in out.stdout and "ocr32" in out.stdout and "boundary" in out.stdout
+
+
+# -- issue 19: the paper's protocol, the authors' baselines ------------------------------------
+
+
+def test_authors_final_config_is_the_final_runs_settings_not_the_sweep():
+    from plastix.tasks import synq_configs as c
+
+    for task in ("digits_0hu", "digits_32hu", "notmnist_standin_0hu", "notmnist_standin_32hu"):
+        fin, sweep = c.get(task, "authors_final"), c.get(task, "authors")
+        assert (fin.epsilon, fin.batch_size, fin.batch_interval) == (0.1, 5000, 5000)
+        assert (sweep.epsilon, sweep.batch_size, sweep.batch_interval) == (0.2, 1000, 500)
+    assert c.get("boundary", "authors_final") == c.get("boundary", "paper")
+
+
+def test_gd_protocols_change_init_rate_and_budget_only():
+    from plastix.tasks import synq_configs as c
+
+    exp = c.get("digits_0hu", "paper")
+    assert c.gd_protocol("strong").apply(exp) == exp
+    auth = c.gd_protocol("authors").apply(exp)
+    assert (auth.init_scale, auth.gd_lr, auth.iterations) == (1.0, 0.1, 5000)
+    assert auth.sizes == exp.sizes and auth.gd_batch_size == exp.gd_batch_size
+    with pytest.raises(KeyError, match="known.*authors"):
+        c.gd_protocol("notebook")
+    with pytest.raises(ValueError, match="GDProtocol.lr"):
+        c.GDProtocol(lr=0.0)
+
+
+def test_gd_authors_protocol_runs_from_wide_weights(tmp_path):
+    auth = train_gd_baseline("digits_0hu", "quick", tmp_path / "a", seed=0, protocol="authors", iterations=30)
+    strong = train_gd_baseline("digits_0hu", "quick", tmp_path / "s", seed=0, iterations=30)
+    assert auth["gd_protocol"] == "authors" and auth["iterations"] == 30
+    assert auth["experiment"]["init_scale"] == 1.0 and strong["experiment"]["init_scale"] == 0.1
+    # U[-1, 1] logits start far from uniform: the first loss is well above ln 10, the strong init's is near it
+    first = [json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[0]) for d in ("a", "s")]
+    assert first[0]["train_loss"] > first[1]["train_loss"]
+
+
+def test_bias_init_option_keeps_weights_and_lets_the_multiplicative_form_move_biases():
+    spec = MLPSpec((6, 4, 3))
+    mask = spec.bias_mask()
+    zero = spec.init(generator=torch.Generator().manual_seed(5), scale=0.1)
+    wide = spec.init(generator=torch.Generator().manual_seed(5), scale=0.1, zero_bias=False, bias_scale=0.5)
+    assert torch.equal(zero[~mask], wide[~mask])  # the weights do not depend on the bias choice
+    assert (zero[mask] == 0).all() and (wide[mask] != 0).all() and wide[mask].abs().max() <= 0.5
+    assert wide[mask].abs().max() > 0.1  # drawn at the bias scale, not the weights'
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(200, 6, generator=g), torch.randint(0, 3, (200,), generator=g)
+
+    def loss(th):
+        return torch.nn.functional.cross_entropy(spec.forward(th, x), y)
+
+    algo = SynQ(SynQParams(step=1e-2, form="multiplicative", epsilon=0.3), mask)
+    for th0 in (zero, wide):
+        th = algo.run(init_state(th0, loss(th0)), loss, 200).theta
+        assert (torch.sign(th) == torch.sign(th0)).all()  # |step| < 1: no weight ever changes sign
+        moved = (th != th0)[mask]
+        assert moved.all() if th0 is wide else not moved.any()
+
+
+def test_shipped_policy_is_package_data_and_applies_frozen_or_online(tmp_path):
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+    from plastix.trainer.synq_run import SHIPPED_POLICY, policy_path
+
+    path = policy_path(SHIPPED_POLICY)
+    assert path.is_file() and path.parent.name == "data"
+    q, params = load_policy(path)
+    meta = ir.load(path).metadata
+    assert meta["task"] == "boundary" and meta["trained_policy"] and q.abs().sum() > 0
+    runner = CliRunner()
+    outs = {}
+    for mode in ("frozen", "online"):
+        r = runner.invoke(app, ["train", "digits_0hu", "--method", "synq", "--policy", "shipped", "--policy-mode", mode,
+                                "--steps", "200", "--out", str(tmp_path / mode)])
+        assert r.exit_code == 0, r.output
+        outs[mode] = json.loads((tmp_path / mode / "result.json").read_text())
+        assert outs[mode]["train_policy"] is (mode == "online")
+    assert torch.equal(load_policy(tmp_path / "frozen" / "policy.plx")[0], q)
+    assert not torch.equal(load_policy(tmp_path / "online" / "policy.plx")[0], q)
+
+
+def test_frozen_tables_on_digits_shipped_lowers_the_loss_a_constant_table_does_not(tmp_path):
+    """The two-phase protocol in miniature (docs/results.md, issue 19): the shipped boundary-learned
+    table, frozen, lowers the digits loss; so does the hand-made win-stay/lose-reverse table, further;
+    a table whose greedy action never depends on the reward (all zeros: always -step) raises it."""
+    from plastix.trainer.synq import win_stay_lose_reverse
+
+    def first_and_last(policy, name):
+        res = train_synq("digits_0hu", "quick", tmp_path / name, seed=0, policy=policy, iterations=2000)
+        first = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])["train_loss"]
+        return first, res["final"]["train_loss"], res["final"]["valid_acc"]
+
+    params = SynQParams(step=1e-3)
+    f0, f1, _ = first_and_last("shipped", "shipped")
+    w0, w1, wacc = first_and_last(save_policy(tmp_path / "wslr.plx", win_stay_lose_reverse(), params), "wslr")
+    z0, z1, _ = first_and_last(save_policy(tmp_path / "zero.plx", torch.zeros(81, 3), params), "zero")
+    assert f1 < f0 - 0.05 and w1 < w0 - 0.2 and wacc > 0.4
+    assert z1 > z0
