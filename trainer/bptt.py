@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from plastix.backends.torch import compile as compile_torch
 from plastix.backends.torch import export_graph
 from plastix.ir import EligibilityTrace, Graph, ThreeFactor
 from plastix.ir import load as load_graph
+from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
@@ -538,6 +540,8 @@ class GradientJob:
     Subclasses implement ``init_state`` and ``step``; ``cfg`` needs ``grad_clip``, ``seed`` and ``to_json``.
     ``graph``: a model to start from instead of the one the config builds."""
 
+    metadata: dict = {}  # extra metadata of saved models (train_bptt sets task, config, seed)
+
     def __init__(self, cfg: Any, graph: Graph | None = None) -> None:
         self.cfg = cfg
         self.graph = graph
@@ -577,6 +581,12 @@ class GradientJob:
     def state_dict(self, state: GradientState) -> dict:
         return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
                 "generator": state.generator.get_state()}
+
+    def save_best(self, state: GradientState, out_dir: Path) -> None:
+        """``out_dir/best.plx``: the model now (the runner calls this when its ``best_key`` peaks)."""
+        g = state.model.to_graph()
+        meta = {**(g.metadata or {}), **self.metadata, "trainer": "bptt", **task_metadata(self.cfg)}
+        save_graph(g.replace(metadata=meta), Path(out_dir) / "best.plx")
 
     def load_state_dict(self, data: dict) -> GradientState:
         state = self.init_state()

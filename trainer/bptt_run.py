@@ -23,18 +23,21 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                resume: bool = False, seed: int = 0, iterations: int | None = None, batch: int | None = None,
                checkpoint_every: int = 5, progress: bool = True, jit: bool = False, **overrides) -> dict:
     """Meta-train the plastic cue-association network; writes ``model.plx`` and ``result.json``
-    (plus the runner's checkpoint, metrics log and learning curve) into ``out_dir``. ``overrides``
+    (plus the runner's checkpoint, metrics log and learning curve, and ``best.plx``: the model where the
+    test accuracy -- in fixed point with ``fixed_in_loop`` -- peaked) into ``out_dir``. ``overrides``
     replace further :class:`BPTTConfig` fields (e.g. ``n_hidden`` for tests). ``jit`` runs the
     network through ``compile(graph, jit=True)`` (same math; pays a compile per batch shape, so it
     helps long runs, not tiny ones)."""
     cfg = bptt_config(config, task=task, seed=seed, iterations=iterations, batch=batch, **overrides)
     job = BPTTJob(cfg, jit=jit)
+    job.metadata = dict(task=task, config=config, seed=seed)
     out = Path(out_dir)
     t0 = time.perf_counter()
     res = run(job, RunOptions(out_dir=out, total_steps=cfg.iterations, resume=resume,
                               checkpoint_every=checkpoint_every, progress=progress,
                               plot_keys=("loss", "train_accuracy", "test_accuracy"), postfix_key="test_accuracy",
-                              step_name="iteration", desc=f"bptt {task}/{config}"))
+                              step_name="iteration", desc=f"bptt {task}/{config}",
+                              best_key="test_accuracy_fixed" if cfg.fixed_in_loop else "test_accuracy"))
     model = res.state.model
     ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=BPTTJob.EVAL_SEED)
     graph = model.to_graph()

@@ -16,6 +16,9 @@ a JSON-able ``config``. :func:`run` drives it:
 * ``out_dir/curve.png`` — the chosen metrics against the step (matplotlib, Agg canvas; no global
   backend switch), written at the end and on interruption.
 * ``out_dir/config.json`` — ``job.config()``; resuming with a different config is refused.
+* ``out_dir/best.*`` — with ``RunOptions.best_key`` and a job that has ``save_best(state, out_dir)``:
+  the model at the step where that metric was highest so far (ties keep the earlier one), written
+  when it improves (model selection on the job's evaluation problems; report its accuracy on others).
 * a tqdm progress bar (``progress=False`` for tests).
 """
 from __future__ import annotations
@@ -48,7 +51,8 @@ class Job(Protocol):
     def config(self) -> dict: ...
 
     # optional: ``config_defaults() -> dict``, the default of every config key (JSON form), so that a
-    # checkpoint written before a setting existed resumes when the setting is at its default
+    # checkpoint written before a setting existed resumes when the setting is at its default;
+    # ``save_best(state, out_dir)``, called when ``RunOptions.best_key`` reaches a new maximum
 
     def init_state(self) -> Any: ...
 
@@ -74,6 +78,7 @@ class RunOptions:
     postfix_key: str | None = "fitness_mean"
     step_name: str = "generation"
     desc: str = "train"
+    best_key: str | None = None  # keep the model where this metric peaked (job.save_best)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -254,6 +259,8 @@ def run(job: Job, options: RunOptions) -> RunResult:
     atomic_write_bytes(log_path, "".join(json.dumps(r) + "\n" for r in records).encode())
     atomic_write_bytes(out / CONFIG, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
 
+    save_best = getattr(job, "save_best", None) if options.best_key else None
+    best = max((r[options.best_key] for r in records if options.best_key in r), default=-math.inf)
     done = start
     bar = tqdm(total=options.total_steps, initial=start, disable=not options.progress, desc=options.desc,
                unit=options.step_name[:3], dynamic_ncols=True)
@@ -268,6 +275,9 @@ def run(job: Job, options: RunOptions) -> RunResult:
                 log.flush()
                 records.append(rec)
                 state, done = new_state, i + 1
+                if save_best is not None and rec.get(options.best_key, -math.inf) > best:
+                    best = rec[options.best_key]
+                    save_best(state, out)
                 if done % options.checkpoint_every == 0 or done == options.total_steps:
                     save_checkpoint(ckpt_path, done, job.state_dict(state), config)
                 bar.update(1)

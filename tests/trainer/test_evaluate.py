@@ -34,7 +34,7 @@ def test_evaluate_cli_json_on_the_shipped_model():
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     # the stored figure: the shipped model (trained at M = 1) on these 64 problems at M = 3 (torch, float64)
-    assert out["accuracy"] == pytest.approx(40 / 64, abs=1e-9)
+    assert out["accuracy"] == pytest.approx(36 / 64, abs=1e-9)
     assert out["problems"] == 64 and out["cues"] == 3 and out["backend"] == "torch"
 
 

@@ -169,3 +169,26 @@ def test_checkpoint_declared_sizes_are_checked_before_reading(tmp_path, monkeypa
         load_checkpoint(ck)
     monkeypatch.setenv(ENV, str(declared))
     assert load_checkpoint(ck)["step"] == 2
+
+
+class BestWalk(RandomWalk):
+    """The walk, remembering the step at which ``save_best`` was called."""
+
+    def save_best(self, state, out_dir):
+        (Path(out_dir) / "best.json").write_text(json.dumps({"x": state.x.tolist()}))
+        self.saved = getattr(self, "saved", []) + [float(state.x.sum())]
+
+
+def test_best_model_is_kept_across_a_resume(tmp_path):
+    job = BestWalk()
+    res = run(job, _opts(tmp_path / "a", 8, best_key="fitness_mean"))
+    sums = [r["fitness_mean"] for r in res.records]
+    peaks = [v for i, v in enumerate(sums) if v > max(sums[:i], default=-float("inf"))]
+    assert job.saved == peaks and len(peaks) < len(sums)  # only new maxima, in order
+    assert sum(json.loads((tmp_path / "a" / "best.json").read_text())["x"]) == pytest.approx(max(sums), abs=1e-5)
+    # interrupted and resumed: the maximum seen before the interruption still counts
+    with pytest.raises(KeyboardInterrupt):
+        run(BestWalk(fail_at=5), _opts(tmp_path / "b", 8, best_key="fitness_mean"))
+    again = BestWalk()
+    run(again, _opts(tmp_path / "b", 8, resume=True, best_key="fitness_mean"))
+    assert getattr(again, "saved", []) == [v for v in peaks if sums.index(v) >= 5]
