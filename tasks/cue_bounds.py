@@ -36,10 +36,13 @@ def boxcar(length: int) -> Kernel:
 
 
 def learner_accuracy(kernel: Kernel, cfg: OneShotCueConfig, *, n_problems: int = 2000, seed: int = 1,
-                     leak: bool = True, centre: bool = True) -> float:
+                     leak: bool = True, centre: bool = True, compensate: bool = False) -> float:
     """Accuracy (ties wrong) of the reference learner with eligibility ``kernel(steps ago)``;
     ``leak``: the second trial's trace also holds the first trial (an eligibility trace that is
-    never reset); ``centre``: subtract the mean over neurons from each trial's trace."""
+    never reset); ``centre``: subtract the mean over neurons from each trial's trace;
+    ``compensate``: the second write is scaled by ``1 / (1 + kernel(L))`` so that, with the leak, both
+    trials end up with equal and opposite weight (what a modulator that remembers the first feedback
+    can do, ``ir.examples.add_nm_memory``)."""
     pr = one_shot_cue_problems(n_problems, cfg, generator=torch.Generator().manual_seed(seed))
     L, x = cfg.trial_steps, pr.cues
     t = torch.arange(x.shape[0], dtype=torch.float32)
@@ -53,6 +56,8 @@ def learner_accuracy(kernel: Kernel, cfg: OneShotCueConfig, *, n_problems: int =
         e = (weights[:, None, None] * x).sum(0)
         if centre:
             e = e - e.mean(-1, keepdim=True)
+        if compensate and k == 1:
+            e = e / (1.0 + float(kernel(torch.tensor(float(L)))))
         w = w + side[:, k:k + 1] * e
     score = (x[cfg.train_trials * L:].sum(0) * w).sum(-1)
     return float(((score < 0).long() == pr.test_labels).float().mean())
@@ -65,6 +70,8 @@ def table(n_cues: int, n_problems: int = 2000, taus: tuple[float, ...] = (50, 10
     for tau in taus:
         rows[f"exp tau={tau:g}"] = {lk: learner_accuracy(exponential(tau), cfg, n_problems=n_problems, leak=lk)
                                     for lk in (True, False)}
+        rows[f"exp tau={tau:g}"]["compensated"] = learner_accuracy(exponential(tau), cfg, n_problems=n_problems,
+                                                                   compensate=True)
     return rows
 
 
@@ -75,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     for name, row in table(args.cues, args.problems).items():
         print(json.dumps({"M": args.cues, "kernel": name, "with_leak": round(row[True], 3),
-                          "without_leak": round(row[False], 3)}))
+                          "without_leak": round(row[False], 3),
+                          **({"with_leak_compensated": round(row["compensated"], 3)} if "compensated" in row else {})}))
 
 
 if __name__ == "__main__":

@@ -15,3 +15,9 @@ def test_a_leaking_trace_costs_accuracy():
     leak = learner_accuracy(exponential(500.0), CFG, n_problems=600)
     clean = learner_accuracy(exponential(500.0), CFG, n_problems=600, leak=False)
     assert leak < 0.8 < 0.93 < clean
+
+
+def test_a_smaller_second_write_undoes_the_leak():
+    """Scaling the second trial's write by 1 / (1 + leak) recovers what the leak cost."""
+    comp = learner_accuracy(exponential(1000.0), CFG, n_problems=600, compensate=True)
+    assert learner_accuracy(exponential(1000.0), CFG, n_problems=600) < 0.7 < 0.93 < comp
