@@ -56,8 +56,8 @@ def test_build_dispatch():
 
 
 def test_configs_quick_and_paper():
-    assert set(CONFIGS) == {"quick", "paper", "authors"}
-    assert set(PAPER) == set(QUICK) == set(CONFIGS["authors"])
+    assert set(CONFIGS) == {"quick", "paper", "authors", "authors_final"}
+    assert set(PAPER) == set(QUICK) == set(CONFIGS["authors"]) == set(CONFIGS["authors_final"])
     au = get("digits_32hu", "authors")  # the authors' SynRLv6.jl settings
     assert (au.epsilon, au.batch_size, au.batch_interval, au.gamma, au.q_lr, au.bias_step_scale) == \
         (0.2, 1000, 500, 0.9, 0.01, 2.0)
