@@ -540,8 +540,6 @@ class GradientJob:
     Subclasses implement ``init_state`` and ``step``; ``cfg`` needs ``grad_clip``, ``seed`` and ``to_json``.
     ``graph``: a model to start from instead of the one the config builds."""
 
-    metadata: dict = {}  # extra metadata of saved models (train_bptt sets task, config, seed)
-
     def __init__(self, cfg: Any, graph: Graph | None = None) -> None:
         self.cfg = cfg
         self.graph = graph
@@ -582,12 +580,6 @@ class GradientJob:
         return {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
                 "generator": state.generator.get_state()}
 
-    def save_best(self, state: GradientState, out_dir: Path) -> None:
-        """``out_dir/best.plx``: the model now (the runner calls this when its ``best_key`` peaks)."""
-        g = state.model.to_graph()
-        meta = {**(g.metadata or {}), **self.metadata, "trainer": "bptt", **task_metadata(self.cfg)}
-        save_graph(g.replace(metadata=meta), Path(out_dir) / "best.plx")
-
     def load_state_dict(self, data: dict) -> GradientState:
         state = self.init_state()
         state.model.load_state_dict(data["model"])
@@ -605,9 +597,20 @@ class BPTTJob(GradientJob):
     EVAL_SEED = 12345
     DIAG_SEED = 4321
 
-    def __init__(self, cfg: BPTTConfig, graph: Graph | None = None, *, jit: bool = False) -> None:
+    def __init__(self, cfg: BPTTConfig, graph: Graph | None = None, *, jit: bool = False,
+                 metadata: dict | None = None) -> None:
         super().__init__(cfg, graph)
         self.jit = jit
+        self.metadata = dict(metadata or {})  # extra metadata of saved models (train_bptt: task, config, seed)
+
+    def model_graph(self, model: CueModel) -> Graph:
+        """The model as a graph with the metadata a trained cue model carries (``CueSetting.of`` reads it)."""
+        g = model.to_graph()
+        return g.replace(metadata={**(g.metadata or {}), **self.metadata, "trainer": "bptt", **task_metadata(self.cfg)})
+
+    def save_best(self, state: BPTTState, out_dir: Path) -> None:
+        """``out_dir/best.plx``: the model now (the runner calls this when its ``best_key`` peaks)."""
+        save_graph(self.model_graph(state.model), Path(out_dir) / "best.plx")
 
     def init_state(self) -> BPTTState:
         model = CueModel(self.graph or build_graph(self.cfg), self.cfg, jit=self.jit)
@@ -633,9 +636,7 @@ class BPTTJob(GradientJob):
             if cfg.fixed_in_loop:  # what the loss trains: the fixed-point accuracy on the same problems
                 from .cue_eval import evaluate_model
 
-                g = model.to_graph()
-                g = g.replace(metadata={**(g.metadata or {}), **task_metadata(cfg)})
-                metrics["test_accuracy_fixed"] = evaluate_model(g, n_problems=cfg.eval_problems,
+                metrics["test_accuracy_fixed"] = evaluate_model(self.model_graph(model), n_problems=cfg.eval_problems,
                                                                 seed=self.EVAL_SEED, precision="fixed")["accuracy"]
             diag = one_shot_cue_problems(min(EVAL_BATCH, cfg.eval_problems), task_config(cfg),
                                          generator=torch.Generator().manual_seed(self.DIAG_SEED))

@@ -10,7 +10,7 @@ from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
-from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate, task_metadata
+from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate
 from .runner import RunOptions, config_preset, run
 
 
@@ -29,8 +29,7 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
     network through ``compile(graph, jit=True)`` (same math; pays a compile per batch shape, so it
     helps long runs, not tiny ones)."""
     cfg = bptt_config(config, task=task, seed=seed, iterations=iterations, batch=batch, **overrides)
-    job = BPTTJob(cfg, jit=jit)
-    job.metadata = dict(task=task, config=config, seed=seed)
+    job = BPTTJob(cfg, jit=jit, metadata=dict(task=task, config=config, seed=seed))
     out = Path(out_dir)
     t0 = time.perf_counter()
     res = run(job, RunOptions(out_dir=out, total_steps=cfg.iterations, resume=resume,
@@ -40,9 +39,8 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
                               best_key="test_accuracy_fixed" if cfg.fixed_in_loop else "test_accuracy"))
     model = res.state.model
     ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=BPTTJob.EVAL_SEED)
-    graph = model.to_graph()
-    meta = dict(graph.metadata or {})
-    meta.update(task=task, config=config, seed=seed, iterations=res.steps_done, trainer="bptt", **task_metadata(cfg))
+    graph = job.model_graph(model)
+    meta = {**graph.metadata, "iterations": res.steps_done}
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     if cfg.hardware_aware:  # the same model in Loihi units: what deploys on the learning engine
         from .hardware_aware import LoihiUnits, deployable

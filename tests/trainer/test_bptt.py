@@ -162,6 +162,8 @@ def test_resume_with_a_larger_budget_extends_the_run(tmp_path):
     first = train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=2, **TINY_KW)
     more = train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=4, resume=True, **TINY_KW)
     assert first["iterations"] == 2 and more["resumed_from"] == 2 and more["iterations"] == 4
+    best = ir.load(tmp_path / "run" / "best.plx")  # the model at the peak of test_accuracy, a usable cue model
+    assert best.metadata["trainer"] == "bptt" and best.metadata["n_cues"] == 1 and best.metadata["task"] == "one_shot_cue"
     with pytest.raises(ValueError, match="another config"):
         train_bptt("one_shot_cue", "quick", tmp_path / "run", iterations=5, resume=True, **{**TINY_KW, "batch": 5})
 
