@@ -58,7 +58,7 @@ from typing import Any, Optional
 import numpy as np
 
 from plastix.ir import (CubaLIF, EligibilityTrace, Graph, Input, LoihiRule, ModulationMode, PairSTDP, ThreeFactor,
-                        TraceKind, TripletSTDP, UnsupportedKindError)
+                        TraceKind, TripletSTDP, UnsupportedKindError, consumes)
 from plastix.ir.synapses import Activation
 
 from .quantize import _exact_int, effective_weight
@@ -269,6 +269,9 @@ def engine_rule(graph: Graph, pr: Any) -> tuple[EngineForm | None, str]:
         if why_not:
             return None, why_not
         channels = graph.modulator(mod).channels
+        if consumes(rule):
+            return None, ("a modulator that uses up the eligibility trace (consume > 0) has no learning-engine "
+                          "lowering in plastix: the tag would have to decay by c |M| t every step")
         if isinstance(rule.base, EligibilityTrace):
             elig, stdp = rule.base, rule.base.base
         else:

@@ -34,6 +34,7 @@ from .rules import SynapticQ as SynapticQ
 from .rules import ThreeFactor as ThreeFactor
 from .rules import TraceKind as TraceKind
 from .rules import TripletSTDP as TripletSTDP
+from .rules import consumes as consumes
 from .serialize import dumps as dumps
 from .serialize import from_dict as from_dict
 from .serialize import load as load

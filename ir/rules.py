@@ -21,6 +21,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import IRValidationError
 from .limits import MAX_SEED, MAX_STEPS_PARAM
 from .loihi_expr import parse_rule, variables
@@ -258,15 +260,32 @@ class ThreeFactor(Rule):
     ``mode`` broadcasts ``m``: ``global`` M(t) (eq. 17), ``per_post`` M_j (eq. 19), ``per_pre``
     M_i (the form used in both Meta-SpikePropamine experiments), ``per_synapse``. Eq. 18's
     ``h_j(M) = b_j M`` is a ``per_post`` modulator with a rank-one readout.
+
+    ``consume`` (an extension, not in the paper; 0 = off): the modulator that writes an eligibility
+    trace into W also uses it up (synaptic tagging and capture), so a trial written at one feedback
+    is not written again at the next:
+
+    .. math:: E_\pm[t+1] = \gamma\,\max(0, 1 - c\,|m_\pm[t]|)\,E_\pm[t] + \mathrm{LTP/LTD}[t]
+
+    (1 channel: ``m`` for both traces). Needs an :class:`EligibilityTrace` base.
     """
 
     base: object = child("rule")
     modulator: str = text()
     mode: ModulationMode = choice(ModulationMode, default=ModulationMode.GLOBAL)
+    consume: object = array(shape=SYN, ge=0.0, default=0.0,
+                            doc="fraction of the eligibility trace a unit |modulator| uses up per step (0: off)")
 
     def _check(self) -> None:
         if not isinstance(self.base, (PairSTDP, TripletSTDP, EligibilityTrace)):
             raise IRValidationError("ThreeFactor", "base", f"must be STDP or an eligibility trace, got {type(self.base).__name__}")
+        if not isinstance(self.base, EligibilityTrace) and consumes(self):
+            raise IRValidationError("ThreeFactor", "consume", "needs an eligibility-trace base (there is no trace to use up)")
+
+
+def consumes(rule: ThreeFactor) -> bool:
+    """Whether the modulator uses up the eligibility trace (``consume`` not all zero)."""
+    return bool(np.any(np.asarray(rule.consume) != 0))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,14 +26,14 @@ from torch import nn
 
 from plastix.backends.torch import compile as compile_torch
 from plastix.backends.torch import export_graph
-from plastix.ir import EligibilityTrace, Graph, ThreeFactor
+from plastix.ir import EligibilityTrace, Graph, ThreeFactor, consumes
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 # rule coefficients with IR bounds [lo, hi] that the optimiser must respect (projected gradient)
-_BOUNDED = {"gamma": (0.0, 1.0), "eta": (0.0, 1.0), "eta_phi": (0.0, 1.0)}
+_BOUNDED = {"gamma": (0.0, 1.0), "eta": (0.0, 1.0), "eta_phi": (0.0, 1.0), "consume": (0.0, 1e3)}
 _NEURON_FIELDS = ("du", "dv", "vth", "bias")
 _NEURON_BOUNDED = {"du": (0.0, 1.0), "dv": (0.0, 1.0)}
 _RATE_FIELDS = ("eta_plus", "eta_minus", "eta_pair")
@@ -139,6 +139,8 @@ class BPTTConfig:
                                      # that rewrites weights all episode amplifies fixed-point rounding)
     nm_memory: int = 0               # slow NM-SNN neurons that remember the feedback (ir.examples.add_nm_memory;
     nm_memory_du: float = 0.002      # added to an ``init`` model that has none)
+    consume: float = 0.0             # initial trace use-up by the modulator (ir.ThreeFactor.consume; learnt in log
+                                     # space with log_params; set on an ``init`` model that has none)
     hardware_aware: bool = False     # train with the values Loihi's learning engine runs (straight-through
                                      # rounding in Loihi units; trainer/hardware_aware.py)
     fixed_in_loop: bool = False      # hardware-aware: the forward pass is the bit-exact fixed-point run (spikes
@@ -248,6 +250,11 @@ class RuleReparam(nn.Module):
         self.log_tau = nn.Parameter(-keep.log())
         self.log_eta = nn.ParameterList(
             [nn.Parameter((net.params[k].detach().clamp_min(1e-12) / keep).log()) for k in self.eta_keys])
+        self.consume_key = f"{proj}/rule/consume"
+        self.log_consume = None  # the use-up rate c of a consuming rule, learnt in log space
+        if consumes(net.graph.projection(proj).rule):
+            self.log_consume = nn.Parameter(net.params[self.consume_key].detach().clamp_min(1e-6).log())
+            net.params[self.consume_key].requires_grad_(False)
         for k in (self.gamma_key, *self.eta_keys):
             net.params[k].requires_grad_(False)
 
@@ -257,6 +264,8 @@ class RuleReparam(nn.Module):
         out = {self.gamma_key: (1.0 - keep).expand(self.shape).unsqueeze(0)}
         for k, le in zip(self.eta_keys, self.log_eta):
             out[k] = (le.exp() * keep).unsqueeze(0)
+        if self.log_consume is not None:
+            out[self.consume_key] = self.log_consume.exp().unsqueeze(0)
         return out
 
     def project_(self) -> None:
@@ -408,7 +417,22 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         g = load_graph(cfg.init)
         if cfg.nm_memory and not any(p.name == "nm_mem" for p in g.populations):
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
-        return g
+        return with_consume(g, cfg.consume)
+    return with_consume(_fresh_graph(cfg), cfg.consume)
+
+
+def with_consume(graph: Graph, consume: float) -> Graph:
+    """``graph`` with ``consume`` on its three-factor eligibility rules that do not consume yet
+    (``consume`` = 0: unchanged)."""
+    if not consume:
+        return graph
+    projs = tuple(p.replace(rule=p.rule.replace(consume=float(consume)))
+                  if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)
+                  and not consumes(p.rule) else p for p in graph.projections)
+    return graph.replace(projections=projs)
+
+
+def _fresh_graph(cfg: BPTTConfig) -> Graph:
     gamma = cfg.gamma
     if cfg.tau_e is not None and cfg.tau_e[0] == cfg.tau_e[1]:  # one time constant
         gamma = 1.0 - 1.0 / cfg.tau_e[0]

@@ -238,20 +238,19 @@ def _rule_step(rule, w: np.ndarray, st: dict, x: np.ndarray, y: np.ndarray, m: n
         base = rule.base
         stdp = _stdp_of(rule)
         ltp, ltd, new = _stdp_terms(stdp, w, st, x, y)
+        if m is None:
+            raise ValueError("three-factor rule without a modulator value")
+        m_pos = _broadcast_mod(rule.mode, m[0], w.shape)
+        m_neg = _broadcast_mod(rule.mode, m[1], w.shape) if m.shape[0] == 2 else m_pos
         if isinstance(base, EligibilityTrace):
             gamma = np.asarray(base.gamma, dtype=np.float64)
             p, d = st["e_plus"], st["e_minus"]
-            new["e_plus"] = gamma * p + ltp
-            new["e_minus"] = gamma * d + ltd
+            c = np.asarray(rule.consume, dtype=np.float64)  # the modulator uses the trace up (IR doc)
+            new["e_plus"] = gamma * np.maximum(0.0, 1.0 - c * np.abs(m_pos)) * p + ltp
+            new["e_minus"] = gamma * np.maximum(0.0, 1.0 - c * np.abs(m_neg)) * d + ltd
         else:
             p, d = ltp, ltd
-        if m is None:
-            raise ValueError("three-factor rule without a modulator value")
-        if m.shape[0] == 2:
-            dw = _broadcast_mod(rule.mode, m[0], w.shape) * p - _broadcast_mod(rule.mode, m[1], w.shape) * d
-        else:
-            dw = _broadcast_mod(rule.mode, m[0], w.shape) * (p - d)
-        return _apply_dw(stdp, w, dw, mask), new
+        return _apply_dw(stdp, w, m_pos * p - m_neg * d, mask), new
     raise UnsupportedKindError(rule.kind, "lava (host-emulated)")
 
 

@@ -36,7 +36,7 @@ from torch.utils import _pytree as pytree
 
 from ...ir import Graph, UnsupportedKindError
 from ...ir.errors import IRValidationError
-from ...ir.rules import EligibilityTrace, TraceKind, TripletSTDP
+from ...ir.rules import EligibilityTrace, TraceKind, TripletSTDP, consumes
 from ...ir.spec import spec_of
 from ...ir.synapses import Activation
 from .. import memory
@@ -316,7 +316,8 @@ class _ThreeFactorLowering(_RuleLowering):
 
     def bind(self, prm):  # noqa: ANN001
         gamma = prm[f"{self.prefix}/base/gamma"] if self.elig else None
-        return rl.ThreeFactorParams(self.rule.mode, _stdp_params(self.stdp_rule, prm, self.stdp_prefix), gamma)
+        consume = prm[f"{self.prefix}/consume"] if consumes(self.rule) else None  # decided by the IR value, not traced
+        return rl.ThreeFactorParams(self.rule.mode, _stdp_params(self.stdp_rule, prm, self.stdp_prefix), gamma, consume)
 
     def init(self, P, B, w0, like, bound):  # noqa: ANN001
         tr = _stdp_traces(self.stdp_rule, P, B, self.n_post, self.n_pre, like)

@@ -179,13 +179,16 @@ class EligibilityState(NamedTuple):
     traces: Any
 
 
-def eligibility_step(inputs: tuple, state: EligibilityState, p: tuple) -> tuple[tuple, EligibilityState]:
+def eligibility_step(inputs: tuple, state: EligibilityState, p: tuple,
+                     keep: tuple = (1.0, 1.0)) -> tuple[tuple, EligibilityState]:
     """:class:`plastix.ir.EligibilityTrace` (eq. 16): returns ``(E_+[t], E_-[t])`` and the state with
-    ``E_±[t+1] = gamma E_±[t] + LTP/LTD[t]``. ``inputs = (x, y, w)``, ``p = (gamma, stdp params)``."""
+    ``E_±[t+1] = gamma keep_± E_±[t] + LTP/LTD[t]``. ``inputs = (x, y, w)``, ``p = (gamma, stdp
+    params)``; ``keep`` is the fraction of each trace the modulator leaves (ThreeFactor ``consume``)."""
     x, y, w = inputs
     gamma, sp = p
     ltp, ltd, tr = stdp_terms(x, y, w, state.traces, sp)
-    return (state.e_plus, state.e_minus), EligibilityState(gamma * state.e_plus + ltp, gamma * state.e_minus + ltd, tr)
+    return (state.e_plus, state.e_minus), EligibilityState(gamma * keep[0] * state.e_plus + ltp,
+                                                           gamma * keep[1] * state.e_minus + ltd, tr)
 
 
 def broadcast_modulation(m: torch.Tensor, mode: ModulationMode, n_post: int, n_pre: int) -> torch.Tensor:
@@ -208,24 +211,27 @@ class ThreeFactorParams(NamedTuple):
     mode: ModulationMode
     stdp: STDPParams
     gamma: Optional[torch.Tensor]  # set when the base is an eligibility trace
+    consume: Optional[torch.Tensor] = None  # set when the modulator uses the trace up (IR ``consume`` != 0)
 
 
 def three_factor_step(inputs: tuple, state: ThreeFactorState, p: ThreeFactorParams,
                       mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ThreeFactorState]:
     """:class:`plastix.ir.ThreeFactor` (eqs. 17-19): ``dW = m+ P - m- D`` (2 channels) or
-    ``m (P - D)`` (1 channel). ``inputs = (x, y, M)`` with ``M`` ``(P, B, channels, size)``."""
+    ``m (P - D)`` (1 channel). ``inputs = (x, y, M)`` with ``M`` ``(P, B, channels, size)``. With
+    ``p.consume`` = c the traces keep ``max(0, 1 - c |m_±|)`` of themselves (the IR's doc)."""
     x, y, mod = inputs
     w = state.w
     n_post, n_pre = w.shape[-2], w.shape[-1]
+    m_pos = broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre)
+    m_neg = broadcast_modulation(mod[..., 1, :], p.mode, n_post, n_pre) if mod.shape[-2] == 2 else m_pos
     if p.gamma is not None:
-        (pos, neg), inner = eligibility_step((x, y, w), state.inner, (p.gamma, p.stdp))
+        keep = (1.0, 1.0)
+        if p.consume is not None:
+            keep = (torch.relu(1.0 - p.consume * m_pos.abs()), torch.relu(1.0 - p.consume * m_neg.abs()))
+        (pos, neg), inner = eligibility_step((x, y, w), state.inner, (p.gamma, p.stdp), keep)
     else:
         pos, neg, inner = stdp_terms(x, y, w, state.inner, p.stdp)
-    if mod.shape[-2] == 2:
-        dw = (broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre) * pos
-              - broadcast_modulation(mod[..., 1, :], p.mode, n_post, n_pre) * neg)
-    else:
-        dw = broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre) * (pos - neg)
+    dw = m_pos * pos - m_neg * neg
     w = apply_dw(w, dw, p.stdp, mask)
     return w, ThreeFactorState(w, inner)
 

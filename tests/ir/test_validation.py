@@ -106,6 +106,15 @@ def test_bare_eligibility_trace_is_rejected():
     assert "ThreeFactor" in e.msg
 
 
+def test_consume_needs_an_eligibility_trace_and_is_not_negative():
+    e = _err(lambda: ir.ThreeFactor(base=pair(), modulator="m", consume=0.5))
+    assert e.field == "consume" and "eligibility" in e.msg
+    e = _err(lambda: ir.ThreeFactor(base=ir.EligibilityTrace(base=pair(), gamma=0.9), modulator="m", consume=-0.1))
+    assert "consume" in str(e)
+    rule = ir.ThreeFactor(base=ir.EligibilityTrace(base=pair(), gamma=0.9), modulator="m", consume=0.5)
+    assert ir.consumes(rule) and not ir.consumes(rule.replace(consume=0.0))
+
+
 def test_unknown_kind_on_load_lists_known_kinds():
     g = KIND_FACTORIES["pair_stdp"]()
     doc = ir.to_dict(g)

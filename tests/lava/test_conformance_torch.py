@@ -39,6 +39,9 @@ def _graph(kind: str, vth: float = 3.0):
         rule = GatedSynapse(cell=cell)
     elif kind == "three_factor_per_pre":
         rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.8), modulator="m_pre", mode=ModulationMode.PER_PRE)
+    elif kind == "three_factor_consume":
+        rule = ThreeFactor(base=EligibilityTrace(base=stdp, gamma=0.9), modulator="m_pre", mode=ModulationMode.PER_PRE,
+                           consume=0.8)
     elif kind == "triplet":
         rule = TripletSTDP(eta_plus=0.02, eta_minus=0.02, decay_pre=0.8, decay_post=0.7, decay_slow=0.9,
                            eta_pair=0.01)
@@ -54,7 +57,7 @@ def _graph(kind: str, vth: float = 3.0):
     return b.build(outputs=[o, h])
 
 
-KINDS = ["enu_synapse", "gru_synapse", "three_factor_per_pre", "triplet", "oja", "bcm", "hebbian", "synq"]
+KINDS = ["enu_synapse", "gru_synapse", "three_factor_per_pre", "three_factor_consume", "triplet", "oja", "bcm", "hebbian", "synq"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

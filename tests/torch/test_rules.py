@@ -111,8 +111,8 @@ def test_stdp_vs_reference(case, triplet):
                                           (ModulationMode.PER_PRE, lambda: N_PRE),
                                           (ModulationMode.PER_SYNAPSE, lambda: N_POST * N_PRE)])
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("eligibility", [False, True])
-def test_three_factor_vs_reference(mode, size_of, channels, eligibility):
+@pytest.mark.parametrize("eligibility,consume", [(False, 0.0), (True, 0.0), (True, 0.7)])
+def test_three_factor_vs_reference(mode, size_of, channels, eligibility, consume):
     rng = np.random.default_rng(5)
     r = stdp_rule_dict({}, False, rng)
     base = make_stdp(r, False)
@@ -120,7 +120,7 @@ def test_three_factor_vs_reference(mode, size_of, channels, eligibility):
     if eligibility:
         base = EligibilityTrace(base=base, gamma=gamma)
     size = size_of()
-    g = harness(ThreeFactor(base=base, modulator="m", mode=mode), mod_size=size, mod_channels=channels)
+    g = harness(ThreeFactor(base=base, modulator="m", mode=mode, consume=consume), mod_size=size, mod_channels=channels)
     xs = harness_inputs(T, mod_rows=size * channels)
     net, out, state = run_net(g, xs)
     check_post(out, xs)
@@ -143,11 +143,17 @@ def test_three_factor_vs_reference(mode, size_of, channels, eligibility):
         ltp, ltd, tr = ref_stdp_terms(x[t], y[t], w, tr, r)
         P, D = (ep, em) if eligibility else (ltp, ltd)
         dw = bc(M[t, 0]) * P - bc(M[t, 1]) * D if channels == 2 else bc(M[t, 0]) * (P - D)
-        if eligibility:
-            ep, em = gamma * ep + ltp, gamma * em + ltd
+        if eligibility:  # the modulator uses up the fraction consume * |m| of each trace (ThreeFactor doc)
+            m_pos, m_neg = bc(M[t, 0]), bc(M[t, channels - 1])
+            ep = gamma * np.maximum(0.0, 1.0 - consume * np.abs(m_pos)) * ep + ltp
+            em = gamma * np.maximum(0.0, 1.0 - consume * np.abs(m_neg)) * em + ltd
         w = w + dw
     np.testing.assert_allclose(state.projs["plastic"].rule.w[0, 0].detach().numpy(), w, rtol=1e-10, atol=1e-12)
     assert not np.allclose(w, g.projection("plastic").weight)
+    if consume:  # and it changes the result
+        _, _, state0 = run_net(g.replace(projections=tuple(
+            p.replace(rule=p.rule.replace(consume=0.0)) if p.name == "plastic" else p for p in g.projections)), xs)
+        assert not np.allclose(state0.projs["plastic"].rule.w[0, 0].detach().numpy(), w, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["hebbian_decay", "oja", "bcm"])
