@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from plastix.ir.errors import MemoryLimitError
+
 __all__ = ["MemoryLimitError", "Estimate", "DEFAULT_LIMIT", "ENV", "parse_size", "format_size", "limit",
            "torch_run", "lava_run", "check"]
 
@@ -32,8 +34,6 @@ LAVA_PROCESS_BYTES = 12 << 20
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class MemoryLimitError(ValueError):
-    """A run would need more memory than it is allowed; nothing was allocated."""
 
 
 def parse_size(text: str | int) -> int | None:

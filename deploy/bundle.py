@@ -36,6 +36,7 @@ from plastix.ir import Graph, UnsupportedKindError
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.atomic import new_dir
+from plastix.ir.errors import BundleError
 from plastix.ir.serialize import npy_bytes, zip_bytes
 
 FORMAT_TAG = "plastix-bundle"
@@ -44,10 +45,6 @@ MANIFEST = "manifest.json"
 MODEL = "model.plx"
 INPUTS = "inputs.npz"
 PACKAGES = ("plastix", "torch", "lava-nc", "nir", "numpy", "onnx", "onnxruntime")
-
-
-class BundleError(ValueError):
-    """A bundle folder is missing, incomplete, corrupted or of another format."""
 
 
 def versions() -> dict[str, Optional[str]]:

@@ -1,5 +1,11 @@
-"""Exceptions raised by the IR. Every validation problem is an :class:`IRValidationError` that
-names the node (or path inside a file) and the field at fault, and the file when it came from one."""
+"""plastix's exceptions, in one place (no backend needs importing to catch them).
+
+Bad input (exit code 2 in the CLI): :class:`IRValidationError` (names the node, or path inside a
+file, and the field at fault, and the file when it came from one) with :class:`IRVersionError` and
+:class:`UnknownKindError`; :class:`UnsupportedKindError` (a backend has no lowering for a kind);
+:class:`MemoryLimitError` (a run would exceed its memory limit); :class:`BundleError` (a deploy
+bundle is broken). A failed run (exit code 1):
+:class:`BackendError` and its subclasses, e.g. ``plastix.backends.lava.runner.LavaRunError``."""
 from __future__ import annotations
 
 
@@ -55,3 +61,27 @@ class UnsupportedKindError(NotImplementedError):
         self.backend = backend
         hint = f"; supported: {', '.join(sorted(supported))}" if supported else ""
         super().__init__(f"kind {kind!r} is not supported by the {backend} backend{hint}")
+
+
+class MemoryLimitError(ValueError):
+    """A run would need more memory than it is allowed; nothing was allocated."""
+
+
+class BundleError(ValueError):
+    """A deploy bundle folder is missing, incomplete, corrupted or of another format."""
+
+
+class BackendError(RuntimeError):
+    """A backend could not run a model (its simulator failed, timed out or is not installed)."""
+
+
+class BackendRunError(BackendError):
+    """A backend's run failed while running (e.g. a Lava process died)."""
+
+
+class BackendTimeoutError(BackendRunError, TimeoutError):
+    """A backend's run did not finish within its timeout."""
+
+
+class BackendUnavailableError(BackendError, ImportError):
+    """A backend cannot be imported the way plastix needs it."""

@@ -21,6 +21,8 @@ from typing import Any, Optional, Sequence
 import typer
 from typer.core import TyperGroup
 
+from plastix.ir.errors import BackendError, BundleError, IRValidationError, MemoryLimitError, UnsupportedKindError
+
 DEBUG_ENV = "PLASTIX_DEBUG"
 
 
@@ -36,20 +38,17 @@ def _fail(msg: str, code: int = 2) -> CLIError:
     return CLIError(msg, code)
 
 
-_BAD_INPUT = ("IRValidationError", "IRVersionError", "UnknownKindError", "BundleError", "MemoryLimitError",
-              "UnsupportedKindError", "FileExistsError")
-_RUN_FAILED = ("LavaRunError", "LavaTimeoutError", "LavaImportError")
+_BAD_INPUT = (IRValidationError, BundleError, MemoryLimitError, UnsupportedKindError, FileExistsError)
 
 
 def _classify(exc: BaseException) -> tuple[str, int]:
     """(message, exit code) of an exception that reached the top of a command."""
     if isinstance(exc, CLIError):
         return str(exc), exc.code
-    names = {c.__name__ for c in type(exc).__mro__}
-    if names & set(_BAD_INPUT):
+    if isinstance(exc, _BAD_INPUT):
         return str(exc).strip("'\""), 2
-    if names & set(_RUN_FAILED):
-        return f"Lava run failed: {exc}", 1
+    if isinstance(exc, BackendError):
+        return f"backend run failed: {exc}", 1
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}", 1
@@ -266,7 +265,7 @@ def export(model: Path = typer.Argument(..., help="input model (.plx, or NIR wri
         else:
             save(graph, out)
     except Exception as exc:
-        if type(exc).__name__ in ("IRValidationError", "UnsupportedKindError"):
+        if isinstance(exc, (IRValidationError, UnsupportedKindError)):
             raise _fail(f"cannot export to {to.value}: {exc}") from None
         raise
     typer.echo(f"wrote {out}")
@@ -551,7 +550,7 @@ def _input_set(graph, inputs: "Path | None", stored, steps: int, seed: int, back
             xs = probe_inputs(graph, steps, seed)
         _check_run_memory(graph, check_inputs(graph, xs), backend)
     except (FileNotFoundError, ValueError) as exc:
-        if type(exc).__name__ == "MemoryLimitError":
+        if isinstance(exc, MemoryLimitError):
             raise
         raise _fail(str(exc)) from None
     return xs
@@ -641,10 +640,9 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
         finally:
             bar.close()
     except Exception as exc:
-        name = type(exc).__name__
-        if name in _RUN_FAILED:
+        if isinstance(exc, BackendError):
             raise _fail(f"cannot deploy to {target.value}: {exc}", code=1) from None
-        if name in _BAD_INPUT or isinstance(exc, ValueError):
+        if isinstance(exc, (*_BAD_INPUT, ValueError)):
             raise _fail(f"cannot deploy to {target.value}: {exc}") from None
         raise
     m = json.loads((path / "manifest.json").read_text())
@@ -693,7 +691,7 @@ def report(model: Path = typer.Argument(..., help=_MODEL_HELP),
             write_report(rep, tmp, plots=plots)
         tick("files")
     except (UnsupportedKindError, ValueError) as exc:
-        if type(exc).__name__ == "MemoryLimitError":
+        if isinstance(exc, MemoryLimitError):
             raise
         raise _fail(f"cannot report: {exc}") from None
     finally:
@@ -735,11 +733,11 @@ def simulate(model: Path = typer.Argument(..., help=_MODEL_HELP),
     try:
         outs = run_sim(graph, xs, backend=backend.value, precision=precision.value, timeout=timeout)
     except (UnsupportedKindError, ValueError) as exc:
-        if type(exc).__name__ == "MemoryLimitError":
+        if isinstance(exc, MemoryLimitError):
             raise
         raise _fail(f"cannot simulate on {backend.value} ({precision.value}): {exc}") from None
     except Exception as exc:
-        if type(exc).__name__ in _RUN_FAILED:
+        if isinstance(exc, BackendError):
             raise _fail(f"Lava run failed: {exc}", code=1) from None
         raise
     typer.echo(outputs_summary(outs))

@@ -27,6 +27,8 @@ import multiprocessing
 import re
 import sys
 
+from plastix.ir.errors import BackendUnavailableError
+
 __all__ = ["LavaImportError", "install", "installed", "check_start_method", "PATCHED_MODULES"]
 
 _VAR_MODEL = "lava.magma.compiler.var_model"
@@ -37,7 +39,7 @@ _BYTE_ENCODER_DEFAULT = re.compile(r"(:\s*ByteEncoder\s*=\s*)ByteEncoder\(\)")
 _SET_FORK = re.compile(r"^(\s*)mp\.set_start_method\('fork'\)\s*$", re.MULTILINE)
 
 
-class LavaImportError(ImportError):
+class LavaImportError(BackendUnavailableError):
     """Lava cannot be imported the way plastix needs it (shim missing, wrong start method, ...)."""
 
 

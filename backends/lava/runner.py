@@ -31,13 +31,15 @@ import traceback
 from multiprocessing import resource_tracker
 from typing import Any, Callable
 
+from plastix.ir.errors import BackendRunError, BackendTimeoutError
+
 __all__ = ["LavaRunError", "LavaTimeoutError", "run_isolated", "shm_entries", "SHM_DIR"]
 
 SHM_DIR = "/dev/shm"
 _FORK = multiprocessing.get_context("fork")
 
 
-class LavaRunError(RuntimeError):
+class LavaRunError(BackendRunError):
     """A Lava run failed; ``process`` names the failing Lava Process (when known), ``remote_traceback``
     is the worker's traceback text."""
 
@@ -54,7 +56,7 @@ def _rebuild_error(msg: str, process: str | None, tb: str) -> "LavaRunError":
     return LavaRunError(msg, process=process, remote_traceback=tb)
 
 
-class LavaTimeoutError(LavaRunError, TimeoutError):
+class LavaTimeoutError(LavaRunError, BackendTimeoutError):
     """A Lava run did not finish within its timeout; all its processes were killed."""
 
 
