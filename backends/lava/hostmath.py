@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from plastix.ir import (BCM, EligibilityTrace, GatedSynapse, HebbianDecay, ModulationMode, Oja, PairSTDP,
-                        QAggregation, QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP,
+from plastix.ir import (BCM, EligibilityTrace, ENUCell, GatedSynapse, GRUCell, HebbianDecay, LSTMCell, ModulationMode,
+                        Oja, PairSTDP, QAggregation, QUpdateForm, SynapticQ, ThreeFactor, TraceKind, TripletSTDP,
                         UnsupportedKindError)
+
+from ..base import lookup_lowering
 from plastix.ir.counter_hash import EXPLORE_BITS, explore_threshold, mix32, stream_key
 
 __all__ = ["init_state", "rule_step", "effective_weight", "modulator_value", "project", "synapse_output",
@@ -94,42 +96,67 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def cell_init(cell, lead: tuple) -> dict:
-    """Zero state of a gated cell with leading dims ``lead``."""
-    z = lambda n: np.zeros(lead + (n,))  # noqa: E731
-    if cell.kind == "enu_cell":
-        return {"h": z(cell.memory), "o": z(cell.out_channels)}
-    if cell.kind == "gru_cell":
-        return {"h": z(cell.hidden)}
+def _enu_init(cell, z) -> dict:
+    return {"h": z(cell.memory), "o": z(cell.out_channels)}
+
+
+def _gru_init(cell, z) -> dict:
+    return {"h": z(cell.hidden)}
+
+
+def _lstm_init(cell, z) -> dict:
     return {"h": z(cell.hidden), "c": z(cell.hidden)}
 
 
-def cell_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
-    """One step of an IR gated cell (equations in ir/neurons.py), ``x`` ``(..., in_channels)``."""
-    if cell.kind == "enu_cell":
-        h, o = st["h"], st["o"]
-        parts = [h, o, x] if cell.feedback else [h, x]
-        c = np.concatenate(parts, axis=-1)
-        z = _sigmoid(c @ np.asarray(cell.w_z).T)
-        r = _sigmoid(c @ np.asarray(cell.w_r).T)
-        parts[0] = r * h
-        h_tilde = np.tanh(np.concatenate(parts, axis=-1) @ np.asarray(cell.w_c).T)
-        h = (1.0 - z) * h + z * h_tilde
-        o = np.clip(h @ np.asarray(cell.w_o).T, 0.0, 1.0)
-        return o, {"h": h, "o": o}
-    gi = x @ np.asarray(cell.w_ih).T + np.asarray(cell.b_ih)
-    gh = st["h"] @ np.asarray(cell.w_hh).T + np.asarray(cell.b_hh)
-    if cell.kind == "gru_cell":
-        ir, iz, in_ = np.split(gi, 3, axis=-1)
-        hr, hz, hn = np.split(gh, 3, axis=-1)
-        r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
-        n = np.tanh(in_ + r * hn)
-        h = (1.0 - z) * n + z * st["h"]
-        return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h}
+def _enu_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    h, o = st["h"], st["o"]
+    parts = [h, o, x] if cell.feedback else [h, x]
+    c = np.concatenate(parts, axis=-1)
+    z = _sigmoid(c @ np.asarray(cell.w_z).T)
+    r = _sigmoid(c @ np.asarray(cell.w_r).T)
+    parts[0] = r * h
+    h_tilde = np.tanh(np.concatenate(parts, axis=-1) @ np.asarray(cell.w_c).T)
+    h = (1.0 - z) * h + z * h_tilde
+    o = np.clip(h @ np.asarray(cell.w_o).T, 0.0, 1.0)
+    return o, {"h": h, "o": o}
+
+
+def _gates(cell, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (x @ np.asarray(cell.w_ih).T + np.asarray(cell.b_ih), h @ np.asarray(cell.w_hh).T + np.asarray(cell.b_hh))
+
+
+def _gru_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    gi, gh = _gates(cell, x, st["h"])
+    ir, iz, in_ = np.split(gi, 3, axis=-1)
+    hr, hz, hn = np.split(gh, 3, axis=-1)
+    r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
+    n = np.tanh(in_ + r * hn)
+    h = (1.0 - z) * n + z * st["h"]
+    return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h}
+
+
+def _lstm_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    gi, gh = _gates(cell, x, st["h"])
     i, f, g, o = np.split(gi + gh, 4, axis=-1)
     c = _sigmoid(f) * st["c"] + _sigmoid(i) * np.tanh(g)
     h = _sigmoid(o) * np.tanh(c)
     return h @ np.asarray(cell.w_o).T + np.asarray(cell.b_o), {"h": h, "c": c}
+
+
+#: IR cell class -> (zero state, one step): the cells this backend emulates (equations in ir/neurons.py)
+CELLS = {ENUCell: (_enu_init, _enu_step), GRUCell: (_gru_init, _gru_step), LSTMCell: (_lstm_init, _lstm_step)}
+
+
+def cell_init(cell, lead: tuple) -> dict:
+    """Zero state of a gated cell with leading dims ``lead``."""
+    init, _ = lookup_lowering(CELLS, cell, "lava (host-emulated)")
+    return init(cell, lambda n: np.zeros(lead + (n,)))
+
+
+def cell_step(cell, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    """One step of an IR gated cell, ``x`` ``(..., in_channels)``."""
+    _, step = lookup_lowering(CELLS, cell, "lava (host-emulated)")
+    return step(cell, x, st)
 
 
 def synapse_output(rule, w: np.ndarray, st: dict, x: np.ndarray, sign=None, mask=None) -> tuple[np.ndarray, dict]:

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from plastix.ir import (BCM, CubaLIF, GatedPopulation, GatedSynapse, Graph, HebbianDecay, Input, LIReadout,
-                        LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TripletSTDP, UnsupportedKindError)
+from plastix.ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSynapse, Graph, HebbianDecay, Input,
+                        LIReadout, LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TripletSTDP, UnsupportedKindError)
 
 from .. import quantize as qz
+from ..base import lookup_lowering
+from .hostmath import CELLS
 from ..learning_engine import (FLOAT_TRACES_WHY, MIXED, check_post_neuron, engine_inits, engine_rule, engine_weights,
                                modulator_rows, stated_trace_bound)
 
@@ -133,14 +135,23 @@ def _uniform(x, node: str, fld: str) -> float:
 LEARNING_ENGINE_MODES = ("auto", "exact")
 
 
-_HOST_RULES = (PairSTDP, TripletSTDP, ThreeFactor, HebbianDecay, Oja, BCM, GatedSynapse, SynapticQ)
-_HOST_WHY = {
+#: IR rule class -> why it is host-emulated when the learning engine cannot take it ("" : the
+#: engine's own reason, from learning_engine.engine_rule); kind dispatch keyed by the registry's classes
+RULES: dict[type, str] = {
+    PairSTDP: "",
+    ThreeFactor: "",
+    LoihiRule: "",
     HebbianDecay: "SpikePropamine rate-based E update (W + alpha E) has no learning-engine form",
     Oja: "Oja's E r_pre matrix-vector term has no learning-engine form",
     BCM: "BCM's sliding threshold has no learning-engine form",
     TripletSTDP: "triplet STDP needs the previous slow post trace",
     GatedSynapse: "a gated unit per synapse is not a Loihi synapse",
     SynapticQ: "a shared tabular Q policy is not a Loihi synapse",
+}
+
+#: kinds this backend does not lower on their own, and why (backends.base.missing_lowerings)
+REFUSED: dict[type, str] = {
+    EligibilityTrace: "an eligibility trace is lowered as part of the ThreeFactor rule that wraps it",
 }
 
 
@@ -187,33 +198,46 @@ def make_plan(graph: Graph, precision: str = "fixed", *, learning_engine: str = 
     return Plan(precision, tuple(graph.inputs), tuple(graph.outputs), pops, projs, mods, graph)
 
 
+def _plan_input(p, precision: str) -> PopPlan:
+    if p.channels != 1:
+        return PopPlan(p.name, "input", p.size, NATIVE,
+                       f"RingBuffer source of size * channels = {p.size * p.channels} values per step "
+                       "(flat, unit-major)", in_channels=p.channels, out_channels=p.channels)
+    return PopPlan(p.name, "input", p.size, NATIVE, "RingBuffer source")
+
+
+def _plan_lif(p, precision: str) -> PopPlan:
+    if p.refractory and precision == "fixed":
+        raise UnsupportedKindError("cuba_lif(refractory, fixed)", BACKEND, ("cuba_lif(refractory, float)",))
+    return PopPlan(p.name, "lif", p.size, NATIVE,
+                   "LIFRefractory" if p.refractory else "LIF", _lif_params(p, precision, p.vth))
+
+
+def _plan_li(p, precision: str) -> PopPlan:
+    return PopPlan(p.name, "li", p.size, NATIVE, "LIF with an unreachable threshold; v read by a Monitor",
+                   _lif_params(p, precision, None))
+
+
+def _plan_gated(p, precision: str) -> PopPlan:
+    if precision == "fixed":
+        raise UnsupportedKindError(f"{p.kind}({p.cell.kind}, fixed): gated units are host-emulated in float "
+                                   "only (no fixed-point cell math)", BACKEND, (f"{p.kind}(float)",))
+    if p.init_noise > 0:
+        raise UnsupportedKindError(f"{p.kind}(init_noise > 0): the random initial output-gate noise cannot be "
+                                   "reproduced on Lava", BACKEND, (f"{p.kind}(init_noise=0)",))
+    lookup_lowering(CELLS, p.cell, BACKEND)
+    return PopPlan(p.name, "gated", p.size, HOST,
+                   f"HostGatedPopulation: {p.cell.kind} units computed with numpy (float64) in a Python "
+                   "ProcessModel (no Loihi neuron model); ports carry size * channels values (flat, unit-major)",
+                   in_channels=p.in_channels, out_channels=p.out_channels, cell=p.cell)
+
+
+#: IR population class -> plan (kind dispatch keyed by the registry's classes)
+POPULATIONS = {Input: _plan_input, CubaLIF: _plan_lif, LIReadout: _plan_li, GatedPopulation: _plan_gated}
+
+
 def _plan_population(p, precision: str) -> PopPlan:
-    if isinstance(p, Input):
-        if p.channels != 1:
-            return PopPlan(p.name, "input", p.size, NATIVE,
-                           f"RingBuffer source of size * channels = {p.size * p.channels} values per step "
-                           "(flat, unit-major)", in_channels=p.channels, out_channels=p.channels)
-        return PopPlan(p.name, "input", p.size, NATIVE, "RingBuffer source")
-    if isinstance(p, CubaLIF):
-        if p.refractory and precision == "fixed":
-            raise UnsupportedKindError("cuba_lif(refractory, fixed)", BACKEND, ("cuba_lif(refractory, float)",))
-        return PopPlan(p.name, "lif", p.size, NATIVE,
-                       "LIFRefractory" if p.refractory else "LIF", _lif_params(p, precision, p.vth))
-    if isinstance(p, LIReadout):
-        return PopPlan(p.name, "li", p.size, NATIVE, "LIF with an unreachable threshold; v read by a Monitor",
-                       _lif_params(p, precision, None))
-    if isinstance(p, GatedPopulation):
-        if precision == "fixed":
-            raise UnsupportedKindError(f"{p.kind}({p.cell.kind}, fixed): gated units are host-emulated in float "
-                                       "only (no fixed-point cell math)", BACKEND, (f"{p.kind}(float)",))
-        if p.init_noise > 0:
-            raise UnsupportedKindError(f"{p.kind}(init_noise > 0): the random initial output-gate noise cannot be "
-                                       "reproduced on Lava", BACKEND, (f"{p.kind}(init_noise=0)",))
-        return PopPlan(p.name, "gated", p.size, HOST,
-                       f"HostGatedPopulation: {p.cell.kind} units computed with numpy (float64) in a Python "
-                       "ProcessModel (no Loihi neuron model); ports carry size * channels values (flat, unit-major)",
-                       in_channels=p.in_channels, out_channels=p.out_channels, cell=p.cell)
-    raise UnsupportedKindError(getattr(p, "kind", type(p).__name__), BACKEND, ("input", "cuba_lif", "li"))
+    return lookup_lowering(POPULATIONS, p, BACKEND, REFUSED)(p, precision)
 
 
 def _lif_params(p, precision: str, vth) -> dict:
@@ -272,8 +296,7 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
                             graded=graded, delay=pr.delay)
         return ProjPlan(pr.name, pr.pre, pr.post, NATIVE, what, _per_channel(w, chans), w.copy(), graded=graded,
                         delay=pr.delay)
-    if not isinstance(rule, _HOST_RULES + (LoihiRule,)):
-        raise UnsupportedKindError(rule.kind, BACKEND, tuple(sorted(SUPPORTED_RULES)))
+    host_why = lookup_lowering(RULES, rule, BACKEND, REFUSED)
     engine, why = engine_rule(graph, pr)
     if engine is not None and learning_engine == "exact" and not engine["exact"]:
         engine, why = None, "host-emulated for exact IR semantics (learning_engine='exact'); the learning-engine form is approximate"
@@ -304,7 +327,7 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
                         modulator=engine.modulator, inits=inits)
     if isinstance(rule, LoihiRule):
         raise UnsupportedKindError("loihi rule with this modulator", BACKEND)
-    host_why = _HOST_WHY.get(type(rule), why)
+    host_why = host_why or why
     if pre_pop.out_channels != 1 or post.kind not in ("lif", "li"):  # pragma: no cover - IR / plan forbid it
         raise UnsupportedKindError(rule.kind, BACKEND)
     if isinstance(rule, SynapticQ) and not rule.modulator:
@@ -322,8 +345,6 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
                     sign=None if pr.sign is None else np.asarray(pr.sign).copy())
 
 
-SUPPORTED_RULES = {"pair_stdp", "triplet_stdp", "three_factor", "eligibility", "hebbian_decay", "oja", "bcm", "loihi",
-                   "gated_synapse", "synaptic_q"}
 
 
 def support(graph: Graph, precision: str = "fixed", *, learning_engine: str = "auto") -> dict:

@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from ...ir import Graph, UnsupportedKindError
-from ...ir.errors import IRValidationError
-from ...ir.rules import EligibilityTrace, TraceKind, TripletSTDP, consumes
+from ...ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSynapse, Graph, HebbianDecay, Input, LIReadout,
+                   LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, consumes)
+from ..base import lookup_lowering
 from ...ir.spec import spec_of
 from ...ir.synapses import Activation
 from .. import memory
@@ -171,7 +171,7 @@ class _GatedLowering(_PopLowering):
     def __init__(self, pop, net):  # noqa: ANN001
         super().__init__(pop, net)
         self.cell = pop.cell
-        self.cell_step = nrn.CELL_STEPS[pop.cell.kind]
+        self.cell_step = lookup_lowering(nrn.CELL_STEPS, pop.cell, BACKEND)
 
     def bind(self, prm):  # noqa: ANN001
         return nrn.cell_params(self.cell, lambda f: prm[f"{self.name}/cell/{f}"])
@@ -194,11 +194,11 @@ class _GatedLowering(_PopLowering):
         return (y if self.out_ch > 1 else y.squeeze(-1)), st
 
 
-POPULATIONS: dict[str, type] = {
-    "input": _InputLowering,
-    "cuba_lif": _LIFLowering,
-    "li": _LILowering,
-    "gated": _GatedLowering,
+POPULATIONS: dict[type, type] = {  # IR class -> lowering (kind dispatch by the registry's classes)
+    Input: _InputLowering,
+    CubaLIF: _LIFLowering,
+    LIReadout: _LILowering,
+    GatedPopulation: _GatedLowering,
 }
 
 
@@ -299,13 +299,6 @@ class _STDPLowering(_RuleLowering):
         return rs
 
 
-class _EligibilityLowering(_RuleLowering):
-    """Only meaningful inside a ThreeFactor rule (the IR rejects it at the top level)."""
-
-    def init(self, P, B, w0, like, bound):  # noqa: ANN001
-        raise IRValidationError(self.proj.name, "rule", "an eligibility trace must be wrapped in a ThreeFactor rule")
-
-
 class _ThreeFactorLowering(_RuleLowering):
     def __init__(self, rule, proj, prefix, net):  # noqa: ANN001
         super().__init__(rule, proj, prefix, net)
@@ -340,7 +333,7 @@ class _GatedSynapseLowering(_RuleLowering):
     def __init__(self, rule, proj, prefix, net):  # noqa: ANN001
         super().__init__(rule, proj, prefix, net)
         self.cell = rule.cell
-        self.cell_step = nrn.CELL_STEPS[rule.cell.kind]
+        self.cell_step = lookup_lowering(nrn.CELL_STEPS, rule.cell, BACKEND)
 
     def bind(self, prm):  # noqa: ANN001
         return nrn.cell_params(self.cell, lambda f: prm[f"{self.prefix}/cell/{f}"])
@@ -414,17 +407,21 @@ class _LoihiLowering(_RuleLowering):
         return rs
 
 
-LOWERING: dict[str, type] = {
-    "hebbian_decay": _DPLowering,
-    "oja": _DPLowering,
-    "bcm": _DPLowering,
-    "pair_stdp": _STDPLowering,
-    "triplet_stdp": _STDPLowering,
-    "eligibility": _EligibilityLowering,
-    "three_factor": _ThreeFactorLowering,
-    "gated_synapse": _GatedSynapseLowering,
-    "synaptic_q": _SynQLowering,
-    "loihi": _LoihiLowering,
+LOWERING: dict[type, type] = {  # IR rule class -> lowering
+    HebbianDecay: _DPLowering,
+    Oja: _DPLowering,
+    BCM: _DPLowering,
+    PairSTDP: _STDPLowering,
+    TripletSTDP: _STDPLowering,
+    ThreeFactor: _ThreeFactorLowering,
+    GatedSynapse: _GatedSynapseLowering,
+    SynapticQ: _SynQLowering,
+    LoihiRule: _LoihiLowering,
+}
+
+#: kinds this backend does not lower, and why (backends.base.missing_lowerings checks the IR has no others)
+REFUSED: dict[type, str] = {
+    EligibilityTrace: "an eligibility trace is lowered as part of the ThreeFactor rule that wraps it",
 }
 
 
@@ -447,9 +444,7 @@ class _ProjLowering:
                 np.array(proj.sign) * np.array(proj.mask), dtype=net.dtype))
         self.rule = None
         if proj.rule is not None:
-            cls = LOWERING.get(proj.rule.kind)
-            if cls is None:
-                raise UnsupportedKindError(proj.rule.kind, BACKEND, tuple(LOWERING))
+            cls = lookup_lowering(LOWERING, proj.rule, BACKEND, REFUSED)
             self.rule = cls(proj.rule, proj, f"{proj.name}/rule", net)
 
     def effective(self, w: torch.Tensor, mask: Optional[torch.Tensor], sign: Optional[torch.Tensor],
@@ -537,10 +532,7 @@ class TorchNetwork(nn.Module):
         self._pops: list[_PopLowering] = []
         self._projs: list[_ProjLowering] = []
         for pop in graph.populations:
-            cls = POPULATIONS.get(pop.kind)
-            if cls is None:
-                raise UnsupportedKindError(pop.kind, BACKEND, tuple(POPULATIONS))
-            self._pops.append(cls(pop, self))
+            self._pops.append(lookup_lowering(POPULATIONS, pop, BACKEND, REFUSED)(pop, self))
             self._register(pop.name, pop, lead_for_cell=1)
         for proj in graph.projections:
             self._projs.append(_ProjLowering(proj, self))

@@ -16,6 +16,8 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from ...ir import ENUCell, GRUCell, LSTMCell
+
 Spike = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -171,4 +173,4 @@ def cell_params(cell, get: Callable[[str], torch.Tensor]):  # noqa: ANN001
 
 
 # kind -> step function of a cell
-CELL_STEPS: dict[str, Callable] = {"enu_cell": enu_step, "gru_cell": gru_step, "lstm_cell": lstm_step}
+CELL_STEPS: dict[type, Callable] = {ENUCell: enu_step, GRUCell: gru_step, LSTMCell: lstm_step}  # IR cell class -> step

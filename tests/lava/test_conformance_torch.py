@@ -168,3 +168,22 @@ def test_cue_association_paper_net_matches_torch_float64(lava):
     np.testing.assert_allclose(net.weights()["cues_to_hidden"], w_torch, rtol=1e-9, atol=1e-9)
     mask = np.asarray(g.projection("cues_to_hidden").mask)
     np.testing.assert_array_equal(net.weights()["cues_to_hidden"][~mask], w0[~mask])  # absent synapses stay
+
+
+def _rule_kinds(rule) -> set[str]:
+    """The kinds in a rule tree (a ThreeFactor's eligibility trace and STDP base, a gated synapse's cell)."""
+    out = {rule.kind}
+    for child in ("base", "cell"):
+        if getattr(rule, child, None) is not None and getattr(rule, child).category == "rule":
+            out |= _rule_kinds(getattr(rule, child))
+    return out
+
+
+def test_conformance_covers_every_registered_rule_kind():
+    """The scenarios above, taken together, exercise every rule kind the IR registry holds: a new rule
+    kind needs a torch-vs-Lava scenario here (no Lava needed to check that)."""
+    from plastix.ir.registry import kinds
+
+    graphs = [_graph(k) for k in KINDS] + [_learning_graph(v) for v, _, _ in LEARNING]
+    covered = set().union(*(_rule_kinds(p.rule) for g in graphs for p in g.projections if p.rule is not None))
+    assert covered == set(kinds("rule")), sorted(set(kinds("rule")) - covered)

@@ -164,14 +164,14 @@ def test_export_writes_trained_values_back():
 
 
 def test_unsupported_kind(monkeypatch):
-    monkeypatch.delitem(network.LOWERING, "pair_stdp")
+    monkeypatch.delitem(network.LOWERING, PairSTDP)
     rule = PairSTDP(eta_plus=0.1, eta_minus=0.1, decay_pre=0.5, decay_post=0.5)
     with pytest.raises(UnsupportedKindError, match="pair_stdp.*torch"):
         compile(harness(rule))
 
 
 def test_unsupported_population_kind(monkeypatch):
-    monkeypatch.delitem(network.POPULATIONS, "li")
+    monkeypatch.delitem(network.POPULATIONS, LIReadout)
     with pytest.raises(UnsupportedKindError, match="'li'"):
         compile(smooth_graph())
 
