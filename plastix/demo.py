@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 #: the hardware-aware model the project trained (command in docs/results.md, "Trained plasticity on
@@ -37,6 +36,7 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     from plastix.ir.atomic import write_bytes
     from plastix.ir.nir_interop import read_nir, write_nir
     from plastix.trainer.bptt_run import train_bptt
+    from plastix.trainer.cue_eval import compare_backends
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,52 +85,6 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
     print(f"done in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     return summary
-
-
-def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = None, lava: bool = True,
-                     precision: str = "float") -> dict:
-    """Run ``problems`` seeded test problems of the model's own task settings (graph metadata written
-    by ``train_bptt``: cue count, timing, permutation, readout window) on the torch backend (batched,
-    float64) and, with ``lava``, on Lava (one problem per run), both in ``precision``; in fixed point
-    the torch float accuracy is reported too (``accuracy_torch_float``). Accuracy counts ties as wrong."""
-    from plastix.backends.lava import support
-    from plastix.trainer.bptt import accuracy
-    from plastix.trainer.cue_eval import CueSetting, run_lava, run_torch
-    from plastix.tasks.cue_association import one_shot_cue_problems
-
-    setting = CueSetting.of(graph, n_cues)
-    if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
-        from plastix.trainer.hardware_aware import for_fixed_point
-
-        graph = for_fixed_point(graph)
-    pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))
-    window = setting.window(pr)
-    g2 = graph.replace(outputs=("action", "hidden"))
-    outs, state = run_torch(g2, pr, precision=precision)
-    torch_act = outs["action"]
-    counts_torch = torch_act[window].sum(0)
-    res = {"problems": problems, "n_cues": setting.task.n_cues, "readout": setting.readout, "precision": precision,
-           "accuracy_torch": float(accuracy(counts_torch, pr.test_labels)),
-           "_problems": pr, "_torch": (torch_act, outs["hidden"], state.projs["cues_to_hidden"].rule.w[0]),
-           "_window": window}
-    if precision == "fixed":
-        f_act = run_torch(g2, pr)[0]["action"]
-        res["accuracy_torch_float"] = float(accuracy(f_act[window].sum(0), pr.test_labels))
-    if lava:
-        lv = run_lava(g2, pr, precision=precision, timeout=600.0, final_weights=True)
-        lava_act = lv["action"]
-        counts_lava = lava_act[window].sum(0)
-        same_w = torch.ones(problems, dtype=torch.bool)
-        for name, w in lv["weights"].items():  # final plastic weights, problem by problem
-            w_t = state.projs[name].rule.w[0].to(w.dtype)
-            same_w &= (w == w_t).flatten(1).all(1) if precision == "fixed" else torch.isclose(w, w_t).flatten(1).all(1)
-        res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
-                   agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
-                   identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
-                   identical_hidden_spike_trains=float((lv["hidden"] == outs["hidden"]).all(dim=(0, 2)).float().mean()),
-                   identical_final_weights=float(same_w.float().mean()),
-                   lowering=support(g2, precision)["rules"])
-    return res
 
 
 def _plots(out: Path, pr, act, hidden, graph, w, window) -> None:

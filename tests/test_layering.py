@@ -88,3 +88,32 @@ def test_importing_the_ir_loads_neither_torch_nor_lava():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"plastix.ir pulled in: {out.stdout}"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    parts = PKG_OF_DIR[rel.parts[0]].split(".") + list(rel.parts[1:])
+    parts[-1] = parts[-1][:-3]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circle_between_modules():
+    """No module reaches itself through imports, lazy (function-local) ones included: two modules that
+    need each other are one module, or share a third."""
+    import networkx as nx
+
+    mods = {}
+    for folder in PKG_OF_DIR:
+        for path in _files(folder):
+            if folder != "plastix" or len(path.relative_to(ROOT / "plastix").parts) == 1:
+                mods[_module_name(path)] = path
+    graph = nx.DiGraph()
+    for name, path in mods.items():
+        for mod, _ in _imports(path):
+            target = mod
+            while target and target not in mods:  # "plastix.ir.rules.X" -> the module plastix.ir.rules
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):  # a package's own __init__
+                graph.add_edge(name, target)
+    cycles = list(nx.simple_cycles(graph))
+    assert not cycles, f"import circles: {cycles[:5]}"

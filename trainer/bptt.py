@@ -32,6 +32,8 @@ from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
+from .cue_eval import EVAL_BATCH, accuracy, evaluate_model
+
 # rule coefficients with IR bounds [lo, hi] that the optimiser must respect (projected gradient)
 _BOUNDED = {"gamma": (0.0, 1.0), "eta": (0.0, 1.0), "eta_phi": (0.0, 1.0), "consume": (0.0, 1e3)}
 _NEURON_FIELDS = ("du", "dv", "vth", "bias")
@@ -70,13 +72,6 @@ def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 def reinforce_loss(log_prob: torch.Tensor, reward: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
     """REINFORCE with a baseline: ``-(R - b) log π(a)`` (the advantage carries no gradient)."""
     return -((reward - baseline).detach() * log_prob).mean()
-
-
-def accuracy(activity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Fraction of problems whose most active output is the label (ties count as wrong)."""
-    top = activity.max(-1, keepdim=True).values
-    unique = (activity == top).sum(-1) == 1
-    return ((activity.argmax(-1) == labels) & unique).float().mean()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,9 +463,6 @@ def task_metadata(cfg: BPTTConfig) -> dict:
     return dict(n_cues=cfg.n_cues, readout=cfg.readout, timing=",".join(map(str, cfg.timing)), permute=cfg.permute)
 
 
-EVAL_BATCH = 128
-
-
 def evaluate(model: CueModel, n_problems: int, *, n_cues: int, seed: int, batch: int = EVAL_BATCH,
              return_counts: bool = False) -> dict:
     """Accuracy (ties wrong) and loss on ``n_problems`` fixed test problems (seeded: the same
@@ -502,7 +494,8 @@ def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
     """Why a run learns or not, from one batch of episodes: firing rates of the hidden layer, the
     two action neurons and the NM-SNN's output layer; the mean |M| of the modulator inside the
     learning-signal windows and outside them, and its ratio between the second and the first
-    training trial's feedback (how much the NM-SNN scales the second write); the mean |ΔW| of the plastic projection over an
+    training trial's feedback (how much the NM-SNN scales the second write); the learnt trace use-up rate
+    ``consume``; the mean |ΔW| of the plastic projection over an
     episode against mean |W0|; the eligibility time constants 1 / (1 - γ) (10/50/90 % quantiles) and
     the mean STDP rates η± of the IR."""
     net = model.net
@@ -526,6 +519,8 @@ def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
             first = torch.zeros_like(on)
             first[: on.shape[0] // 3] = True  # the first of the three trials
             res["mod_second_over_first"] = float(m[on & ~first].mean() / (m[on & first].mean() + 1e-12))
+        if model.reparam is not None and model.reparam.log_consume is not None:
+            res["consume"] = float(model.reparam.log_consume.exp())  # the learnt trace use-up rate c
         w0 = prm[f"{proj.name}/weight"]
         mask = torch.as_tensor(np.array(proj.mask), dtype=w0.dtype) if proj.mask is not None else torch.ones_like(w0)
         w1 = state.projs[proj.name].rule.w[0]
@@ -658,8 +653,6 @@ class BPTTJob(GradientJob):
             ev = evaluate(model, cfg.eval_problems, n_cues=cfg.n_cues, seed=self.EVAL_SEED)
             metrics.update(test_accuracy=ev["accuracy"], test_loss=ev["loss"])
             if cfg.fixed_in_loop:  # what the loss trains: the fixed-point accuracy on the same problems
-                from .cue_eval import evaluate_model
-
                 metrics["test_accuracy_fixed"] = evaluate_model(self.model_graph(model), n_problems=cfg.eval_problems,
                                                                 seed=self.EVAL_SEED, precision="fixed")["accuracy"]
             diag = one_shot_cue_problems(min(EVAL_BATCH, cfg.eval_problems), task_config(cfg),

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.plot:
         plot_sweep({Path(args.model).parent.name or args.model: out["sweep"]}, args.plot)
     if args.lava:
-        from plastix.demo import compare_backends
+        from .cue_eval import compare_backends
         from plastix.ir import load
 
         t1 = time.perf_counter()

@@ -3,7 +3,7 @@
 The task settings (cue timing, readout window, permutation) come from the model's metadata, as
 :func:`plastix.trainer.bptt_run.train_bptt` writes them; the cue count ``M`` can be changed (the
 paper's M sweep, Meta-SpikePropamine Fig. 4). Problems are drawn in seeded batches of
-:data:`~plastix.trainer.bptt.EVAL_BATCH`, exactly as the trainer's own evaluation draws them, so the
+:data:`EVAL_BATCH`, exactly as the trainer's own evaluation draws them, so the
 same seed gives the same problems on every backend. Accuracy counts ties as wrong.
 """
 from __future__ import annotations
@@ -18,7 +18,16 @@ import torch
 from plastix.ir import Graph
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
-from .bptt import EVAL_BATCH, accuracy
+#: problems per evaluation batch (the trainer's evaluation draws its problems in batches of this size)
+EVAL_BATCH = 128
+
+
+def accuracy(activity: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of problems whose most active output is the label (ties count as wrong)."""
+    top = activity.max(-1, keepdim=True).values
+    unique = (activity == top).sum(-1) == 1
+    return ((activity.argmax(-1) == labels) & unique).float().mean()
+
 
 BACKENDS = ("torch", "lava")
 PRECISIONS = ("float", "fixed")
@@ -170,3 +179,46 @@ def task_accuracy(graph: Graph, *, n_problems: int = 64, seed: int = 12345, lava
     out["accuracy"] = {k: r["accuracy"] for k, r in runs.items()}
     out["wall_time_s"] = {k: r["wall_time_s"] for k, r in runs.items()}
     return out
+
+
+def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = None, lava: bool = True,
+                     precision: str = "float") -> dict:
+    """Run ``problems`` seeded test problems of the model's own task settings (graph metadata written
+    by ``train_bptt``: cue count, timing, permutation, readout window) on the torch backend (batched,
+    float64) and, with ``lava``, on Lava (one problem per run), both in ``precision``; in fixed point
+    the torch float accuracy is reported too (``accuracy_torch_float``). Accuracy counts ties as wrong."""
+    from plastix.backends.lava import support
+
+    setting = CueSetting.of(graph, n_cues)
+    if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
+        from .hardware_aware import for_fixed_point
+
+        graph = for_fixed_point(graph)
+    pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))
+    window = setting.window(pr)
+    g2 = graph.replace(outputs=("action", "hidden"))
+    outs, state = run_torch(g2, pr, precision=precision)
+    torch_act = outs["action"]
+    counts_torch = torch_act[window].sum(0)
+    res = {"problems": problems, "n_cues": setting.task.n_cues, "readout": setting.readout, "precision": precision,
+           "accuracy_torch": float(accuracy(counts_torch, pr.test_labels)),
+           "_problems": pr, "_torch": (torch_act, outs["hidden"], state.projs["cues_to_hidden"].rule.w[0]),
+           "_window": window}
+    if precision == "fixed":
+        f_act = run_torch(g2, pr)[0]["action"]
+        res["accuracy_torch_float"] = float(accuracy(f_act[window].sum(0), pr.test_labels))
+    if lava:
+        lv = run_lava(g2, pr, precision=precision, timeout=600.0, final_weights=True)
+        lava_act = lv["action"]
+        counts_lava = lava_act[window].sum(0)
+        same_w = torch.ones(problems, dtype=torch.bool)
+        for name, w in lv["weights"].items():  # final plastic weights, problem by problem
+            w_t = state.projs[name].rule.w[0].to(w.dtype)
+            same_w &= (w == w_t).flatten(1).all(1) if precision == "fixed" else torch.isclose(w, w_t).flatten(1).all(1)
+        res.update(accuracy_lava=float(accuracy(counts_lava, pr.test_labels)),
+                   agreement_decision=float((counts_lava.argmax(-1) == counts_torch.argmax(-1)).float().mean()),
+                   identical_spike_trains=float((lava_act == torch_act).all(dim=(0, 2)).float().mean()),
+                   identical_hidden_spike_trains=float((lv["hidden"] == outs["hidden"]).all(dim=(0, 2)).float().mean()),
+                   identical_final_weights=float(same_w.float().mean()),
+                   lowering=support(g2, precision)["rules"])
+    return res

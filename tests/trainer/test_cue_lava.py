@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import plastix.ir as ir
-from plastix.demo import compare_backends
+from plastix.trainer.cue_eval import compare_backends
 from plastix.trainer.bptt_run import train_bptt
 
 
