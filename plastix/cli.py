@@ -361,6 +361,8 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
           steps: int = typer.Option(None, min=1, help="override the number of generations / iterations"),
           form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
+          aggregation: str = typer.Option(None, help="synq only: how the TD updates of the synapses sharing a table "
+                                                     "cell combine: mean | sequential (default: the preset's)"),
           policy: str = typer.Option(None, help="synq only: apply the Q table of this policy.plx (e.g. the "
                                                 "policy.plx of a boundary run), or 'shipped' for the package's "
                                                 "boundary-learned table"),
@@ -424,7 +426,7 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
             from plastix.trainer.synq_run import train_synq
             online = None if policy_mode is None else policy_mode is PolicyMode.online
             res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,
-                             policy=policy, train_policy=online, bias_init_scale=bias_init)
+                             policy=policy, train_policy=online, bias_init_scale=bias_init, aggregation=aggregation)
         else:
             from plastix.trainer.synq_run import train_gd_baseline
             res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps,
@@ -456,14 +458,43 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              precision: Precision = typer.Option(Precision.float, help="float, or fixed (Loihi fixed point; "
                                                                                "the model must be representable)"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')"),
+             sweep: str = typer.Option(None, help="accuracy at each cue count of this comma list instead (torch "
+                                                  "float64; Meta-SpikePropamine Fig. 4), e.g. 1,3,5,7,9,11,13,15"),
+             plot: Path = typer.Option(None, help="with --sweep: draw it next to the paper's into this PNG"),
+             compare_lava: int = typer.Option(0, min=0, help="also run this many of the problems on torch and on "
+                                                             "Lava in --precision: accuracies, identical spike trains "
+                                                             "and final plastic weights"),
              max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Accuracy of a trained model on fresh problems (ties count as wrong)."""
     import json
 
     if task != "one_shot_cue":
         raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue")
+    if plot is not None and sweep is None:
+        raise _fail("--plot needs --sweep")
     graph = _load(model, _max_memory(max_memory))
-    from plastix.trainer.cue_eval import evaluate_model
+    from plastix.trainer.cue_eval import compare_backends, evaluate_model
+
+    if sweep is not None:
+        from plastix.trainer.bptt_run import plot_sweep, sweep_cues
+
+        try:
+            ms = tuple(int(m) for m in sweep.split(","))
+            if min(ms) < 1:
+                raise ValueError
+        except ValueError:
+            raise _fail(f"--sweep must be a comma list of cue counts >= 1, got {sweep!r}") from None
+        res = {m: round(r["accuracy"], 4) for m, r in sweep_cues(model, problems, ms, seed=seed).items()}
+        typer.echo(json.dumps({"sweep": res}) if as_json else
+                   "\n".join(f"M = {m:2d}: accuracy {a:.4f}" for m, a in res.items()))
+        if plot is not None:
+            typer.echo(f"wrote {plot_sweep({model.parent.name or model.name: res}, plot)}")
+        return
+    if compare_lava:
+        cmp = compare_backends(graph, compare_lava, seed=seed, n_cues=cues, precision=precision.value)
+        cmp = {k: v for k, v in cmp.items() if not k.startswith("_")}
+        typer.echo(json.dumps(cmp, default=str, indent=None if as_json else 1))
+        return
 
     try:
         res = evaluate_model(graph, n_problems=problems, n_cues=cues, seed=seed, backend=backend.value,

@@ -294,38 +294,3 @@ def train_gd_baseline(task: str, config: str, out_dir, *, seed: int, resume: boo
               "sizes": list(job.spec.sizes), **_summary(res.records, final), "experiment": asdict(exp)}
     atomic_write_bytes(out / "result.json", json.dumps(result, indent=1).encode())
     return result
-
-def main(argv=None) -> None:
-    """``python -m plastix.trainer.synq_run TASK CONFIG OUT_DIR [--seed N] [--form F] [--method synq|gd]
-    [--policy FILE] [--train-policy 0|1] [--iterations N] [--aggregation A] [--resume]`` (stop-gap
-    until the plastix CLI wires these functions)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m plastix.trainer.synq_run", description=main.__doc__)
-    ap.add_argument("task", choices=sorted(synq_configs.PAPER))
-    ap.add_argument("config", choices=sorted(synq_configs.CONFIGS))
-    ap.add_argument("out_dir")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--form", choices=[f.value for f in QUpdateForm], default="additive")
-    ap.add_argument("--method", choices=["synq", "gd"], default="synq")
-    ap.add_argument("--policy", default=None)
-    ap.add_argument("--train-policy", type=int, choices=[0, 1], default=None)
-    ap.add_argument("--iterations", type=int, default=None)
-    ap.add_argument("--aggregation", choices=["sequential", "mean"], default=None)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args(argv)
-    if a.method == "gd":
-        res = train_gd_baseline(a.task, a.config, a.out_dir, seed=a.seed, resume=a.resume, iterations=a.iterations,
-                                progress=not a.quiet)
-    else:
-        tp = None if a.train_policy is None else bool(a.train_policy)
-        res = train_synq(a.task, a.config, a.out_dir, seed=a.seed, form=a.form, resume=a.resume, policy=a.policy,
-                         train_policy=tp, iterations=a.iterations, aggregation=a.aggregation,
-                         progress=not a.quiet)
-    print(json.dumps({k: res[k] for k in ("method", "task", "seed", "iterations", "final", "best_valid_acc",
-                                          "wall_s")}))
-
-
-if __name__ == "__main__":
-    main()

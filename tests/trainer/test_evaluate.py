@@ -62,3 +62,28 @@ def test_evaluate_the_shipped_m5_model_against_its_stored_figure():
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["cues"] == 5 and out["accuracy"] == pytest.approx(25 / 32, abs=1e-9)  # stored: 25 of 32
+
+
+def test_evaluate_sweep_matches_single_evaluations_and_plots(tmp_path):
+    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--problems", "16", "--seed", "3", "--sweep", "1,3",
+                              "--plot", str(tmp_path / "s.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    sweep = json.loads(res.output.splitlines()[0])["sweep"]
+    graph = ir.load(SHIPPED_MODEL)
+    for m in (1, 3):
+        assert sweep[str(m)] == pytest.approx(evaluate_model(graph, n_problems=16, n_cues=m, seed=3)["accuracy"], abs=1e-4)
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args", [["--sweep", "1,x"], ["--sweep", "0,3"], ["--plot", "a.png"]])
+def test_evaluate_sweep_bad_arguments_exit_2(args):
+    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), *args])
+    assert res.exit_code == 2 and "error:" in res.output
+
+
+def test_evaluate_compare_lava_reports_identical_runs():
+    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--compare-lava", "1", "--cues", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["problems"] == 1 and out["accuracy_torch"] == out["accuracy_lava"]
+    assert out["identical_spike_trains"] == 1.0 and out["identical_final_weights"] == 1.0
