@@ -99,8 +99,7 @@ class StepModule(nn.Module):
         n_in = len(self.net.inputs)
         xs = dict(zip(self.net.inputs, flat[:n_in]))
         state = _rebuild(self.template, iter(flat[n_in:]))
-        prm = dict(self.net.params.items())
-        ys, new = self.net._step(xs, state, self.net._bind(prm), None, None)
+        ys, new = self.net.pure_step(xs, state, self.net.bind())
         return tuple(ys[n] for n in self.net.outputs) + tuple(_leaves(new, self.template))
 
 
@@ -132,7 +131,7 @@ def export_step(graph: Graph, path: str | Path, *, P: int = 1, B: int = 1) -> Pa
     net = _compile(graph, torch.float32)
     with torch.no_grad():
         state = net.init_state(P, B)
-        xs = [torch.zeros(P, B, *net._popd[n].out_shape()) for n in net.inputs]
+        xs = [torch.zeros(P, B, *net.input_shape(n)) for n in net.inputs]
         names = _names(state, "state")
         module = StepModule(net, state).eval()
         buf = io.BytesIO()

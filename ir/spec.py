@@ -97,6 +97,13 @@ def mapping(*, default: Any = None, doc: str = "") -> Any:
     return _field(FieldSpec("mapping", optional=True, doc=doc), default)
 
 
+def get_path(node: Any, path: str) -> Any:
+    """The value at ``path`` ("rule/base/gamma": fields separated by "/") inside an IR node."""
+    for part in path.split("/"):
+        node = getattr(node, part)
+    return node
+
+
 def spec_of(f: dataclasses.Field) -> FieldSpec:
     return f.metadata["spec"]
 

@@ -117,3 +117,47 @@ def test_no_import_circle_between_modules():
                 graph.add_edge(name, target)
     cycles = list(nx.simple_cycles(graph))
     assert not cycles, f"import circles: {cycles[:5]}"
+
+
+_PUBLIC_UNDERSCORE = {"_replace", "_fields", "_asdict", "_make", "_exit"}  # NamedTuple API, os._exit
+
+
+@pytest.mark.parametrize("folder", ["ir", "trainer", "tasks", "deploy", "plastix"])
+def test_no_private_access_outside_the_backends(folder):
+    """Only a backend touches its own (and its simulator's) private state: code above the backends
+    reaches them through their public interface (``bind``/``pure_step``/``input_shape``, ...), and
+    no module imports another package's ``_private`` names."""
+    own = PKG_OF_DIR[folder]
+    for path in _files(folder):
+        if folder == "plastix" and len(path.relative_to(ROOT / "plastix").parts) > 1:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and node.attr not in _PUBLIC_UNDERSCORE
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                mod = _imports_of_name(tree, node.value)
+                if mod is None or not (mod == "<relative>" or mod.startswith(own)):
+                    pytest.fail(f"{path.relative_to(ROOT)}:{node.lineno}: private access .{node.attr}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("plastix") \
+                    and not node.module.startswith(own):
+                bad = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{bad[0]}"
+
+
+def _imports_of_name(tree: ast.AST, value: ast.AST):
+    """The module a bare name was imported from in ``tree`` ("<relative>" for a relative import, which
+    stays inside the package), else None."""
+    if not isinstance(value, ast.Name):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                if (a.asname or a.name) == value.id:
+                    return f"{node.module or ''}.{a.name}" if node.level == 0 else "<relative>"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if (a.asname or a.name) == value.id:
+                    return a.name
+    return None

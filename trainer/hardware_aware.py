@@ -19,7 +19,8 @@ from torch import nn
 from plastix.backends.hardware_aware import (engine_violations, loihi_scales, project_to_engine, to_loihi_units,
                                             with_engine_saturation)
 from plastix.backends.torch.hardware_aware import straight_through
-from plastix.backends.torch.network import _get_path, export_graph
+from plastix.backends.torch.network import export_graph
+from plastix.ir.spec import get_path
 from plastix.ir import Graph
 
 SCALE_KEY = "loihi.scale."
@@ -107,6 +108,6 @@ class EngineProjection(nn.Module):
         out = {}
         for key, v in values.items():
             node, path = key.split("/", 1)
-            target = torch.as_tensor(np.array(_get_path(nodes[node], path)), dtype=v.dtype, device=v.device).reshape(v.shape)
+            target = torch.as_tensor(np.array(get_path(nodes[node], path)), dtype=v.dtype, device=v.device).reshape(v.shape)
             out[key] = straight_through(v, target).unsqueeze(0)
         return out

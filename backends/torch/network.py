@@ -37,7 +37,7 @@ from torch.utils import _pytree as pytree
 from ...ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSynapse, Graph, HebbianDecay, Input, LIReadout,
                    LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, consumes)
 from ..base import lookup_lowering
-from ...ir.spec import spec_of
+from ...ir.spec import get_path, spec_of
 from ...ir.synapses import Activation
 from .. import memory
 from . import neurons as nrn
@@ -90,12 +90,6 @@ def _float_fields(node: Any) -> list[tuple[str, Any]]:
         elif spec.role == "node":
             out.extend((f"{f.name}/{sub}", s) for sub, s in _float_fields(value))
     return out
-
-
-def _get_path(node: Any, path: str) -> Any:
-    for part in path.split("/"):
-        node = getattr(node, part)
-    return node
 
 
 def _initial(value: Any, shape: tuple, like: torch.Tensor) -> torch.Tensor:
@@ -564,7 +558,7 @@ class TorchNetwork(nn.Module):
     def _register(self, node_name: str, node: Any, lead_for_cell: int) -> None:
         for path, spec in _float_fields(node):
             key = f"{node_name}/{path}"
-            value = _get_path(node, path)
+            value = get_path(node, path)
             t = torch.as_tensor(np.array(value), dtype=self.dtype)
             self.params[key] = nn.Parameter(t)
             nd = len(spec.shape) if spec.shape is not None else t.dim()
@@ -595,6 +589,24 @@ class TorchNetwork(nn.Module):
                 val = val.to(dtype=base.dtype, device=base.device)
                 prm[key] = val.reshape(P, 1, *([1] * (nd - base.dim())), *base.shape)
         return prm, P
+
+    def bind(self, params: Optional[Mapping[str, torch.Tensor]] = None) -> tuple:
+        """The network's parameters (with ``params`` overrides, as :meth:`run` takes them) resolved once
+        into the form :meth:`pure_step` takes."""
+        return self._bind(self._resolve(params)[0])
+
+    def input_shape(self, name: str) -> tuple[int, ...]:
+        """Per-step shape of input ``name`` after the leading ``(P, B)``: ``(size,)`` or ``(size, channels)``."""
+        if name not in self.inputs:
+            raise KeyError(f"{name!r} is not an input; the graph's inputs are {list(self.inputs)}")
+        return tuple(self._popd[name].out_shape())
+
+    def pure_step(self, xs: Mapping[str, torch.Tensor], state: NetState, bound: tuple, *, reward: Any = None,
+                  generator: Optional[torch.Generator] = None) -> tuple[dict, NetState]:
+        """One step as a pure function of ``(inputs, state, bound parameters)`` (:meth:`bind`), with no
+        input checks: ``xs[name]`` must already be ``(P, B, *input_shape(name))``. What tracers and
+        exporters (ONNX) record; :meth:`step` is the checked form."""
+        return self._step(xs, state, bound, reward, generator)
 
     def _bind(self, prm: dict) -> tuple[dict, dict, dict]:
         pops = {p.name: p.bind(prm) for p in self._pops}
