@@ -100,9 +100,10 @@ def load_inputs(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"input set {path}: not a readable .npz file ({exc})") from None
 
 
-def run_torch(graph: Graph, inputs: dict[str, np.ndarray], *, all_populations: bool = False) -> tuple[dict, Any]:
+def run_torch(graph: Graph, inputs: dict[str, np.ndarray], *, all_populations: bool = False) -> tuple[dict, dict]:
     """Run ``graph`` on the torch backend in float64 (P = B = 1); outputs name -> ``(T, size[, ch])``
-    numpy arrays (every population with ``all_populations``) and the final state."""
+    numpy arrays (every population with ``all_populations``) and the final plastic weights (IR units,
+    before mask and sign; ``TorchNetwork.weights``)."""
     from plastix.backends.torch import compile as torch_compile
 
     g = graph.replace(outputs=tuple(p.name for p in graph.populations)) if all_populations else graph
@@ -110,21 +111,8 @@ def run_torch(graph: Graph, inputs: dict[str, np.ndarray], *, all_populations: b
     xs = {n: torch.as_tensor(np.asarray(x, dtype=np.float64))[:, None, None] for n, x in inputs.items()}
     with torch.no_grad():
         out, state = net.run(xs)
-    return {n: v[:, 0, 0].numpy() for n, v in out.items()}, state
-
-
-def _final_weights(graph: Graph, state: Any) -> dict[str, np.ndarray]:
-    """Plastic weights (IR units, before mask/sign) at the end of a torch run."""
-    out = {}
-    for pr in graph.projections:
-        rs = state.projs[pr.name].rule
-        if rs is None:
-            continue
-        if hasattr(rs, "w"):
-            out[pr.name] = rs.w[0, 0].numpy().copy()
-        elif hasattr(rs, "e") and hasattr(pr.rule, "alpha"):
-            out[pr.name] = np.asarray(pr.weight) + np.asarray(pr.rule.alpha) * rs.e[0, 0].numpy()
-    return out
+        weights = {n: w[0, 0].numpy().copy() for n, w in net.weights(state).items()}
+    return {n: v[:, 0, 0].numpy() for n, v in out.items()}, weights
 
 
 def _events(x: np.ndarray) -> np.ndarray:
@@ -252,9 +240,8 @@ def build_report(graph: Graph, inputs: Optional[dict] = None, *, steps: int = DE
     except (UnsupportedKindError, ValueError) as exc:
         status["fixed"] = {"unsupported": str(exc)}
     engines = {n: p.engine for n, p in make_plan(graph, "float").projs.items() if p.engine}
-    outs, state = run_torch(graph, inputs, all_populations=True)
+    outs, w_end = run_torch(graph, inputs, all_populations=True)
     act = measure_activity(graph, outs)
-    w_end = _final_weights(graph, state)
     w_change = {}
     for n, w in w_end.items():  # absent (masked) synapses have no weight to change
         pr = graph.projection(n)

@@ -595,6 +595,15 @@ class TorchNetwork(nn.Module):
         into the form :meth:`pure_step` takes."""
         return self._bind(self._resolve(params)[0])
 
+    def weights(self, state: NetState, *, params: Optional[Mapping[str, torch.Tensor]] = None) -> dict[str, torch.Tensor]:
+        """The weights in ``state`` of every projection whose rule changes them, ``(P, B, n_post, n_pre)``
+        in IR units before mask and sign (``W``, or ``W + alpha E`` for the SpikePropamine rules): what
+        the Lava network's ``weights()`` returns after its last run."""
+        prm, _ = self._resolve(params)
+        _, rules_b, weights, _ = self._bind(prm)
+        return {pr.name: pr.rule.weight(state.projs[pr.name].rule, weights[pr.name][0], rules_b[pr.name])
+                for pr in self._projs if pr.rule is not None and pr.rule.plastic_weight}
+
     def input_shape(self, name: str) -> tuple[int, ...]:
         """Per-step shape of input ``name`` after the leading ``(P, B)``: ``(size,)`` or ``(size, channels)``."""
         if name not in self.inputs:
