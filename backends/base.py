@@ -1,12 +1,19 @@
-"""The ``Backend`` protocol trainers and deploy code program against (house rule 1).
+"""What every backend offers, and the one door to them (house rule 1).
 
-A backend turns an IR :class:`~plastix.ir.Graph` into a runnable network. The torch backend
-(:func:`plastix.backends.torch.compile`) satisfies it; the Lava backend runs graphs through its own
-runner. State is explicit and passed, never kept in the network.
+A backend turns an IR :class:`~plastix.ir.Graph` into a runnable network. :func:`compile` opens
+either backend in either precision; every network it returns runs one episode of numpy inputs with
+:meth:`EpisodeNetwork.episode` and reports its outputs and final plastic weights (:class:`Episode`):
+deploy, reports and backend comparisons use that, never a backend's internals. The torch networks
+also offer the batched, differentiable ``init_state`` / ``step`` / ``run`` / ``pure_step`` API
+(:class:`Network`), with state passed explicitly, never kept in the network. Kind dispatch in both
+backends goes through :func:`lookup_lowering`, keyed by the registry's IR classes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
 
 from plastix.ir.errors import UnsupportedKindError
 from plastix.ir.registry import kinds
@@ -34,11 +41,48 @@ class Network(Protocol):
     def to_graph(self) -> Any: ...
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """``compile(graph, **options) -> Network``."""
+@dataclass(frozen=True)
+class Episode:
+    """One run of a network: ``outputs`` name -> ``(T, size[, channels])``; ``weights`` the final weights
+    ``(n_post, n_pre)`` of every projection whose rule changes them (IR units before mask and sign in
+    float; the learning engine's integer weights in fixed point)."""
 
-    def compile(self, graph: Any, **options: Any) -> Network: ...
+    outputs: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+
+
+@runtime_checkable
+class EpisodeNetwork(Protocol):
+    """What :func:`compile` returns, on every backend and precision."""
+
+    def episode(self, inputs: Mapping[str, np.ndarray]) -> Episode: ...
+
+    def close(self) -> None: ...
+
+
+BACKENDS = ("torch", "lava")
+PRECISIONS = ("float", "fixed")
+
+
+def compile(graph: Any, backend: str = "torch", precision: str = "float", *, timeout: float = 300.0,
+            learning_engine: str = "auto", **options: Any) -> EpisodeNetwork:
+    """``graph`` compiled on ``backend`` in ``precision`` (fixed: the graph must be Loihi-representable,
+    e.g. :func:`plastix.backends.quantize.quantize_graph`'s output). ``timeout`` (seconds per run) and
+    ``learning_engine`` ("auto" | "exact") apply to Lava; ``options`` go to the torch compiler (its
+    ``dtype`` defaults to float64 here). The backend is imported only when asked for."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if backend == "lava":
+        import plastix.backends.lava as lava
+
+        return lava.compile(graph, precision, timeout=timeout, learning_engine=learning_engine)
+    import torch
+
+    import plastix.backends.torch as torch_backend
+
+    return torch_backend.compile(graph, precision=precision, **{"dtype": torch.float64, **options})
 
 
 def lookup_lowering(table: Mapping[type, T], node: Any, backend: str, refused: Mapping[type, str] = {}) -> T:

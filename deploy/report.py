@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
+from plastix.backends import base as backends
 from plastix.ir import Graph, UnsupportedKindError
 
 from . import loihi2
@@ -104,15 +104,9 @@ def run_torch(graph: Graph, inputs: dict[str, np.ndarray], *, all_populations: b
     """Run ``graph`` on the torch backend in float64 (P = B = 1); outputs name -> ``(T, size[, ch])``
     numpy arrays (every population with ``all_populations``) and the final plastic weights (IR units,
     before mask and sign; ``TorchNetwork.weights``)."""
-    from plastix.backends.torch import compile as torch_compile
-
     g = graph.replace(outputs=tuple(p.name for p in graph.populations)) if all_populations else graph
-    net = torch_compile(g, dtype=torch.float64)
-    xs = {n: torch.as_tensor(np.asarray(x, dtype=np.float64))[:, None, None] for n, x in inputs.items()}
-    with torch.no_grad():
-        out, state = net.run(xs)
-        weights = {n: w[0, 0].numpy().copy() for n, w in net.weights(state).items()}
-    return {n: v[:, 0, 0].numpy() for n, v in out.items()}, weights
+    ep = backends.compile(g, "torch", "float").episode(inputs)
+    return ep.outputs, ep.weights
 
 
 def _events(x: np.ndarray) -> np.ndarray:
@@ -148,11 +142,10 @@ def _fixed_form(graph: Graph) -> tuple[Graph, str]:
     units they were trained in), else ``quantize_graph(graph)``."""
     from plastix.backends.lava.plan import make_plan
     from plastix.backends.quantize import quantize_graph
-    from plastix.backends.torch import FixedNetwork
 
     for q in (graph, quantize_graph(graph)):
         try:
-            FixedNetwork(q)
+            backends.compile(q, "torch", "fixed")
             make_plan(q, "fixed")
         except (UnsupportedKindError, ValueError) as exc:
             why = f"no fixed-point form: {exc}"
@@ -180,7 +173,6 @@ def _dequantised(q: Graph, scales: dict) -> Graph:
 def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
     """Weight and spike-train errors of the Loihi-quantised model (module doc)."""
     from plastix.backends.quantize import effective_weight
-    from plastix.backends.torch import FixedNetwork
 
     q, why_not = _fixed_form(graph)
     if not why_not and graph.plastic_projections and q is not graph:  # quantize_graph scales weights, not rules
@@ -205,10 +197,7 @@ def quantisation(graph: Graph, inputs: dict, float_outs: dict) -> dict:
     else:
         mode = "Loihi fixed point (torch fixed mode, bit-exact to Lava fixed_pt)"
         qa = q.replace(outputs=tuple(p.name for p in q.populations))
-        xs = {n: torch.as_tensor(np.asarray(x, dtype=np.float64))[:, None, None] for n, x in inputs.items()}
-        with torch.no_grad():
-            o, _ = FixedNetwork(qa, dtype=torch.float64).run(xs)
-        q_outs = {n: v[:, 0, 0].numpy() for n, v in o.items()}
+        q_outs = backends.compile(qa, "torch", "fixed").episode(inputs).outputs
     spikes = {}
     for p in graph.populations:
         if p.kind == "cuba_lif":

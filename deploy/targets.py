@@ -17,16 +17,15 @@ from __future__ import annotations
 
 
 import numpy as np
-import torch
 
+from plastix.backends import base as backends
 from plastix.ir import Graph
 
 from .report import _fixed_form, check_inputs, run_torch
 
 FLOAT_TOL = 1e-6
 """Max abs difference allowed between torch float64 and Lava float continuous outputs."""
-BACKENDS = ("torch", "lava")
-PRECISIONS = ("float", "fixed")
+BACKENDS, PRECISIONS = backends.BACKENDS, backends.PRECISIONS
 
 
 def simulate(graph: Graph, inputs: dict[str, np.ndarray], *, backend: str = "torch", precision: str = "float",
@@ -38,25 +37,18 @@ def simulate(graph: Graph, inputs: dict[str, np.ndarray], *, backend: str = "tor
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    T = check_inputs(graph, inputs)
+    check_inputs(graph, inputs)
     g = graph
     if precision == "fixed":
         g, why_not = _fixed_form(graph)
         if why_not:
             raise ValueError(f"fixed precision: {why_not}")
-    if backend == "lava":
-        import plastix.backends.lava as lava
-
-        with lava.compile(g, precision, timeout=timeout, learning_engine=learning_engine) as net:
-            return {k: np.asarray(v) for k, v in net.run(inputs, T).items()}
-    if precision == "fixed":
-        from plastix.backends.torch import FixedNetwork
-
-        xs = {n: torch.as_tensor(np.asarray(x, dtype=np.float64))[:, None, None] for n, x in inputs.items()}
-        with torch.no_grad():
-            out, _ = FixedNetwork(g, dtype=torch.float64).run(xs)
-        return {n: v[:, 0, 0].numpy() for n, v in out.items()}
-    return run_torch(g, inputs)[0]
+    net = backends.compile(g, backend, precision, timeout=timeout, learning_engine=learning_engine)
+    try:
+        ep = net.episode(inputs)
+    finally:
+        net.close()
+    return ep.outputs
 
 
 def _for_check(graph: Graph, support: dict) -> tuple[Graph, str, list[str]]:

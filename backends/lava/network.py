@@ -17,6 +17,7 @@ import numpy as np
 from plastix.ir import Graph
 
 from .. import memory
+from ..base import Episode
 from .plan import Plan, make_plan
 from .runner import run_isolated
 
@@ -108,6 +109,15 @@ class LavaNetwork:
         result = run_isolated(job, timeout=timeout or self.timeout, what=f"Lava run ({n} steps)")
         self._last = result
         return result["outputs"]
+
+    def episode(self, inputs: Mapping[str, np.ndarray]) -> Episode:
+        """One episode of ``inputs`` (its length from the first input): outputs and final plastic
+        weights (:class:`plastix.backends.base.Episode`, the interface every backend's network offers)."""
+        if not inputs:
+            raise ValueError("episode: no inputs (the run length comes from them)")
+        steps = int(np.shape(next(iter(inputs.values())))[0])
+        outputs = self.run(inputs, steps)
+        return Episode({k: np.asarray(v) for k, v in outputs.items()}, self.weights())
 
     def weights(self) -> dict:
         """Final weights ``(n_post, n_pre)`` of every plastic projection after the last run."""

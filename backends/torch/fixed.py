@@ -28,10 +28,11 @@ from torch import nn
 
 from ...ir import Graph, UnsupportedKindError
 from .. import memory
+from ..base import Episode
 from ..learning_engine import check_post_neuron, engine_inits, engine_rule, engine_weights, modulator_rows
 from ..quantize import dense_to_fixed, effective_weight, lava_dense_effective, lif_to_fixed
 from .fixed_learning import EngineRule, engine_activation, engine_init, engine_params, engine_step
-from .network import BACKEND, ProjState
+from .network import BACKEND, ProjState, episode_of
 
 U_BITS = 24
 MAX_UV = 2 ** (U_BITS - 1)
@@ -285,6 +286,18 @@ class FixedNetwork(nn.Module):
         return outs, state
 
     forward = run
+
+    def weights(self, state: Any) -> dict[str, torch.Tensor]:
+        """The learning engine's weights in ``state`` (Loihi integers, ``(P, B, n_post, n_pre)``) of every
+        projection that learns: what the Lava network's ``weights()`` returns in fixed point."""
+        return {name: state.projs[name].rule.w for name, *_ in self._projs if state.projs[name].rule is not None}
+
+    def episode(self, inputs: Mapping[str, np.ndarray]) -> Episode:
+        """One episode of numpy inputs (:class:`plastix.backends.base.Episode`)."""
+        return episode_of(self, inputs)
+
+    def close(self) -> None:
+        """Nothing to release (the interface of :func:`plastix.backends.base.compile`)."""
 
     def to_graph(self) -> Graph:
         return self.graph

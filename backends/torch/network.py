@@ -36,7 +36,7 @@ from torch.utils import _pytree as pytree
 
 from ...ir import (BCM, CubaLIF, EligibilityTrace, GatedPopulation, GatedSynapse, Graph, HebbianDecay, Input, LIReadout,
                    LoihiRule, Oja, PairSTDP, SynapticQ, ThreeFactor, TraceKind, TripletSTDP, consumes)
-from ..base import lookup_lowering
+from ..base import Episode, lookup_lowering
 from ...ir.spec import get_path, spec_of
 from ...ir.synapses import Activation
 from .. import memory
@@ -604,6 +604,14 @@ class TorchNetwork(nn.Module):
         return {pr.name: pr.rule.weight(state.projs[pr.name].rule, weights[pr.name][0], rules_b[pr.name])
                 for pr in self._projs if pr.rule is not None and pr.rule.plastic_weight}
 
+    def episode(self, inputs: Mapping[str, np.ndarray]) -> Episode:
+        """One episode (P = B = 1, no gradient) of numpy ``inputs`` name -> ``(T, size[, channels])``:
+        :class:`plastix.backends.base.Episode` (the interface every backend's network offers)."""
+        return episode_of(self, inputs)
+
+    def close(self) -> None:
+        """Nothing to release (the interface of :func:`plastix.backends.base.compile`)."""
+
     def input_shape(self, name: str) -> tuple[int, ...]:
         """Per-step shape of input ``name`` after the leading ``(P, B)``: ``(size,)`` or ``(size, channels)``."""
         if name not in self.inputs:
@@ -940,3 +948,12 @@ def export_graph(net: TorchNetwork, params: Optional[Mapping[str, torch.Tensor]]
     return g.replace(populations=tuple(nodes[p.name] for p in g.populations),
                      projections=tuple(nodes[p.name] for p in g.projections),
                      modulators=tuple(nodes[m.name] for m in g.modulators))
+
+
+def episode_of(net: Any, inputs: Mapping[str, np.ndarray]) -> Episode:
+    """:meth:`TorchNetwork.episode` for any torch network with ``run`` and ``weights(state)``."""
+    xs = {n: torch.as_tensor(np.asarray(x), dtype=net.dtype)[:, None, None] for n, x in inputs.items()}
+    with torch.no_grad():
+        out, state = net.run(xs)
+        weights = {n: w[0, 0].cpu().numpy().copy() for n, w in net.weights(state).items()}
+    return Episode({n: v[:, 0, 0].cpu().numpy() for n, v in out.items()}, weights)

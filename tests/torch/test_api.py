@@ -9,7 +9,7 @@ import torch
 
 import plastix.backends.torch as pxt
 import plastix.backends.torch.network as network
-from plastix.backends.base import Backend, Network
+from plastix.backends.base import EpisodeNetwork, Network
 from plastix.ir import ENUCell, GatedPopulation, GatedSynapse, Graph, GRUCell, Input, LIReadout, Projection
 from plastix.ir.examples import cue_association_net
 
@@ -21,8 +21,8 @@ def test_doctests(module):
 
 
 def test_protocols():
-    assert isinstance(pxt, Backend)
-    assert isinstance(pxt.compile(cue_association_net()), Network)
+    net = pxt.compile(cue_association_net())
+    assert isinstance(net, Network) and isinstance(net, EpisodeNetwork)
 
 
 def gated_graph():
