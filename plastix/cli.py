@@ -346,8 +346,10 @@ class GDProtocolName(str, Enum):
 
 
 @app.command()
-def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
-                                               "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu"),
+def train(task: str = typer.Argument(..., help="the experiment's task (plastix experiments lists them): "
+                                               "es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
+                                               "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu; "
+                                               "gd: the synq tasks but boundary"),
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
                                                   "gradient-descent baseline)"),
@@ -355,12 +357,12 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
                                                      "also authors (the authors' public-code settings) and "
                                                      "authors_final (their final runs' settings); "
                                                      "bptt one_shot_cue also unpermuted (sanity check)"),
-          model: str = typer.Option("enu", help="es only: enu | gru | lstm | nfenu | sharedenu"),
+          model: str = typer.Option(None, help="es only: enu (default) | gru | lstm | nfenu | sharedenu"),
           out: Path = typer.Option(None, help="run folder (checkpoint, metrics, plots, model.plx)"),
           seed: int = typer.Option(0, min=0, help="random seed"),
           resume: bool = typer.Option(False, help="continue the run in --out from its last checkpoint"),
           steps: int = typer.Option(None, min=1, help="override the number of generations / iterations"),
-          form: str = typer.Option("additive", help="synq only: additive (authors' code) | multiplicative (paper text)"),
+          form: str = typer.Option(None, help="synq only: additive (default; authors' code) | multiplicative (paper text)"),
           aggregation: str = typer.Option(None, help="synq only: how the TD updates of the synapses sharing a table "
                                                      "cell combine: mean | sequential (default: the preset's)"),
           policy: str = typer.Option(None, help="synq only: apply the Q table of this policy.plx (e.g. the "
@@ -372,15 +374,16 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
           bias_init: float = typer.Option(None, min=0.0, help="synq only: initial biases ~ U[-b, b] (default 0, "
                                                               "the authors' code; the multiplicative form cannot "
                                                               "move zero biases)"),
-          gd_protocol: GDProtocolName = typer.Option(GDProtocolName.strong, help="gd only: strong (the synq run's "
+          gd_protocol: GDProtocolName = typer.Option(None, help="gd only: strong (default; the synq run's "
                                                      "init and budget) or authors (U[-1, 1] weights, lr 0.1, "
                                                      "5,000 iterations)"),
-          variant: str = typer.Option("ndp_oja", help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
-                                                      "dp_bcm | ndp_oja | ndp_bcm"),
+          variant: str = typer.Option(None, help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
+                                                 "dp_bcm | ndp_oja (default) | ndp_bcm"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
-          jit: bool = typer.Option(True, help="bptt one_shot_cue only: run the network torch.compile'd (same math, "
-                                              "3-4x faster per iteration after a compile per batch shape)"),
+          jit: Optional[bool] = typer.Option(None, "--jit/--no-jit", help="bptt one_shot_cue only: run the network "
+                                             "torch.compile'd (default; same math, 3-4x faster per iteration after "
+                                             "a compile per batch shape)"),
           init: Path = typer.Option(None, help="bptt one_shot_cue only: start from this trained model.plx"),
           hardware_aware: bool = typer.Option(False, "--hardware-aware", help="bptt one_shot_cue only: train on the values "
                                               "Loihi's learning engine runs (straight-through rounding; also writes "
@@ -392,12 +395,27 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
     import json
 
+    from plastix.trainer.experiments import check_options, get
     from plastix.trainer.runner import CHECKPOINT, load_checkpoint
 
     _max_memory(max_memory)
-    sub = model if method is Method.es else variant if task == "cue_tmaze" else ""
+    try:
+        exp = get(method.value, task)
+    except KeyError as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    options = {"model": model, "ray": ray or None, "ray_address": ray_address, "jit": jit,
+               "init": str(_existing(init, "model file")) if init is not None else None,
+               "hardware_aware": hardware_aware or None, "fixed_in_loop": fixed_in_loop or None,
+               "variant": variant, "form": form, "aggregation": aggregation, "policy": policy,
+               "policy_mode": None if policy_mode is None else policy_mode.value, "bias_init": bias_init,
+               "gd_protocol": None if gd_protocol is None else gd_protocol.value}
+    try:
+        check_options(exp, options)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    sub = (model or "enu") if method is Method.es else (variant or "ndp_oja") if task == "cue_tmaze" else ""
     out = _out_folder(out or Path("runs") / f"{method.value}_{task}_{config}" / sub)
-    if policy is not None and method is Method.synq:
+    if policy is not None:
         from plastix.trainer.synq_run import policy_path
         _existing(policy_path(policy), "policy file")
     if policy_mode is PolicyMode.frozen and policy is None:
@@ -408,32 +426,30 @@ def train(task: str = typer.Argument(..., help="es: iaf | stdp | complex_stdp | 
         except ValueError as exc:
             raise _fail(f"cannot resume: {exc}") from None
     try:
-        if method is Method.es:
-            from plastix.trainer.es_run import train_es
-            res = train_es(task, model, config, out, resume=resume, seed=seed, generations=steps, ray=ray,
-                           ray_address=ray_address)
-        elif method is Method.bptt and task == "cue_tmaze":
-            from plastix.trainer.pg_run import train_pg
-            res = train_pg(variant, config, out, resume=resume, seed=seed, iterations=steps)
-        elif method is Method.bptt:
-            from plastix.trainer.bptt_run import train_bptt
-            extra = {"init": str(_existing(init, "model file")) if init is not None else None,
-                     "hardware_aware": True if hardware_aware else None,
-                     "fixed_in_loop": True if fixed_in_loop else None}
-            res = train_bptt(task, config, out, resume=resume, seed=seed, iterations=steps, jit=jit,
-                             **{k: v for k, v in extra.items() if v is not None})
-        elif method is Method.synq:
-            from plastix.trainer.synq_run import train_synq
-            online = None if policy_mode is None else policy_mode is PolicyMode.online
-            res = train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps,
-                             policy=policy, train_policy=online, bias_init_scale=bias_init, aggregation=aggregation)
-        else:
-            from plastix.trainer.synq_run import train_gd_baseline
-            res = train_gd_baseline(task, config, out, seed=seed, resume=resume, iterations=steps,
-                                    protocol=gd_protocol.value)
+        res = exp.train(out, config=config, seed=seed, steps=steps, resume=resume,
+                        **{k: v for k, v in options.items() if v is not None})
     except (KeyError, ValueError, FileExistsError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
     typer.echo(json.dumps(res, indent=2, default=str))
+
+
+@app.command()
+def experiments(as_json: bool = typer.Option(False, "--json", help="print one JSON list")) -> None:
+    """Every experiment plastix trains: method, task, presets, options, the paper figure it reproduces."""
+    import json
+
+    from plastix.trainer.experiments import EXPERIMENTS
+
+    rows = [{"method": e.method, "task": e.task, "configs": list(e.configs()), "options": list(e.options),
+             "variants": list(e.variants), "source": e.source, "evaluate": e.evaluate} for e in EXPERIMENTS.values()]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['method']:5s} {r['task']:22s} configs: {', '.join(r['configs'])}")
+        typer.echo(f"      {r['source']}")
+        if r["variants"]:
+            typer.echo(f"      --model/--variant: {', '.join(r['variants'])}")
 
 
 class SimBackend(str, Enum):

@@ -1,6 +1,8 @@
 """plastix.trainer — ask/tell evolution strategies, the shared run loop, ENU-paper models and runs.
 
-Further modules: ``models``, ``es_eval``, ``es_run`` (``train_es``), ``synq``, ``synq_run``.
+Further modules: ``experiments`` (the registry of (method, task) experiments the CLI dispatches
+through), ``models``, ``es_eval``, ``es_run`` (``train_es``), ``bptt`` / ``bptt_run``, ``pg`` /
+``pg_run``, ``synq`` / ``synq_run``, ``cue_eval``.
 """
 from .base import ESParams as ESParams
 from .base import ESState as ESState
