@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from plastix.backends import base as backends
+import plastix.backends as backends
 from plastix.ir import Graph, UnsupportedKindError
 
 from . import loihi2

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from plastix.backends import base as backends
+import plastix.backends as backends
 from plastix.ir import Graph
 
 from .report import _fixed_form, check_inputs, run_torch

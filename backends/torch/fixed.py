@@ -297,7 +297,7 @@ class FixedNetwork(nn.Module):
         return episode_of(self, inputs)
 
     def close(self) -> None:
-        """Nothing to release (the interface of :func:`plastix.backends.base.compile`)."""
+        """Nothing to release (the interface of :func:`plastix.backends.compile`)."""
 
     def to_graph(self) -> Graph:
         return self.graph

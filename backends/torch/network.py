@@ -610,7 +610,7 @@ class TorchNetwork(nn.Module):
         return episode_of(self, inputs)
 
     def close(self) -> None:
-        """Nothing to release (the interface of :func:`plastix.backends.base.compile`)."""
+        """Nothing to release (the interface of :func:`plastix.backends.compile`)."""
 
     def input_shape(self, name: str) -> tuple[int, ...]:
         """Per-step shape of input ``name`` after the leading ``(P, B)``: ``(size,)`` or ``(size, channels)``."""

@@ -1,11 +1,11 @@
-"""The one door to the backends (backends.base.compile -> network.episode): both backends, both
+"""The one door to the backends (plastix.backends.compile -> network.episode): both backends, both
 precisions, the same outputs and final plastic weights for the same episode."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from plastix.backends import base as backends
+import plastix.backends as backends
 
 from .test_learning import three_factor_graph, three_factor_inputs
 
