@@ -34,7 +34,7 @@ import torch
 from plastix.ir import BCM, Graph, GraphBuilder, HebbianDecay, Modulator, Oja
 from plastix.tasks.cue_tmaze import CueTMazeConfig, cue_tmaze_episodes, maze_config, reward_of
 
-from .bptt import CueModel, GradientJob, GradientState, reinforce_loss
+from .gradient import GradientJob, GradientState, PlasticNet, reinforce_loss
 
 STOP_LOSS = -0.97  # the paper's stopping loss (Fig. 2 caption)
 
@@ -165,9 +165,9 @@ CONFIGS: dict[str, PGConfig] = {
 # model, policy, evaluation
 
 
-class TMazeModel(CueModel):
-    """The compiled network plus the readout gain (CueModel's freezing of neuron constants,
-    projection of bounded rule coefficients and export are reused)."""
+class TMazeModel(PlasticNet):
+    """The compiled network plus the readout gain (:class:`~.gradient.PlasticNet`: freezing of neuron
+    constants, projection of bounded rule coefficients, export)."""
 
     def forward(self, spikes: torch.Tensor, decision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits (B, 2), output spikes (T, B, 2))`` for input spikes ``(T, B, 40)``: the

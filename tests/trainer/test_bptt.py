@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import plastix.ir as ir
-from plastix.trainer.bptt import BPTTConfig, BPTTJob, accuracy, bce_loss, rate_penalty, reinforce_loss
+from plastix.trainer.bptt import BPTTConfig, BPTTJob, accuracy
+from plastix.trainer.gradient import bce_loss, rate_penalty, reinforce_loss
 from plastix.trainer.bptt_run import train_bptt
 
 TINY = BPTTConfig(iterations=4, batch=4, n_cues=1, n_hidden=8, n_mod=8, eval_problems=8, eval_every=2, lr=5e-3,
