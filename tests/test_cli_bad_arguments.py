@@ -164,3 +164,19 @@ def test_failed_lava_run_exits_1(files, monkeypatch):
     monkeypatch.setattr(targets, "simulate", hang)
     res = runner.invoke(app, ["simulate", files["model"], "--steps", "3", "--backend", "lava"])
     assert res.exit_code == 1 and "error: Lava run failed" in res.output and "within 1 s" in res.output
+
+
+def test_cli_help_and_info_do_not_load_torch(tmp_path):
+    """The CLI imports torch-heavy modules inside the commands that need them (plastix/cli.py docstring)."""
+    import subprocess
+    import sys
+
+    from plastix.ir.examples import cue_association_net
+
+    path = tmp_path / "m.plx"
+    ir.save(cue_association_net(), path)
+    code = ("import sys; from typer.testing import CliRunner; from plastix.cli import app; "
+            f"r = CliRunner().invoke(app, ['info', {str(path)!r}]); assert r.exit_code == 0, r.output; "
+            "CliRunner().invoke(app, ['--help']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
