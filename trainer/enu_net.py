@@ -35,7 +35,7 @@ import torch
 
 from plastix.ir import GatedPopulation, GatedSynapse, Graph, Input, Projection
 
-from .es_eval import FusedENU, cell_params, enu_step, gru_step, init_state, lstm_step
+from .es_eval import FusedENU, cell_params, cell_step, init_state
 from .models import ModelKind, ModelSpec
 
 Tensor = torch.Tensor
@@ -147,7 +147,7 @@ class NetworkModel:
     """A population of T-maze networks: ``act(obs (P, E, 5), state) -> (action (P, E, 3), state)``.
     All synapses of all envs of an individual run as one batched matmul, then all its neurons.
 
-    ENU cells (enu, nfenu, sharedenu) run on :class:`~plastix.trainer.es_eval.FusedENU` by default
+    ENU cells (enu, nfenu, sharedenu) run on :class:`~plastix.backends.torch.neurons.FusedENU` by default
     (preallocated buffers, in-place gates; same equations, other float summation order): their
     state then lives in those buffers, set up by :meth:`init_state`, and the returned state is a
     placeholder. ``fused=False`` (and GRU / LSTM) passes the state functionally."""
@@ -166,10 +166,7 @@ class NetworkModel:
         self.pre = connectivity().flatten().to(self.device)          # (N * 8,)
 
     def _cell(self, x: Tensor, state: tuple, p) -> tuple[Tensor, tuple]:
-        cs = self.spec.cell
-        if cs.cell_kind == "enu_cell":
-            return enu_step(x, state, p, cs.feedback)
-        return (gru_step if cs.kind is ModelKind.GRU else lstm_step)(x, state, p)
+        return cell_step(self.spec.cell)(x, state, p)
 
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> tuple:
         """(synapse state, neuron state, neuron outputs); cells flattened as (P, E * cells, width)."""
@@ -183,8 +180,8 @@ class NetworkModel:
 
         if self.fused:
             C, (syn_g, neu_g) = cs.channels, self._genomes
-            self._fsyn = FusedENU(cs, syn_g, E * n_syn, C)
-            self._fneu = FusedENU(cs, neu_g, E * N_NEURONS, C)
+            self._fsyn = FusedENU(cell_params(cs, syn_g, column_major=False), E * n_syn, C)
+            self._fneu = FusedENU(cell_params(cs, neu_g, column_major=False), E * N_NEURONS, C)
             if noise and cs.feedback:   # the feedback slot [m, x0) of the buffer holds o
                 m, x0 = self._fsyn.m, self._fsyn.x0
                 self._fsyn.buf[..., m:x0].copy_(noisy(n_syn))
@@ -195,8 +192,8 @@ class NetworkModel:
         syn = init_state(cs, P, E * n_syn, device=self.device, dtype=self.dtype)
         neu = init_state(cs, P, E * N_NEURONS, device=self.device, dtype=self.dtype)
         if noise:
-            syn = (syn[0], noisy(n_syn).contiguous())
-            neu = (neu[0], noisy(N_NEURONS).contiguous())
+            syn = syn._replace(o=noisy(n_syn).contiguous())
+            neu = neu._replace(o=noisy(N_NEURONS).contiguous())
         out = torch.zeros(P, E, N_NEURONS, cs.channels, device=self.device, dtype=self.dtype)
         return syn, neu, out
 

@@ -1,110 +1,73 @@
-r"""Whole-population evaluation of gated-unit models on batched tasks.
+r"""Whole-population evaluation of gated-unit models on batched tasks: an adapter over the torch
+backend's cells.
 
-**Local evaluator (documented stand-in for the backend).** When this was written the torch
-backend's graph compiler was not available; it is now (``plastix.backends.torch.compile``, with
-per-individual ``params=``), and ``tests/trainer/test_models_eval.py`` checks that the graphs of
-:meth:`ModelSpec.to_graph <plastix.trainer.models.ModelSpec.to_graph>` compiled there give exactly
-these outputs, one step later. That one step is why ES still uses this evaluator: the IR delivers
-an observation through a projection (one-step latency), while the paper's mimic tasks ask the unit
-to answer ``x_t`` at ``t``. Switching to the backend needs a delay-free input drive in the IR/backend
-(or tasks that score outputs one step late).
+The cells are the backend's (:mod:`plastix.backends.torch.neurons`: ``enu_step`` / ``gru_step`` /
+``lstm_step`` with per-individual parameters ``(P, 1, *shape)``, and :class:`FusedENU`, the backend's
+preallocated ENU population step), so what ES trains is the code that runs the exported model. This
+module only unflattens genomes into the backend's parameter tuples and drives the task: every
+parameter carries a leading ``P`` dim and each gate is one batched matmul ``(P, E, K) x (P, K, M)``
+(Bertens & Lee 2020, Methods, "Implementation"); there is no Python loop over individuals, units or
+envs, only over time steps.
 
-Here the gated cells are vectorised over the population: every parameter carries a leading ``P``
-dim and each gate is one batched matmul ``(P, E, K) x (P, K, M) -> (P, E, M)`` (Bertens & Lee
-2020, Methods, "Implementation"); there is no Python loop over individuals, units or envs, only
-over time steps. The equations are those of :class:`plastix.ir.ENUCell`,
-:class:`plastix.ir.GRUCell` and :class:`plastix.ir.LSTMCell` (not repeated here).
+Why not ``compile(model.to_graph())``: the IR delivers an observation through a projection (one-step
+latency), while the paper's mimic tasks ask the unit to answer ``x_t`` at ``t``;
+``tests/trainer/test_models_eval.py`` checks that the compiled graphs give exactly these outputs, one
+step later.
 
 **Fast path.** ENU / NFENU on an open-loop task (one defining ``open_loop_return()``, e.g.
 ``IAFTask`` / ``STDPTask`` with ``common_inputs=True``: observations ignore the actions and are the
 same for every individual) skip stepping the (P, E) task: a one-individual twin of the task supplies observations
-and targets, :class:`FusedENU` runs the population with preallocated buffers, and the episode
+and targets, :class:`FusedENU` runs the population, and the episode
 returns are computed once from the recorded actions (tested equal to stepping the task,
 ``tests/trainer/test_es_eval_fast.py``). ``benchmarks/es_generation.py`` times it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Any
 
+import numpy as np
 import torch
+
+from plastix.backends.torch import neurons as nrn
+from plastix.backends.torch.neurons import FusedENU
 
 from .models import ModelKind, ModelSpec
 
 Tensor = torch.Tensor
 
-
-def _mm(x: Tensor, w_t: Tensor) -> Tensor:
-    """(P, E, K) x (P, K, M) -> (P, E, M)."""
-    return torch.bmm(x, w_t)
+__all__ = ["BatchedModel", "FusedENU", "cell_params", "cell_step", "evaluate_population", "init_state",
+           "pad_channels", "rollout"]
 
 
-class CellParams(NamedTuple):
-    """Per-individual cell parameters, pre-transposed for ``_mm`` (all with leading P)."""
-
-    w_zr_t: Tensor | None = None   # ENU: (P, concat, 2M)
-    w_c_t: Tensor | None = None    # ENU: (P, concat, M)
-    w_ih_t: Tensor | None = None   # GRU/LSTM: (P, C, G)
-    w_hh_t: Tensor | None = None   # GRU/LSTM: (P, H, G)
-    b_ih: Tensor | None = None     # (P, 1, G)
-    b_hh: Tensor | None = None
-    w_o_t: Tensor | None = None    # (P, M, C)
-    b_o: Tensor | None = None      # (P, 1, C)
+@lru_cache(maxsize=None)
+def _ir_cell(spec: ModelSpec):
+    """The IR cell of ``spec`` (zero weights): what the backend reads its kind and widths from."""
+    return spec.cell(np.zeros(spec.num_params, dtype=np.float32))
 
 
-def cell_params(spec: ModelSpec, population: Tensor) -> CellParams:
-    """Unflatten ``population`` (P, D) into batched, pre-transposed parameters."""
+def cell_params(spec: ModelSpec, population: Tensor, *, column_major: bool = True) -> Any:
+    """``population`` (P, D) as the backend's per-individual cell parameters (fields ``(P, 1, *shape)``).
+    ``column_major``: store the matrices so that the backend's ``x @ w^T`` reads ``w^T`` contiguously
+    (a copy; :class:`FusedENU` lays out its own weights and skips it)."""
     p = spec.unflatten(population)
-    t = lambda w: w.transpose(1, 2).contiguous()  # noqa: E731
-    if spec.cell_kind == "enu_cell":
-        return CellParams(w_zr_t=t(torch.cat([p["w_z"], p["w_r"]], dim=1)), w_c_t=t(p["w_c"]), w_o_t=t(p["w_o"]))
-    return CellParams(w_ih_t=t(p["w_ih"]), w_hh_t=t(p["w_hh"]), w_o_t=t(p["w_o"]),
-                      b_ih=p["b_ih"][:, None, :], b_hh=p["b_hh"][:, None, :], b_o=p["b_o"][:, None, :])
+
+    def get(f: str) -> Tensor:
+        w = p[f]
+        return (w.transpose(1, 2).contiguous().transpose(1, 2) if column_major and w.dim() == 3 else w)[:, None]
+
+    return nrn.cell_params(_ir_cell(spec), get)
 
 
 def init_state(spec: ModelSpec, population: int, batch: int, *, device=None, dtype=torch.float32) -> tuple:
-    """Zero state; ENU ``(h, o)``, GRU ``(h,)``, LSTM ``(h, c)``, each (P, batch, width)."""
-    z = lambda n: torch.zeros(population, batch, n, device=device, dtype=dtype)  # noqa: E731
-    if spec.cell_kind == "enu_cell":
-        return (z(spec.memory), z(spec.channels))
-    if spec.cell_kind == "gru_cell":
-        return (z(spec.memory),)
-    return (z(spec.memory), z(spec.memory))
+    """The backend's zero cell state; ENU ``(h, o)``, GRU ``(h,)``, LSTM ``(h, c)``, each (P, batch, width)."""
+    return nrn.cell_init(_ir_cell(spec), (population, batch), torch.zeros((), device=device, dtype=dtype))
 
 
-def enu_step(x: Tensor, state: tuple, p: CellParams, feedback: bool) -> tuple[Tensor, tuple]:
-    h, o = state
-    m = h.shape[-1]
-    c = torch.cat([h, o, x], dim=-1) if feedback else torch.cat([h, x], dim=-1)
-    zr = torch.sigmoid(_mm(c, p.w_zr_t))
-    z, r = zr[..., :m], zr[..., m:]
-    c2 = torch.cat([r * h, o, x], dim=-1) if feedback else torch.cat([r * h, x], dim=-1)
-    h_tilde = torch.tanh(_mm(c2, p.w_c_t))
-    h = (1.0 - z) * h + z * h_tilde
-    o = _mm(h, p.w_o_t).clamp(0.0, 1.0)
-    return o, (h, o)
-
-
-def gru_step(x: Tensor, state: tuple, p: CellParams) -> tuple[Tensor, tuple]:
-    (h,) = state
-    gi = _mm(x, p.w_ih_t) + p.b_ih
-    gh = _mm(h, p.w_hh_t) + p.b_hh
-    ir, iz, in_ = gi.chunk(3, dim=-1)
-    hr, hz, hn = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(ir + hr)
-    z = torch.sigmoid(iz + hz)
-    n = torch.tanh(in_ + r * hn)
-    h = (1.0 - z) * n + z * h
-    return _mm(h, p.w_o_t) + p.b_o, (h,)
-
-
-def lstm_step(x: Tensor, state: tuple, p: CellParams) -> tuple[Tensor, tuple]:
-    h, c = state
-    g = _mm(x, p.w_ih_t) + p.b_ih + _mm(h, p.w_hh_t) + p.b_hh
-    i, f, gg, o = g.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return _mm(h, p.w_o_t) + p.b_o, (h, c)
+def cell_step(spec: ModelSpec):
+    """The backend's step function of ``spec``'s cell: ``step(x, state, params) -> (out, state)``."""
+    return nrn.CELL_STEPS[type(_ir_cell(spec))]
 
 
 @dataclass(frozen=True)
@@ -112,7 +75,7 @@ class BatchedModel:
     """A population of one model kind: ``step(x, state) -> (out, state)`` with ``x`` (P, E, channels)."""
 
     spec: ModelSpec
-    params: CellParams
+    params: Any
 
     @classmethod
     def from_population(cls, spec: ModelSpec, population: Tensor) -> "BatchedModel":
@@ -120,23 +83,19 @@ class BatchedModel:
 
     def init_state(self, batch: int, generator: torch.Generator | None = None) -> tuple:
         """Zero state for ``batch`` envs (``generator`` unused: single cells start at zero)."""
-        ref = self.params.w_o_t
+        ref = self.params.w_o
         s = init_state(self.spec, ref.shape[0], batch, device=ref.device, dtype=ref.dtype)
         if self.spec.kind is ModelKind.SHAREDENU:  # synapse state, neuron state
-            return (s, tuple(t.clone() for t in s))
+            return (s, s._replace(h=s.h.clone(), o=s.o.clone()))
         return s
 
     def step(self, x: Tensor, state: tuple) -> tuple[Tensor, tuple]:
-        k = self.spec.kind
-        if k is ModelKind.SHAREDENU:
-            z, syn = enu_step(x, state[0], self.params, True)
-            o, neu = enu_step(z, state[1], self.params, True)
+        step = cell_step(self.spec)
+        if self.spec.kind is ModelKind.SHAREDENU:  # one ENU genome as synapse, then as neuron
+            z, syn = step(x, state[0], self.params)
+            o, neu = step(z, state[1], self.params)
             return o, (syn, neu)
-        if self.spec.cell_kind == "enu_cell":
-            return enu_step(x, state, self.params, self.spec.feedback)
-        if k is ModelKind.GRU:
-            return gru_step(x, state, self.params)
-        return lstm_step(x, state, self.params)
+        return step(x, state, self.params)
 
     def act(self, obs: Tensor, state: tuple, act_dim: int) -> tuple[Tensor, tuple]:
         """Task I/O of a single cell: ``obs`` (P, E, d) fills input channels 0..d-1, the action
@@ -153,50 +112,6 @@ def pad_channels(obs: Tensor, channels: int) -> Tensor:
     if d == channels:
         return obs
     return torch.cat([obs, obs.new_zeros(*obs.shape[:-1], channels - d)], dim=-1)
-
-
-class FusedENU:
-    """Preallocated, fused ENU / NFENU population step for :func:`rollout` (same equations as
-    :func:`enu_step`, other float summation order).
-
-    One persistent buffer per individual and env row, ``[h, o, x, r*h]`` (``o`` only with feedback;
-    only the ``d`` observation channels that are not padding, the padded weight columns multiply
-    zeros), holds the state; the gate inputs are two overlapping views of it, ``u = [h, o, x]``
-    for z and r and ``v = [o, x, r*h]`` for the candidate (whose weight rows are permuted to that
-    order), so no concat is built and ``[o, x]`` is written once. One step is three ``bmm`` into
-    preallocated outputs, in-place gates (``sigmoid_``, ``tanh_``, ``h.lerp_(h~, z)``) and two
-    narrow copies; it allocates no large tensors."""
-
-    def __init__(self, spec: ModelSpec, population: Tensor, batch: int, obs_dim: int) -> None:
-        if spec.cell_kind != "enu_cell" or spec.kind is ModelKind.SHAREDENU:
-            raise ValueError(f"FusedENU runs enu / nfenu, not {spec.kind.value}")
-        m, c, d = spec.memory, spec.channels, obs_dim
-        p = spec.unflatten(population)
-        x0 = m + (c if spec.feedback else 0)                            # first x column
-        k = x0 + d                                                      # width of [h, o, x]
-        t = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
-        self.w_zr = t(torch.cat([p["w_z"], p["w_r"]], dim=1)[..., :k])  # (P, K, 2M), rows [h, o, x]
-        self.w_c = t(p["w_c"][..., list(range(m, k)) + list(range(m))])  # (P, K, M), rows [o, x, h]
-        self.w_o = t(p["w_o"])                                           # (P, M, C)
-        P, dt = population.shape[0], population.dtype
-        z = lambda *s: torch.zeros(P, batch, *s, dtype=dt, device=population.device)  # noqa: E731
-        self.m, self.x0, self.k, self.feedback = m, x0, k, spec.feedback
-        self.buf = z(k + m)                                              # [h, o, x, r*h]
-        self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
-
-    def step(self, x: Tensor) -> Tensor:
-        """``x`` (P or 1, E, d) -> output ``o`` (P, E, C) (a buffer overwritten by the next step)."""
-        m, x0, k, buf = self.m, self.x0, self.k, self.buf
-        h = buf[..., :m]
-        buf[..., x0:k].copy_(x)
-        zr = torch.bmm(buf[..., :k], self.w_zr, out=self.zr).sigmoid_()
-        torch.mul(zr[..., m:], h, out=buf[..., k:])
-        hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
-        h.lerp_(hc, zr[..., :m])                                        # h + z (h~ - h)
-        o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
-        if self.feedback:
-            buf[..., m:x0].copy_(o)
-        return o
 
 
 def _open_loop_fitness(task):
@@ -218,7 +133,7 @@ def _rollout_open_loop(spec: ModelSpec, population: Tensor, task, episode_return
     twin = type(task)(task.config, population=1, device=population.device)
     obs, _ = twin.reset(seed=seed)
     P, (_, E), T = population.shape[0], task.batch_shape, task.max_episode_steps
-    model = FusedENU(spec, population, E, obs.shape[-1])
+    model = FusedENU(cell_params(spec, population, column_major=False), E, obs.shape[-1])
     actions = torch.empty(T, P, E, dtype=torch.float32, device=population.device)  # contiguous per step
     targets = torch.empty(T, 1, E, dtype=torch.float32, device=population.device)
     zero = torch.zeros(1, E, twin.single_action_spec.shape[0], device=population.device)

@@ -26,6 +26,8 @@ def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     ``(P, 1, rows, cols)`` (per individual; ``x`` then has leading dim ``P``)."""
     if w.dim() == 2:
         return torch.nn.functional.linear(x, w)
+    if x.dim() == 3:  # (P, B, K): one bmm, no reshapes (the ES evaluator's hot path)
+        return torch.bmm(x, w[:, 0].transpose(-1, -2))
     p = x.shape[0]
     flat = x.reshape(p, -1, x.shape[-1])
     out = torch.matmul(flat, w[:, 0].transpose(-1, -2))
@@ -170,6 +172,49 @@ def cell_params(cell, get: Callable[[str], torch.Tensor]):  # noqa: ANN001
     if cell.kind == "enu_cell":
         return ENUParams(get("w_z"), get("w_r"), get("w_c"), get("w_o"), bool(cell.feedback))
     return GRUParams(get("w_ih"), get("w_hh"), get("w_o"), get("b_ih"), get("b_hh"), get("b_o"))
+
+
+class FusedENU:
+    """A population of :class:`plastix.ir.ENUCell` s stepped with preallocated buffers (same equations
+    as :func:`enu_step`, other float summation order; the ES evaluator's fast path).
+
+    ``p``: per-individual :class:`ENUParams` (weights ``(P, 1, rows, cols)``); ``batch`` rows per
+    individual; the input ``x`` has ``obs_dim`` channels, the rest of the cell's input channels are
+    zero (their weight columns are dropped). One persistent buffer per individual and row,
+    ``[h, o, x, r*h]`` (``o`` only with feedback), holds the state; the gate inputs are two
+    overlapping views of it, ``u = [h, o, x]`` for z and r and ``v = [o, x, r*h]`` for the candidate
+    (whose weight rows are permuted to that order), so no concat is built and ``[o, x]`` is written
+    once. One step is three ``bmm`` into preallocated outputs, in-place gates (``sigmoid_``,
+    ``tanh_``, ``h.lerp_(h~, z)``) and two narrow copies; it allocates no large tensors."""
+
+    def __init__(self, p: ENUParams, batch: int, obs_dim: int) -> None:
+        w_z, w_r, w_c, w_o = (w[:, 0] for w in (p.w_z, p.w_r, p.w_c, p.w_o))  # (P, rows, cols)
+        m, c, d = w_z.shape[1], w_o.shape[1], obs_dim
+        x0 = m + (c if p.feedback else 0)                            # first x column
+        k = x0 + d                                                   # width of [h, o, x]
+        t = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
+        self.w_zr = t(torch.cat([w_z, w_r], dim=1)[..., :k])          # (P, K, 2M), rows [h, o, x]
+        self.w_c = t(w_c[..., list(range(m, k)) + list(range(m))])    # (P, K, M), rows [o, x, h]
+        self.w_o = t(w_o)                                             # (P, M, C)
+        n, dt = w_z.shape[0], w_z.dtype
+        z = lambda *s: torch.zeros(n, batch, *s, dtype=dt, device=w_z.device)  # noqa: E731
+        self.m, self.x0, self.k, self.feedback = m, x0, k, p.feedback
+        self.buf = z(k + m)                                           # [h, o, x, r*h]
+        self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (P or 1, B, obs_dim) -> output ``o`` (P, B, C) (a buffer overwritten by the next step)."""
+        m, x0, k, buf = self.m, self.x0, self.k, self.buf
+        h = buf[..., :m]
+        buf[..., x0:k].copy_(x)
+        zr = torch.bmm(buf[..., :k], self.w_zr, out=self.zr).sigmoid_()
+        torch.mul(zr[..., m:], h, out=buf[..., k:])
+        hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
+        h.lerp_(hc, zr[..., :m])                                     # h + z (h~ - h)
+        o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
+        if self.feedback:
+            buf[..., m:x0].copy_(o)
+        return o
 
 
 # kind -> step function of a cell

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from plastix.tasks.registry import make_task
-from plastix.trainer.es_eval import FusedENU, enu_step, evaluate_population, init_state, cell_params, rollout
+from plastix.backends.torch.neurons import FusedENU, enu_step
+from plastix.trainer.es_eval import cell_params, evaluate_population, init_state, rollout
 from plastix.trainer.models import ModelSpec
 
 
@@ -28,10 +29,10 @@ def test_fused_step_equals_enu_step():
     g = torch.Generator().manual_seed(1)
     pop = torch.stack([spec.init_genome(g) * 3 for _ in range(4)])
     xs = torch.rand(12, 4, 6, 2, generator=g)
-    fused = FusedENU(spec, pop, 6, 2)
+    fused = FusedENU(cell_params(spec, pop), 6, 2)
     p, state = cell_params(spec, pop), init_state(spec, 4, 6)
     for x in xs:
-        ref, state = enu_step(torch.cat([x, x.new_zeros(4, 6, 14)], dim=-1), state, p, True)
+        ref, state = enu_step(torch.cat([x, x.new_zeros(4, 6, 14)], dim=-1), state, p)
         assert torch.allclose(fused.step(x), ref, atol=1e-5)
 
 
