@@ -5,7 +5,7 @@ mimic task (Bertens & Lee 2020, eqs 2-3: ``E`` episodes of ``T`` steps, inputs c
 population), ``tell``. Model: the paper's ENU (memory 32, 16 channels, output-gate feedback;
 6,656 parameters). Side by side, in one run:
 
-* ``plastix``: :class:`plastix.trainer.OpenAIES` + :func:`plastix.trainer.es_eval.evaluate_population`
+* ``plastix``: :class:`plastix.trainer.OpenAIES` + :func:`plastix.trainer.algorithms.es_eval.evaluate_population`
   on :class:`plastix.tasks.mimic.IAFTask` (what ``train_es`` runs), 1 and 2 torch threads;
 * ``loop``: the same ES, but every individual's ENU run on its own (plain ``torch.mm`` per step,
   a Python loop over individuals), fitness by :func:`plastix.tasks.mimic.iaf_fitness`. Timed on
@@ -43,8 +43,8 @@ from _peak import load_average, matmul_peak  # noqa: E402
 
 from plastix.tasks.mimic import IAFConfig, IAFTask, iaf_fitness, iaf_reference  # noqa: E402
 from plastix.trainer import ESParams, OpenAIES  # noqa: E402
-from plastix.trainer.es_eval import evaluate_population  # noqa: E402
-from plastix.trainer.models import ModelKind, ModelSpec  # noqa: E402
+from plastix.trainer.algorithms.es_eval import evaluate_population  # noqa: E402
+from plastix.trainer.algorithms.models import ModelKind, ModelSpec  # noqa: E402
 
 SPEC = ModelSpec(ModelKind.ENU, memory=32, channels=16)
 

@@ -1,12 +1,12 @@
 """One reduced-budget ES sweep over the ENU paper's tasks: every model, the same budget.
 
 T-maze tasks (``--tasks tmaze double_tmaze --models enu gru lstm nfenu sharedenu --config paper``)
-evolve networks of cells (:mod:`plastix.trainer.enu_net`) with the paper's ES settings (sigma 0.01,
+evolve networks of cells (:mod:`plastix.trainer.experiments.enu_net`) with the paper's ES settings (sigma 0.01,
 lr 1, momentum 0.9), 400-step episodes and 8 envs; the paper's values are Table 1 / Extended Data
 Table 1 (30,000 generations of 1,024 offspring).
 
 For each task (``iaf``, ``stdp``, ``complex_stdp``) and model (``enu``, ``gru``, ``lstm``,
-``nfenu``) this calls :func:`plastix.trainer.es_run.train_es` with the task's ``quick`` ES settings
+``nfenu``) this calls :func:`plastix.trainer.experiments.es_run.train_es` with the task's ``quick`` ES settings
 (sigma 0.1 for IAF, 0.02 otherwise; lr 1, momentum 0.9, paper rank shaping) and the overrides
 ``generations``, ``population``, ``num_envs``, one run after another. Then the final search mean of
 every run is scored on one fixed evaluation set: ``--eval-envs`` episodes drawn with
@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 
 from plastix.tasks.registry import make_task, task_config
-from plastix.trainer.es_eval import evaluate_population
-from plastix.trainer.es_run import model_for_task, train_es
+from plastix.trainer.algorithms.es_eval import evaluate_population
+from plastix.trainer.experiments.es_run import model_for_task, train_es
 
 TASKS = ("iaf", "stdp", "complex_stdp")
 MODELS = ("enu", "gru", "lstm", "nfenu")

@@ -9,7 +9,7 @@ Two networks, in one run:
 
 Both implementations do the same iteration (ε-greedy actions from the same counter-based stream,
 weight move, minibatch loss, reward, TD update of the shared table;
-:func:`plastix.trainer.synq.loop_step` is the loop, :meth:`plastix.trainer.synq.SynQ.step` the
+:func:`plastix.trainer.algorithms.synq.loop_step` is the loop, :meth:`plastix.trainer.algorithms.synq.SynQ.step` the
 vectorised one). The loop gets its stream draws from one vectorised call per iteration (inside
 its timed region), which favours the loop. Each iteration splits into the minibatch *forward*
 (loss evaluation: the same torch forward in both; the loop also converts its list to a tensor)
@@ -33,7 +33,7 @@ import time
 
 import torch
 
-from plastix.trainer.synq import MLPSpec, SynQ, SynQParams, init_state, loop_step
+from plastix.trainer.algorithms.synq import MLPSpec, SynQ, SynQParams, init_state, loop_step
 
 
 def _setup(name: str, batch: int, g: torch.Generator):

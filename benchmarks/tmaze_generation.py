@@ -1,15 +1,15 @@
 """ES generations per hour on the T-maze (Bertens & Lee 2020) at population 1024: one process vs Ray.
 
 A generation evaluates P offspring + the search mean, each on ``E`` = 8 envs for 400 steps, as a
-network of ENUs (:mod:`plastix.trainer.enu_net`, 13,312 parameters). Full generations at P = 1024
+network of ENUs (:mod:`plastix.trainer.experiments.enu_net`, 13,312 parameters). Full generations at P = 1024
 take many minutes here, so this times evaluations of ``--short`` and ``--steps`` steps (energy set
 so high that no agent dies: every env runs every step, the worst case), takes the difference as
 the per-step cost and the rest as the per-evaluation setup, and extrapolates to
 ``setup + 400 * per-step``; the output says so. ES ask/tell (O(P * D) vector work) is left out.
 
-* ``local``: :func:`plastix.trainer.es_eval.evaluate_population` in this process, with
+* ``local``: :func:`plastix.trainer.algorithms.es_eval.evaluate_population` in this process, with
   ``torch.set_num_threads`` 1 and 2;
-* ``ray``: :class:`plastix.trainer.es_ray.RayEvaluator` on a local Ray instance (``--ray-cpus``
+* ``ray``: :class:`plastix.trainer.algorithms.es_ray.RayEvaluator` on a local Ray instance (``--ray-cpus``
   CPUs, one chunk per CPU); Ray start-up and the first call (worker imports) are excluded by a
   warm-up call; the population is shipped to the workers in every call, as in training.
 
@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _peak import load_average  # noqa: E402
 
 from plastix.tasks.registry import make_task, task_config  # noqa: E402
-from plastix.trainer.enu_net import NetworkSpec  # noqa: E402
-from plastix.trainer.es_eval import evaluate_population  # noqa: E402
+from plastix.trainer.experiments.enu_net import NetworkSpec  # noqa: E402
+from plastix.trainer.algorithms.es_eval import evaluate_population  # noqa: E402
 
 EPISODE_STEPS = 400
 
@@ -49,13 +49,13 @@ def flops_per_generation(spec: NetworkSpec, population: int, num_envs: int, step
 
 def full_generation(a) -> None:
     """One ``ESJob.step`` (paper T-maze config, population ``a.population``) locally and via Ray."""
-    from plastix.trainer.es_run import ESJob, es_config
+    from plastix.trainer.experiments.es_run import ESJob, es_config
 
     es = es_config("tmaze", "paper", population=a.population)
     torch.set_num_threads(1)
     evaluators = {"local, 1 thread": None}
     if not a.no_ray:
-        from plastix.trainer.es_ray import RayEvaluator
+        from plastix.trainer.algorithms.es_ray import RayEvaluator
 
         evaluators[f"ray, {a.ray_cpus} CPUs"] = RayEvaluator("tmaze", task_config("tmaze", "paper"),
                                                              num_cpus=a.ray_cpus, chunks=a.ray_cpus)
@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
         rows[f"local, {threads} thread(s)"] = extrapolate(
             lambda n: evaluate_population(spec, pop, make_task("tmaze", cfgs[n], population=P), seed=1))
     if not a.no_ray:
-        from plastix.trainer.es_ray import RayEvaluator
+        from plastix.trainer.algorithms.es_ray import RayEvaluator
 
         torch.set_num_threads(1)
         evs = {n: RayEvaluator("tmaze", cfgs[n], num_cpus=a.ray_cpus, chunks=a.ray_cpus) for n in cfgs}

@@ -78,7 +78,7 @@ def create_bundle(graph: Graph, out: str | Path, *, inputs: Optional[dict] = Non
     :func:`~plastix.deploy.targets.lava_check` and raises :class:`BundleError` if Lava does not
     reproduce torch; ``onnx`` adds the one-step ONNX model and its onnxruntime check. An existing
     ``out`` is an error unless ``overwrite``, and even then only a bundle folder is replaced. ``progress(stage)`` is called after each stage. ``task_eval(lava)``, if given, measures the
-    model on its own task (e.g. :func:`plastix.trainer.cue_eval.task_accuracy`); its result is the
+    model on its own task (e.g. :func:`plastix.trainer.experiments.cue_eval.task_accuracy`); its result is the
     report's ``task`` section (accuracy per backend and precision on the same problems)."""
     from .report import build_report, check_inputs, probe_inputs, write_report
 

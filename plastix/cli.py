@@ -398,7 +398,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
           max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Train a model; writes checkpoints, a metrics log, a learning curve and model.plx into --out."""
 
-    from plastix.trainer.experiments import check_options, get
+    from plastix.trainer.experiments.registry import check_options, get
     from plastix.trainer.runner import CHECKPOINT, load_checkpoint
 
     _max_memory(max_memory)
@@ -419,7 +419,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
     sub = (model or "enu") if method is Method.es else (variant or "ndp_oja") if task == "cue_tmaze" else ""
     out = _out_folder(out or Path("runs") / f"{method.value}_{task}_{config}" / sub)
     if policy is not None:
-        from plastix.trainer.synq_run import policy_path
+        from plastix.trainer.experiments.synq_run import policy_path
         _existing(policy_path(policy), "policy file")
     if policy_mode is PolicyMode.frozen and policy is None:
         raise _fail("--policy-mode frozen needs --policy (a policy.plx, or 'shipped')")
@@ -440,7 +440,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
 def experiments(as_json: bool = typer.Option(False, "--json", help="print one JSON list")) -> None:
     """Every experiment plastix trains: method, task, presets, options, the paper figure it reproduces."""
 
-    from plastix.trainer.experiments import EXPERIMENTS
+    from plastix.trainer.experiments.registry import EXPERIMENTS
 
     rows = [{"method": e.method, "task": e.task, "configs": list(e.configs()), "options": list(e.options),
              "variants": list(e.variants), "source": e.source, "evaluate": e.evaluate} for e in EXPERIMENTS.values()]
@@ -452,6 +452,18 @@ def experiments(as_json: bool = typer.Option(False, "--json", help="print one JS
         typer.echo(f"      {r['source']}")
         if r["variants"]:
             typer.echo(f"      --model/--variant: {', '.join(r['variants'])}")
+
+
+@app.command("cue-bounds")
+def cue_bounds(cues: int = typer.Option(5, "--cues", min=1, help="cues per trial (M)"),
+               problems: int = typer.Option(2000, "--problems", min=1, help="problems per learner")) -> None:
+    """Accuracy ceilings of one-shot learners on the cue task (label x the trials' spike counts through an
+    eligibility kernel, with and without the first trial leaking into the second): what a trained rule
+    of that family can reach (docs/results.md, issue 14). One JSON line per kernel."""
+    from plastix.tasks.cue_bounds import rows
+
+    for row in rows(cues, problems):
+        typer.echo(json.dumps(row))
 
 
 class SimBackend(str, Enum):
@@ -490,10 +502,10 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     if plot is not None and sweep is None:
         raise _fail("--plot needs --sweep")
     graph = _load(model, _max_memory(max_memory))
-    from plastix.trainer.cue_eval import compare_backends, evaluate_model
+    from plastix.trainer.experiments.cue_eval import compare_backends, evaluate_model
 
     if sweep is not None:
-        from plastix.trainer.bptt_run import plot_sweep, sweep_cues
+        from plastix.trainer.experiments.bptt_run import plot_sweep, sweep_cues
 
         try:
             ms = tuple(int(m) for m in sweep.split(","))
@@ -642,7 +654,7 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
         _out_folder(out, overwrite=None)
         check_bundle_target(out, overwrite)
     graph, stored = _load_model_or_bundle(model, max_bytes)
-    from plastix.trainer.hardware_aware import for_fixed_point, is_hardware_aware
+    from plastix.trainer.algorithms.hardware_aware import for_fixed_point, is_hardware_aware
 
     if is_hardware_aware(graph):  # what deploys is the model as the learning engine runs it
         graph = for_fixed_point(graph)
@@ -670,7 +682,7 @@ def deploy(model: Path = typer.Argument(..., help=_MODEL_HELP),
 
         lava = target is Target.lava
         task_eval = None
-        from plastix.trainer.cue_eval import is_cue_model, task_accuracy
+        from plastix.trainer.experiments.cue_eval import is_cue_model, task_accuracy
 
         if task_problems and is_cue_model(graph):
             def task_eval(on_lava: bool) -> dict:

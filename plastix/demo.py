@@ -35,8 +35,8 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     import plastix.ir as ir
     from plastix.ir.atomic import write_bytes
     from plastix.ir.nir_interop import read_nir, write_nir
-    from plastix.trainer.bptt_run import train_bptt
-    from plastix.trainer.cue_eval import compare_backends
+    from plastix.trainer.experiments.bptt_run import train_bptt
+    from plastix.trainer.experiments.cue_eval import compare_backends
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,10 @@ second trial's decision it still holds ``exp(-L / tau)`` of the first trial, whi
 cue neuron towards the second label. These are the ceilings of a plasticity rule that stores the
 trial in one such trace and writes it into the weights at the decision (docs/results.md).
 
-``python -m plastix.tasks.cue_bounds [--cues 5] [--problems 2000]`` prints the table.
+``plastix cue-bounds [--cues 5] [--problems 2000]`` prints the table.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Callable
 
 import torch
@@ -75,16 +73,8 @@ def table(n_cues: int, n_problems: int = 2000, taus: tuple[float, ...] = (50, 10
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cues", type=int, default=5)
-    ap.add_argument("--problems", type=int, default=2000)
-    args = ap.parse_args(argv)
-    for name, row in table(args.cues, args.problems).items():
-        print(json.dumps({"M": args.cues, "kernel": name, "with_leak": round(row[True], 3),
-                          "without_leak": round(row[False], 3),
-                          **({"with_leak_compensated": round(row["compensated"], 3)} if "compensated" in row else {})}))
-
-
-if __name__ == "__main__":
-    main()
+def rows(n_cues: int, n_problems: int = 2000) -> list[dict]:
+    """:func:`table` as JSON-able rows (``plastix cue-bounds`` prints them)."""
+    return [{"M": n_cues, "kernel": name, "with_leak": round(row[True], 3), "without_leak": round(row[False], 3),
+             **({"with_leak_compensated": round(row["compensated"], 3)} if "compensated" in row else {})}
+            for name, row in table(n_cues, n_problems).items()]

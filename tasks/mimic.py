@@ -322,7 +322,7 @@ class IAFTask(_EpisodeTask):
         return self._gather(self._data["x"], idx)[..., None]
 
     def open_loop_return(self):
-        """The ES fast path's time-major episode return (``plastix.trainer.es_eval``), or None
+        """The ES fast path's time-major episode return (``plastix.trainer.algorithms.es_eval``), or None
         unless the inputs are common to the population."""
         if not self.config.common_inputs:
             return None

@@ -32,7 +32,7 @@ Randomness: the per-episode draws (site placement, input/output shuffles) come f
 ``(E,)``-shaped draws shared by every individual (common random numbers, as the paper evaluates
 all offspring on the same environments), and the swap coins from a second generator drawn once
 per step. So an individual's episode does not depend on the rest of the population, and a
-population split into chunks (``trainer/es_ray.py``) gives the same returns.
+population split into chunks (``trainer/algorithms/es_ray.py``) gives the same returns.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 reward of the episode (per step and cumulative) as a PNG.
 
 Input: the info tensors a :class:`plastix.tasks.tmaze.TMaze` reports at every step, stacked over
-time, ``(T, P, E)`` (``plastix.trainer.es_eval.rollout(..., record=True)["infos"]``). Pillow and
+time, ``(T, P, E)`` (``plastix.trainer.algorithms.es_eval.rollout(..., record=True)["infos"]``). Pillow and
 matplotlib are imported when drawing, not at import time.
 """
 from __future__ import annotations

@@ -185,7 +185,7 @@ def scenario_bundle(folder: Path, exchange: bool = True) -> dict:
 
 def scenario_train(folder: Path, exchange: bool = True) -> dict:
     from plastix.ir import load
-    from plastix.trainer.es_run import train_es
+    from plastix.trainer.experiments.es_run import train_es
     from plastix.trainer.runner import load_checkpoint, read_metrics
 
     def train(out: Path, generations: int, resume: bool) -> dict:

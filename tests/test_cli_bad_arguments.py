@@ -45,6 +45,7 @@ CASES = [
     ("info", [], "Missing argument 'model'"),
     ("info", ["{model}", "--max-memory", "-5"], "--max-memory"),
     ("kinds", ["extra"], "unexpected extra argument"),
+    ("cue-bounds", ["--cues", "0"], "'--cues'"),
     ("export", ["{missing}"], "no such file"),
     ("export", ["{garbage}", "--out", "{dir}/x.nir"], "not a plastix model file"),
     ("export", ["{model}", "--out", "{folder}"], "is a folder"),

@@ -57,6 +57,14 @@ def test_lower_layers_never_import_higher_ones(folder):
             assert not mod.startswith(forbidden), f"{path.relative_to(ROOT)} imports {mod}"
 
 
+def test_trainer_algorithms_never_import_experiments():
+    """The algorithms (ES, gradient meta-training, synaptic Q) know no paper's wiring; the experiments
+    and the registry build on them, never the reverse."""
+    for path in _files("trainer/algorithms"):
+        for mod, _ in _imports(path):
+            assert not mod.startswith("plastix.trainer.experiments"), f"{path.relative_to(ROOT)} imports {mod}"
+
+
 def test_tasks_import_only_ir_and_torch_at_module_level():
     for path in _files("tasks"):
         for mod, top in _imports(path):

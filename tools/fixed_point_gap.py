@@ -27,8 +27,8 @@ from plastix.backends.torch import compile as compile_torch
 from plastix.backends.torch.fixed import dense_fixed_step
 from plastix.backends.torch.fixed_learning import engine_step
 from plastix.tasks.cue_association import one_shot_cue_problems
-from plastix.trainer.cue_eval import CueSetting, evaluate_model
-from plastix.trainer.hardware_aware import for_fixed_point
+from plastix.trainer.experiments.cue_eval import CueSetting, evaluate_model
+from plastix.trainer.algorithms.hardware_aware import for_fixed_point
 
 PLASTIC, MOD = "cues_to_hidden", "dopamine"
 

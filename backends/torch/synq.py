@@ -2,7 +2,7 @@ r"""The one torch implementation of synaptic Q-learning's per-decision math (Bha
 Lankarany 2022): state encoding, ε-greedy selection from the reproducible stream, the weight move
 and the TD update of the shared table. Implements :class:`plastix.ir.rules.SynapticQ`; used by the
 IR rule lowering (:func:`plastix.backends.torch.rules.synq_step`) and by the vectorised trainer
-(:mod:`plastix.trainer.synq`).
+(:mod:`plastix.trainer.algorithms.synq`).
 
 Encoding (the IR's): actions ``a`` in {0, 1, 2} mean {-step, 0, +step}; rewards ``r`` in
 {0, 1, 2} mean {-1, 0, +1}; the state of a synapse is

@@ -10,7 +10,7 @@ import plastix.ir as ir
 @pytest.fixture(scope="session")
 def bptt_model(tmp_path_factory):
     """model.plx of one BPTT meta-training iteration of a small cue-association net (8 hidden, 8 modulatory)."""
-    from plastix.trainer.bptt_run import train_bptt
+    from plastix.trainer.experiments.bptt_run import train_bptt
 
     out = tmp_path_factory.mktemp("bptt")
     res = train_bptt("one_shot_cue", "quick", out, iterations=1, batch=2, n_hidden=8, n_mod=8, eval_problems=2,
@@ -21,7 +21,7 @@ def bptt_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def es_model(tmp_path_factory):
     """model.plx of one OpenAI-ES generation of an ENU on the IAF mimic task."""
-    from plastix.trainer.es_run import train_es
+    from plastix.trainer.experiments.es_run import train_es
 
     out = tmp_path_factory.mktemp("es")
     return train_es("iaf", "enu", "quick", out, generations=1, population=4, num_envs=1, progress=False)["model_file"]
@@ -30,7 +30,7 @@ def es_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synq_policy(tmp_path_factory):
     """policy.plx of two synaptic-Q iterations on the decision-boundary task."""
-    from plastix.trainer.synq_run import train_synq
+    from plastix.trainer.experiments.synq_run import train_synq
 
     out = tmp_path_factory.mktemp("synq")
     return train_synq("boundary", "quick", out, seed=0, iterations=2)["policy_out"]
@@ -39,7 +39,7 @@ def synq_policy(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synq_net(synq_policy, tmp_path_factory):
     """A spiking net whose hidden -> output synapses run the trained Q policy, rewarded by a global modulator."""
-    from plastix.trainer.synq import load_policy
+    from plastix.trainer.algorithms.synq import load_policy
 
     q, params = load_policy(synq_policy)
     rng = np.random.default_rng(7)

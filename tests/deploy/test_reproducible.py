@@ -13,7 +13,7 @@ from plastix.deploy.bundle import npz_bytes
 
 
 def test_same_seed_same_bytes_same_bundle_hash(tmp_path, monkeypatch):
-    from plastix.trainer.es_run import train_es
+    from plastix.trainer.experiments.es_run import train_es
 
     models, hashes = [], []
     for i, clock in enumerate((1_700_000_000.0, 1_800_000_000.0)):

@@ -1,7 +1,7 @@
 """An evolved ENU (the ``model.plx`` of a short ES run) on the Lava backend gives the torch backend's
 outputs (float precision).
 
-The exported graph (:meth:`plastix.trainer.models.ModelSpec.to_graph`) is a 16-channel ``Input``
+The exported graph (:meth:`plastix.trainer.algorithms.models.ModelSpec.to_graph`) is a 16-channel ``Input``
 feeding a ``GatedPopulation`` of one ENU neuron; the Lava backend host-emulates the gated
 population (``HostGatedPopulation``) and carries the 16 channels as flat unit-major vectors. An
 :class:`plastix.ir.UnsupportedKindError` from :func:`plastix.backends.lava.support` fails the test.
@@ -14,7 +14,7 @@ import torch
 
 from plastix.ir import load as load_graph
 from plastix.tasks.registry import make_task
-from plastix.trainer.es_run import train_es
+from plastix.trainer.experiments.es_run import train_es
 
 T = 60
 

@@ -21,3 +21,18 @@ def test_a_smaller_second_write_undoes_the_leak():
     """Scaling the second trial's write by 1 / (1 + leak) recovers what the leak cost."""
     comp = learner_accuracy(exponential(1000.0), CFG, n_problems=600, compensate=True)
     assert learner_accuracy(exponential(1000.0), CFG, n_problems=600) < 0.7 < 0.93 < comp
+
+
+def test_cli_prints_one_json_row_per_kernel():
+    import json
+
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+
+    res = CliRunner().invoke(app, ["cue-bounds", "--cues", "1", "--problems", "16"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert [r["kernel"] for r in rows][:2] == ["boxcar (one trial)", "exp tau=50"] and len(rows) == 8
+    assert all(0.0 <= r["with_leak"] <= 1.0 and r["M"] == 1 for r in rows)
+    assert all("with_leak_compensated" in r for r in rows[1:])

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import plastix.ir as ir
-from plastix.trainer.bptt import BPTTConfig, BPTTJob, accuracy
-from plastix.trainer.gradient import bce_loss, rate_penalty, reinforce_loss
-from plastix.trainer.bptt_run import train_bptt
+from plastix.trainer.experiments.bptt import BPTTConfig, BPTTJob, accuracy
+from plastix.trainer.algorithms.gradient import bce_loss, rate_penalty, reinforce_loss
+from plastix.trainer.experiments.bptt_run import train_bptt
 
 TINY = BPTTConfig(iterations=4, batch=4, n_cues=1, n_hidden=8, n_mod=8, eval_problems=8, eval_every=2, lr=5e-3,
                   timing=(6, 4, 6, 4))
@@ -88,11 +88,11 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path):
     try:
         ref = train_bptt("one_shot_cue", "quick", tmp_path / "ref", iterations=6, **TINY_KW)
         code = ("import torch, time; torch.set_num_threads(1)\n"
-                "import plastix.trainer.bptt as b\n"
+                "import plastix.trainer.experiments.bptt as b\n"
                 "orig = b.BPTTJob.step\n"
                 "def slow(self, s, i):\n    time.sleep(0.3); return orig(self, s, i)\n"
                 "b.BPTTJob.step = slow\n"
-                "from plastix.trainer.bptt_run import train_bptt\n"
+                "from plastix.trainer.experiments.bptt_run import train_bptt\n"
                 f"train_bptt('one_shot_cue', 'quick', {str(tmp_path / 'run')!r}, iterations=6, **{TINY_KW!r})\n")
         proc = subprocess.Popen([sys.executable, "-c", code])
         log = tmp_path / "run" / "metrics.jsonl"
@@ -154,7 +154,7 @@ def test_trial_readout_learns_the_unpermuted_task():
         state, m = job.step(state, i)
         losses.append(m["loss"])
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3, losses
-    ev = __import__("plastix.trainer.bptt", fromlist=["evaluate"]).evaluate(state.model, 64, n_cues=1, seed=3)
+    ev = __import__("plastix.trainer.experiments.bptt", fromlist=["evaluate"]).evaluate(state.model, 64, n_cues=1, seed=3)
     assert ev["accuracy"] > 0.8, ev
 
 
@@ -212,7 +212,7 @@ def test_nm_memory_fires_only_after_a_feedback_and_gets_gradients():
     from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
 
     cfg = dataclasses.replace(TINY, nm_memory=6, nm_memory_du=0.002, timing=(6, 4, 6, 25))  # paper-length feedback
-    from plastix.trainer.bptt import build_graph
+    from plastix.trainer.experiments.bptt import build_graph
 
     graph = build_graph(cfg)
     job = BPTTJob(cfg, graph)

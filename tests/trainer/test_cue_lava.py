@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import plastix.ir as ir
-from plastix.trainer.cue_eval import compare_backends
-from plastix.trainer.bptt_run import train_bptt
+from plastix.trainer.experiments.cue_eval import compare_backends
+from plastix.trainer.experiments.bptt_run import train_bptt
 
 
 @pytest.mark.slow

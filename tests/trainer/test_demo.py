@@ -28,7 +28,7 @@ def test_demo_pipeline_on_a_tiny_config(tmp_path):
 def test_the_shipped_model_is_in_learning_engine_form():
     import plastix.ir as ir
     from plastix.backends.hardware_aware import engine_violations
-    from plastix.trainer.hardware_aware import LoihiUnits, deployable
+    from plastix.trainer.algorithms.hardware_aware import LoihiUnits, deployable
 
     graph = ir.load(SHIPPED_MODEL)
     assert engine_violations(deployable(graph, LoihiUnits.of(graph))) == []

@@ -5,10 +5,10 @@ import torch
 
 from plastix.ir import Graph, load, save
 from plastix.tasks.registry import get_entry, make_task, task_config
-from plastix.trainer.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity
-from plastix.trainer.es_eval import evaluate_population, rollout
-from plastix.trainer.es_run import model_for_task
-from plastix.trainer.models import ModelSpec
+from plastix.trainer.experiments.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity
+from plastix.trainer.algorithms.es_eval import evaluate_population, rollout
+from plastix.trainer.experiments.es_run import model_for_task
+from plastix.trainer.algorithms.models import ModelSpec
 
 
 def _population(spec, n, seed=0):

@@ -6,8 +6,8 @@ import torch
 
 from plastix.tasks.registry import make_task
 from plastix.backends.torch.neurons import FusedENU, enu_step
-from plastix.trainer.es_eval import cell_params, evaluate_population, init_state, rollout
-from plastix.trainer.models import ModelSpec
+from plastix.trainer.algorithms.es_eval import cell_params, evaluate_population, init_state, rollout
+from plastix.trainer.algorithms.models import ModelSpec
 
 
 @pytest.mark.parametrize("kind", ["enu", "nfenu"])

@@ -5,14 +5,14 @@ import torch
 import ray  # a dev dependency: a missing install must fail, not skip
 
 from plastix.tasks.registry import make_task, task_config  # noqa: E402
-from plastix.trainer.enu_net import NetworkSpec  # noqa: E402
-from plastix.trainer.es_eval import evaluate_population  # noqa: E402
-from plastix.trainer.es_run import ESJob, es_config  # noqa: E402
+from plastix.trainer.experiments.enu_net import NetworkSpec  # noqa: E402
+from plastix.trainer.algorithms.es_eval import evaluate_population  # noqa: E402
+from plastix.trainer.experiments.es_run import ESJob, es_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from plastix.trainer.es_ray import RayEvaluator
+    from plastix.trainer.algorithms.es_ray import RayEvaluator
 
     cfg = task_config("tmaze", "quick", steps=60, num_envs=8)
     ev = RayEvaluator("tmaze", cfg, num_cpus=2, chunks=2)
@@ -43,7 +43,7 @@ def test_es_generation_through_ray_equals_local(evaluator):
 
 
 def test_bad_chunks_rejected():
-    from plastix.trainer.es_ray import RayEvaluator
+    from plastix.trainer.algorithms.es_ray import RayEvaluator
 
     with pytest.raises(ValueError, match="chunks"):
         RayEvaluator("tmaze", task_config("tmaze", "quick"), chunks=0)

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 import plastix.ir as ir
 from plastix.cli import app
 from plastix.demo import SHIPPED_MODEL
-from plastix.trainer.bptt import BPTTJob, evaluate
-from plastix.trainer.cue_eval import CueSetting, evaluate_model, problem_batches
+from plastix.trainer.experiments.bptt import BPTTJob, evaluate
+from plastix.trainer.experiments.cue_eval import CueSetting, evaluate_model, problem_batches
 
 runner = CliRunner()
 
@@ -19,7 +19,7 @@ def test_problem_batches_are_the_trainers_evaluation_problems():
     same batches), so a figure in the training log can be re-measured from the exported model."""
     graph = ir.load(SHIPPED_MODEL)
     setting = CueSetting.of(graph)
-    job = BPTTJob(__import__("plastix.trainer.bptt_run", fromlist=["model_config"]).model_config(graph), graph)
+    job = BPTTJob(__import__("plastix.trainer.experiments.bptt_run", fromlist=["model_config"]).model_config(graph), graph)
     model = job.init_state().model  # float32 (evaluate_model runs float64: counts may differ by a spike)
     ours = evaluate_model(graph, n_problems=40, seed=7)
     theirs = evaluate(model, 40, n_cues=setting.task.n_cues, seed=7, return_counts=True)
@@ -47,7 +47,7 @@ def test_evaluate_lava_gives_the_same_counts_as_torch():
 
 
 def test_sweep_plot_is_written(tmp_path):
-    from plastix.trainer.bptt_run import PAPER_SWEEP, plot_sweep
+    from plastix.trainer.experiments.bptt_run import PAPER_SWEEP, plot_sweep
 
     path = plot_sweep({"model": {1: 0.9, 3: 0.7, 5: 0.6}}, tmp_path / "sweep.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and PAPER_SWEEP[5] == 0.956

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from plastix.cli import app
-from plastix.trainer.experiments import EXPERIMENTS, METHODS, check_options, get, tasks_of
+from plastix.trainer.experiments.registry import EXPERIMENTS, METHODS, check_options, get, tasks_of
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMON = {"out", "config", "seed", "steps", "resume"}

@@ -9,9 +9,9 @@ import torch
 import plastix.ir as ir
 from plastix.backends.hardware_aware import engine_violations
 from plastix.backends.lava import support
-from plastix.trainer.bptt import CONFIGS, BPTTJob
-from plastix.trainer.bptt_run import train_bptt
-from plastix.trainer.cue_eval import evaluate_model
+from plastix.trainer.experiments.bptt import CONFIGS, BPTTJob
+from plastix.trainer.experiments.bptt_run import train_bptt
+from plastix.trainer.experiments.cue_eval import evaluate_model
 
 ENGINE_KW = dict(iterations=3, batch=4, n_hidden=8, n_mod=8, eval_problems=4, eval_every=2, progress=False,
                  timing=(6, 4, 6, 4), n_cues=3, curriculum=(), hardware_aware=True)
@@ -65,7 +65,7 @@ def test_fixed_in_loop_trains_on_the_fixed_point_run():
     """Hardware in the loop: the forward pass's spikes are the fixed-point run's (so the counts the
     loss sees are the fixed-point counts), and the float surrogate still gives gradients."""
     from plastix.tasks.cue_association import one_shot_cue_problems
-    from plastix.trainer.bptt import task_config
+    from plastix.trainer.experiments.bptt import task_config
 
     cfg = dataclasses.replace(CONFIGS["paper_engine"], fixed_in_loop=True,
                               **{k: v for k, v in ENGINE_KW.items() if k not in ("iterations", "progress")})

@@ -7,8 +7,8 @@ import torch
 
 from plastix.ir import dumps, loads
 from plastix.tasks import make_task
-from plastix.trainer.es_eval import BatchedModel, evaluate_population, rollout
-from plastix.trainer.models import ModelKind, ModelSpec
+from plastix.trainer.algorithms.es_eval import BatchedModel, evaluate_population, rollout
+from plastix.trainer.algorithms.models import ModelKind, ModelSpec
 
 KINDS = [k.value for k in ModelKind]
 

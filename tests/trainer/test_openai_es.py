@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from plastix.trainer.base import ESParams, Optimizer, Shaping
-from plastix.trainer.openai_es import OpenAIES
+from plastix.trainer.algorithms.base import ESParams, Optimizer, Shaping
+from plastix.trainer.algorithms.openai_es import OpenAIES
 
 
 def test_antithetic_pairs_and_same_stream_as_randn():
@@ -119,5 +119,5 @@ def test_shape_errors_and_param_validation():
 def test_doctests():
     import doctest
 
-    import plastix.trainer.openai_es as mod
+    import plastix.trainer.algorithms.openai_es as mod
     assert doctest.testmod(mod).failed == 0

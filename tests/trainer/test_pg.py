@@ -9,7 +9,7 @@ import torch
 import plastix.ir as ir
 from plastix.backends.torch import compile as compile_torch
 from plastix.tasks.cue_tmaze import cue_tmaze_episodes, maze_config
-from plastix.trainer.pg import (
+from plastix.trainer.experiments.pg import (
     PGConfig,
     PGJob,
     TMazeModel,
@@ -21,7 +21,7 @@ from plastix.trainer.pg import (
     loo_baseline,
     sample_turns,
 )
-from plastix.trainer.pg_run import train_pg
+from plastix.trainer.experiments.pg_run import train_pg
 from plastix.trainer.runner import RunOptions, run
 
 SHORT = maze_config("quick").replace(n_cues=1, cue_steps=6, gap_steps=2, delay_steps=4, decision_steps=6)

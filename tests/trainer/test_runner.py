@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plastix.trainer.es_run import ESJob, es_config, train_es
+from plastix.trainer.experiments.es_run import ESJob, es_config, train_es
 from plastix.trainer.runner import CHECKPOINT, CURVE, METRICS, RunOptions, load_checkpoint, read_metrics, run
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from plastix.trainer.base import Shaping, centered_rank, paper_rank, ranks, shape_fitness, standardize
+from plastix.trainer.algorithms.base import Shaping, centered_rank, paper_rank, ranks, shape_fitness, standardize
 
 NAN = float("nan")
 

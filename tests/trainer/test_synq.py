@@ -7,7 +7,7 @@ from plastix.backends.torch.synq import (decode_state, draws, encode_state, expl
 from plastix.ir import QAggregation as Aggregation
 from plastix.ir import QUpdateForm
 from plastix.ir.counter_hash import stream_key
-from plastix.trainer.synq import MLPSpec, SynQ, SynQParams, init_state, loop_step
+from plastix.trainer.algorithms.synq import MLPSpec, SynQ, SynQParams, init_state, loop_step
 
 
 def test_state_encoding_matches_ir_doc_and_round_trips():
@@ -187,7 +187,7 @@ def test_invalid_params_raise():
 def test_docstring_examples():
     import doctest
 
-    import plastix.trainer.synq as mod
+    import plastix.trainer.algorithms.synq as mod
 
     failures, tried = doctest.testmod(mod)
     assert tried > 0 and failures == 0
@@ -242,7 +242,7 @@ def test_batched_tables_and_masked_synapses(agg):
 
 def test_win_stay_lose_reverse_table_and_agreement():
     from plastix.backends.torch import synq as sq
-    from plastix.trainer.synq import win_stay_lose_reverse, wslr_agreement
+    from plastix.trainer.algorithms.synq import win_stay_lose_reverse, wslr_agreement
 
     q = win_stay_lose_reverse()
     g = q.argmax(1)

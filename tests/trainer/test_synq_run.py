@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from plastix import ir
-from plastix.trainer.synq import MLPSpec, SynQ, SynQParams, init_state, load_policy, policy_to_graph, save_policy
-from plastix.trainer.synq_run import train_gd_baseline, train_synq
+from plastix.trainer.algorithms.synq import MLPSpec, SynQ, SynQParams, init_state, load_policy, policy_to_graph, save_policy
+from plastix.trainer.experiments.synq_run import train_gd_baseline, train_synq
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,7 +173,7 @@ def test_shipped_policy_is_package_data_and_applies_frozen_or_online(tmp_path):
     from typer.testing import CliRunner
 
     from plastix.cli import app
-    from plastix.trainer.synq_run import SHIPPED_POLICY, policy_path
+    from plastix.trainer.experiments.synq_run import SHIPPED_POLICY, policy_path
 
     path = policy_path(SHIPPED_POLICY)
     assert path.is_file() and path.parent.name == "data"
@@ -196,7 +196,7 @@ def test_frozen_tables_on_digits_shipped_lowers_the_loss_a_constant_table_does_n
     """The two-phase protocol in miniature (docs/results.md, issue 19): the shipped boundary-learned
     table, frozen, lowers the digits loss; so does the hand-made win-stay/lose-reverse table, further;
     a table whose greedy action never depends on the reward (all zeros: always -step) raises it."""
-    from plastix.trainer.synq import win_stay_lose_reverse
+    from plastix.trainer.algorithms.synq import win_stay_lose_reverse
 
     def first_and_last(policy, name):
         res = train_synq("digits_0hu", "quick", tmp_path / name, seed=0, policy=policy, iterations=2000)

@@ -30,7 +30,7 @@ from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 from .cue_eval import EVAL_BATCH, accuracy, evaluate_model
-from .gradient import GradientJob, GradientState, PlasticNet, bce_loss, rate_penalty
+from ..algorithms.gradient import GradientJob, GradientState, PlasticNet, bce_loss, rate_penalty
 
 BPTTState = GradientState
 
@@ -100,7 +100,7 @@ class BPTTConfig:
     consume: float = 0.0             # initial trace use-up by the modulator (ir.ThreeFactor.consume; learnt in log
                                      # space with log_params; set on an ``init`` model that has none)
     hardware_aware: bool = False     # train with the values Loihi's learning engine runs (straight-through
-                                     # rounding in Loihi units; trainer/hardware_aware.py)
+                                     # rounding in Loihi units; trainer/algorithms/hardware_aware.py)
     fixed_in_loop: bool = False      # hardware-aware: the forward pass is the bit-exact fixed-point run (spikes
                                      # forced straight-through into the float graph, whose surrogate gives the gradient)
     trace_impulse: float = 8.0       # hardware-aware: trace impulse in Loihi units (7-bit traces)
@@ -198,7 +198,7 @@ class CueModel(PlasticNet):
     def fixed_point_spikes(self, cues: torch.Tensor, signal: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every population's spikes ``(T, B, n)`` when the current model runs in Loihi fixed point
         (bit-exact with Lava's fixed-point processes and learning engine), without gradients."""
-        from .hardware_aware import for_fixed_point
+        from ..algorithms.hardware_aware import for_fixed_point
 
         g = for_fixed_point(self.to_graph())
         names = tuple(p.name for p in g.populations if p.kind != "input")

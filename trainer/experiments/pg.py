@@ -16,7 +16,7 @@ left α too small to matter within our budget).
 
 Policy: the output spike rates averaged over the decision window, times a learned gain, are the
 logits of the two turns; one turn is sampled per episode; reward +1 / -1. The loss is REINFORCE
-with a leave-one-out batch-mean baseline (:func:`plastix.trainer.bptt.reinforce_loss`),
+with a leave-one-out batch-mean baseline (:func:`plastix.trainer.experiments.bptt.reinforce_loss`),
 backpropagated through time through neurons and plasticity (SLAYER's exponential surrogate
 gradient, as the paper), Adam. The
 paper's *training loss* is -accuracy of the sampled turns; it stops training at <= -0.97.
@@ -34,7 +34,7 @@ import torch
 from plastix.ir import BCM, Graph, GraphBuilder, HebbianDecay, Modulator, Oja
 from plastix.tasks.cue_tmaze import CueTMazeConfig, cue_tmaze_episodes, maze_config, reward_of
 
-from .gradient import GradientJob, GradientState, PlasticNet, reinforce_loss
+from ..algorithms.gradient import GradientJob, GradientState, PlasticNet, reinforce_loss
 
 STOP_LOSS = -0.97  # the paper's stopping loss (Fig. 2 caption)
 

@@ -13,7 +13,7 @@ followed by an evaluation. Each run writes into ``out_dir``:
   a run can be extended by resuming with more ``iterations``.
 * ``result.json`` -- the returned dict;
 * ``policy.plx`` (synaptic Q only) -- the final Q table as a :class:`plastix.ir.SynapticQ` rule
-  (:func:`plastix.trainer.synq.save_policy`), reloadable with ``policy=...``.
+  (:func:`plastix.trainer.algorithms.synq.save_policy`), reloadable with ``policy=...``.
 
 **The paper's two-phase protocol** (its Fig. 1a and section 3): learn the table on the decision
 boundary task (``train_synq("boundary", "paper", ...)``, table learned online from zeros), then apply
@@ -38,8 +38,8 @@ from plastix.ir.serialize import atomic_write_bytes
 from plastix.tasks import synq_configs
 from plastix.tasks.datasets import SupervisedData, build
 
-from .runner import RunOptions, run
-from .synq import MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, rebase_loss, save_policy
+from ..runner import RunOptions, run
+from ..algorithms.synq import MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, rebase_loss, save_policy
 
 SHIPPED_POLICY = "shipped"
 """The ``policy`` name of the package's boundary-learned table (``plastix/data/synq_boundary_policy.plx``)."""

@@ -11,11 +11,11 @@ from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
 from .bptt import CONFIGS, BPTTConfig, BPTTJob, evaluate
-from .runner import RunOptions, config_preset, run
+from ..runner import RunOptions, config_preset, run
 
 
 def bptt_config(config: str, **overrides) -> BPTTConfig:
-    """A preset of :data:`plastix.trainer.bptt.CONFIGS` with non-None ``overrides`` applied."""
+    """A preset of :data:`plastix.trainer.experiments.bptt.CONFIGS` with non-None ``overrides`` applied."""
     return config_preset(CONFIGS, config, "config", **overrides)
 
 
@@ -43,7 +43,7 @@ def train_bptt(task: str = "one_shot_cue", config: str = "quick", out_dir: str |
     meta = {**graph.metadata, "iterations": res.steps_done}
     path = save_graph(graph.replace(metadata=meta), out / "model.plx")
     if cfg.hardware_aware:  # the same model in Loihi units: what deploys on the learning engine
-        from .hardware_aware import LoihiUnits, deployable
+        from ..algorithms.hardware_aware import LoihiUnits, deployable
 
         units = LoihiUnits.of(graph, trace_impulse=cfg.trace_impulse, mod_gain=cfg.mod_gain)
         save_graph(deployable(graph.replace(metadata=meta), units), out / "model_loihi.plx")  # marks loihi.units
@@ -117,7 +117,7 @@ def plot_sweep(sweeps: dict[str, dict[int, float]], path: str | Path, *, title: 
 
 
 def diagnose(config: str = "quick", *, seed: int = 0, batch: int = 16, **overrides) -> dict:
-    """One training batch of a fresh model: :func:`plastix.trainer.bptt.diagnostics` (rates,
+    """One training batch of a fresh model: :func:`plastix.trainer.experiments.bptt.diagnostics` (rates,
     modulator inside / outside the learning-signal windows, |ΔW| / |W0|, time constants) and the
     (unclipped) gradient norm of every trainable parameter."""
     import torch

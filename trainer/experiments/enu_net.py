@@ -35,8 +35,8 @@ import torch
 
 from plastix.ir import GatedPopulation, GatedSynapse, Graph, Input, Projection
 
-from .es_eval import FusedENU, cell_params, cell_step, init_state
-from .models import ModelKind, ModelSpec
+from ..algorithms.es_eval import FusedENU, cell_params, cell_step, init_state
+from ..algorithms.models import ModelKind, ModelSpec
 
 Tensor = torch.Tensor
 

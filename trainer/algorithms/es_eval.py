@@ -153,7 +153,7 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
     ``population`` must be P). Returns ``{"returns": (P, E) float64, "fitness": (P,)}`` (mean
     return over envs), plus ``"actions"``, ``"targets"`` and ``"infos"`` (dict of the task's info
     tensors), each (T, P, E, ...), when ``record``. ``spec``: a :class:`ModelSpec` (one cell) or a
-    spec with ``population_model(population)`` (e.g. :class:`plastix.trainer.enu_net.NetworkSpec`)."""
+    spec with ``population_model(population)`` (e.g. :class:`plastix.trainer.experiments.enu_net.NetworkSpec`)."""
     if task.population != population.shape[0]:
         raise ValueError(f"task population {task.population} != {population.shape[0]} individuals")
     cell = isinstance(spec, ModelSpec)
@@ -161,7 +161,7 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
         episode_return = _open_loop_fitness(task)
         if episode_return is not None:
             return _rollout_open_loop(spec, population, task, episode_return, seed=seed)
-    # a ModelSpec is one cell; other specs (trainer.enu_net.NetworkSpec) build their own model
+    # a ModelSpec is one cell; other specs (plastix.trainer.experiments.enu_net.NetworkSpec) build their own model
     model = BatchedModel.from_population(spec, population) if cell else spec.population_model(population)
     obs, _ = task.reset(seed=seed)
     state = model.init_state(task.num_envs, torch.Generator().manual_seed(seed ^ 0x5EED))

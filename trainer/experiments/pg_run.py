@@ -10,11 +10,11 @@ from plastix.ir import save as save_graph
 from plastix.ir.serialize import atomic_write_bytes
 
 from .pg import CONFIGS, STOP_LOSS, PGConfig, PGJob, evaluate, first_reaching, parse_variant
-from .runner import RunOptions, config_preset, run
+from ..runner import RunOptions, config_preset, run
 
 
 def pg_config(config: str, **overrides) -> PGConfig:
-    """A preset of :data:`plastix.trainer.pg.CONFIGS` with non-None ``overrides`` applied."""
+    """A preset of :data:`plastix.trainer.experiments.pg.CONFIGS` with non-None ``overrides`` applied."""
     return config_preset(CONFIGS, config, "cue_tmaze config", **overrides)
 
 

@@ -1,7 +1,7 @@
 """Evaluate a trained one-shot cue-association model (``plastix evaluate``) on either backend.
 
 The task settings (cue timing, readout window, permutation) come from the model's metadata, as
-:func:`plastix.trainer.bptt_run.train_bptt` writes them; the cue count ``M`` can be changed (the
+:func:`plastix.trainer.experiments.bptt_run.train_bptt` writes them; the cue count ``M`` can be changed (the
 paper's M sweep, Meta-SpikePropamine Fig. 4). Problems are drawn in seeded batches of
 :data:`EVAL_BATCH`, exactly as the trainer's own evaluation draws them, so the
 same seed gives the same problems on every backend. Accuracy counts ties as wrong.
@@ -57,7 +57,7 @@ class CueSetting:
 
 def problem_batches(setting: CueSetting, n_problems: int, seed: int,
                     batch: int = EVAL_BATCH) -> Iterator[tuple[CueProblems, int]]:
-    """``(problems, n_used)`` batches: the seeded problems :func:`plastix.trainer.bptt.evaluate` uses."""
+    """``(problems, n_used)`` batches: the seeded problems :func:`plastix.trainer.experiments.bptt.evaluate` uses."""
     if n_problems < 1:
         raise ValueError(f"n_problems must be >= 1, got {n_problems}")
     g = torch.Generator().manual_seed(seed)
@@ -125,7 +125,7 @@ def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = 
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     setting = CueSetting.of(graph, n_cues)
     if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
-        from .hardware_aware import for_fixed_point
+        from ..algorithms.hardware_aware import for_fixed_point
 
         graph = for_fixed_point(graph)
     g = graph.replace(outputs=("action",))
@@ -191,7 +191,7 @@ def compare_backends(graph, problems: int, *, seed: int, n_cues: int | None = No
 
     setting = CueSetting.of(graph, n_cues)
     if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
-        from .hardware_aware import for_fixed_point
+        from ..algorithms.hardware_aware import for_fixed_point
 
         graph = for_fixed_point(graph)
     pr = one_shot_cue_problems(problems, setting.task, generator=torch.Generator().manual_seed(seed))

@@ -19,7 +19,7 @@ Task I/O convention (mimic tasks): the observation ``(..., d)`` fills input chan
 
 In the exported graph the observation enters through an :class:`~plastix.ir.Input` population
 and a projection, which by the IR's timing (``docs/semantics.md``) adds one step of latency; the
-ES evaluator in :mod:`plastix.trainer.es_eval` drives the cell directly (the paper's setting: the
+ES evaluator in :mod:`plastix.trainer.algorithms.es_eval` drives the cell directly (the paper's setting: the
 ENU sees ``x_t`` and answers at ``t``). Running an exported mimic model on a backend therefore
 gives the trained outputs one step late.
 """

@@ -2,7 +2,7 @@
 
 :class:`RayEvaluator` splits a population (P, D) into ``chunks`` contiguous slices, evaluates each
 in a Ray remote task with the same batched torch rollout as the single-process path
-(:func:`plastix.trainer.es_eval.evaluate_population` on a task built with the chunk's size, the
+(:func:`plastix.trainer.algorithms.es_eval.evaluate_population` on a task built with the chunk's size, the
 same task config and the same seed) and concatenates the fitness. Tasks whose episodes do not
 depend on the rest of the population (common random numbers, e.g. :mod:`plastix.tasks.tmaze`)
 therefore give the same fitness as one process (``tests/trainer/test_es_ray.py``).

@@ -3,7 +3,7 @@ r"""OpenAI-ES (Salimans et al. 2017) as used by Bertens & Lee (2020, Methods, Al
 Sampling: ``population = mean + sigma * z`` with ``z ~ N(0, I)``; with antithetic sampling the
 first half is ``+z``, the second half ``-z`` (pairs ``i`` and ``i + P/2``).
 
-Ascent direction ``g`` from the shaped utilities ``u`` (see :mod:`plastix.trainer.base`):
+Ascent direction ``g`` from the shaped utilities ``u`` (see :mod:`plastix.trainer.algorithms.base`):
 
 * zero-mean shapings (``centered_rank``, ``standardize``, ``raw``): the OpenAI-ES estimate of
   :math:`\nabla_\theta E[F]`, :math:`g = \frac{1}{P\sigma}\sum_i u_i z_i`;

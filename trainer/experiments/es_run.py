@@ -24,12 +24,12 @@ from plastix.ir import save as save_graph
 from plastix.ir.atomic import write_bytes as atomic_write_bytes
 from plastix.tasks.registry import get_entry, make_task, task_config
 
-from .base import ESParams, ESState, Optimizer, Shaping
+from ..algorithms.base import ESParams, ESState, Optimizer, Shaping
 from .enu_net import NetworkSpec
-from .es_eval import evaluate_population, rollout
-from .models import ModelKind, ModelSpec
-from .openai_es import OpenAIES
-from .runner import RunOptions, run
+from ..algorithms.es_eval import evaluate_population, rollout
+from ..algorithms.models import ModelKind, ModelSpec
+from ..algorithms.openai_es import OpenAIES
+from ..runner import RunOptions, run
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
-# tasks whose agent is a network of cells (trainer.enu_net) rather than one cell
+# tasks whose agent is a network of cells (trainer.experiments.enu_net) rather than one cell
 NETWORK_TASKS = frozenset({"tmaze", "double_tmaze"})
 
 
@@ -107,7 +107,7 @@ class ESJob:
     def __init__(self, task: str, model: str, config: str = "quick", *, seed: int = 0,
                  es: ESRunConfig | None = None, task_overrides: dict | None = None, evaluator=None) -> None:
         """``evaluator(spec, population, seed) -> fitness``: default the single-process batched
-        rollout; :class:`plastix.trainer.es_ray.RayEvaluator` spreads it over Ray."""
+        rollout; :class:`plastix.trainer.algorithms.es_ray.RayEvaluator` spreads it over Ray."""
         self.task_name, self.config_name, self.seed = task, config, int(seed)
         try:
             self.spec = model_for_task(task, model)
@@ -174,14 +174,14 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
     """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp |
     tmaze | double_tmaze) with the ``config`` ("quick" | "paper") settings; keyword overrides replace
     config values. ``ray``: evaluate the population on a local Ray instance, ``ray_address``: on that
-    Ray cluster (:mod:`plastix.trainer.es_ray`). Tasks with a renderer also get ``episode.gif`` and
+    Ray cluster (:mod:`plastix.trainer.algorithms.es_ray`). Tasks with a renderer also get ``episode.gif`` and
     ``episode_reward.png`` of the final mean. Returns the summary also written to ``out_dir/result.json``."""
     es_cfg = es_config(task, config, generations=generations, population=population, sigma=sigma, lr=lr,
                        optimizer=optimizer, shaping=shaping, checkpoint_every=checkpoint_every)
     overrides = {"num_envs": num_envs} if num_envs is not None else {}
     evaluator = None
     if ray or ray_address:
-        from .es_ray import RayEvaluator
+        from ..algorithms.es_ray import RayEvaluator
         evaluator = RayEvaluator(task, task_config(task, config, **overrides), address=ray_address,
                                  chunks=ray_chunks)
     job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides, evaluator=evaluator)

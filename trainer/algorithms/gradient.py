@@ -7,7 +7,7 @@ learns an eligibility rule's coefficients in log space; :class:`PlasticNet` is a
 network with its readout, optimiser groups, projection and export; :class:`GradientJob` the
 clipped, finite-guarded optimiser step and the checkpoint state that
 :mod:`plastix.trainer.runner` saves and restores. The experiments (the cue association of
-:mod:`plastix.trainer.bptt`, the T-maze of :mod:`plastix.trainer.pg`) build on these.
+:mod:`plastix.trainer.experiments.bptt`, the T-maze of :mod:`plastix.trainer.experiments.pg`) build on these.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ class PlasticNet(nn.Module):
     ``cfg.train_neurons``; with ``cfg.log_params`` the eligibility rule's rates and time constants
     (and a consuming rule's use-up rate) learnt through :class:`RuleReparam`; with
     ``cfg.hardware_aware`` the forward pass runs the values Loihi's learning engine runs
-    (:mod:`plastix.trainer.hardware_aware`); Adam groups per parameter kind; projection of bounded
+    (:mod:`plastix.trainer.algorithms.hardware_aware`); Adam groups per parameter kind; projection of bounded
     rule coefficients after each step; export of the trained values (:meth:`to_graph`). ``jit`` runs
     the network through ``compile(graph, jit=True)`` (chunks of ``torch.compile``d steps; the same math,
     3-4x faster per BPTT iteration; eager if compiling fails). ``probes``: populations the network
