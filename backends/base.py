@@ -1,6 +1,6 @@
-"""What every backend offers, and the one door to them (house rule 1).
+"""What every backend offers (house rule 1); the one door to them is :func:`plastix.backends.compile`.
 
-A backend turns an IR :class:`~plastix.ir.Graph` into a runnable network. :func:`compile` opens
+A backend turns an IR :class:`~plastix.ir.Graph` into a runnable network. ``plastix.backends.compile`` opens
 either backend in either precision; every network it returns runs one episode of numpy inputs with
 :meth:`EpisodeNetwork.episode` and reports its outputs and final plastic weights (:class:`Episode`):
 deploy, reports and backend comparisons use that, never a backend's internals. The torch networks
@@ -53,7 +53,7 @@ class Episode:
 
 @runtime_checkable
 class EpisodeNetwork(Protocol):
-    """What :func:`compile` returns, on every backend and precision."""
+    """What :func:`plastix.backends.compile` returns, on every backend and precision."""
 
     def episode(self, inputs: Mapping[str, np.ndarray]) -> Episode: ...
 
