@@ -42,7 +42,7 @@ class Rule(IRNode):
     def modulator_names(self) -> tuple[str, ...]:
         """Modulators this rule (and any rule it wraps) reads."""
         out = []
-        for attr in ("modulator",):
+        for attr in ("modulator", "consume_by"):
             name = getattr(self, attr, None)
             if name:
                 out.append(name)
@@ -267,7 +267,10 @@ class ThreeFactor(Rule):
 
     .. math:: E_\pm[t+1] = \gamma\,\max(0, 1 - c\,|m_\pm[t]|)\,E_\pm[t] + \mathrm{LTP/LTD}[t]
 
-    (1 channel: ``m`` for both traces). Needs an :class:`EligibilityTrace` base.
+    (1 channel: ``m`` for both traces). Needs an :class:`EligibilityTrace` base. ``consume_by`` names
+    another modulator (same ``mode`` and size) whose ``|signal|`` does the using up instead of ``m``:
+    writing and consuming then are separate channels (e.g. a trace reset at the feedback, while the
+    write modulator also acts elsewhere).
     """
 
     base: object = child("rule")
@@ -275,12 +278,15 @@ class ThreeFactor(Rule):
     mode: ModulationMode = choice(ModulationMode, default=ModulationMode.GLOBAL)
     consume: object = array(shape=SYN, ge=0.0, default=0.0,
                             doc="fraction of the eligibility trace a unit |modulator| uses up per step (0: off)")
+    consume_by: str = text(optional=True, default=None, doc="modulator whose |signal| uses the traces up (None: this rule's modulator)")
 
     def _check(self) -> None:
         if not isinstance(self.base, (PairSTDP, TripletSTDP, EligibilityTrace)):
             raise IRValidationError("ThreeFactor", "base", f"must be STDP or an eligibility trace, got {type(self.base).__name__}")
         if not isinstance(self.base, EligibilityTrace) and consumes(self):
             raise IRValidationError("ThreeFactor", "consume", "needs an eligibility-trace base (there is no trace to use up)")
+        if self.consume_by and not consumes(self):
+            raise IRValidationError("ThreeFactor", "consume_by", "names a consuming modulator but consume is 0 (nothing is used up)")
 
 
 def consumes(rule: ThreeFactor) -> bool:

@@ -332,6 +332,9 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError(rule.kind, BACKEND)
     if isinstance(rule, SynapticQ) and not rule.modulator:
         host_why += "; without a modulator it receives no reward on Lava and does not learn"
+    if isinstance(rule, ThreeFactor) and rule.consume_by:
+        raise UnsupportedKindError("three_factor with consume_by (a second modulator input of the host-emulated "
+                                   "synapse is not wired on Lava yet; torch runs it)", BACKEND)
     for mname in rule.modulator_names:
         src = graph.population(graph.modulator(mname).source)
         if not isinstance(src, (Input, CubaLIF)):

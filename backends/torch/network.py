@@ -314,7 +314,8 @@ class _ThreeFactorLowering(_RuleLowering):
         return rl.ThreeFactorState(_expand_w(w0, P, B), tr)
 
     def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
-        _, rs = rl.three_factor_step((x, y, mods[self.rule.modulator]), rs, bound, mask)
+        by = mods[self.rule.consume_by] if self.rule.consume_by else None
+        _, rs = rl.three_factor_step((x, y, mods[self.rule.modulator], by), rs, bound, mask)
         return rs
 
 

@@ -217,9 +217,11 @@ class ThreeFactorParams(NamedTuple):
 def three_factor_step(inputs: tuple, state: ThreeFactorState, p: ThreeFactorParams,
                       mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ThreeFactorState]:
     """:class:`plastix.ir.ThreeFactor` (eqs. 17-19): ``dW = m+ P - m- D`` (2 channels) or
-    ``m (P - D)`` (1 channel). ``inputs = (x, y, M)`` with ``M`` ``(P, B, channels, size)``. With
-    ``p.consume`` = c the traces keep ``max(0, 1 - c |m_±|)`` of themselves (the IR's doc)."""
-    x, y, mod = inputs
+    ``m (P - D)`` (1 channel). ``inputs = (x, y, M)`` or ``(x, y, M, C)`` with ``M`` (and the consuming
+    modulator ``C``, IR ``consume_by``) ``(P, B, channels, size)``. With ``p.consume`` = c the traces
+    keep ``max(0, 1 - c |c_±|)`` of themselves, ``c_±`` = ``C``'s channels or else ``m_±`` (the IR's doc)."""
+    x, y, mod = inputs[:3]
+    by = inputs[3] if len(inputs) > 3 else None
     w = state.w
     n_post, n_pre = w.shape[-2], w.shape[-1]
     m_pos = broadcast_modulation(mod[..., 0, :], p.mode, n_post, n_pre)
@@ -227,7 +229,11 @@ def three_factor_step(inputs: tuple, state: ThreeFactorState, p: ThreeFactorPara
     if p.gamma is not None:
         keep = (1.0, 1.0)
         if p.consume is not None:
-            keep = (torch.relu(1.0 - p.consume * m_pos.abs()), torch.relu(1.0 - p.consume * m_neg.abs()))
+            c_pos, c_neg = m_pos, m_neg
+            if by is not None:
+                c_pos = broadcast_modulation(by[..., 0, :], p.mode, n_post, n_pre)
+                c_neg = broadcast_modulation(by[..., 1, :], p.mode, n_post, n_pre) if by.shape[-2] == 2 else c_pos
+            keep = (torch.relu(1.0 - p.consume * c_pos.abs()), torch.relu(1.0 - p.consume * c_neg.abs()))
         (pos, neg), inner = eligibility_step((x, y, w), state.inner, (p.gamma, p.stdp), keep)
     else:
         pos, neg, inner = stdp_terms(x, y, w, state.inner, p.stdp)

@@ -213,3 +213,11 @@ def test_format_doc_states_every_limit():
                  "MAX_SEED", "MAX_MANIFEST_BYTES", "MAX_LOAD_BYTES", "FREE_LOAD_BYTES"):
         assert f"{getattr(limits, name):,}" in text, f"docs/format.md does not state {name}"
     assert f"{limits.LOAD_EXPANSION} x file size" in text
+
+
+def test_consume_by_needs_consume_and_a_known_modulator():
+    trace = ir.EligibilityTrace(base=pair(), gamma=0.9)
+    e = _err(lambda: ir.ThreeFactor(base=trace, modulator="m", consume_by="c"))
+    assert e.field == "consume_by" and "consume is 0" in e.msg
+    rule = ir.ThreeFactor(base=trace, modulator="m", consume=0.5, consume_by="c")
+    assert rule.modulator_names == ("m", "c")

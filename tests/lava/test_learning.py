@@ -213,3 +213,17 @@ def test_host_emulated_rule_in_fixed_precision(lava):
     out = net.run({"x": spikes(120, 6, p=0.3, seed=3)}, 120)
     assert 0 < out["h"].mean() < 1
     assert not np.array_equal(net.weights()["p"], np.full((4, 6), 9.0))
+
+
+def test_consume_by_is_refused_on_lava_with_the_reason():
+    """A second (consuming) modulator is not wired into the host-emulated synapse: a clear refusal."""
+    import plastix.backends.lava as lava
+    from plastix.ir import Modulator
+    from tests.torch.helpers import N_POST, harness
+
+    base = EligibilityTrace(base=PairSTDP(eta_plus=0.01, eta_minus=0.01, decay_pre=0.8, decay_post=0.8), gamma=0.9)
+    g = harness(ThreeFactor(base=base, modulator="m", mode=ModulationMode.PER_POST, consume=0.5), mod_size=N_POST)
+    projs = tuple(p.replace(rule=p.rule.replace(consume_by="c")) if p.rule is not None else p for p in g.projections)
+    g = g.replace(projections=projs, modulators=(*g.modulators, g.modulator("m").replace(name="c")))
+    with pytest.raises(UnsupportedKindError, match="consume_by"):
+        lava.support(g, "float")

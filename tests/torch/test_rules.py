@@ -404,3 +404,32 @@ def test_trace_bound_saturates_the_traces():
     free, bounded = final_post_trace(None), final_post_trace(5.0)
     assert free.x_post.min() > 50 and free.x_pre.min() > 50
     assert torch.all(bounded.x_post == 5.0) and torch.all(bounded.x_pre == 5.0)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_consume_by_another_modulator(channels):
+    """``consume_by``: a copy of the write modulator consumes exactly as the write modulator itself; a
+    modulator that is always 0 consumes nothing (ThreeFactor doc)."""
+    from plastix.ir import Modulator
+
+    rng = np.random.default_rng(6)
+    base = EligibilityTrace(base=make_stdp(stdp_rule_dict({}, False, rng), False),
+                            gamma=rng.uniform(0.5, 0.95, (N_POST, N_PRE)))
+    rule = ThreeFactor(base=base, modulator="m", mode=ModulationMode.PER_POST, consume=0.7)
+    g = harness(rule, mod_size=N_POST, mod_channels=channels)
+    xs = harness_inputs(T, mod_rows=N_POST * channels)
+    m = g.modulator("m")
+
+    def final_w(graph):
+        return run_net(graph, xs)[2].projs["plastic"].rule.w[0, 0].detach().numpy()
+
+    def with_by(weight):
+        by = m.replace(name="c", weight=weight)
+        projs = tuple(p.replace(rule=p.rule.replace(consume_by="c")) if p.name == "plastic" else p for p in g.projections)
+        return g.replace(projections=projs, modulators=(*g.modulators, by))
+
+    np.testing.assert_allclose(final_w(with_by(m.weight)), final_w(g), rtol=1e-12, atol=1e-14)
+    no_consume = g.replace(projections=tuple(p.replace(rule=p.rule.replace(consume=0.0)) if p.name == "plastic" else p
+                                             for p in g.projections))
+    np.testing.assert_allclose(final_w(with_by(np.zeros_like(m.weight))), final_w(no_consume), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(final_w(g), final_w(no_consume), atol=1e-9)
