@@ -70,7 +70,7 @@ def lookup_lowering(table: Mapping[type, T], node: Any, backend: str, refused: M
     why = refused.get(type(node))
     kind = getattr(node, "kind", type(node).__name__)
     if why is not None:
-        raise UnsupportedKindError(f"{kind} ({why})", backend)
+        raise UnsupportedKindError(kind, backend, reason=why)
     raise UnsupportedKindError(kind, backend, tuple(sorted(c.kind for c in table)))
 
 

@@ -56,11 +56,13 @@ class UnknownKindError(IRValidationError):
 class UnsupportedKindError(NotImplementedError):
     """A backend has no lowering for an IR kind."""
 
-    def __init__(self, kind: str, backend: str, supported: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, backend: str, supported: tuple[str, ...] = (), *, reason: str = "") -> None:
         self.kind = kind
         self.backend = backend
+        self.reason = reason
+        why = f": {reason}" if reason else ""
         hint = f"; supported: {', '.join(sorted(supported))}" if supported else ""
-        super().__init__(f"kind {kind!r} is not supported by the {backend} backend{hint}")
+        super().__init__(f"kind {kind!r} is not supported by the {backend} backend{why}{hint}")
 
 
 class MemoryLimitError(ValueError):

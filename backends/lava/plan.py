@@ -333,8 +333,8 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
     if isinstance(rule, SynapticQ) and not rule.modulator:
         host_why += "; without a modulator it receives no reward on Lava and does not learn"
     if isinstance(rule, ThreeFactor) and rule.consume_by:
-        raise UnsupportedKindError("three_factor with consume_by (a second modulator input of the host-emulated "
-                                   "synapse is not wired on Lava yet; torch runs it)", BACKEND)
+        raise UnsupportedKindError(rule.kind, BACKEND, reason="consume_by: a second modulator input of the "
+                                   "host-emulated synapse is not wired on Lava yet (torch runs it)")
     for mname in rule.modulator_names:
         src = graph.population(graph.modulator(mname).source)
         if not isinstance(src, (Input, CubaLIF)):

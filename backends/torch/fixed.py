@@ -132,8 +132,8 @@ class FixedNetwork(nn.Module):
         """A plastic projection as the Lava lowering builds it: LearningDense + Loihi 2F/3F rule."""
         engine, why = engine_rule(graph, pr)
         if engine is None:
-            raise UnsupportedKindError(f"{pr.rule.kind} (fixed precision: {why}; the Lava backend host-emulates "
-                                       "it in float64)", BACKEND, ("loihi", "pair_stdp", "three_factor"))
+            raise UnsupportedKindError(pr.rule.kind, BACKEND, reason=f"no fixed-point (learning-engine) form: {why}; "
+                                       "the Lava backend host-emulates it in float64")
         if pr.delay:
             raise UnsupportedKindError("plastic projection with delay > 0", BACKEND, ("static projection with delay",))
         w0 = lava_dense_effective(engine_weights(pr, engine.sign_mode), engine.sign_mode, 8)  # truncated once
