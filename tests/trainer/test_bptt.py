@@ -232,3 +232,27 @@ def test_nm_memory_fires_only_after_a_feedback_and_gets_gradients():
     assert grads["params.learning_signal_to_nm_mem/weight"].abs().sum() > 0
     with pytest.raises(ValueError, match="nm_mem"):
         add_nm_memory(graph, 3)
+
+
+def test_consume_at_feedback_wires_a_fixed_reset_and_learns_c():
+    """BPTTConfig.consume_at_feedback: the learning signal (a fixed |signal| modulator, the rule's
+    consume_by) uses the trace up; c is learnt, the reset wire is not."""
+    from plastix.trainer.experiments.bptt import FEEDBACK_RESET, build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", consume=0.2, consume_at_feedback=True, batch=4)
+    g = build_graph(cfg)
+    rule = next(p.rule for p in g.projections if p.rule is not None)
+    assert rule.consume_by == FEEDBACK_RESET and ir.consumes(rule)
+    assert g.modulator(FEEDBACK_RESET).source == "learning_signal"
+    with pytest.raises(ValueError, match="consume > 0"):
+        build_graph(bptt_config("quick", consume_at_feedback=True))
+    job = BPTTJob(cfg)
+    state = job.init_state()
+    model = state.model
+    wire = [p for n, p in model.net.params.items() if n.startswith(FEEDBACK_RESET + "/")]
+    assert wire and not any(p.requires_grad for p in wire)
+    before = float(model.reparam.log_consume.detach())
+    state, _ = job.step(state, 0)
+    assert float(model.reparam.log_consume.detach()) != before  # c moves with the loss
+    assert all(torch.equal(p, torch.ones_like(p)) for n, p in model.net.params.items() if n == FEEDBACK_RESET + "/weight")

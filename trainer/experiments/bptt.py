@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from plastix.backends.torch import compile as compile_torch
-from plastix.ir import EligibilityTrace, Graph, ThreeFactor, consumes
+from plastix.ir import EligibilityTrace, Graph, ModulationMode, Modulator, ThreeFactor, consumes
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
@@ -99,6 +99,8 @@ class BPTTConfig:
     nm_memory_du: float = 0.002      # added to an ``init`` model that has none)
     consume: float = 0.0             # initial trace use-up by the modulator (ir.ThreeFactor.consume; learnt in log
                                      # space with log_params; set on an ``init`` model that has none)
+    consume_at_feedback: bool = False  # the learning signal, not the write modulator, uses the trace up: a fixed
+                                     # modulator FEEDBACK_RESET = |learning signal| per hidden neuron (consume_by)
     hardware_aware: bool = False     # train with the values Loihi's learning engine runs (straight-through
                                      # rounding in Loihi units; trainer/algorithms/hardware_aware.py)
     fixed_in_loop: bool = False      # hardware-aware: the forward pass is the bit-exact fixed-point run (spikes
@@ -189,6 +191,9 @@ class CueModel(PlasticNet):
 
     def __init__(self, graph: Graph, cfg: BPTTConfig, *, jit: bool = False) -> None:
         super().__init__(graph, cfg, jit=jit, probes=("action", "hidden", "nm2"))
+        for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt
+            if name.startswith(FEEDBACK_RESET + "/"):
+                p.requires_grad_(False)
 
     def run(self, cues: torch.Tensor, signal: torch.Tensor, force: dict | None = None) -> tuple[dict, Any]:
         """The network's outputs and final state for a batch of episodes (``force``: see
@@ -248,19 +253,38 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         g = load_graph(cfg.init)
         if cfg.nm_memory and not any(p.name == "nm_mem" for p in g.populations):
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
-        return with_consume(g, cfg.consume)
-    return with_consume(_fresh_graph(cfg), cfg.consume)
+        return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
+    return with_consume(_fresh_graph(cfg), cfg.consume, at_feedback=cfg.consume_at_feedback)
 
 
-def with_consume(graph: Graph, consume: float) -> Graph:
+FEEDBACK_RESET = "feedback_reset"
+
+
+def with_consume(graph: Graph, consume: float, *, at_feedback: bool = False) -> Graph:
     """``graph`` with ``consume`` on its three-factor eligibility rules that do not consume yet
-    (``consume`` = 0: unchanged)."""
+    (``consume`` = 0: unchanged). ``at_feedback``: the trace is used up by the learning signal (a fixed
+    identity modulator :data:`FEEDBACK_RESET` summing ``|learning_signal|`` per post neuron; the rule's
+    ``consume_by``) instead of by the write modulator: a trace reset at the feedback."""
     if not consume:
+        if at_feedback:
+            raise ValueError("consume_at_feedback needs consume > 0")
         return graph
-    projs = tuple(p.replace(rule=p.rule.replace(consume=float(consume)))
-                  if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)
-                  and not consumes(p.rule) else p for p in graph.projections)
-    return graph.replace(projections=projs)
+    mods = graph.modulators
+    projs = []
+    for p in graph.projections:
+        if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace) and not consumes(p.rule):
+            rule = p.rule.replace(consume=float(consume))
+            if at_feedback:
+                if p.rule.mode != ModulationMode.PER_POST:
+                    raise ValueError(f"consume_at_feedback is built for per-post modulation, not {p.rule.mode.value}")
+                n_post = np.asarray(p.weight).shape[0]
+                signal = graph.population("learning_signal")
+                mods = (*mods, Modulator(name=FEEDBACK_RESET, source=signal.name, size=n_post,
+                                         weight=np.ones((n_post, signal.size), dtype=np.float32)))
+                rule = rule.replace(consume_by=FEEDBACK_RESET)
+            p = p.replace(rule=rule)
+        projs.append(p)
+    return graph.replace(projections=tuple(projs), modulators=mods)
 
 
 def _fresh_graph(cfg: BPTTConfig) -> Graph:
