@@ -7,10 +7,17 @@ start (the agent starts there facing north), ``E`` a reward site. The T-maze is 
 
 One step (the paper: "each action by the agent can move it at most one grid cell"):
 
-* ``action`` ``(P, E, 3)``: the activity of the three motor neurons at this step. As in the paper
-  "the neuron that has the highest output activity over four time steps determines the action":
-  the last ``action_window`` actions are summed and the arg-max motor wins; if no motor is active
-  (all sums <= 0, or NaN) the agent does nothing.
+* ``action`` ``(P, E, 3)``: the activity of the three motor neurons at this network step. The paper:
+  "the neuron that has the highest output activity over four time steps determines the action".
+  ``decision="substeps"`` (default, our reading): the network runs ``action_window`` (4) steps per
+  environment step; :meth:`step` is called once per *network* step with the observation held, and
+  every ``action_window``-th call the motor activities of the group are summed, the arg-max motor
+  wins and the agent moves (the other calls return reward 0 and change nothing but the group's sum).
+  An episode of ``steps`` environment steps is then ``steps * action_window`` calls.
+  ``decision="window"``: one network step per environment step, and the action is the arg-max of the
+  last ``action_window`` actions summed (a sliding window: it lags a command by up to 3 steps, so an
+  agent sending one-hot commands can never turn). Either way, if no motor is active (all sums <= 0,
+  or NaN) the agent does nothing.
 * The winning motor is mapped to forward / left / right through the env's shuffled output
   assignment. Left and right turn the agent by 90 degrees and step into the cell now in front;
   forward steps ahead. Walls (and the outside) block the step (a turn still happens).
@@ -60,6 +67,7 @@ DOUBLE_T_MAZE: tuple[str, ...] = (
 )
 
 FORWARD, LEFT, RIGHT, NOOP = 0, 1, 2, 3
+DECISIONS = ("substeps", "window")  # how motor activity over action_window network steps picks an action
 # heading 0 north, 1 east, 2 south, 3 west; (dy, dx) with y growing downwards (row index)
 _DIRS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 WALL, GREEN, RED = 0, 1, 2
@@ -82,12 +90,15 @@ class TMazeConfig:
     action_window: int = 4
     shuffle: bool = True
     layout: tuple[str, ...] = T_MAZE
+    decision: str = "substeps"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", tuple(str(r) for r in self.layout))
         for name in ("num_envs", "steps", "energy", "action_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TMazeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"TMazeConfig.decision must be one of {DECISIONS}, got {self.decision!r}")
         if self.swap_after < 0:
             raise ValueError(f"TMazeConfig.swap_after must be >= 0, got {self.swap_after}")
         if not 0.0 <= self.swap_prob <= 1.0:
@@ -120,7 +131,8 @@ class TMaze(BatchedTask):
         config = config if config is not None else self.default_config()
         super().__init__(population, config.num_envs, device=device)
         self.config = config
-        self.max_episode_steps = config.steps
+        self.substeps = config.action_window if config.decision == "substeps" else 1  # network steps per env step
+        self.max_episode_steps = config.steps * self.substeps
         rows = config.layout
         self.height, self.width = len(rows), len(rows[0])
         free = torch.tensor([[c != "#" for c in r] for r in rows], dtype=torch.bool)
@@ -144,7 +156,9 @@ class TMaze(BatchedTask):
         self.perm_in = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
         self.perm_out = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
         self.window = torch.zeros(P, E, config.action_window, 3, device=dev)
+        self.sub = z(torch.long)  # substeps mode: network steps of the current group done so far
         self.last_reward = torch.zeros(P, E, device=dev)
+        self.step_reward = torch.zeros(P, E, device=dev)  # this call's reward (info); last_reward is observed
         self.last_action = torch.full((P, E), NOOP, dtype=torch.long, device=dev)
 
     @staticmethod
@@ -200,17 +214,31 @@ class TMaze(BatchedTask):
         self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
         self.since_swap = torch.where(mask, torch.zeros_like(self.since_swap), self.since_swap)
         self.window = torch.where(mask[..., None, None], torch.zeros_like(self.window), self.window)
+        self.sub = torch.where(mask, torch.zeros_like(self.sub), self.sub)
         self.last_reward = torch.where(mask, torch.zeros_like(self.last_reward), self.last_reward)
+        self.step_reward = torch.where(mask, torch.zeros_like(self.step_reward), self.step_reward)
         self.last_action = torch.where(mask, torch.full_like(self.last_action, NOOP), self.last_action)
         return self._obs()
 
-    def _decode(self, action: Tensor) -> Tensor:
-        """Motor activity (P, E, 3) -> action index (P, E) in {FORWARD, LEFT, RIGHT, NOOP}."""
-        self.window = torch.cat([self.window[..., 1:, :], action[..., None, :]], dim=-2)
+    def _decode(self, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Motor activity (P, E, 3) of one network step -> (action index (P, E) in {FORWARD, LEFT,
+        RIGHT, NOOP}, ``tick`` (P, E): whether the agent acts at this call (see ``decision``))."""
+        k = self.config.action_window
+        if self.substeps == 1:  # sliding window, one decision per call
+            self.window = torch.cat([self.window[..., 1:, :], action[..., None, :]], dim=-2)
+            tick = torch.ones_like(self.sub, dtype=torch.bool)
+        else:  # this group's slot ``sub``; the group decides at its last network step
+            slot = self.sub[..., None, None].expand(*self.sub.shape, 1, 3)
+            self.window = self.window.scatter(-2, slot, action[..., None, :].to(self.window.dtype))
+            tick = self.sub == k - 1
         score = self.window.sum(dim=-2).nan_to_num(nan=-torch.inf)
         best, motor = score.max(dim=-1)
         act = self.perm_out.gather(-1, motor[..., None])[..., 0]
-        return torch.where(best > 0, act, torch.full_like(act, NOOP))
+        act = torch.where((best > 0) & tick, act, torch.full_like(act, NOOP))
+        if self.substeps > 1:
+            self.window = torch.where(tick[..., None, None], torch.zeros_like(self.window), self.window)
+            self.sub = torch.where(tick, torch.zeros_like(self.sub), self.sub + 1)
+        return act, tick
 
     def _change_sites(self, ate_food: Tensor) -> None:
         E, cfg = self.num_envs, self.config
@@ -225,8 +253,8 @@ class TMaze(BatchedTask):
         self.poison = torch.where(change, new_poison, self.poison)
         self.since_swap = torch.where(change, torch.zeros_like(self.since_swap), self.since_swap)
 
-    _STATE = ("pos", "heading", "energy", "t", "food", "poison", "since_swap", "window", "last_reward",
-              "last_action")
+    _STATE = ("pos", "heading", "energy", "t", "food", "poison", "since_swap", "window", "sub", "last_reward",
+              "step_reward", "last_action")
 
     def _step(self, action: Tensor, active: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         before = {k: getattr(self, k) for k in self._STATE} if active is not None else None
@@ -239,7 +267,7 @@ class TMaze(BatchedTask):
 
     def _advance(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         cfg = self.config
-        act = self._decode(action)
+        act, tick = self._decode(action)
         heading = (self.heading + self._turn[act]) % 4
         target = self.pos + self._step_flat[heading]
         move = (act != NOOP) & self._free[target]
@@ -250,14 +278,16 @@ class TMaze(BatchedTask):
         eaten = ate_food | ate_poison
         self.pos = torch.where(eaten, torch.full_like(pos, self._start_flat), pos)
         self.heading = torch.where(eaten, torch.zeros_like(heading), heading)
-        self.energy = torch.where(ate_food, torch.full_like(self.energy, cfg.energy), self.energy - 1)
+        energy = torch.where(ate_food, torch.full_like(self.energy, cfg.energy), self.energy - 1)
+        self.energy = torch.where(tick, energy, self.energy)  # time passes at the agent's decisions only
         self.since_swap = self.since_swap + ate_food.long()
         self._change_sites(ate_food)
-        self.t = self.t + 1
-        self.last_reward = reward
-        self.last_action = act
+        self.t = self.t + tick.long()
+        self.last_reward = torch.where(tick, reward, self.last_reward)  # observed until the next decision
+        self.last_action = torch.where(tick, act, self.last_action)
         terminated = self.energy <= 0
         truncated = (self.t >= cfg.steps) & ~terminated
+        self.step_reward = reward
         return self._obs(), reward, terminated, truncated, self._info()
 
     def _info(self) -> dict[str, Any]:
@@ -265,7 +295,8 @@ class TMaze(BatchedTask):
         return {"t": self.t.clone(), "y": self.pos // w2 - 1, "x": self.pos % w2 - 1,
                 "heading": self.heading.clone(), "energy": self.energy.clone(),
                 "food_site": self.food.clone(), "poison_site": self.poison.clone(),
-                "action": self.last_action.clone(), "reward": self.last_reward.clone()}
+                "action": self.last_action.clone(), "reward": self.step_reward.clone(),
+                "decision": self.sub == 0}  # the agent acted at this call (always, with decision="window")
 
 
 class DoubleTMaze(TMaze):

@@ -26,8 +26,11 @@ def _episode(infos: dict[str, torch.Tensor], individual: int, env: int) -> dict[
     missing = [k for k in keys if k not in infos]
     if missing:
         raise ValueError(f"render: infos lack {missing} (record a TMaze episode with rollout(record=True))")
-    out = {k: infos[k][:, individual, env].cpu().numpy() for k in keys}
-    t = infos["t"][:, individual, env].cpu().numpy()
+    keep = slice(None)
+    if "decision" in infos:  # decision="substeps": one frame per environment step, not per network step
+        keep = infos["decision"][:, individual, env].cpu().numpy().astype(bool)
+    out = {k: infos[k][:, individual, env].cpu().numpy()[keep] for k in keys}
+    t = infos["t"][:, individual, env].cpu().numpy()[keep]
     # stop at the end of the first episode (t falls back to 0 on an autoreset)
     stop = int(np.argmax(t[1:] <= t[:-1]) + 1) if len(t) > 1 and np.any(t[1:] <= t[:-1]) else len(t)
     return {k: v[:stop] for k, v in out.items()}

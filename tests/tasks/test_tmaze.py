@@ -85,13 +85,66 @@ def test_energy_runs_out_after_budget_then_truncation():
     assert [s[3] for s in steps] == [False] * 9 + [True] and not any(s[2] for s in steps)
 
 
-def test_action_window_sums_four_steps():
-    task = _maze(action_window=4)
+def test_sliding_window_sums_the_last_four_steps():
+    task = _maze(action_window=4, decision="window")
     steps = _run(task, [F, F, F, L, L, L])
     # window [F F F L] -> forward; [F F L L] -> tie, the first motor (forward) wins; [F L L L] -> left
     assert [s[4]["action"] for s in steps] == [FORWARD] * 5 + [LEFT]
-    task = _maze(action_window=4)
+    task = _maze(action_window=4, decision="window")
     assert _run(task, [-F])[0][4]["action"] == NOOP                       # nothing positive: no-op
+
+
+def test_substeps_decide_once_per_four_network_steps():
+    """decision="substeps" (default): 4 network steps per environment step, arg-max of their sum."""
+    task = _maze(action_window=4)
+    assert task.max_episode_steps == 4 * task.config.steps
+    steps = _run(task, [L, F, F, N] + [F, L, L, N])
+    ys = [s[4]["y"] for s in steps]
+    assert ys[:3] == [3, 3, 3] and ys[3] == 2                           # moved once, at the 4th call
+    assert [s[4]["decision"] for s in steps] == [0, 0, 0, 1] * 2
+    assert [s[4]["energy"] for s in steps] == [40, 40, 40, 39, 39, 39, 39, 38]
+    assert steps[3][4]["action"] == FORWARD and steps[7][4]["action"] == LEFT
+    assert (steps[7][4]["y"], steps[7][4]["x"]) == (2, 2)                 # turned west into a wall: stays
+    with pytest.raises(ValueError, match="decision"):
+        TMazeConfig(decision="later")
+
+
+def _omniscient(task, substeps):
+    """One-hot motor commands of an agent that reads the food site: up the stem, turn to the food."""
+    w2 = task.width + 2
+    y, x = task.pos // w2 - 1, task.pos % w2 - 1
+    food_x = torch.tensor([xx for _, xx in task.sites])[task.food]
+    at_top = (y == 0) & (x == task.start[1]) & (task.heading == 0)
+    turn = torch.where(food_x < x, torch.full_like(x, LEFT), torch.full_like(x, RIGHT))
+    want = torch.where(at_top, turn, torch.full_like(x, FORWARD))
+    motor = (task.perm_out == want[..., None]).float().argmax(-1)         # the motor the env maps to ``want``
+    return torch.nn.functional.one_hot(motor, 3).float()
+
+
+@pytest.mark.parametrize("decision,lo,hi", [("substeps", 75, 80), ("window", -80, 10)])
+def test_an_agent_that_knows_the_food_scores_near_the_maximum(decision, lo, hi):
+    """The issue's check of the task: one-hot commands reach ~80 foods per 400 steps with the
+    substeps reading; the sliding window lags them by up to 3 steps and the agent turns at the wrong
+    cells (measured: -22 on average, it mostly eats poison)."""
+    task = TMaze(TMazeConfig(num_envs=8, swap_prob=0.5, decision=decision), population=1)
+    task.reset(seed=4)
+    total = torch.zeros(1, 8)
+    for _ in range(task.max_episode_steps):
+        _, rew, term, trunc, _ = task.step(_omniscient(task, task.substeps))
+        total += rew
+    assert lo <= float(total.mean()) <= hi, total
+
+
+def test_a_random_agent_scores_near_zero():
+    task = TMaze(TMazeConfig(num_envs=64), population=1)
+    task.reset(seed=5)
+    g = torch.Generator().manual_seed(0)
+    total, alive = torch.zeros(1, 64), torch.ones(1, 64, dtype=torch.bool)
+    for _ in range(task.max_episode_steps):
+        _, rew, term, trunc, _ = task.step(torch.rand(1, 64, 3, generator=g))
+        total += torch.where(alive, rew, torch.zeros_like(rew))
+        alive &= ~(term | trunc)
+    assert abs(float(total.mean())) < 1.0
 
 
 def test_shuffled_inputs_and_outputs_follow_the_env_permutations():
