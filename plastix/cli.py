@@ -349,6 +349,11 @@ class GDProtocolName(str, Enum):
     authors = "authors"
 
 
+class ESStep(str, Enum):
+    offspring_mean = "offspring_mean"
+    paper_literal = "paper_literal"
+
+
 @app.command()
 def train(task: str = typer.Argument(..., help="the experiment's task (plastix experiments lists them): "
                                                "es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
@@ -383,6 +388,9 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                                                      "5,000 iterations)"),
           variant: str = typer.Option(None, help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
                                                  "dp_bcm | ndp_oja (default) | ndp_bcm"),
+          es_step: ESStep = typer.Option(None, help="es only: offspring_mean (default: a step to the rank-weighted "
+                                                  "offspring mean, damped momentum) or paper_literal (Algorithm 1 "
+                                                  "as written: G = sum F_i eps_i, classic momentum)"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
           jit: Optional[bool] = typer.Option(None, "--jit/--no-jit", help="bptt one_shot_cue only: run the network "
@@ -411,7 +419,8 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                "hardware_aware": hardware_aware or None, "fixed_in_loop": fixed_in_loop or None,
                "variant": variant, "form": form, "aggregation": aggregation, "policy": policy,
                "policy_mode": None if policy_mode is None else policy_mode.value, "bias_init": bias_init,
-               "gd_protocol": None if gd_protocol is None else gd_protocol.value}
+               "gd_protocol": None if gd_protocol is None else gd_protocol.value,
+               "es_step": None if es_step is None else es_step.value}
     try:
         check_options(exp, options)
     except ValueError as exc:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from plastix.trainer.algorithms.base import ESParams, Optimizer, Shaping
+from plastix.trainer.algorithms.base import ESParams, Optimizer, Shaping, shape_fitness
 from plastix.trainer.algorithms.openai_es import OpenAIES
 
 
@@ -50,6 +50,27 @@ def test_paper_rank_step_lands_on_weighted_offspring_mean():
     w = w / w.sum()
     s1, _ = es.tell(pop, fit, s, p)
     assert torch.allclose(s1.mean.double(), w @ pop.double(), atol=1e-6)
+
+
+def test_paper_literal_step_uses_the_noise_and_classic_momentum():
+    """ESParams(noise_units=True, momentum_form="classic"): G = sum_i F_i eps_i, v = m v + G (Algorithm 1
+    read literally), against the default step to the offspring mean with damped momentum."""
+    es = OpenAIES(4, 3, shaping=Shaping.PAPER_RANK)
+    lit = ESParams(sigma=0.1, lr=1.0, momentum=0.9, noise_units=True, momentum_form="classic")
+    dflt = ESParams(sigma=0.1, lr=1.0, momentum=0.9)
+    s = es.init(torch.ones(3), lit)
+    pop, _ = es.ask(s, lit, generator=torch.Generator().manual_seed(0))
+    fit = torch.tensor([0.0, 3.0, 1.0, 2.0])
+    w = torch.tensor([0.0, 1.0, (1 / 3) ** 5, (2 / 3) ** 5], dtype=torch.float64)
+    G = (w / w.sum()) @ ((pop.double() - 1.0) / 0.1)                      # eps_i = (theta_i - theta) / sigma
+    s1, _ = es.tell(pop, fit, s, lit)
+    assert torch.allclose(s1.mean.double(), 1.0 + G, atol=1e-5)           # v = 0.9 * 0 + G
+    s2, _ = es.tell(pop, fit, s1, lit)                                     # same offspring around the old mean
+    assert torch.allclose(s2.opt_m.double(), 0.9 * G + es.gradient(pop, shape_fitness(Shaping.PAPER_RANK, fit), s1, noise_units=True).double(), atol=1e-5)
+    d1, _ = es.tell(pop, fit, s, dflt)
+    assert torch.allclose(d1.mean.double() - 1.0, 0.1 * (1 - 0.9) * G, atol=1e-6)  # sigma smaller, damped
+    with pytest.raises(ValueError, match="momentum_form"):
+        ESParams(momentum_form="nesterov")
 
 
 def test_adam_first_step_and_weight_decay():

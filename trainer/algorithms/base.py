@@ -143,6 +143,9 @@ class Optimizer(str, enum.Enum):
     ADAM = "adam"
 
 
+MOMENTUM_FORMS = ("damped", "classic")  # v = m v + (1 - m) g (OpenAI-ES) | v = m v + g (Sutskever et al.)
+
+
 @dataclass(frozen=True)
 class ESParams:
     """Hyper-parameters of a distribution-based ES (defaults: Bertens & Lee 2020, Methods).
@@ -150,7 +153,12 @@ class ESParams:
     ``sigma`` mutation std; ``lr`` step size; ``optimizer`` SGD-with-momentum or Adam;
     ``momentum`` (SGD), ``beta1``/``beta2``/``eps`` (Adam); ``weight_decay`` L2 coefficient
     (the ascent direction gets ``- weight_decay * mean``); ``rank_alpha`` the exponent of
-    :func:`paper_rank`.
+    :func:`paper_rank`. ``noise_units`` and ``momentum_form`` choose between two readings of the
+    paper's Algorithm 1 (:mod:`plastix.trainer.algorithms.openai_es`): ``False`` / ``"damped"`` (default)
+    step to the rank-weighted offspring mean, ``G = sigma sum_i F_i eps_i``, with OpenAI-ES's damped
+    momentum; ``True`` / ``"classic"`` the text literally, ``G = sum_i F_i eps_i`` (eps ~ N(0, I)) with
+    classic momentum ``v = momentum v + G`` (Sutskever et al. 2013, the paper's ref. 53): a step
+    ``1 / sigma`` times larger, and ``1 / (1 - momentum)`` more at steady state.
     """
 
     sigma: float = 0.01
@@ -162,9 +170,13 @@ class ESParams:
     eps: float = 1e-8
     weight_decay: float = 0.0
     rank_alpha: float = 5.0
+    noise_units: bool = False
+    momentum_form: str = "damped"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", Optimizer(self.optimizer))
+        if self.momentum_form not in MOMENTUM_FORMS:
+            raise ValueError(f"ESParams.momentum_form must be one of {MOMENTUM_FORMS}, got {self.momentum_form!r}")
         if not self.sigma > 0:
             raise ValueError(f"ESParams.sigma must be > 0, got {self.sigma}")
         if not self.lr > 0:

@@ -12,12 +12,15 @@ Ascent direction ``g`` from the shaped utilities ``u`` (see :mod:`plastix.traine
   paper's Algorithm 1 (``G = sum_i F_i eps_i``) with the perturbation measured in parameter
   units (``sigma * eps``); it is the reading under which the paper's ``lr = 1.0`` makes sense
   (one SGD step without momentum lands on the weighted offspring mean). The paper's code is not
-  available here; this interpretation is ours.
+  available here; this interpretation is ours. ``ESParams(noise_units=True)`` takes the text
+  literally instead: :math:`g = \sum_i w_i z_i` (the noise ``eps = z`` in its own units, a step
+  ``1 / sigma`` times larger).
 
 Then ``g <- g - weight_decay * mean`` and an optimizer step:
 
 * SGD with momentum, OpenAI-ES form (``es-distributed/optimizers.py``):
-  ``v = momentum * v + (1 - momentum) * g``; ``mean += lr * v``;
+  ``v = momentum * v + (1 - momentum) * g``; ``mean += lr * v``; or, with
+  ``ESParams(momentum_form="classic")``, ``v = momentum * v + g`` (Sutskever et al. 2013);
 * Adam: ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
   ``mean += lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``.
 """
@@ -66,23 +69,24 @@ class OpenAIES(Strategy):
         z = self.sample_noise(generator, state.mean.device)
         return state.mean[None, :] + state.sigma * z
 
-    def gradient(self, population: Tensor, utilities: Tensor, state: ESState) -> Tensor:
+    def gradient(self, population: Tensor, utilities: Tensor, state: ESState, *, noise_units: bool = False) -> Tensor:
         """The ascent direction ``g`` (D,) before weight decay (see the module docstring)."""
         diff = (population - state.mean[None, :]).to(torch.float64)
         u = utilities.to(device=diff.device, dtype=torch.float64)
         if self.shaping is Shaping.PAPER_RANK:
-            g = u @ diff
+            g = u @ diff / (state.sigma if noise_units else 1.0)
         else:
             g = (u @ diff) / (self.population_size * state.sigma ** 2)
         return g.to(state.mean.dtype)
 
     def _tell(self, population: Tensor, utilities: Tensor, state: ESState, params: ESParams) -> tuple[ESState, dict]:
-        g = self.gradient(population, utilities, state)
+        g = self.gradient(population, utilities, state, noise_units=params.noise_units)
         if params.weight_decay:
             g = g - params.weight_decay * state.mean
         t = state.opt_t + 1
         if params.optimizer is Optimizer.SGD:
-            m = params.momentum * state.opt_m + (1.0 - params.momentum) * g
+            damp = 1.0 if params.momentum_form == "classic" else 1.0 - params.momentum
+            m = params.momentum * state.opt_m + damp * g
             v = state.opt_v
             step = params.lr * m
         elif params.optimizer is Optimizer.ADAM:

@@ -47,16 +47,26 @@ class ESRunConfig:
     rank_alpha: float = 5.0
     antithetic: bool = True
     checkpoint_every: int = 10
+    step: str = "offspring_mean"  # or "paper_literal": G = sum F_i eps_i, classic momentum (ESParams doc)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizer", Optimizer(self.optimizer))
         object.__setattr__(self, "shaping", Shaping(self.shaping))
         if self.generations < 0:
             raise ValueError(f"ESRunConfig.generations must be >= 0, got {self.generations}")
+        if self.step not in ES_STEPS:
+            raise ValueError(f"ESRunConfig.step must be one of {ES_STEPS}, got {self.step!r}")
 
     def params(self) -> ESParams:
+        literal = self.step == "paper_literal"
         return ESParams(sigma=self.sigma, lr=self.lr, optimizer=self.optimizer, momentum=self.momentum,
-                        weight_decay=self.weight_decay, rank_alpha=self.rank_alpha)
+                        weight_decay=self.weight_decay, rank_alpha=self.rank_alpha, noise_units=literal,
+                        momentum_form="classic" if literal else "damped")
+
+
+#: readings of the paper's ES step (Algorithm 1): to the rank-weighted offspring mean with damped
+#: momentum (default), or the text literally (G = sum_i F_i eps_i, classic momentum)
+ES_STEPS = ("offspring_mean", "paper_literal")
 
 
 _PAPER = ESRunConfig()
@@ -169,7 +179,7 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
              resume: bool = False, seed: int = 0, *, generations: int | None = None,
              population: int | None = None, num_envs: int | None = None, sigma: float | None = None,
              lr: float | None = None, optimizer: str | None = None, shaping: str | None = None,
-             checkpoint_every: int | None = None, progress: bool = True, ray: bool = False,
+             step: str | None = None, checkpoint_every: int | None = None, progress: bool = True, ray: bool = False,
              ray_address: str | None = None, ray_chunks: int | None = None) -> dict:
     """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp |
     tmaze | double_tmaze) with the ``config`` ("quick" | "paper") settings; keyword overrides replace
@@ -177,7 +187,7 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
     Ray cluster (:mod:`plastix.trainer.algorithms.es_ray`). Tasks with a renderer also get ``episode.gif`` and
     ``episode_reward.png`` of the final mean. Returns the summary also written to ``out_dir/result.json``."""
     es_cfg = es_config(task, config, generations=generations, population=population, sigma=sigma, lr=lr,
-                       optimizer=optimizer, shaping=shaping, checkpoint_every=checkpoint_every)
+                       optimizer=optimizer, shaping=shaping, step=step, checkpoint_every=checkpoint_every)
     overrides = {"num_envs": num_envs} if num_envs is not None else {}
     evaluator = None
     if ray or ray_address:
@@ -202,7 +212,7 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
     last = res.records[-1] if res.records else {}
     summary = {"task": task, "model": job.spec.kind.value, "config": config, "seed": seed,
                "generations": es_state.generation, "num_params": job.spec.num_params,
-               "population": es_cfg.population, "num_envs": job.task_cfg.num_envs,
+               "population": es_cfg.population, "es_step": es_cfg.step, "num_envs": job.task_cfg.num_envs,
                "best_fitness": es_state.best_fitness, "last_center_fitness": last.get("center_fitness"),
                "last_fitness_mean": last.get("fitness_mean"), "resumed_from": res.resumed_from,
                "wall_time_s": time.perf_counter() - t0, "model_file": str(graph_path)}
