@@ -292,7 +292,8 @@ class TMaze(BatchedTask):
 
     def _info(self) -> dict[str, Any]:
         w2 = self.width + 2
-        return {"t": self.t.clone(), "y": self.pos // w2 - 1, "x": self.pos % w2 - 1,
+        return {"t": self.t * self.substeps + self.sub, "env_t": self.t.clone(),  # calls (contract), env steps
+                "y": self.pos // w2 - 1, "x": self.pos % w2 - 1,
                 "heading": self.heading.clone(), "energy": self.energy.clone(),
                 "food_site": self.food.clone(), "poison_site": self.poison.clone(),
                 "action": self.last_action.clone(), "reward": self.step_reward.clone(),
