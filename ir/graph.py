@@ -155,6 +155,8 @@ class Graph(IRNode):
             cell = rule.cell
             if cell.in_channels != pre.out_channels or cell.out_channels != post.in_channels:  # type: ignore[attr-defined]
                 raise IRValidationError(pr.name, "rule.cell", f"{edge}: cell maps {cell.in_channels} -> {cell.out_channels} channels")  # type: ignore[attr-defined]
+            if rule.post_feedback and post.out_channels != cell.out_channels:  # type: ignore[attr-defined]
+                raise IRValidationError(pr.name, "rule.post_feedback", f"{edge}: the post population sends {post.out_channels} channels, the cell's feedback takes {cell.out_channels}")  # type: ignore[attr-defined]
         elif pre.out_channels != post.in_channels:
             raise IRValidationError(pr.name, "weight", f"{edge}: channel widths differ (use a gated synapse to map them)")
         if rule is None:

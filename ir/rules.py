@@ -304,9 +304,20 @@ class GatedSynapse(Rule):
     r"""Every synapse is a gated unit (ENU synapse, Bertens & Lee 2020): all synapses of the
     projection share ``cell``'s parameters and each keeps its own state. Synapse ``(j, i)`` maps
     ``x_i[t]`` (``cell.in_channels``) to ``z_{ji}[t]`` (``cell.out_channels``); the post
-    population receives ``a_j[t+1] = \sum_i W_{ji} m_{ji} z_{ji}[t]`` (W is a fixed gain)."""
+    population receives ``a_j[t+1] = \sum_i W_{ji} m_{ji} z_{ji}[t]`` (W is a fixed gain).
+
+    ``post_feedback``: the cell's feedback input (``o`` in :class:`ENUCell`'s eq. 1) when it computes
+    ``z_{ji}[t]`` is the postsynaptic neuron's output ``y_j[t]`` instead of the synapse's own last
+    output (Bertens & Lee, Methods: the synapse ENU "has a feedback connection from the postsynaptic
+    neuron"; the 16 feedback units of its parameter count); needs an ENU cell with feedback whose
+    ``out_channels`` equal the post population's."""
 
     cell: object = child("cell")
+    post_feedback: bool = flag(default=False)
+
+    def _check(self) -> None:
+        if self.post_feedback and not (getattr(self.cell, "kind", "") == "enu_cell" and self.cell.feedback):
+            raise IRValidationError("GatedSynapse", "post_feedback", "needs an ENU cell with feedback (the input it replaces)")
 
 
 @register_kind("synaptic_q", "rule")

@@ -332,6 +332,9 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError(rule.kind, BACKEND)
     if isinstance(rule, SynapticQ) and not rule.modulator:
         host_why += "; without a modulator it receives no reward on Lava and does not learn"
+    if isinstance(rule, GatedSynapse) and rule.post_feedback:
+        raise UnsupportedKindError(rule.kind, BACKEND, reason="post_feedback: the post neuron's output is not fed "
+                                   "back into the host-emulated synapse cells on Lava yet (torch runs it)")
     if isinstance(rule, ThreeFactor) and rule.consume_by:
         raise UnsupportedKindError(rule.kind, BACKEND, reason="consume_by: a second modulator input of the "
                                    "host-emulated synapse is not wired on Lava yet (torch runs it)")

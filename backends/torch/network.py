@@ -336,9 +336,12 @@ class _GatedSynapseLowering(_RuleLowering):
     def init(self, P, B, w0, like, bound):  # noqa: ANN001
         return nrn.cell_init(self.cell, (P, B, self.n_post, self.n_pre), like)
 
-    def project(self, x, rs, bound, w_eff):  # noqa: ANN001
+    def project(self, x, rs, bound, w_eff, y):  # noqa: ANN001
         xin = x if x.dim() == 4 else x.unsqueeze(-1)  # (P, B, n_pre, C_in)
         xin = xin.unsqueeze(2).expand(xin.shape[0], xin.shape[1], self.n_post, *xin.shape[2:])
+        if self.rule.post_feedback:  # the post neuron's output y_j[t] in the feedback slot o (IR doc)
+            yin = y if y.dim() == 4 else y.unsqueeze(-1)  # (P, B, n_post, C_out)
+            rs = rs._replace(o=yin.unsqueeze(3).expand_as(rs.o))
         z, rs = self.cell_step(xin, rs, bound)  # (P, B, n_post, n_pre, C_out)
         w = w_eff if w_eff.dim() == 2 else w_eff[:, 0].unsqueeze(1)
         a = (w.unsqueeze(-1) * z).sum(-2)
@@ -712,7 +715,7 @@ class TorchNetwork(nn.Module):
             elif pr.rule is None:
                 contrib = _project(x, w_eff)
             elif not pr.rule.plastic_weight:
-                contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff)
+                contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff, out[pr.post])
             else:
                 w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign, sm)
                 contrib = _project(x, w_t)

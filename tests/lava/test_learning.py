@@ -227,3 +227,16 @@ def test_consume_by_is_refused_on_lava_with_the_reason():
     g = g.replace(projections=projs, modulators=(*g.modulators, g.modulator("m").replace(name="c")))
     with pytest.raises(UnsupportedKindError, match="consume_by"):
         lava.support(g, "float")
+
+
+def test_gated_synapse_post_feedback_is_refused_on_lava_with_the_reason():
+    import plastix.backends.lava as lava
+    from plastix.ir import ENUCell, GatedSynapse, Graph, Input, LIReadout, Projection
+
+    w = np.zeros((2, 4))
+    cell = ENUCell(memory=2, in_channels=1, out_channels=1, w_z=w, w_r=w, w_c=w, w_o=np.zeros((1, 2)))
+    g = Graph(populations=(Input(name="x", size=2), LIReadout(name="r", size=2, du=1.0, dv=1.0)),
+              projections=(Projection(name="p", pre="x", post="r", weight=np.ones((2, 2)),
+                                      rule=GatedSynapse(cell=cell, post_feedback=True)),), outputs=("r",))
+    with pytest.raises(UnsupportedKindError, match="post_feedback"):
+        lava.support(g, "float")

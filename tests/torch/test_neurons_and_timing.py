@@ -196,3 +196,37 @@ def test_gated_synapse_cell_per_synapse():
                   for i in range(n_pre)], axis=1)  # (T, n_pre), identical for every post j
     a = z @ gain.T  # (T, n_post)
     np.testing.assert_allclose(out["r"][1:, 0, 0].detach().numpy(), a[:-1], rtol=1e-10, atol=1e-12)
+
+
+def test_gated_synapse_post_feedback_feeds_the_post_output_back():
+    """GatedSynapse.post_feedback: synapse (j, i) computes z_ji[t] with the post neuron's output r_j[t]
+    in its feedback input o (IR doc), instead of its own z_ji[t-1]."""
+    rng = np.random.default_rng(3)
+    mem, n_pre, n_post = 3, 3, 2
+    ws = {k: rng.normal(0, 0.7, (mem, mem + 1 + 1)) for k in ("w_z", "w_r", "w_c")}
+    wo = rng.normal(0, 0.7, (1, mem))
+    cell = ENUCell(memory=mem, in_channels=1, out_channels=1, w_o=wo, **ws)
+    gain = rng.uniform(0.5, 1.5, (n_post, n_pre))
+    g = Graph(populations=(Input(name="x", size=n_pre), LIReadout(name="r", size=n_post, du=1.0, dv=1.0)),
+              projections=(Projection(name="p", pre="x", post="r", weight=gain,
+                                      rule=GatedSynapse(cell=cell, post_feedback=True)),), outputs=("r",))
+    T = 8
+    x = rng.normal(0, 1, (T, 1, 1, n_pre))
+    out, _ = compile(g, dtype=torch.float64).run({"x": torch.as_tensor(x)})
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    h, r = np.zeros((n_post, n_pre, mem)), np.zeros((T, n_post))
+    for t in range(T - 1):
+        z = np.zeros((n_post, n_pre))
+        for j in range(n_post):
+            for i in range(n_pre):
+                o, xi = np.array([r[t, j]]), x[t, 0, 0, i:i + 1]
+                c = np.concatenate([h[j, i], o, xi])
+                zg, rg = sig(ws["w_z"] @ c), sig(ws["w_r"] @ c)
+                ht = np.tanh(ws["w_c"] @ np.concatenate([rg * h[j, i], o, xi]))
+                h[j, i] = (1 - zg) * h[j, i] + zg * ht
+                z[j, i] = np.clip(wo @ h[j, i], 0, 1)[0]
+        r[t + 1] = (gain * z).sum(1)
+    np.testing.assert_allclose(out["r"][:, 0, 0].detach().numpy(), r, rtol=1e-10, atol=1e-12)
+    with pytest.raises(Exception, match="post_feedback"):
+        GatedSynapse(cell=cell.replace(feedback=False, w_z=ws["w_z"][:, :mem + 1],
+                                       w_r=ws["w_r"][:, :mem + 1], w_c=ws["w_c"][:, :mem + 1]), post_feedback=True)

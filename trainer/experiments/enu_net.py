@@ -64,12 +64,18 @@ def connectivity() -> Tensor:
 @dataclass(frozen=True)
 class NetworkSpec:
     """Genome layout of a T-maze network: ``kind`` picks the cell (enu, nfenu, gru, lstm) and
-    whether synapses and neurons share it (sharedenu). ``init_noise``: std of ``o_0``."""
+    whether synapses and neurons share it (sharedenu). ``init_noise``: std of ``o_0``.
+    ``post_feedback``: a synapse ENU's feedback input carries its postsynaptic neuron's output instead
+    of its own (Bertens & Lee, Methods: "a feedback connection from the postsynaptic neuron"; the IR's
+    ``GatedSynapse.post_feedback``), so a synapse sees pre and post and can learn Hebbian or
+    reward-modulated rules within an episode. Cells without a feedback input (nfenu, gru, lstm) see
+    the presynaptic neuron only."""
 
     kind: ModelKind = ModelKind.ENU
     memory: int = 32
     channels: int = 16
     init_noise: float = 0.1
+    post_feedback: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ModelSpec(self.kind).kind)
@@ -81,6 +87,11 @@ class NetworkSpec:
         """The per-cell layout (sharedenu: a plain ENU used twice)."""
         kind = ModelKind.ENU if self.kind is ModelKind.SHAREDENU else self.kind
         return ModelSpec(kind, memory=self.memory, channels=self.channels)
+
+    @property
+    def synapses_see_post(self) -> bool:
+        """Whether the synapses' feedback input is the post neuron's output (needs a feedback cell)."""
+        return self.post_feedback and self.cell.feedback and self.cell.cell_kind == "enu_cell"
 
     @property
     def shared(self) -> bool:
@@ -132,7 +143,8 @@ class NetworkSpec:
                 if mask.any():
                     projections.append(Projection(name=f"{pre}_to_{post}", pre=pre, post=post,
                                                   weight=np.ones(mask.shape, dtype=np.float32), mask=mask,
-                                                  rule=GatedSynapse(cell=syn_cell)))
+                                                  rule=GatedSynapse(cell=syn_cell,
+                                                                    post_feedback=self.synapses_see_post)))
         meta = {"model": f"{self.kind.value}_network", "num_params": self.num_params,
                 "io": "sensors: channel 0; reward: channel 1 (+) / 2 (-); action = motor channel 0, "
                       "arg-max over 4 steps", **dict(metadata or {})}
@@ -212,7 +224,14 @@ class NetworkModel:
         a = z.reshape(P, E, N_NEURONS, SYN_PER_NEURON, -1).sum(dim=3)                # (P, E, N, C)
         o, neu = self._cell(a.reshape(P, E * N_NEURONS, -1), neu, self.neu)
         out = o.reshape(P, E, N_NEURONS, -1)
+        if self.spec.synapses_see_post:                                             # feedback <- post output
+            syn = syn._replace(o=self._per_synapse(out))
         return out[:, :, N_HIDDEN:, 0], (syn, neu, out)
+
+    def _per_synapse(self, out: Tensor) -> Tensor:
+        """Neuron outputs (P, E, N, C) -> each synapse's post neuron output (P, E * N * 8, C)."""
+        P, E, N, C = out.shape
+        return out[:, :, :, None, :].expand(P, E, N, SYN_PER_NEURON, C).reshape(P, E * N * SYN_PER_NEURON, C)
 
     def _act_fused(self, obs: Tensor) -> Tensor:
         P, E, C, src = self.P, obs.shape[1], self.spec.channels, self._src
@@ -224,4 +243,6 @@ class NetworkModel:
         a = z.view(P, E, N_NEURONS, SYN_PER_NEURON, C).sum(dim=3)
         o = self._fneu.step(a.view(P, E * N_NEURONS, C)).view(P, E, N_NEURONS, C)
         src[:, :, HIDDEN0:].copy_(o)
+        if self.spec.synapses_see_post:  # the synapses' feedback slot [m, x0) <- their post neuron's output
+            self._fsyn.buf[..., self._fsyn.m:self._fsyn.x0].copy_(self._per_synapse(o))
         return o[:, :, N_HIDDEN:, 0].clone()
