@@ -177,16 +177,22 @@ def test_gru_lstm_match_torch_cells(kind):
             torch.testing.assert_close(out["g"][t, 0, 0], y)
 
 
-def test_gated_synapse_cell_per_synapse():
-    rng = np.random.default_rng(2)
-    mem, n_pre, n_post = 3, 3, 2
+def _gated_synapse_net(seed, *, post_feedback=False, mem=3, n_pre=3, n_post=2):
+    """x (Input) --GatedSynapse(ENU, 1 channel)--> r (LI readout, du = dv = 1): graph, gates, w_o, gain."""
+    rng = np.random.default_rng(seed)
     ws = {k: rng.normal(0, 0.7, (mem, mem + 1 + 1)) for k in ("w_z", "w_r", "w_c")}
     wo = rng.normal(0, 0.7, (1, mem))
     cell = ENUCell(memory=mem, in_channels=1, out_channels=1, w_o=wo, **ws)
     gain = rng.uniform(0.5, 1.5, (n_post, n_pre))
     g = Graph(populations=(Input(name="x", size=n_pre), LIReadout(name="r", size=n_post, du=1.0, dv=1.0)),
-              projections=(Projection(name="p", pre="x", post="r", weight=gain, rule=GatedSynapse(cell=cell)),),
-              outputs=("r",))
+              projections=(Projection(name="p", pre="x", post="r", weight=gain,
+                                      rule=GatedSynapse(cell=cell, post_feedback=post_feedback)),), outputs=("r",))
+    return g, ws, wo, gain, rng
+
+
+def test_gated_synapse_cell_per_synapse():
+    mem, n_pre, n_post = 3, 3, 2
+    g, ws, wo, gain, rng = _gated_synapse_net(2)
     net = compile(g, dtype=torch.float64)
     T = 6
     x = rng.normal(0, 1, (T, 1, 1, n_pre))
@@ -201,15 +207,9 @@ def test_gated_synapse_cell_per_synapse():
 def test_gated_synapse_post_feedback_feeds_the_post_output_back():
     """GatedSynapse.post_feedback: synapse (j, i) computes z_ji[t] with the post neuron's output r_j[t]
     in its feedback input o (IR doc), instead of its own z_ji[t-1]."""
-    rng = np.random.default_rng(3)
     mem, n_pre, n_post = 3, 3, 2
-    ws = {k: rng.normal(0, 0.7, (mem, mem + 1 + 1)) for k in ("w_z", "w_r", "w_c")}
-    wo = rng.normal(0, 0.7, (1, mem))
-    cell = ENUCell(memory=mem, in_channels=1, out_channels=1, w_o=wo, **ws)
-    gain = rng.uniform(0.5, 1.5, (n_post, n_pre))
-    g = Graph(populations=(Input(name="x", size=n_pre), LIReadout(name="r", size=n_post, du=1.0, dv=1.0)),
-              projections=(Projection(name="p", pre="x", post="r", weight=gain,
-                                      rule=GatedSynapse(cell=cell, post_feedback=True)),), outputs=("r",))
+    g, ws, wo, gain, rng = _gated_synapse_net(3, post_feedback=True)
+    cell = g.projection("p").rule.cell
     T = 8
     x = rng.normal(0, 1, (T, 1, 1, n_pre))
     out, _ = compile(g, dtype=torch.float64).run({"x": torch.as_tensor(x)})
