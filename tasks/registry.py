@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .base import BatchedTask
+from .halfcheetah import HalfCheetahConfig, HalfCheetahTask
 from .mimic import IAFConfig, IAFTask, STDPConfig, STDPRule, STDPTask
 from .tmaze import DoubleTMaze, TMaze, TMazeConfig, double_tmaze_config
 from .tmaze_render import render_tmaze_episode
@@ -56,6 +57,9 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
     TaskEntry("double_tmaze", DoubleTMaze,
               {"quick": double_tmaze_config(num_envs=4, steps=100), "paper": double_tmaze_config()},
               "double T-maze, four sites (Bertens & Lee 2020, Extended Data Fig. 4)", render=render_tmaze_episode),
+    TaskEntry("halfcheetah", HalfCheetahTask, {"quick": HalfCheetahConfig(num_envs=2, steps=50),
+                                               "paper": HalfCheetahConfig()},
+              "Half-Cheetah locomotion with friction / action / observation noise (SpikePropamine, sec. 3.2)"),
 )})
 
 
