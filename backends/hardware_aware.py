@@ -291,7 +291,7 @@ def _scale_rule(rule: Any, s: float, k: float, gain: float) -> Any:
                             x_pre_init=np.asarray(rule.x_pre_init, dtype=np.float64) * k,
                             x_post_init=np.asarray(rule.x_post_init, dtype=np.float64) * k,
                             x_bound=None if rule.x_bound is None else float(rule.x_bound) * k)
-    raise UnsupportedKindError(f"{rule.kind} (only pair STDP rules are scaled to Loihi units)", "lava")
+    raise UnsupportedKindError(rule.kind, "lava", reason="only pair STDP rules are scaled to Loihi units")
 
 
 def with_engine_saturation(graph: Graph) -> Graph:

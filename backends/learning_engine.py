@@ -376,14 +376,14 @@ def _loihi_form(graph: Graph, pr: Any, rule: LoihiRule, sign_mode: Optional[int]
                 why_sign: str) -> tuple[EngineForm, str]:
     kind = "3f" if rule.modulator else "2f"
     if sign_mode is None:
-        raise UnsupportedKindError(f"loihi rule on projection {pr.name!r}: {why_sign}", BACKEND)
+        raise UnsupportedKindError("loihi", BACKEND, reason=f"on projection {pr.name!r}: {why_sign}")
     if kind == "3f":
         why_not = _native_modulator(graph, rule.modulator)
         if why_not:  # LoihiRule has no host emulation
-            raise UnsupportedKindError(f"loihi rule: {why_not}", BACKEND)
+            raise UnsupportedKindError("loihi", BACKEND, reason=why_not)
         if graph.modulator(rule.modulator).channels != 1:
-            raise UnsupportedKindError("loihi rule with a two-channel modulator (its third factor is y2 alone)",
-                                       BACKEND)
+            raise UnsupportedKindError("loihi", BACKEND,
+                                       reason="a two-channel modulator (its third factor is y2 alone)")
     form = EngineForm(kind, rule.dw, rule.dt, rule.dd, rule.x1_impulse, rule.x1_tau, rule.x2_impulse, rule.x2_tau,
                       rule.y1_impulse, rule.y1_tau, rule.t_epoch, rule.rng_seed, True, rule.modulator, 1, 0, 0,
                       sign_mode, np.asarray(rule.x1_init, dtype=np.float64), np.asarray(rule.x2_init, dtype=np.float64),
@@ -404,9 +404,9 @@ def check_post_neuron(seen: dict, post: str, form: EngineForm, proj: str) -> Non
     needs a different one (one ThreeFactorLIF sends one y1 / y2 / y3)."""
     key = post_neuron(form)
     if seen.setdefault(post, key) != key:
-        raise UnsupportedKindError(f"three-factor projection {proj!r}: another three-factor projection into {post!r} "
-                                   f"needs a different post trace / third factor {seen[post]} vs {key} (one "
-                                   "ThreeFactorLIF sends one y1, y2 and y3)", BACKEND)
+        raise UnsupportedKindError("three_factor", BACKEND, reason=f"projection {proj!r}: another three-factor "
+                                   f"projection into {post!r} needs a different post trace / third factor "
+                                   f"{seen[post]} vs {key} (one ThreeFactorLIF sends one y1, y2 and y3)")
 
 
 def modulator_rows(graph: Graph, form: EngineForm, n_post: int) -> list:

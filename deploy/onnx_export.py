@@ -39,14 +39,12 @@ def check_exportable(graph: Graph) -> None:
         rule = pr.rule
         while rule is not None:
             if rule.kind in ("oja", "bcm") and int(getattr(rule, "interval", 1)) > 1:
-                raise UnsupportedKindError(f"{rule.kind} rule with interval > 1 on {pr.name!r} (step-counter "
-                                           "dependent)", TARGET)
+                raise UnsupportedKindError(rule.kind, TARGET, reason=f"interval > 1 on {pr.name!r} (step-counter "
+                                           "dependent)")
             if rule.kind == "loihi" and int(rule.t_epoch) > 1:
-                raise UnsupportedKindError(f"loihi rule with t_epoch > 1 on {pr.name!r} (step-counter dependent)",
-                                           TARGET)
+                raise UnsupportedKindError("loihi", TARGET, reason=f"t_epoch > 1 on {pr.name!r} (step-counter dependent)")
             if rule.kind == "synaptic_q" and float(rule.epsilon) > 0:
-                raise UnsupportedKindError(f"synaptic_q rule with epsilon > 0 on {pr.name!r} (random exploration)",
-                                           TARGET)
+                raise UnsupportedKindError("synaptic_q", TARGET, reason=f"epsilon > 0 on {pr.name!r} (random exploration)")
             rule = getattr(rule, "base", None)
 
 

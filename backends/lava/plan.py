@@ -220,11 +220,11 @@ def _plan_li(p, precision: str) -> PopPlan:
 
 def _plan_gated(p, precision: str) -> PopPlan:
     if precision == "fixed":
-        raise UnsupportedKindError(f"{p.kind}({p.cell.kind}, fixed): gated units are host-emulated in float "
-                                   "only (no fixed-point cell math)", BACKEND, (f"{p.kind}(float)",))
+        raise UnsupportedKindError(f"{p.kind}({p.cell.kind}, fixed)", BACKEND, (f"{p.kind}(float)",),
+                                   reason="gated units are host-emulated in float only (no fixed-point cell math)")
     if p.init_noise > 0:
-        raise UnsupportedKindError(f"{p.kind}(init_noise > 0): the random initial output-gate noise cannot be "
-                                   "reproduced on Lava", BACKEND, (f"{p.kind}(init_noise=0)",))
+        raise UnsupportedKindError(f"{p.kind}(init_noise > 0)", BACKEND, (f"{p.kind}(init_noise=0)",),
+                                   reason="the random initial output-gate noise cannot be reproduced on Lava")
     lookup_lowering(CELLS, p.cell, BACKEND)
     return PopPlan(p.name, "gated", p.size, HOST,
                    f"HostGatedPopulation: {p.cell.kind} units computed with numpy (float64) in a Python "
@@ -276,9 +276,9 @@ def _plan_projection(graph: Graph, pr, precision: str, pops: dict, learning_engi
         raise UnsupportedKindError("projection into an input", BACKEND)
     chans = pops[pr.pre].out_channels
     if pr.rule is not None and (chans != 1 or post.kind == "gated"):
-        raise UnsupportedKindError(f"{pr.rule.kind} on a projection into a gated population or from a multi-channel "
-                                   "population (only static projections carry channels)", BACKEND,
-                                   ("static projection",))
+        raise UnsupportedKindError(pr.rule.kind, BACKEND, ("static projection",),
+                                   reason="on a projection into a gated population or from a multi-channel "
+                                   "population (only static projections carry channels)")
     w = effective_weight(pr)
     pre_pop = graph.population(pr.pre)
     graded = False  # graded (non-spike) input values are detected at run time (lowering._build)
