@@ -185,9 +185,11 @@ class FusedENU:
     overlapping views of it, ``u = [h, o, x]`` for z and r and ``v = [o, x, r*h]`` for the candidate
     (whose weight rows are permuted to that order), so no concat is built and ``[o, x]`` is written
     once. One step is three ``bmm`` into preallocated outputs, in-place gates (``sigmoid_``,
-    ``tanh_``, ``h.lerp_(h~, z)``) and two narrow copies; it allocates no large tensors."""
+    ``tanh_``, ``h.lerp_(h~, z)``) and two narrow copies; it allocates no large tensors.
+    ``own_feedback=False``: the step leaves the feedback slot (:attr:`feedback_slot`) to the caller,
+    who writes another signal there (a synapse ENU fed back its post neuron's output)."""
 
-    def __init__(self, p: ENUParams, batch: int, obs_dim: int) -> None:
+    def __init__(self, p: ENUParams, batch: int, obs_dim: int, *, own_feedback: bool = True) -> None:
         w_z, w_r, w_c, w_o = (w[:, 0] for w in (p.w_z, p.w_r, p.w_c, p.w_o))  # (P, rows, cols)
         m, c, d = w_z.shape[1], w_o.shape[1], obs_dim
         x0 = m + (c if p.feedback else 0)                            # first x column
@@ -198,9 +200,14 @@ class FusedENU:
         self.w_o = t(w_o)                                             # (P, M, C)
         n, dt = w_z.shape[0], w_z.dtype
         z = lambda *s: torch.zeros(n, batch, *s, dtype=dt, device=w_z.device)  # noqa: E731
-        self.m, self.x0, self.k, self.feedback = m, x0, k, p.feedback
+        self.m, self.x0, self.k, self.own_feedback = m, x0, k, p.feedback and own_feedback
         self.buf = z(k + m)                                           # [h, o, x, r*h]
         self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
+
+    @property
+    def feedback_slot(self) -> torch.Tensor:
+        """The ``o`` part of the state buffer (P, B, C): the cell's feedback input (empty without feedback)."""
+        return self.buf[..., self.m:self.x0]
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (P or 1, B, obs_dim) -> output ``o`` (P, B, C) (a buffer overwritten by the next step)."""
@@ -212,7 +219,7 @@ class FusedENU:
         hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
         h.lerp_(hc, zr[..., :m])                                     # h + z (h~ - h)
         o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
-        if self.feedback:
+        if self.own_feedback:
             buf[..., m:x0].copy_(o)
         return o
 

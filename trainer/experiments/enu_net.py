@@ -192,12 +192,12 @@ class NetworkModel:
 
         if self.fused:
             C, (syn_g, neu_g) = cs.channels, self._genomes
-            self._fsyn = FusedENU(cell_params(cs, syn_g, column_major=False), E * n_syn, C)
+            self._fsyn = FusedENU(cell_params(cs, syn_g, column_major=False), E * n_syn, C,
+                                  own_feedback=not self.spec.synapses_see_post)
             self._fneu = FusedENU(cell_params(cs, neu_g, column_major=False), E * N_NEURONS, C)
-            if noise and cs.feedback:   # the feedback slot [m, x0) of the buffer holds o
-                m, x0 = self._fsyn.m, self._fsyn.x0
-                self._fsyn.buf[..., m:x0].copy_(noisy(n_syn))
-                self._fneu.buf[..., m:x0].copy_(noisy(N_NEURONS))
+            if noise and cs.feedback:   # the initial feedback input o_0
+                self._fsyn.feedback_slot.copy_(noisy(n_syn))
+                self._fneu.feedback_slot.copy_(noisy(N_NEURONS))
             self._src = torch.zeros(P, E, N_SOURCES, C, device=self.device, dtype=self.dtype)
             self._x = torch.empty(P, E, N_NEURONS * SYN_PER_NEURON, C, device=self.device, dtype=self.dtype)
             return ()
@@ -244,5 +244,5 @@ class NetworkModel:
         o = self._fneu.step(a.view(P, E * N_NEURONS, C)).view(P, E, N_NEURONS, C)
         src[:, :, HIDDEN0:].copy_(o)
         if self.spec.synapses_see_post:  # the synapses' feedback slot [m, x0) <- their post neuron's output
-            self._fsyn.buf[..., self._fsyn.m:self._fsyn.x0].copy_(self._per_synapse(o))
+            self._fsyn.feedback_slot.copy_(self._per_synapse(o))
         return o[:, :, N_HIDDEN:, 0].clone()
