@@ -140,8 +140,10 @@ def td_targets(q: torch.Tensor, r_idx, gamma: float, tables: Tables) -> torch.Te
     g = math.prod(lead)
     vmax = q.amax(-1).reshape(g, N_STATES)
     r = torch.as_tensor(r_idx, device=q.device)
-    if r.dim() == 0 and g == 1:
-        return torch.add(tables.rval[r], vmax[0][tables.next_state[r]], alpha=gamma).view(*lead, N_CELLS)
+    if r.dim() == 0 and g == 1:  # index_select, not r as an index: no host sync, and torch.compile traces it
+        nxt = torch.index_select(tables.next_state, 0, r.reshape(1)).view(N_CELLS)
+        rv = torch.index_select(tables.rval, 0, r.reshape(1))
+        return torch.add(rv, torch.index_select(vmax[0], 0, nxt), alpha=gamma).view(*lead, N_CELLS)
     r = r.expand(lead).reshape(g)
     nxt = torch.gather(vmax, 1, tables.next_state[r])
     return torch.add(tables.rval[r].unsqueeze(1), nxt, alpha=gamma).view(*lead, N_CELLS)
@@ -162,8 +164,11 @@ def td_update(q: torch.Tensor, s: torch.Tensor, a: torch.Tensor, r_idx, *, lr: f
     cells = torch.add(a, s, alpha=N_ACTIONS).reshape(g, -1)
     if g > 1:
         cells = cells + N_CELLS * torch.arange(g, device=q.device).unsqueeze(1)
-    wts = None if weights is None else weights.to(q.dtype).reshape(-1).expand(g, -1).reshape(-1)
-    counts = torch.bincount(cells.reshape(-1), weights=wts, minlength=g * N_CELLS).view(g, N_CELLS)
+    cells = cells.reshape(-1)
+    wts = (torch.ones(cells.shape, dtype=q.dtype, device=q.device) if weights is None
+           else weights.to(q.dtype).reshape(-1).expand(g, -1).reshape(-1))
+    # scatter_add rather than bincount: the same counts, and torch.compile fuses it with the rest
+    counts = torch.zeros(g * N_CELLS, dtype=q.dtype, device=q.device).scatter_add_(0, cells, wts).view(g, N_CELLS)
     qf = q.reshape(g, N_CELLS)
     if QAggregation(aggregation) is QAggregation.SEQUENTIAL:
         keep = torch.pow(1.0 - lr, counts.to(q.dtype))

@@ -208,12 +208,14 @@ class SynQ:
     """
 
     def __init__(self, params: SynQParams, bias_mask: torch.Tensor, *, compiled: bool = False) -> None:
-        """``compiled``: fuse the decision (draws, ε-greedy, move) with ``torch.compile`` (same
-        results; pays a one-off compile of tens of seconds, worth it for long runs of large nets)."""
+        """``compiled``: fuse the decision (draws, ε-greedy, move) and the learning step (reward, TD
+        update, next states) with ``torch.compile`` (same results; pays a one-off compile of tens of
+        seconds, worth it for long runs of large nets)."""
         self.params = params
         self.bias_mask = bias_mask
         self.compiled = bool(compiled)
         self._decide = torch.compile(_decide, dynamic=False) if compiled else _decide
+        self._learn = torch.compile(_learn, dynamic=False) if compiled else _learn
 
     def step_sizes(self, device, dtype=torch.float32, scale: float = 1.0) -> torch.Tensor:
         p = self.params
@@ -245,10 +247,9 @@ class SynQ:
             key = torch.tensor(key, device=theta.device)
         a, theta = self._decide(q, s, key, c.counters, c.threshold, c.deltas, theta, p.form)
         loss = loss_fn(theta).detach().reshape(())
-        r = sq.reward_index(state.prev_loss, loss)
-        if p.train_policy:
-            q = sq.td_update(q, s, a, r, lr=p.lr, gamma=p.gamma, aggregation=p.aggregation, tables=c.tables)
-        return SynQState(theta, q, a, sq.encode_state(a, state.a1, r, state.r1), r, loss, state.iteration + 1)
+        q, s_new, r = self._learn(q, s, a, state.a1, state.r1, state.prev_loss, loss, c.tables, p.lr, p.gamma,
+                                  p.aggregation, p.train_policy)
+        return SynQState(theta, q, a, s_new, r, loss, state.iteration + 1)
 
     def run(self, state: SynQState, loss_fn, iterations: int, *, step_scale: float = 1.0) -> SynQState:
         """``iterations`` steps under ``torch.no_grad``."""
@@ -265,6 +266,16 @@ def _decide(q: torch.Tensor, s: torch.Tensor, key, counters: torch.Tensor, thres
     h = sq.draws(key, counters) if threshold > 0 else None
     a = sq.select_actions(q, s, threshold, h)
     return a, sq.move(theta, a, deltas, form)
+
+
+def _learn(q: torch.Tensor, s: torch.Tensor, a: torch.Tensor, a1: torch.Tensor, r1: torch.Tensor,
+           prev_loss: torch.Tensor, loss: torch.Tensor, tables: sq.Tables, lr: float, gamma: float,
+           aggregation: QAggregation, train_policy: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 3-4 of an iteration: the reward (eq. 4), the table's TD update (eq. 7) and the next states."""
+    r = sq.reward_index(prev_loss, loss)
+    if train_policy:
+        q = sq.td_update(q, s, a, r, lr=lr, gamma=gamma, aggregation=aggregation, tables=tables)
+    return q, sq.encode_state(a, a1, r, r1), r
 
 
 def rebase_loss(state: SynQState, loss: torch.Tensor) -> SynQState:
