@@ -23,6 +23,9 @@ measured activity and a modelled energy per step.
   ``/t_epoch`` for Loihi rules), ``neuron_updates`` (CUBA LIF / LI neurons; host-emulated gated
   units are not neurocore work and are not counted).
 * **energy** -- :func:`plastix.deploy.loihi2.energy_per_step`, labelled ``"model"``.
+* **frontend** (only if the graph's metadata has a ``frontend_note``) -- a stage the trainer runs
+  outside the IR before the graph's inputs (the one-shot character model's CNN), named so that the
+  report does not pass for the whole model.
 """
 from __future__ import annotations
 
@@ -235,8 +238,9 @@ def build_report(graph: Graph, inputs: Optional[dict] = None, *, steps: int = DE
     for n, w in w_end.items():  # absent (masked) synapses have no weight to change
         pr = graph.projection(n)
         w_change[n] = ((w - np.asarray(pr.weight)) * (1.0 if pr.mask is None else np.asarray(pr.mask))).tolist()
-    return {"graph": graph.summary(), "input_set": {"steps": T, "source": source,
-                                                    "seed": seed, "probe_rate": PROBE_RATE},
+    note = (graph.metadata or {}).get("frontend_note")  # a trainer-side stage outside the IR (e.g. a CNN)
+    return {"graph": graph.summary(), **({"frontend": str(note)} if note else {}),
+            "input_set": {"steps": T, "source": source, "seed": seed, "probe_rate": PROBE_RATE},
             "status": status, "quantisation": quantisation(graph, inputs, outs),
             "resources": loihi2.resources(graph, status["float"], engines), "activity": act,
             "energy": loihi2.energy_per_step(act),
@@ -278,8 +282,11 @@ def render_markdown(report: dict, figures: list[str] = ()) -> str:
     """The report as Markdown (the summary people read; numbers as in ``report.json``)."""
     st, q, res, act, en = (report[k] for k in ("status", "quantisation", "resources", "activity", "energy"))
     f = st["float"]
-    lines = ["# Loihi report", "", "```", report["graph"], "```", "",
-             f"Input set: {report['input_set']['steps']} steps ({report['input_set']['source']}).", "",
+    lines = ["# Loihi report", "", "```", report["graph"], "```", ""]
+    if "frontend" in report:
+        lines += ["## Front end (not in the IR, not deployed)", "", report["frontend"] + ". The report covers the "
+                  "graph only; the front end runs on the host.", ""]
+    lines += [f"Input set: {report['input_set']['steps']} steps ({report['input_set']['source']}).", "",
              "## Lowering status (Lava, float)", ""]
     rows = [[f"population {n}", v["kind"], v["how"], v["why"]] for n, v in f["populations"].items()]
     rows += [[f"projection {n}", "", v["how"], v["why"]] for n, v in f["projections"].items()]

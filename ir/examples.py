@@ -115,3 +115,73 @@ def add_nm_memory(graph: Graph, size: int, *, du: float = 0.002, signal_scale: f
     projs = (Projection(name="learning_signal_to_nm_mem", pre="learning_signal", post="nm_mem", weight=w_in),
              Projection(name="nm_mem_to_nm2", pre="nm_mem", post="nm2", weight=w_out))
     return graph.replace(populations=graph.populations + (mem,), projections=graph.projections + projs)
+
+
+#: population and input names of :func:`one_shot_glyph_net` (the trainer and the evaluation feed these)
+GLYPH_FEATURES, GLYPH_GATE = "features", "nm_gate"
+
+
+def one_shot_glyph_net(*, n_features: int = 196, n_hidden: int = 48, n_mod: int = 64, seed: int = 0,
+                       plastic: bool = True, eta: float | np.ndarray = 1e-3, eta_minus: float | np.ndarray | None = None,
+                       gamma: float | np.ndarray = 0.95, decay_pre: float = 0.8, decay_post: float = 0.8,
+                       decay_slow: float = 0.95, w_max: float | None = None, input_gain: float = 0.1,
+                       in_scale: float = 1.0, p_in: float = 0.5, inhibitory_in: float = 0.2,
+                       nm_scales: tuple[float, float] = (1.0, 1.0), nm_recurrent_scale: float = 1.0,
+                       mod_scale: float = 1.0, out_scale: float = 1.0, gate_strength: float = 1e3,
+                       du: float = 0.2, dv: float = 0.1) -> Graph:
+    """The Meta-SpikePropamine one-shot character network (Fig. 6) behind its CNN: the CNN's flattened
+    features (``n_features`` = 196 for 28 x 28 images; the CNN is not an IR node, the trainer runs it)
+    arrive as graded current on the input ``features`` and drive 196 CUBA ``sensory`` neurons one to
+    one (weight ``input_gain``, fixed). DP-SNN: ``sensory`` -> 48 CUBA ``hidden`` (``p_in`` = 50 %
+    connectivity, ``inhibitory_in`` = 20 % inhibitory synapses), plastic with additive triplet STDP
+    (eqs. 14-15) in separate LTP / LTD eligibility traces (eq. 16), modulated per input neuron
+    (``M_i``, eq. 19) on two channels (LTP, LTD) by the NM-SNN: two layers ``nm1``, ``nm2`` of
+    ``n_mod`` = 64 CUBA neurons, ``nm1`` reading ``sensory`` and ``hidden`` (no other input),
+    read out by the modulator ``dopamine`` (tanh, no bias: silent ``nm2`` means M = 0).
+
+    Modulation only in phase 1: the input ``nm_gate`` (1 while modulation is off) inhibits ``nm2``
+    with weight ``-gate_strength``, so ``nm2`` is silent and M is exactly 0 while it is on.
+
+    Output ``readout``: one leaky integrator with ``du = dv = 1``, i.e. ``readout[t] = w . hidden[t-1]``
+    (a linear readout of the hidden spikes); the phase-2 image with the largest summed readout is the
+    answer. ``plastic=False`` is the non-plastic baseline: the same sensory -> hidden -> readout
+    path with static (trainable) weights, and no NM-SNN, modulator or gate (nothing to modulate).
+
+    ``eta`` / ``eta_minus`` are the initial rates eta+ / eta- (scalars or ``(n_hidden, n_features)``);
+    ``gamma`` the eligibility decay (scalar or one per hidden neuron); ``decay_pre`` / ``decay_post`` /
+    ``decay_slow`` the STDP trace decays (fast pre, fast post, slow post); ``w_max`` hard bounds
+    ``[-w_max, w_max]``; ``in_scale``, ``nm_scales`` (sensory, hidden -> nm1), ``nm_recurrent_scale``
+    (nm1 -> nm2), ``mod_scale`` and ``out_scale`` the initial weight scales (|N(0, s^2 / n_pre)|);
+    ``du`` / ``dv`` the current and voltage decays of every CUBA population (threshold 1; the paper
+    does not state them for this task)."""
+    b = GraphBuilder(dt=1e-3, seed=seed)
+    f = b.input(GLYPH_FEATURES, n_features)
+    s = b.cuba_lif("sensory", n_features, du=du, dv=dv, vth=1.0)
+    h = b.cuba_lif("hidden", n_hidden, du=du, dv=dv, vth=1.0)
+    y = b.li("readout", 1, du=1.0, dv=1.0)
+    b.connect(f, s, weight=input_gain * np.eye(n_features), mask=np.eye(n_features, dtype=bool))
+    rule = None
+    if plastic:
+        shape = (n_hidden, n_features)
+        plus = np.broadcast_to(np.asarray(eta, dtype=np.float64), shape).copy()
+        minus = plus if eta_minus is None else np.broadcast_to(np.asarray(eta_minus, dtype=np.float64), shape).copy()
+        kw = dict(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post, decay_slow=decay_slow)
+        if w_max is not None:
+            kw.update(w_min=-w_max, w_max=w_max, hard_bounds=True)
+        g = np.asarray(gamma, dtype=np.float64)
+        g = np.repeat(g[:, None], n_features, axis=1) if g.ndim == 1 else g
+        rule = ThreeFactor(base=EligibilityTrace(base=TripletSTDP(**kw), gamma=g), modulator="dopamine",
+                           mode=ModulationMode.PER_PRE)
+    # the DP-SNN's weights first, so that the plastic and the non-plastic net start from the same ones
+    b.connect(s, h, p=p_in, inhibitory=inhibitory_in, scale=in_scale, rule=rule)
+    b.connect(h, y, scale=out_scale)
+    if plastic:
+        gate = b.input(GLYPH_GATE, 1)
+        m1 = b.cuba_lif("nm1", n_mod, du=du, dv=dv, vth=1.0)
+        m2 = b.cuba_lif("nm2", n_mod, du=du, dv=dv, vth=1.0)
+        b.connect(s, m1, scale=nm_scales[0])
+        b.connect(h, m1, scale=nm_scales[1])
+        b.connect(m1, m2, scale=nm_recurrent_scale)
+        b.connect(gate, m2, weight=np.full((n_mod, 1), -float(gate_strength)))
+        b.modulator("dopamine", m2, size=n_features, channels=2, activation="tanh", scale=mod_scale)
+    return b.build(outputs=[y], metadata={"source": "Schmidgall & Hays, Meta-SpikePropamine (one-shot characters)"})

@@ -337,6 +337,7 @@ class Method(str, Enum):
     bptt = "bptt"
     synq = "synq"
     gd = "gd"
+    ppo = "ppo"
 
 
 class PolicyMode(str, Enum):
@@ -356,12 +357,13 @@ class ESStep(str, Enum):
 
 @app.command()
 def train(task: str = typer.Argument(..., help="the experiment's task (plastix experiments lists them): "
-                                               "es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | cue_tmaze; "
+                                               "es: iaf | stdp | complex_stdp | tmaze | double_tmaze; bptt: one_shot_cue | "
+                                               "one_shot_glyphs | cue_tmaze; "
                                                "synq: boundary | digits_0hu | digits_32hu | notmnist_standin_0hu | notmnist_standin_32hu; "
-                                               "gd: the synq tasks but boundary"),
+                                               "gd: the synq tasks but boundary; ppo: halfcheetah"),
           method: Method = typer.Option(..., help="trainer: es (OpenAI-ES), bptt (surrogate-gradient BPTT), "
                                                   "synq (synaptic Q-learning), gd (the synq tasks' "
-                                                  "gradient-descent baseline)"),
+                                                  "gradient-descent baseline), ppo (PPO through BPTT)"),
           config: str = typer.Option("quick", help="quick (tests, demos) or paper (reproduction); synq/gd "
                                                      "also authors (the authors' public-code settings) and "
                                                      "authors_final (their final runs' settings); "
@@ -387,7 +389,8 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                                                      "init and budget) or authors (U[-1, 1] weights, lr 0.1, "
                                                      "5,000 iterations)"),
           variant: str = typer.Option(None, help="bptt cue_tmaze only: non_plastic | dp_linear_decay | dp_oja | "
-                                                 "dp_bcm | ndp_oja (default) | ndp_bcm"),
+                                                 "dp_bcm | ndp_oja (default) | ndp_bcm; bptt one_shot_glyphs: "
+                                                 "plastic (default) | nonplastic; ppo halfcheetah: non_plastic (default) | dp_oja | dp_bcm | ndp_oja | ndp_bcm"),
           es_step: ESStep = typer.Option(None, help="es only: offspring_mean (default: a step to the rank-weighted "
                                                   "offspring mean, damped momentum) or paper_literal (Algorithm 1 "
                                                   "as written: G = sum F_i eps_i, classic momentum)"),
@@ -395,7 +398,8 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
           jit: Optional[bool] = typer.Option(None, "--jit/--no-jit", help="bptt one_shot_cue only: run the network "
                                              "torch.compile'd (default; same math, 3-4x faster per iteration after "
-                                             "a compile per batch shape)"),
+                                             "a compile per batch shape); bptt one_shot_glyphs: opt-in (no gain "
+                                             "measured there); ppo halfcheetah: on by default"),
           init: Path = typer.Option(None, help="bptt one_shot_cue only: start from this trained model.plx"),
           hardware_aware: bool = typer.Option(False, "--hardware-aware", help="bptt one_shot_cue only: train on the values "
                                               "Loihi's learning engine runs (straight-through rounding; also writes "
@@ -425,7 +429,10 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
         check_options(exp, options)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    sub = (model or "enu") if method is Method.es else (variant or "ndp_oja") if task == "cue_tmaze" else ""
+    sub = (model or "enu") if method is Method.es else (variant or "ndp_oja") if task == "cue_tmaze" else \
+        (variant or "plastic") if task == "one_shot_glyphs" else ""
+    if task == "halfcheetah":
+        sub = variant or "non_plastic"
     out = _out_folder(out or Path("runs") / f"{method.value}_{task}_{config}" / sub)
     if policy is not None:
         from plastix.trainer.experiments.synq_run import policy_path
@@ -485,9 +492,26 @@ class Precision(str, Enum):
     fixed = "fixed"
 
 
+class Noise(str, Enum):
+    none = "none"
+    friction = "friction"
+    action = "action"
+    observation = "observation"
+
+
+class GlyphData(str, Enum):
+    test = "test"
+    train = "train"
+    digits = "digits"
+
+
 @app.command()
 def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
-             task: str = typer.Option("one_shot_cue", help="the task the model is evaluated on (one_shot_cue)"),
+             task: str = typer.Option(None, help="the task the model is evaluated on: one_shot_cue | one_shot_glyphs "
+                                                 "(default: the model's own, from its metadata)"),
+             data: GlyphData = typer.Option(None, help="one_shot_glyphs only: draw the problems from test (the "
+                                                       "held-out stand-in classes; default), train, or digits "
+                                                       "(scikit-learn's, upsampled: zero-shot transfer)"),
              cues: int = typer.Option(None, min=1, help="cue count M per trial (default: the M the model was trained at)"),
              problems: int = typer.Option(500, min=1, help="number of fresh test problems"),
              seed: int = typer.Option(12345, min=0, help="seed of the test problems (the same seed gives the same "
@@ -503,14 +527,40 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              compare_lava: int = typer.Option(0, min=0, help="also run this many of the problems on torch and on "
                                                              "Lava in --precision: accuracies, identical spike trains "
                                                              "and final plastic weights"),
+             noise: Noise = typer.Option(None, help="halfcheetah only: evaluate under this noise (SpikePropamine "
+                                                    "Fig. 4B-D; default none)"),
+             std: str = typer.Option(None, help="halfcheetah only: the noise's standard deviation, or a comma list "
+                                                "of them (friction: a fraction of the constants, e.g. 0,0.1,0.2)"),
+             episodes: int = typer.Option(None, min=1, help="halfcheetah only: episodes per point (default 100, as "
+                                                           "the paper)"),
              max_memory: Optional[str] = MAX_MEMORY) -> None:
-    """Accuracy of a trained model on fresh problems (ties count as wrong)."""
+    """Accuracy of a trained model on fresh problems (ties count as wrong); a Half-Cheetah policy's mean
+    return under noise."""
 
-    if task != "one_shot_cue":
-        raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue")
+    if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah"):
+        raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue, one_shot_glyphs, halfcheetah")
     if plot is not None and sweep is None:
         raise _fail("--plot needs --sweep")
     graph = _load(model, _max_memory(max_memory))
+    if task is None and (graph.metadata or {}).get("task") == "halfcheetah":
+        task = "halfcheetah"
+    locomotion = {"--noise": noise, "--std": std, "--episodes": episodes}
+    if task == "halfcheetah":
+        _evaluate_locomotion(graph, noise=noise or Noise.none, std=std, episodes=episodes or 100, seed=seed,
+                             backend=backend, precision=precision, as_json=as_json, compare_lava=compare_lava,
+                             others={"--cues": cues, "--sweep": sweep, "--plot": plot, "--data": data})
+        return
+    if any(v is not None for v in locomotion.values()):
+        raise _fail(f"{', '.join(k for k, v in locomotion.items() if v is not None)}: for Half-Cheetah models only "
+                    "(--task halfcheetah)")
+    task = task or ("one_shot_glyphs" if (graph.metadata or {}).get("task") == "one_shot_glyphs" else "one_shot_cue")
+    if task == "one_shot_glyphs":
+        _evaluate_glyphs(graph, data=(data or GlyphData.test).value, problems=problems, seed=seed, backend=backend,
+                         precision=precision, as_json=as_json, compare_lava=compare_lava,
+                         cue_only={"--cues": cues, "--sweep": sweep})
+        return
+    if data is not None:
+        raise _fail("--data applies to --task one_shot_glyphs only")
     from plastix.trainer.experiments.cue_eval import compare_backends, evaluate_model
 
     if sweep is not None:
@@ -545,6 +595,74 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     else:
         typer.echo(f"accuracy {res['accuracy']:.4f} on {problems} problems (M = {res['cues']}, seed {seed}, "
                    f"{backend.value} {precision.value}; ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
+
+
+def _evaluate_glyphs(graph, *, data: str, problems: int, seed: int, backend: "SimBackend", precision: "Precision",
+                     as_json: bool, compare_lava: int, cue_only: dict) -> None:
+    """``plastix evaluate`` of a one-shot character model (trainer/experiments/glyphs_run.py)."""
+    bad = [flag for flag, v in cue_only.items() if v is not None]
+    if bad:
+        raise _fail(f"{', '.join(bad)} {'applies' if len(bad) == 1 else 'apply'} to one_shot_cue only")
+    if precision is not Precision.float:
+        raise _fail("one_shot_glyphs models are evaluated in float: per-pre three-factor modulation has no "
+                    "learning-engine form, so the torch backend has no fixed-point reference for it (Lava "
+                    "host-emulates it)")
+    from plastix.trainer.experiments.glyphs_run import compare_lava as glyph_compare
+    from plastix.trainer.experiments.glyphs_run import evaluate_model as glyph_evaluate
+
+    try:
+        if compare_lava:
+            res = glyph_compare(graph, compare_lava, data=data, seed=seed, progress=not as_json)
+            typer.echo(json.dumps(res, default=str, indent=None if as_json else 1))
+            return
+        res = glyph_evaluate(graph, data=data, n_problems=problems, seed=seed, backend=backend.value,
+                             progress=not as_json)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    if as_json:
+        typer.echo(json.dumps(res))
+    else:
+        typer.echo(f"error {res['error']:.4f} (accuracy {res['accuracy']:.4f}; chance error {res['chance_error']:.2f}) "
+                   f"on {problems} problems of {res['dataset']} ({data}; seed {seed}, {backend.value} float; "
+                   f"{res['wall_time_s']:.1f}s)")
+
+
+def _evaluate_locomotion(graph, *, noise: "Noise", std: Optional[str], episodes: int, seed: int,
+                         backend: "SimBackend", precision: "Precision", as_json: bool, compare_lava: int,
+                         others: dict) -> None:
+    """``plastix evaluate`` of a Half-Cheetah policy (trainer/experiments/locomotion_run.py): the mean return
+    over ``episodes`` at every std, or with ``--compare-lava K`` K environment steps on torch vs Lava."""
+    bad = [flag for flag, v in others.items() if v is not None]
+    if bad:
+        raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to Half-Cheetah models")
+    if backend is not SimBackend.torch or precision is not Precision.float:
+        raise _fail("Half-Cheetah policies are evaluated on torch in float; --compare-lava K checks K environment "
+                    "steps on Lava")
+    try:
+        stds = tuple(float(x) for x in (std or "0").split(","))
+        if not all(s >= 0 and s == s for s in stds):
+            raise ValueError
+    except ValueError:
+        raise _fail(f"--std must be a number >= 0 or a comma list of them, got {std!r}") from None
+    if noise is Noise.none and any(stds):
+        raise _fail("--std needs --noise friction|action|observation")
+    from plastix.trainer.experiments.locomotion import compare_lava as locomotion_compare
+    from plastix.trainer.experiments.locomotion_run import evaluate_locomotion
+
+    try:
+        if compare_lava:
+            typer.echo(json.dumps(locomotion_compare(graph, env_steps=compare_lava, seed=seed),
+                                  indent=None if as_json else 1))
+            return
+        rows = evaluate_locomotion(graph, noise=noise.value, stds=stds, episodes=episodes, seed=seed)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    for r in rows:
+        if as_json:
+            typer.echo(json.dumps(r))
+        else:
+            typer.echo(f"{r['noise']} std {r['std']:g}: mean return {r['mean_return']:.1f} +- {r['std_return']:.1f} over "
+                       f"{r['episodes']} episodes of {r['steps']} steps (seed {seed}; {r['wall_time_s']:.1f}s)")
 
 
 @app.command()

@@ -72,6 +72,7 @@ SAMPLES_PER_CLASS = 20
 ROTATIONS = (0, 90, 180, 270)  # degrees counter-clockwise; class 4 * character + k is turned by ROTATIONS[k]
 STANDIN_SOURCE = "generated stand-in (DejaVu fonts), not Omniglot"
 OMNIGLOT_SOURCE = "omniglot folder"
+DIGITS_SOURCE = "scikit-learn digits (8 x 8, upsampled), not MNIST"
 CACHE_ENV = "PLASTIX_CACHE"
 
 # DejaVu faces shipped with matplotlib; the first one gives the canonical shape of every character.
@@ -595,3 +596,34 @@ def load_omniglot_folder(root: str | os.PathLike, *, seed: int = 0, samples: int
     train = torch.tensor(in_background) if by_folder else _split_characters(len(images), seed, train_fraction)
     return _assemble(torch.stack(images).clamp_(0.0, 1.0), torch.tensor(alphabet), train, tuple(names), tuple(chars),
                      name="omniglot", source=OMNIGLOT_SOURCE, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# digits for zero-shot transfer
+
+
+def load_digit_glyphs(*, samples: int | None = None, box: int = 20) -> GlyphSet:
+    """scikit-learn's 1,797 handwritten 8 x 8 digits as a :class:`GlyphSet` for the zero-shot transfer
+    of Meta-SpikePropamine's Results (a model trained on characters tested on digits without further
+    training; the paper uses MNIST, which cannot be downloaded here). Every image is scaled to [0, 1]
+    (ink = 1), bilinearly upsampled to ``box`` x ``box`` pixels (the stand-in's glyph box) and centred
+    in 28 x 28. 10 classes (no rotations), the first ``samples`` images of each (default: 174, what the
+    smallest class has); all of them test classes (``train_classes`` is empty)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    n = int(torch.bincount(y, minlength=10).min()) if samples is None else int(samples)
+    if not 2 <= n <= int(torch.bincount(y, minlength=10).min()) or not 8 <= box <= IMAGE_SIZE:
+        raise ValueError(f"load_digit_glyphs: samples {samples} (2..174) or box {box} (8..{IMAGE_SIZE}) out of range")
+    per_class = torch.stack([x[y == c][:n] for c in range(10)])  # (10, n, 8, 8)
+    up = F.interpolate(per_class.reshape(-1, 1, 8, 8), size=(box, box), mode="bilinear", align_corners=False)
+    lo = (IMAGE_SIZE - box) // 2
+    images = torch.zeros(10 * n, IMAGE_SIZE, IMAGE_SIZE)
+    images[:, lo:lo + box, lo:lo + box] = up[:, 0].clamp(0.0, 1.0)
+    cls = torch.arange(10)
+    return GlyphSet(images=images.view(10, n, IMAGE_SIZE, IMAGE_SIZE).contiguous(), alphabet=torch.zeros(10, dtype=torch.long),
+                    rotation=torch.zeros(10, dtype=torch.long), character=cls, train_classes=cls[:0],
+                    test_classes=cls, alphabet_names=("digits",), characters=tuple(str(c) for c in range(10)),
+                    name="sklearn_digits", source=DIGITS_SOURCE, seed=0)

@@ -4,6 +4,7 @@
 cells and their whole-population evaluation through the torch backend's cells), ``es_ray`` (that
 evaluation across Ray workers), ``gradient`` (meta-training a plastic network by BPTT: losses, the
 rule reparametrisation, ``PlasticNet``), ``hardware_aware`` (training on Loihi's learning-engine
-values), ``synq`` (synaptic Q-learning). Nothing here imports :mod:`plastix.trainer.experiments`
+values), ``synq`` (synaptic Q-learning), ``ppo`` (PPO for stateful policies: GAE, clipped loss,
+Gaussian actions with a learned log std). Nothing here imports :mod:`plastix.trainer.experiments`
 (``tests/test_layering.py``).
 """

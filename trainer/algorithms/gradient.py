@@ -125,12 +125,12 @@ class PlasticNet(nn.Module):
     ``cfg.hardware_aware`` the forward pass runs the values Loihi's learning engine runs
     (:mod:`plastix.trainer.algorithms.hardware_aware`); Adam groups per parameter kind; projection of bounded
     rule coefficients after each step; export of the trained values (:meth:`to_graph`). ``jit`` runs
-    the network through ``compile(graph, jit=True)`` (chunks of ``torch.compile``d steps; the same math,
-    3-4x faster per BPTT iteration; eager if compiling fails). ``probes``: populations the network
+    the network through ``compile(graph, jit=True)`` (chunks of ``jit_chunk`` ``torch.compile``d steps; the
+    same math, 3-4x faster per BPTT iteration; eager if compiling fails). ``probes``: populations the network
     outputs besides the graph's outputs (for diagnostics). ``cfg`` needs ``surrogate``,
     ``train_neurons``, ``lr``, ``readout_lr`` and ``rule_lr``."""
 
-    def __init__(self, graph: Graph, cfg: Any, *, jit: bool = False,
+    def __init__(self, graph: Graph, cfg: Any, *, jit: bool = False, jit_chunk: int = 8,
                  probes: tuple[str, ...] = ("action",)) -> None:
         super().__init__()
         self.cfg = cfg
@@ -142,7 +142,7 @@ class PlasticNet(nn.Module):
             graph = self.units.tag(self.units.project(graph))  # start from values the engine runs
         self.outputs = graph.outputs
         probes = tuple(n for n in probes if any(p.name == n for p in graph.populations))
-        self.net = compile_torch(graph.replace(outputs=probes), surrogate=cfg.surrogate, jit=jit)
+        self.net = compile_torch(graph.replace(outputs=probes), surrogate=cfg.surrogate, jit=jit, jit_chunk=jit_chunk)
         meta = graph.metadata or {}
         self.gain = nn.Parameter(torch.tensor(float(meta.get("readout_gain", 10.0))))
         self.offset = nn.Parameter(torch.tensor(float(meta.get("readout_offset", -1.0))))
@@ -257,6 +257,12 @@ class GradientJob:
         Returns the pre-clip norm, NaN when the step was skipped."""
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return self.apply_gradients(state)
+
+    def apply_gradients(self, state: GradientState) -> float:
+        """The part of :meth:`optimize` after the backward pass, for gradients accumulated over several
+        backward passes (micro-batches): clip, and if the norm is finite, step and project. Returns
+        the pre-clip norm, NaN when the step was skipped."""
         params = [p for p in state.model.parameters() if p.requires_grad]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         if not bool(torch.isfinite(grad_norm)):

@@ -2,7 +2,7 @@
 
 Network (Section 3.1, Fig. 3): 40 inputs -> 64 CUBA LIF hidden -> 2 CUBA LIF outputs, fully
 connected, feed-forward (no recurrence). :func:`cue_tmaze_net` emits the IR graph of one
-:class:`TMazeVariant`: both projections are static (non-plastic) or carry the same SpikePropamine
+:class:`PlasticVariant`: both projections are static (non-plastic) or carry the same SpikePropamine
 rule, ``W_eff = W + α ⊙ E`` (eq. 7) with E from DP linear decay (eq. 10), DP-Oja (eq. 11), DP-BCM
 (eqs. 12-14), or their neuromodulated forms NDP-Oja / NDP-BCM (eqs. 16-21) whose per-post signal
 ``M = W_m r_post + b`` is an IR modulator read from the projection's own post population.
@@ -27,6 +27,7 @@ import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -39,7 +40,9 @@ from ..algorithms.gradient import GradientJob, GradientState, PlasticNet, reinfo
 STOP_LOSS = -0.97  # the paper's stopping loss (Fig. 2 caption)
 
 
-class TMazeVariant(str, enum.Enum):
+class PlasticVariant(str, enum.Enum):
+    """A SpikePropamine network variant: static, or every projection plastic with one rule."""
+
     NON_PLASTIC = "non_plastic"
     DP_LINEAR_DECAY = "dp_linear_decay"
     DP_OJA = "dp_oja"
@@ -49,14 +52,17 @@ class TMazeVariant(str, enum.Enum):
 
     @property
     def neuromodulated(self) -> bool:
-        return self in (TMazeVariant.NDP_OJA, TMazeVariant.NDP_BCM)
+        return self in (PlasticVariant.NDP_OJA, PlasticVariant.NDP_BCM)
 
 
-def parse_variant(name: str | TMazeVariant) -> TMazeVariant:
+TMazeVariant = PlasticVariant  # the T-maze's name for it
+
+
+def parse_variant(name: str | PlasticVariant) -> PlasticVariant:
     try:
-        return TMazeVariant(name)
+        return PlasticVariant(name)
     except ValueError:
-        raise ValueError(f"unknown T-maze variant {name!r}; known: {[v.value for v in TMazeVariant]}") from None
+        raise ValueError(f"unknown variant {name!r}; known: {[v.value for v in PlasticVariant]}") from None
 
 
 @dataclass(frozen=True)
@@ -77,33 +83,37 @@ class NetInit:
     readout_gain: float = 5.0   # logits = gain * decision-window output rate
 
 
-def _rule(variant: TMazeVariant, n_post: int, n_pre: int, init: NetInit, rng: np.random.Generator,
+def _rule(variant: PlasticVariant, n_post: int, n_pre: int, init: NetInit, rng: np.random.Generator,
           modulator: str | None):
     alpha = rng.normal(0.0, init.alpha_scale / math.sqrt(n_pre), size=(n_post, n_pre))
     common = dict(eta=init.eta, alpha=alpha, interval=init.interval, clip=init.clip, modulator=modulator)
-    if variant is TMazeVariant.DP_LINEAR_DECAY:
+    if variant is PlasticVariant.DP_LINEAR_DECAY:
         return HebbianDecay(**common)
-    if variant in (TMazeVariant.DP_OJA, TMazeVariant.NDP_OJA):
+    if variant in (PlasticVariant.DP_OJA, PlasticVariant.NDP_OJA):
         return Oja(**common)
     return BCM(eta_phi=np.full(n_pre, init.eta_phi), psi=np.zeros(n_pre), **common)
 
 
-def cue_tmaze_net(variant: TMazeVariant | str, *, n_in: int = 40, n_hidden: int = 64, n_out: int = 2, seed: int = 0,
-                  init: NetInit = NetInit()) -> Graph:
-    """The SpikePropamine cue-association network (Fig. 3) for one variant (see module docstring).
-    Input ``cues`` (n_in), output population ``action`` (n_out)."""
+def plastic_feedforward(variant: PlasticVariant | str, layers: Sequence[tuple[str, int]], *, scales: Sequence[float],
+                        seed: int = 0, init: NetInit = NetInit(), metadata: dict | None = None) -> Graph:
+    """A feed-forward SpikePropamine network: input ``layers[0] = (name, size)``, then one CUBA LIF
+    population per later entry, each fully connected from the previous one with |N(0, s²/n_pre)|
+    weights of random sign (``scales``: one ``s`` per projection). Every projection is static
+    (``non_plastic``) or carries the variant's rule, ``W_eff = W + α ⊙ E`` (eq. 7; eqs. 10-21); NDP
+    variants read a per-post modulator ``M = W_m r_post + b`` from the projection's own post
+    population (module docstring). The last layer is the graph's output."""
     variant = parse_variant(variant)
+    if len(layers) < 2 or len(scales) != len(layers) - 1:
+        raise ValueError(f"plastic_feedforward: need >= 2 layers and one scale per projection, got "
+                         f"{len(layers)} layers, {len(scales)} scales")
     b = GraphBuilder(dt=1e-3, seed=seed)
     rng = np.random.default_rng(seed + 1)
-    x = b.input("cues", n_in)
-    h = b.cuba_lif("hidden", n_hidden, du=init.du, dv=init.dv, vth=init.vth)
-    y = b.cuba_lif("action", n_out, du=init.du, dv=init.dv, vth=init.vth)
-    b.connect(x, h, scale=init.w_scale_in)
-    b.connect(h, y, scale=init.w_scale_out)
-    g = b.build(outputs=[y], metadata={"source": "Schmidgall et al. 2021, SpikePropamine (noisy cue-association T-maze)",
-                                       "variant": variant.value, "readout_gain": init.readout_gain,
-                                       "readout_offset": 0.0})
-    if variant is TMazeVariant.NON_PLASTIC:
+    pops = [b.input(*layers[0])]
+    pops += [b.cuba_lif(name, size, du=init.du, dv=init.dv, vth=init.vth) for name, size in layers[1:]]
+    for pre, post, scale in zip(pops[:-1], pops[1:], scales):
+        b.connect(pre, post, scale=scale)
+    g = b.build(outputs=[pops[-1]], metadata=metadata)
+    if variant is PlasticVariant.NON_PLASTIC:
         return g
     mods, projs = [], []
     for pr in g.projections:
@@ -116,6 +126,17 @@ def cue_tmaze_net(variant: TMazeVariant | str, *, n_in: int = 40, n_hidden: int 
     return g.replace(projections=tuple(projs), modulators=tuple(mods))
 
 
+def cue_tmaze_net(variant: PlasticVariant | str, *, n_in: int = 40, n_hidden: int = 64, n_out: int = 2, seed: int = 0,
+                  init: NetInit = NetInit()) -> Graph:
+    """The SpikePropamine cue-association network (Fig. 3) for one variant (see module docstring).
+    Input ``cues`` (n_in), output population ``action`` (n_out)."""
+    variant = parse_variant(variant)
+    return plastic_feedforward(
+        variant, [("cues", n_in), ("hidden", n_hidden), ("action", n_out)], scales=(init.w_scale_in, init.w_scale_out),
+        seed=seed, init=init, metadata={"source": "Schmidgall et al. 2021, SpikePropamine (noisy cue-association T-maze)",
+                                        "variant": variant.value, "readout_gain": init.readout_gain, "readout_offset": 0.0})
+
+
 # ---------------------------------------------------------------------------------------------
 # config
 
@@ -125,7 +146,7 @@ class PGConfig:
     """Training settings; ``maze`` is the task config. Presets: :data:`CONFIGS`."""
 
     task: str = "cue_tmaze"
-    variant: str = TMazeVariant.NDP_OJA.value
+    variant: str = PlasticVariant.NDP_OJA.value
     iterations: int = 300
     batch: int = 32
     lr: float = 1e-3

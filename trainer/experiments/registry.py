@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-METHODS = ("es", "bptt", "synq", "gd")
+METHODS = ("es", "bptt", "synq", "gd", "ppo")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,18 @@ def _bptt_configs() -> tuple[str, ...]:
     return tuple(CONFIGS)
 
 
+def _bptt_glyphs(out, *, config, seed, steps, resume, variant="plastic", jit=False) -> dict:
+    from .glyphs_run import train_glyphs
+
+    return train_glyphs(variant, config, out, resume=resume, seed=seed, iterations=steps, jit=jit)
+
+
+def _glyph_configs() -> tuple[str, ...]:
+    from .glyphs import CONFIGS
+
+    return tuple(CONFIGS)
+
+
 def _pg_tmaze(out, *, config, seed, steps, resume, variant="ndp_oja") -> dict:
     from .pg_run import train_pg
 
@@ -75,6 +87,19 @@ def _pg_tmaze(out, *, config, seed, steps, resume, variant="ndp_oja") -> dict:
 
 def _pg_configs() -> tuple[str, ...]:
     from .pg import CONFIGS
+
+    return tuple(CONFIGS)
+
+
+def _ppo_halfcheetah(out, *, config, seed, steps, resume, variant="non_plastic", jit=None) -> dict:
+    from .locomotion_run import train_locomotion
+
+    return train_locomotion(variant, config, out, resume=resume, seed=seed, iterations=steps,
+                            **({} if jit is None else {"jit": jit}))
+
+
+def _ppo_configs() -> tuple[str, ...]:
+    from .locomotion import CONFIGS
 
     return tuple(CONFIGS)
 
@@ -118,6 +143,10 @@ _SYNQ_SOURCES = {"boundary": "Synaptic RL (Bhargava et al. 2022), Fig. 1a: decis
                  "notmnist_standin_0hu": "Synaptic RL, Table 1: notMNIST (generated stand-in), no hidden layer",
                  "notmnist_standin_32hu": "Synaptic RL, Table 1: notMNIST (generated stand-in), 32 hidden units"}
 _CUE_EVAL = "plastix evaluate MODEL (accuracy; --sweep for the M sweep, --compare-lava for torch vs Lava)"
+_LOCOMOTION_EVAL = ("plastix evaluate MODEL --noise friction|action|observation --std S[,S...] (mean return over "
+                    "--episodes; --compare-lava K for K environment steps on torch vs Lava)")
+_GLYPH_EVAL = ("plastix evaluate MODEL (test error on held-out stand-in classes; --data digits for the zero-shot "
+               "transfer, --compare-lava for torch vs Lava)")
 
 
 def _entries() -> list[Experiment]:
@@ -126,9 +155,16 @@ def _entries() -> list[Experiment]:
     out.append(Experiment("bptt", "one_shot_cue", "Meta-SpikePropamine (Schmidgall & Hays 2022), Fig. 4: "
                           "one-shot cue association", _bptt_cue, _bptt_configs,
                           ("jit", "init", "hardware_aware", "fixed_in_loop"), evaluate=_CUE_EVAL))
+    out.append(Experiment("bptt", "one_shot_glyphs", "Meta-SpikePropamine (Schmidgall & Hays 2022), Figs. 5-6: "
+                          "one-shot character recognition (on a generated Omniglot stand-in)", _bptt_glyphs,
+                          _glyph_configs, ("variant", "jit"), ("plastic", "nonplastic"), evaluate=_GLYPH_EVAL))
     out.append(Experiment("bptt", "cue_tmaze", "SpikePropamine (Schmidgall et al. 2021): noisy cue-association "
                           "T-maze, policy gradient", _pg_tmaze, _pg_configs, ("variant",),
                           ("non_plastic", "dp_linear_decay", "dp_oja", "dp_bcm", "ndp_oja", "ndp_bcm")))
+    out.append(Experiment("ppo", "halfcheetah", "SpikePropamine (Schmidgall et al. 2021), sec. 3.2 / Fig. 4: "
+                          "Half-Cheetah locomotion with plastic SNN policies, PPO", _ppo_halfcheetah, _ppo_configs,
+                          ("variant", "jit"), ("non_plastic", "dp_oja", "dp_bcm", "ndp_oja", "ndp_bcm"),
+                          evaluate=_LOCOMOTION_EVAL))
     synq_opts = ("form", "aggregation", "policy", "policy_mode", "bias_init")
     out += [Experiment("synq", t, src, _synq(t), _synq_configs, synq_opts) for t, src in _SYNQ_SOURCES.items()]
     out += [Experiment("gd", t, src + " (gradient-descent baseline)", _gd(t), _synq_configs, ("gd_protocol",))
