@@ -27,6 +27,7 @@ from lava.proc.lif.process import LIF, LIFRefractory
 from lava.proc.monitor.process import Monitor
 from lava.utils.weightutils import SignMode
 
+from . import hostmath
 from .plan import ENGINE, HOST, Plan
 from .procs.fault import FaultInjector, PyFaultInjectorFixed, PyFaultInjectorFloat
 from .procs.gated_population import HostGatedPopulation, PyHostGatedPopulationModel
@@ -267,9 +268,11 @@ def run_plan(plan: Plan, inputs: dict, steps: int, *, readback: bool = True, fau
                     w = np.asarray(conns[pr.name].weights.get(), dtype=np.float64)
                     if plan.precision == "fixed" and pr.how == ENGINE:
                         w = w * 2.0 ** pr.dense["weight_exp"]
+                    if pr.how == HOST and hasattr(pr.host, "alpha"):  # SpikePropamine: W stays, E learns
+                        e = np.asarray(conns[pr.name].e.get(), dtype=np.float64)
+                        result["state"][f"{pr.name}.e"] = e
+                        w = hostmath.effective_weight(pr.host, w, {"e": e})  # W + alpha E, the IR's weight in effect
                     result["weights"][pr.name] = w
-                    if pr.how == HOST and hasattr(pr.host, "alpha"):
-                        result["state"][f"{pr.name}.e"] = np.asarray(conns[pr.name].e.get(), dtype=np.float64)
                     if pr.how == ENGINE and pr.engine["dt"].strip():
                         result["state"][f"{pr.name}.tag_1"] = np.asarray(conns[pr.name].tag_1.get(), dtype=np.float64)
                     if pr.how == ENGINE and pr.engine["dd"].strip():

@@ -45,9 +45,10 @@ class LavaNetwork:
     ``run(inputs, steps)`` -> ``{output name: (steps, size) array}``: spikes (0/1) of CubaLIF
     outputs, ``v`` of LI outputs (IR units in both precisions), the cell outputs of gated
     (ENU/GRU/LSTM) outputs (``(steps, size, channels)`` when ``channels > 1``), the inputs themselves
-    for Input outputs. :meth:`weights` / :meth:`state` return the last run's final plastic weights (IR units)
-    and neuron state (``"<pop>.u"``, ``"<pop>.v"``; Lava's own units: fixed point is 2^6-scaled) and
-    learning-engine eligibility tags (``"<proj>.tag_1"``).
+    for Input outputs. :meth:`weights` / :meth:`state` return the last run's final plastic weights (IR
+    units; ``W + alpha E`` for the SpikePropamine rules) and neuron state (``"<pop>.u"``, ``"<pop>.v"``;
+    Lava's own units: fixed point is 2^6-scaled), learning-engine eligibility tags (``"<proj>.tag_1"``)
+    and SpikePropamine traces ``E`` (``"<proj>.e"``).
     """
 
     def __init__(self, plan: Plan, *, graph: Graph, timeout: float, fault: FaultSpec | None = None,
@@ -120,7 +121,11 @@ class LavaNetwork:
         return Episode({k: np.asarray(v) for k, v in outputs.items()}, self.weights())
 
     def weights(self) -> dict:
-        """Final weights ``(n_post, n_pre)`` of every plastic projection after the last run."""
+        """Final weights ``(n_post, n_pre)`` of every plastic projection after the last run, in IR
+        units before mask and sign (the learning engine's integers in fixed point): ``W``, or for the
+        SpikePropamine rules (HebbianDecay / Oja / BCM) the weight in effect ``W + alpha E``
+        (:mod:`plastix.ir.rules`; their ``W`` never changes, ``E`` alone is in :meth:`state` as
+        ``"<proj>.e"``), as the torch backend's ``weights(state)`` returns them."""
         if self._last is None:
             raise RuntimeError("run() the network first")
         return {k: v.copy() for k, v in self._last["weights"].items()}

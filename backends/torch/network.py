@@ -275,6 +275,11 @@ class _DPLowering(_RuleLowering):
     def weight(self, rs, w0, bound):  # noqa: ANN001
         return w0 + bound[1] * rs.e
 
+    def plastic_part(self, rs, bound, mask):  # noqa: ANN001
+        """``alpha E`` (masked): without a sign constraint ``W_eff x = W x + (alpha E) x``, and ``W x``
+        is one matmul for the whole batch instead of a part of the per-element product."""
+        return (bound[1] if mask is None else bound[1] * mask) * rs.e
+
     def learn(self, x, y, mods, rs, bound, t, reward, generator, mask):  # noqa: ANN001
         m = mods[self.rule.modulator][..., 0, :] if self.rule.modulator else None
         _, rs = rl.dp_step((x, y, m, t), rs, bound[0])
@@ -478,13 +483,12 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
 
 def _project(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``sum_i w[j, i] x[i]``; ``w`` (n_post, n_pre), (P, 1, n_post, n_pre) or (P, B, n_post, n_pre);
-    ``x`` (P, B, n_pre) or (P, B, n_pre, C)."""
+    ``x`` (P, B, n_pre) or (P, B, n_pre, C). Per-individual and per-batch-element weights go through
+    :func:`~plastix.backends.torch.rules.matvec` (row-vector forward, outer-product weight gradient)."""
     if x.dim() == 3:
         if w.dim() == 2:
             return torch.nn.functional.linear(x, w)
-        if w.shape[1] == 1:
-            return torch.matmul(x, w[:, 0].transpose(-1, -2))
-        return torch.matmul(w, x.unsqueeze(-1)).squeeze(-1)
+        return rl.matvec(w, x)
     return torch.matmul(w, x)
 
 
@@ -639,6 +643,8 @@ class TorchNetwork(nn.Module):
             sm = getattr(self, pr.sm_name) if pr.sm_name else None
             w0 = prm[pr.wkey]
             static = pr.rule is None or not pr.rule.plastic_weight
+            if isinstance(pr.rule, _DPLowering) and sign is None:
+                static = True  # the fixed part W of W + alpha E (see _step)
             w_eff = pr.effective(w0, mask, sign, sm) if static else None
             w_t = None
             if pr.rule is None and self._popd[pr.pre].out_ch == 1:
@@ -717,8 +723,10 @@ class TorchNetwork(nn.Module):
             elif not pr.rule.plastic_weight:
                 contrib, rs = pr.rule.project(x, rs, rules_b[pr.name], w_eff, out[pr.post])
             else:
-                w_t = pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign, sm)
-                contrib = _project(x, w_t)
+                if w_eff is not None:  # W + alpha E without a sign constraint: (W x) + (alpha E) x
+                    contrib = _project(x, w_eff) + _project(x, pr.rule.plastic_part(rs, rules_b[pr.name], mask))
+                else:
+                    contrib = _project(x, pr.effective(pr.rule.weight(rs, w0, rules_b[pr.name]), mask, sign, sm))
                 rs = pr.rule.learn(x, out[pr.post], mods, rs, rules_b[pr.name], t, reward, generator, mask)
                 if sign is not None and pr.rule.stores_weight:
                     rs = rs._replace(w=sign_clip(rs.w, sign))

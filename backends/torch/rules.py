@@ -28,6 +28,58 @@ def outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     return post.unsqueeze(-1) * pre.unsqueeze(-2)
 
 
+class _MatVec(torch.autograd.Function):
+    """``y[p, b] = w[p, b] x[p, b]`` for ``w`` ``(P, B or 1, n_post, n_pre)``, ``x`` ``(P, B, n_pre)``.
+
+    Forward as row vectors, ``x^T w^T``: on CPU several times faster than the column form ``w x``
+    (``(n_post, n_pre) @ (n_pre, 1)``). Backward writes ``dL/dw`` as an outer product in ``w``'s own
+    layout: autograd's matmul backward would give it transposed (``(n_pre, n_post)`` strides), which
+    slows every elementwise op of the rule's backward that reads it. Same values as ``w @ x`` up to
+    float rounding (summation order). (``transpose(-1, -2)``, not ``.mT``: the ONNX exporter of
+    :mod:`plastix.deploy` has no ``aten::mT``.)"""
+
+    @staticmethod
+    def forward(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if w.shape[1] == 1:  # one weight per individual (shared by its batch): (B, n_pre) @ (n_pre, n_post)
+            return torch.matmul(x, w[:, 0].transpose(-1, -2))
+        return torch.matmul(x.unsqueeze(-2), w.transpose(-1, -2)).squeeze(-2)  # one weight per batch element
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple:
+        w, x = ctx.saved_tensors
+        per_batch = w.shape[1] == x.shape[1]
+        gw = gx = None
+        if ctx.needs_input_grad[0]:
+            gw = outer(g, x) if per_batch else torch.matmul(g.transpose(-1, -2), x).unsqueeze(1)
+        if ctx.needs_input_grad[1]:
+            gx = torch.matmul(g.unsqueeze(-2), w).squeeze(-2) if per_batch else torch.matmul(g, w[:, 0])
+        return gw, gx
+
+
+def matvec(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``sum_i w[..., j, i] x[..., i]`` for weights per batch element or per individual: ``w``
+    ``(P, B, n_post, n_pre)`` or ``(P, 1, n_post, n_pre)``, ``x`` ``(P, B, n_pre)`` -> ``(P, B, n_post)``;
+    other broadcastable shapes: a plain ``matmul``.
+
+    Eager: :class:`_MatVec` when autograd records, its forward alone otherwise (no Function call
+    overhead, ~25 us). Inside ``torch.compile`` (``jit=True``) the plain products (column form per
+    batch element), from which inductor derives its own backward: with them the compiled BPTT of
+    the locomotion networks measured 1.1-1.4x faster than with the row form or this Function."""
+    if not (w.dim() == 4 and x.dim() == 3 and w.shape[0] == x.shape[0] and w.shape[1] in (1, x.shape[1])):
+        return torch.matmul(w, x.unsqueeze(-1)).squeeze(-1)
+    if torch.compiler.is_compiling():
+        if w.shape[1] == 1:
+            return torch.matmul(x, w[:, 0].transpose(-1, -2))
+        return torch.matmul(w, x.unsqueeze(-1)).squeeze(-1)
+    if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
+        return _MatVec.apply(w, x)
+    return _MatVec.forward(w, x)
+
+
 def advance_trace(tr: torch.Tensor, s: torch.Tensor, decay: float, kind: TraceKind, beta: float,
                   x_max: float, bound: Optional[float] = None) -> torch.Tensor:
     """Meta-SpikePropamine eq. 9 (linear) / eq. 10 (saturating): the trace of step ``t + 1``,
@@ -76,12 +128,15 @@ def dp_step(inputs: tuple, state: DPState, p: DPParams) -> tuple[torch.Tensor, D
     if p.kind == "hebbian_decay":
         hebb = outer(r_post, r_pre)
     elif p.kind == "oja":
-        hebb = outer(r_post - torch.matmul(e, r_pre.unsqueeze(-1)).squeeze(-1), r_pre)
+        hebb = outer(r_post - matvec(e, r_pre), r_pre)
     else:  # bcm
         r_beta = r_pre * (r_pre - (phi + p.psi))
         hebb = outer(r_post, r_beta)
         phi = (1.0 - p.eta_phi) * phi + p.eta_phi * r_pre
-    e = (1.0 - p.eta) * e + p.eta * hebb
+    if torch.compiler.is_compiling():  # inductor fuses this; its lerp decomposition measured slower
+        e = (1.0 - p.eta) * e + p.eta * hebb
+    else:  # eager: (1 - eta) E + eta hebb in one pass, forward and backward
+        e = torch.lerp(e, hebb, p.eta)
     if p.clip is not None:
         e = e.clamp(-p.clip, p.clip)
     return e, DPState(e, torch.zeros_like(acc_pre), torch.zeros_like(acc_post), phi)

@@ -77,6 +77,27 @@ def test_host_emulated_matches_torch_float64(lava, kind):
         np.testing.assert_array_equal(out[name], got, err_msg=f"{kind}: spikes of {name}")
 
 
+@pytest.mark.parametrize("kind", ["oja", "bcm", "hebbian"])
+def test_spikepropamine_weights_match_torch_float64(lava, kind):
+    """``weights()`` of a SpikePropamine rule is the IR's weight in effect ``W + alpha E`` on both
+    backends (its ``W`` never changes; Lava also keeps ``E`` in ``state()``)."""
+    import plastix.backends.torch as torch_backend  # conformance needs it: fail, never skip
+    import torch
+
+    g = _graph(kind)
+    x, rew = spikes(T, 5, p=0.3, seed=11), spikes(T, 1, p=0.5, seed=12)
+    net = lava.compile(g, "float", timeout=90)
+    net.run({"x": x, "reward": rew}, T)
+    tnet = torch_backend.compile(g, dtype=torch.float64)
+    _, state = tnet.run({"x": torch.as_tensor(x).reshape(T, 1, 5), "reward": torch.as_tensor(rew).reshape(T, 1, 1)})
+    w_torch = tnet.weights(state)["plastic"][0, 0].detach().numpy()
+    pr = g.projection("plastic")
+    w0 = np.asarray(pr.weight)
+    assert np.abs(w_torch - w0).max() > 1e-3, "no learning: the test would be weak"
+    np.testing.assert_allclose(net.weights()["plastic"], w_torch, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(net.weights()["plastic"], w0 + np.asarray(pr.rule.alpha) * net.state()["plastic.e"])
+
+
 def test_refractory_lif_matches_torch_float64(lava):
     """CubaLIF with a refractory period lowers to Lava's LIFRefractory (float only)."""
     import plastix.backends.torch as torch_backend  # conformance needs it: fail, never skip

@@ -124,7 +124,8 @@ def test_spikepropamine_rule_runs_host_emulated(lava):
     net.run({"x": spikes(60, 4, p=0.4, seed=2)}, 60)
     e = net.state()["oja.e"]
     assert e.shape == (3, 4) and np.abs(e).max() > 0
-    np.testing.assert_array_equal(net.weights()["oja"], np.full((3, 4), 0.6))  # W fixed, E plastic
+    # W fixed, E plastic; weights() is the weight in effect W + alpha E (the IR's, as torch's weights())
+    np.testing.assert_array_equal(net.weights()["oja"], np.full((3, 4), 0.6) + 0.5 * e)
 
 
 def test_loihi_rule_two_factor_runs_on_the_learning_engine(lava):

@@ -199,11 +199,17 @@ def test_differentiable_plasticity_vs_reference(kind, modulated, interval):
     assert np.abs(E).sum() > 0
 
 
-def test_dp_effective_weight_is_w_plus_alpha_e():
-    """The projection uses W + alpha * E[t] (eq. 7): check the post input one step later."""
+@pytest.mark.parametrize("constraint", [None, "mask", "sign"])
+def test_dp_effective_weight_is_w_plus_alpha_e(constraint):
+    """The projection uses W + alpha * E[t] (eq. 7), with mask and sign on top of the sum (the
+    backend computes W x + (alpha E) x without a sign): check the post input one step later."""
     rng = np.random.default_rng(0)
     eta, alpha = np.full((N_POST, N_PRE), 0.5), rng.uniform(-0.1, 0.1, (N_POST, N_PRE))
     g = harness(HebbianDecay(eta=eta, alpha=alpha))
+    mask = (rng.random((N_POST, N_PRE)) < 0.7).astype(np.float64) if constraint == "mask" else None
+    sign = rng.choice([-1.0, 0.0, 1.0], (N_POST, N_PRE)) if constraint == "sign" else None
+    g = g.replace(projections=tuple(p.replace(mask=mask, sign=sign) if p.name == "plastic" else p
+                                    for p in g.projections))
     xs = harness_inputs(6, p=0.6)
     net = compile(g, dtype=torch.float64)
     state = net.init_state(1, 1)
@@ -213,7 +219,36 @@ def test_dp_effective_weight_is_w_plus_alpha_e():
         _, state = net.step({k: v[t] for k, v in xt.items()}, state)
         a = state.a["post"][0, 0].detach().numpy()
         w = np.asarray(g.projection("plastic").weight) + alpha * e_before
+        if sign is not None:
+            w = np.where(sign == 0, w, sign * np.abs(w))
+        if mask is not None:
+            w = w * mask
         np.testing.assert_allclose(a, w @ xs["pre"][t, 0] + 10 * xs["drive"][t, 0], rtol=1e-12)
+        e_after = state.projs["plastic"].rule.e[0, 0].detach().numpy()  # weights(): W + alpha E, before mask/sign
+        np.testing.assert_array_equal(net.weights(state)["plastic"][0, 0].detach().numpy(),
+                                      np.asarray(g.projection("plastic").weight) + alpha * e_after)
+
+
+@pytest.mark.parametrize("P,Bw,B", [(2, 3, 3), (2, 1, 3), (3, 1, 1)])
+def test_matvec_matches_matmul_values_and_gradients(P, Bw, B):
+    """rules.matvec (per-batch-element or per-individual weights) equals the column-form matmul in
+    value and gradients, and gives the weight gradient in the weight's own (contiguous) layout."""
+    from plastix.backends.torch.rules import matvec
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(P, Bw, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(P, B, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(P, B, 5, generator=g, dtype=torch.float64)
+    y = matvec(w, x)
+    ref = torch.matmul(w, x.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(y, ref, rtol=1e-13, atol=1e-13)
+    gw, gx = torch.autograd.grad(y, (w, x), up)
+    rw, rx = torch.autograd.grad(ref, (w, x), up)
+    torch.testing.assert_close(gw, rw, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(gx, rx, rtol=1e-13, atol=1e-13)
+    assert gw.is_contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(matvec(w, x), ref, rtol=1e-13, atol=1e-13)
 
 
 # ---------------------------------------------------------------------------------------------
