@@ -45,7 +45,8 @@ class Network(Protocol):
 class Episode:
     """One run of a network: ``outputs`` name -> ``(T, size[, channels])``; ``weights`` the final weights
     ``(n_post, n_pre)`` of every projection whose rule changes them (IR units before mask and sign in
-    float; the learning engine's integer weights in fixed point)."""
+    float; the learning engine's integer weights in fixed point): ``W``, or the weight in effect
+    ``W + alpha E`` for the SpikePropamine rules, whose ``W`` never changes."""
 
     outputs: dict[str, np.ndarray]
     weights: dict[str, np.ndarray]

@@ -35,8 +35,8 @@ Our choices where the paper's text (its appendix is not in our copy) leaves them
 * Gradients flow through one environment step's 50 SNN steps (truncated BPTT at step boundaries);
   the stored state at the step's start is a constant.
 * Evaluation uses the mean action ``A(t)`` (no Gaussian noise; the input spikes stay random).
-* Environments ride the torch backend's individual axis ``P`` (shared parameters, one state per
-  env): its per-individual matmul is about 2x faster on CPU than per-batch plastic weights.
+* Environments ride the torch backend's individual axis ``P`` (shared parameters, one state and one
+  set of plastic weights per env).
 """
 from __future__ import annotations
 
