@@ -256,3 +256,67 @@ def test_consume_at_feedback_wires_a_fixed_reset_and_learns_c():
     state, _ = job.step(state, 0)
     assert float(model.reparam.log_consume.detach()) != before  # c moves with the loss
     assert all(torch.equal(p, torch.ones_like(p)) for n, p in model.net.params.items() if n == FEEDBACK_RESET + "/weight")
+
+
+def test_signal_driven_nm_confines_plasticity_to_the_feedback():
+    """BPTTConfig.nm_inputs='signal': the NM-SNN sees the learning signal alone and the modulator bias
+    stays 0 through training, so M is exactly 0 once the NM-SNN has gone silent after the last
+    feedback: the test trial cannot compute with plasticity."""
+    from plastix.tasks.cue_association import one_shot_cue_problems
+    from plastix.trainer.experiments.bptt import build_graph, task_config
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", nm_inputs="signal", batch=4, timing=(6, 4, 40, 10))  # a long delay: the NM goes quiet
+    g = build_graph(cfg)
+    assert {(p.pre, p.post) for p in g.projections if p.post == "nm1"} == {("learning_signal", "nm1")}
+    job = BPTTJob(cfg)
+    state = job.init_state()
+    state, _ = job.step(state, 0)
+    model = state.model
+    bias = model.net.params["dopamine/bias"]
+    assert not bias.requires_grad and torch.equal(bias, torch.zeros_like(bias))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.net.params.items()
+               if n.startswith("dopamine/weight"))  # the readout of the signal-driven NM still learns
+    pr = one_shot_cue_problems(4, task_config(cfg), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outs, _ = model.run(pr.cues, pr.signal)
+        m = model.net.modulator_values("dopamine", outs["nm2"], params=model.overrides())[:, 0]
+    t0 = int(pr.test.nonzero()[0])
+    assert m[:t0].abs().sum() > 0 and torch.equal(m[t0 + 30:], torch.zeros_like(m[t0 + 30:]))
+    with pytest.raises(ValueError, match="nm_memory"):
+        bptt_config("quick", nm_inputs="signal", nm_memory=4)
+    with pytest.raises(ValueError, match="unknown nm_inputs"):
+        bptt_config("quick", nm_inputs="cues")
+
+
+def test_frozen_test_accuracy_silences_only_the_test_trial():
+    """diagnostics' accuracy_frozen_test: M = 0 from the test trial's first step. Equal to the plain
+    accuracy for a net without modulation; for a net whose plasticity acts during the test trial the
+    test-trial spikes change."""
+    import numpy as np
+
+    from plastix.tasks.cue_association import one_shot_cue_problems
+    from plastix.trainer.experiments.bptt import CueModel, build_graph, frozen_test_accuracy, task_config
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", batch=4)
+    pr = one_shot_cue_problems(64, task_config(cfg), generator=torch.Generator().manual_seed(2))
+    g = build_graph(cfg)
+    silent = g.replace(modulators=tuple(m.replace(weight=np.zeros_like(np.asarray(m.weight))) for m in g.modulators))
+    model = CueModel(silent, cfg)
+    with torch.no_grad():
+        counts = model(pr.cues, pr.signal, model.window(pr))
+    assert frozen_test_accuracy(model, pr) == pytest.approx(float(accuracy(counts, pr.test_labels)))
+    # a strongly modulated net: silencing the test trial changes its answers' spike counts
+    loud = g.replace(modulators=tuple(m.replace(weight=np.asarray(m.weight) * 50.0) for m in g.modulators))
+    model = CueModel(loud, cfg)
+    t0 = int(pr.test.nonzero()[0])
+    with torch.no_grad():
+        _, s = model.net.run({"cues": pr.cues[:t0], "learning_signal": pr.signal[:t0]})
+        a, _ = model.net.run({"cues": pr.cues[t0:], "learning_signal": pr.signal[t0:]}, s)
+        zero = {k: torch.zeros((1, *v.shape)) for k, v in model.net.params.items() if k.startswith("dopamine/")}
+        b, _ = model.net.run({"cues": pr.cues[t0:], "learning_signal": pr.signal[t0:]}, s, params=zero)
+    window = model.window(pr)[t0:]
+    plain, frozen = (float(accuracy(o["action"][:, 0][window].sum(0), pr.test_labels)) for o in (a, b))
+    assert plain != frozen  # the test below can tell the two apart
+    assert frozen_test_accuracy(model, pr) == pytest.approx(frozen)

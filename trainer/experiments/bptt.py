@@ -41,6 +41,9 @@ READOUTS = ("decision", "trial")
 # configs
 
 
+NM_INPUTS = ("all", "signal")
+
+
 @dataclass(frozen=True)
 class BPTTConfig:
     """Outer-loop and task/model settings. The presets live in :data:`CONFIGS`."""
@@ -109,6 +112,9 @@ class BPTTConfig:
     mod_gain: float = 8.0            # hardware-aware: modulator divided, rates multiplied (finer fixed point)
     curriculum: tuple[tuple[int, int], ...] = ()  # ((first iteration, M), ...): train at fewer cues first;
                                      # evaluation is always at n_cues (the M the rule is meant for)
+    nm_inputs: str = "all"           # what drives the NM-SNN: "all" (cues, learning signal, hidden; the paper's) or
+                                     # "signal" (the learning signal alone, modulator bias fixed at 0: plasticity only
+                                     # around the feedback, so the association must be stored in the synapses)
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -130,6 +136,11 @@ class BPTTConfig:
         object.__setattr__(self, "curriculum", stages)
         if self.fixed_in_loop and not self.hardware_aware:
             raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
+        if self.nm_inputs not in NM_INPUTS:
+            raise ValueError(f"unknown nm_inputs {self.nm_inputs!r}; known: {', '.join(NM_INPUTS)}")
+        if self.nm_inputs == "signal" and self.nm_memory:
+            raise ValueError("nm_inputs='signal' confines plasticity to the feedback; nm_memory neurons fire tonically "
+                             "after it and would modulate all episode: use one or the other")
 
     def cues_at(self, iteration: int) -> int:
         """The cue count M trained at ``iteration`` (the last curriculum stage started, else ``n_cues``)."""
@@ -194,6 +205,8 @@ class CueModel(PlasticNet):
         for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt
             if name.startswith(FEEDBACK_RESET + "/"):
                 p.requires_grad_(False)
+            if cfg.nm_inputs == "signal" and name.endswith("/bias") and name.split("/")[0] in {m.name for m in graph.modulators}:
+                p.requires_grad_(False)  # M = f(0) = 0 while the signal-driven NM-SNN is silent
 
     def run(self, cues: torch.Tensor, signal: torch.Tensor, force: dict | None = None) -> tuple[dict, Any]:
         """The network's outputs and final state for a batch of episodes (``force``: see
@@ -253,8 +266,26 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         g = load_graph(cfg.init)
         if cfg.nm_memory and not any(p.name == "nm_mem" for p in g.populations):
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
-        return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
-    return with_consume(_fresh_graph(cfg), cfg.consume, at_feedback=cfg.consume_at_feedback)
+    else:
+        g = _fresh_graph(cfg)
+    if cfg.nm_inputs == "signal":
+        g = signal_driven_nm(g)
+    return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
+
+
+def signal_driven_nm(graph: Graph) -> Graph:
+    """The cue net with an NM-SNN driven by the learning signal alone: the cue and hidden -> ``nm1``
+    projections removed and every modulator's bias 0 (the trainer keeps it there), so M = f(0) = 0
+    while the NM-SNN is silent: plasticity happens at the feedback (and the few steps its currents take
+    to decay), never in the test trial. Needs a zero-preserving modulator activation."""
+    if "nm_mem" in {p.name for p in graph.populations}:
+        raise ValueError("signal_driven_nm: the NM memory neurons fire tonically after a feedback (remove them)")
+    for m in graph.modulators:
+        if m.activation.value not in ("tanh", "identity"):
+            raise ValueError(f"signal_driven_nm needs f(0) = 0; modulator {m.name!r} has {m.activation.value}")
+    projs = tuple(p for p in graph.projections if not (p.post == "nm1" and p.pre in ("cues", "hidden")))
+    mods = tuple(m.replace(bias=np.zeros(np.asarray(m.weight).shape[0])) for m in graph.modulators)
+    return graph.replace(projections=projs, modulators=mods)
 
 
 FEEDBACK_RESET = "feedback_reset"
@@ -394,7 +425,28 @@ def diagnostics(model: CueModel, problems: CueProblems) -> dict[str, float]:
             stdp = f"{proj.name}/rule/base"
         res["eta_plus"] = float(prm[f"{stdp}/eta_plus"].mean())
         res["eta_minus"] = float(prm[f"{stdp}/eta_minus"].mean())
+        res["accuracy_frozen_test"] = frozen_test_accuracy(model, problems)
     return res
+
+
+def frozen_test_accuracy(model: CueModel, problems: CueProblems) -> float:
+    """Accuracy with every modulator silenced (M = 0) during the test trial: what the synapses written
+    at the training feedbacks hold. Far below the plain accuracy means the model computes its answer
+    with plasticity during the test trial instead of storing the association (the paper's mechanism)."""
+    t0 = int(problems.test.nonzero()[0])
+    ov = model.overrides() or {}
+    net = model.net
+    zero = {}
+    for m in net.graph.modulators:
+        for field in ("weight", "bias"):
+            v = net.params[f"{m.name}/{field}"]
+            zero[f"{m.name}/{field}"] = torch.zeros((1, *v.shape), dtype=v.dtype, device=v.device)
+    with torch.no_grad():
+        _, state = net.run({"cues": problems.cues[:t0], "learning_signal": problems.signal[:t0]}, params=ov)
+        outs, _ = net.run({"cues": problems.cues[t0:], "learning_signal": problems.signal[t0:]}, state,
+                          params={**ov, **zero})
+    counts = outs["action"][:, 0][model.window(problems)[t0:]].sum(0)
+    return float(accuracy(counts, problems.test_labels))
 
 
 # ---------------------------------------------------------------------------------------------
