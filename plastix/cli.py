@@ -385,6 +385,9 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
           bias_init: float = typer.Option(None, min=0.0, help="synq only: initial biases ~ U[-b, b] (default 0, "
                                                               "the authors' code; the multiplicative form cannot "
                                                               "move zero biases)"),
+          q_average_from: int = typer.Option(None, min=-1, help="synq only: save as policy.plx the mean of the "
+                                                                 "learned tables after iteration N .. the end "
+                                                                 "(Polyak averaging; default -1: the last table)"),
           gd_protocol: GDProtocolName = typer.Option(None, help="gd only: strong (default; the synq run's "
                                                      "init and budget) or authors (U[-1, 1] weights, lr 0.1, "
                                                      "5,000 iterations)"),
@@ -423,6 +426,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                "hardware_aware": hardware_aware or None, "fixed_in_loop": fixed_in_loop or None,
                "variant": variant, "form": form, "aggregation": aggregation, "policy": policy,
                "policy_mode": None if policy_mode is None else policy_mode.value, "bias_init": bias_init,
+               "q_average_from": q_average_from,
                "gd_protocol": None if gd_protocol is None else gd_protocol.value,
                "es_step": None if es_step is None else es_step.value}
     try:
@@ -524,6 +528,9 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              sweep: str = typer.Option(None, help="accuracy at each cue count of this comma list instead (torch "
                                                   "float64; Meta-SpikePropamine Fig. 4), e.g. 1,3,5,7,9,11,13,15"),
              plot: Path = typer.Option(None, help="with --sweep: draw it next to the paper's into this PNG"),
+             freeze_test: bool = typer.Option(False, help="one_shot_cue only (torch, float): silence every modulator "
+                                              "in the test trial, so the answer comes from what the training "
+                                              "trials stored in the synapses"),
              compare_lava: int = typer.Option(0, min=0, help="also run this many of the problems on torch and on "
                                                              "Lava in --precision: accuracies, identical spike trains "
                                                              "and final plastic weights"),
@@ -548,7 +555,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     if task == "halfcheetah":
         _evaluate_locomotion(graph, noise=noise or Noise.none, std=std, episodes=episodes or 100, seed=seed,
                              backend=backend, precision=precision, as_json=as_json, compare_lava=compare_lava,
-                             others={"--cues": cues, "--sweep": sweep, "--plot": plot, "--data": data})
+                             others={"--cues": cues, "--sweep": sweep, "--plot": plot, "--data": data,
+                                     "--freeze-test": freeze_test or None})
         return
     if any(v is not None for v in locomotion.values()):
         raise _fail(f"{', '.join(k for k, v in locomotion.items() if v is not None)}: for Half-Cheetah models only "
@@ -557,12 +565,14 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     if task == "one_shot_glyphs":
         _evaluate_glyphs(graph, data=(data or GlyphData.test).value, problems=problems, seed=seed, backend=backend,
                          precision=precision, as_json=as_json, compare_lava=compare_lava,
-                         cue_only={"--cues": cues, "--sweep": sweep})
+                         cue_only={"--cues": cues, "--sweep": sweep, "--freeze-test": freeze_test or None})
         return
     if data is not None:
         raise _fail("--data applies to --task one_shot_glyphs only")
     from plastix.trainer.experiments.cue_eval import compare_backends, evaluate_model
 
+    if freeze_test and (sweep is not None or compare_lava):
+        raise _fail("--freeze-test goes with a plain evaluation (not --sweep or --compare-lava)")
     if sweep is not None:
         from plastix.trainer.experiments.bptt_run import plot_sweep, sweep_cues
 
@@ -586,7 +596,7 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
 
     try:
         res = evaluate_model(graph, n_problems=problems, n_cues=cues, seed=seed, backend=backend.value,
-                             precision=precision.value, progress=not as_json)
+                             precision=precision.value, progress=not as_json, freeze_test=freeze_test)
     except (ValueError, KeyError) as exc:
         raise _fail(str(exc).strip("'\""))
     res = {k: v for k, v in res.items() if k not in ("counts", "labels")}
@@ -594,7 +604,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         typer.echo(json.dumps(res))
     else:
         typer.echo(f"accuracy {res['accuracy']:.4f} on {problems} problems (M = {res['cues']}, seed {seed}, "
-                   f"{backend.value} {precision.value}; ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
+                   f"{backend.value} {precision.value}{', test-trial plasticity silenced' if freeze_test else ''}; "
+                   f"ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
 
 
 def _evaluate_glyphs(graph, *, data: str, problems: int, seed: int, backend: "SimBackend", precision: "Precision",

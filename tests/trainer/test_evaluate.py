@@ -64,6 +64,27 @@ def test_evaluate_the_shipped_m5_model_against_its_stored_figure():
     assert out["cues"] == 5 and out["accuracy"] == pytest.approx(25 / 32, abs=1e-9)  # stored: 25 of 32
 
 
+def test_freeze_test_shows_the_shipped_m5_model_computes_in_the_test_trial():
+    """``--freeze-test`` silences the modulators in the test trial: the shipped M = 5 model then falls
+    to chance (it answers with plasticity during the test, not from what it stored; docs/results.md,
+    issue 14), and a frozen evaluation of a model with nothing to modulate changes nothing."""
+    from pathlib import Path
+
+    model = Path(SHIPPED_MODEL).parent / "cue_m5_per_post.plx"
+    acc = {}
+    for flag in ([], ["--freeze-test"]):
+        res = runner.invoke(app, ["evaluate", str(model), "--problems", "64", "--seed", "1", "--json", *flag])
+        assert res.exit_code == 0, res.output
+        acc[bool(flag)] = json.loads(res.output)["accuracy"]
+    assert acc[False] > 0.75 and acc[True] < 0.65
+    graph = ir.load(model)
+    still = graph.replace(modulators=tuple(m.replace(weight=m.weight * 0.0, bias=m.bias * 0.0) for m in graph.modulators))
+    a, b = (evaluate_model(still, n_problems=16, seed=2, freeze_test=f)["counts"] for f in (False, True))
+    assert a == b
+    bad = runner.invoke(app, ["evaluate", str(model), "--problems", "4", "--freeze-test", "--sweep", "1,3"])
+    assert bad.exit_code == 2 and "--freeze-test" in bad.output
+
+
 def test_evaluate_sweep_matches_single_evaluations_and_plots(tmp_path):
     res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--problems", "16", "--seed", "3", "--sweep", "1,3",
                               "--plot", str(tmp_path / "s.png"), "--json"])

@@ -69,15 +69,29 @@ def problem_batches(setting: CueSetting, n_problems: int, seed: int,
         done += n
 
 
-def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float") -> tuple[dict[str, torch.Tensor], object]:
+def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float",
+              freeze_test: bool = False) -> tuple[dict[str, torch.Tensor], object]:
     """Every output of ``graph`` for a batch of problems on the torch backend (float64 in float,
-    Lava's integers in fixed point): name -> ``(T, B, size)``, and the final network state."""
+    Lava's integers in fixed point): name -> ``(T, B, size)``, and the final network state.
+    ``freeze_test``: every modulator silenced (M = 0) from the test trial's first step, so the test
+    trial runs on the synapses the training trials wrote (float only)."""
     from plastix.backends.torch import compile as compile_torch
 
     dtype = torch.float64
     net = compile_torch(graph, dtype=dtype, precision=precision)
+    x = {"cues": pr.cues.to(dtype), "learning_signal": pr.signal.to(dtype)}
     with torch.no_grad():
-        outs, state = net.run({"cues": pr.cues.to(dtype), "learning_signal": pr.signal.to(dtype)})
+        if not freeze_test:
+            outs, state = net.run(x)
+        else:
+            if precision != "float":
+                raise ValueError("freeze_test runs in float precision only")
+            t0 = int(pr.test.nonzero()[0])
+            train, state = net.run({k: v[:t0] for k, v in x.items()})
+            silent = {f"{m.name}/{f}": torch.zeros((1, *net.params[f"{m.name}/{f}"].shape), dtype=dtype)
+                      for m in graph.modulators for f in ("weight", "bias")}
+            test, state = net.run({k: v[t0:] for k, v in x.items()}, state, params=silent)
+            outs = {k: torch.cat([train[k], test[k]]) for k in test}
     return {k: v[:, 0] for k, v in outs.items()}, state
 
 
@@ -114,15 +128,19 @@ def _maybe_tqdm(it, progress: bool, desc: str):
 
 def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = None, seed: int = 12345,
                    backend: str = "torch", precision: str = "float", progress: bool = False,
-                   timeout: float = 600.0) -> dict:
+                   timeout: float = 600.0, freeze_test: bool = False) -> dict:
     """Accuracy of a trained cue model on ``n_problems`` seeded problems with ``n_cues`` cues (default:
     the trained M), on ``backend`` in ``precision``. Returns a JSON-able dict with ``accuracy``,
     ``ties`` (fraction of tied outputs), the settings, and ``counts`` (the output spike counts per
-    problem over the readout window) for backend comparisons. ``timeout``: seconds per Lava run."""
+    problem over the readout window) for backend comparisons. ``timeout``: seconds per Lava run.
+    ``freeze_test`` (torch, float): plasticity silenced in the test trial (see :func:`run_torch`): the
+    accuracy of what the training trials stored in the synapses."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if freeze_test and (backend, precision) != ("torch", "float"):
+        raise ValueError("freeze_test runs on the torch backend in float precision only")
     setting = CueSetting.of(graph, n_cues)
     if precision == "fixed":  # a hardware-aware model in IR units runs in its Loihi units
         from ..algorithms.hardware_aware import for_fixed_point
@@ -133,7 +151,7 @@ def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = 
     counts, labels = [], []
     for pr, n in problem_batches(setting, n_problems, seed):
         if backend == "torch":
-            act = run_torch(g, pr, precision=precision)[0]["action"]
+            act = run_torch(g, pr, precision=precision, freeze_test=freeze_test)[0]["action"]
         else:
             sub = _take(pr, n)
             act = run_lava(g, sub, precision=precision, progress=progress, timeout=timeout)["action"]
@@ -142,7 +160,7 @@ def evaluate_model(graph: Graph, *, n_problems: int = 500, n_cues: int | None = 
     c, lab = torch.cat(counts), torch.cat(labels)
     return {"accuracy": float(accuracy(c, lab)), "ties": float((c[:, 0] == c[:, 1]).float().mean()),
             "problems": n_problems, "cues": setting.task.n_cues, "seed": seed, "backend": backend,
-            "precision": precision, "readout": setting.readout, "wall_time_s": round(time.perf_counter() - t0, 2),
+            "precision": precision, "readout": setting.readout, "freeze_test": freeze_test, "wall_time_s": round(time.perf_counter() - t0, 2),
             "counts": c.tolist(), "labels": lab.tolist()}
 
 
