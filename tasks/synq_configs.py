@@ -43,6 +43,7 @@ class SynQExperiment:
     aggregation: str = "sequential"
     init_scale: float = 0.1
     bias_init_scale: float = 0.0      # biases ~ U[-b, b]; 0: zero biases (the authors' code)
+    q_average_from: int = -1          # save the mean of the tables after this iteration on (-1: the last table)
     eval_every: int = 1000
     checkpoint_every: int = 5000
     gd_lr: float = 0.1
@@ -52,6 +53,8 @@ class SynQExperiment:
         for name in ("iterations", "batch_size", "batch_interval", "eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"SynQExperiment.{name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.q_average_from) < -1:
+            raise ValueError(f"SynQExperiment.q_average_from must be >= -1, got {self.q_average_from!r}")
         if not self.bias_init_scale >= 0:
             raise ValueError(f"SynQExperiment.bias_init_scale must be >= 0, got {self.bias_init_scale!r}")
 

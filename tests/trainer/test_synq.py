@@ -257,3 +257,38 @@ def test_win_stay_lose_reverse_table_and_agreement():
     flipped = q.flip(1)  # greedy -> 2 - greedy: disagrees wherever the reference moves
     assert wslr_agreement(flipped) == {"win": (6, 18), "lose": (6, 18)}
     assert wslr_agreement(torch.zeros(81, 3)) == {"win": (0, 0), "lose": (0, 0)}
+
+
+def test_average_from_keeps_the_mean_of_the_tables_and_leaves_learning_unchanged():
+    from plastix.trainer.algorithms.synq import policy_table
+
+    g = torch.Generator().manual_seed(1)
+    spec = MLPSpec((3, 5, 2), hidden="tanh")
+    x = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (64,), generator=g)
+    theta0 = spec.init(generator=g, scale=0.5, dtype=torch.float64)
+
+    def loss(th):
+        return torch.nn.functional.cross_entropy(spec.forward(th, x), y)
+
+    def trajectory(average_from):
+        algo = SynQ(SynQParams(step=0.02, epsilon=0.3, lr=0.2, average_from=average_from), spec.bias_mask())
+        st = init_state(theta0, loss(theta0))
+        st = st._replace(q=st.q.double())
+        c = algo.constants(theta0)
+        tables = []
+        for _ in range(30):
+            st = algo.step(st, loss, consts=c)
+            tables.append(st.q)
+        return st, torch.stack(tables)
+
+    plain, tables = trajectory(-1)
+    assert plain.q_mean is None and torch.equal(policy_table(plain), plain.q)
+    avg, _ = trajectory(10)
+    assert torch.equal(avg.q, plain.q) and torch.equal(avg.theta, plain.theta)  # learning unchanged
+    assert torch.allclose(avg.q_mean, tables[10:].mean(0), atol=1e-12)   # mean of the tables after it. 10..29
+    assert not torch.allclose(avg.q_mean, avg.q)
+    assert policy_table(avg) is avg.q_mean
+    assert torch.allclose(trajectory(0)[0].q_mean, tables.mean(0), atol=1e-12)
+    with pytest.raises(ValueError):
+        SynQParams(average_from=-2)

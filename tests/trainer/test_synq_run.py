@@ -209,3 +209,23 @@ def test_frozen_tables_on_digits_shipped_lowers_the_loss_a_constant_table_does_n
     z0, z1, _ = first_and_last(save_policy(tmp_path / "zero.plx", torch.zeros(81, 3), params), "zero")
     assert f1 < f0 - 0.05 and w1 < w0 - 0.2 and wacc > 0.4
     assert z1 > z0
+
+
+def test_q_average_from_saves_the_mean_table_and_resumes_bit_for_bit(tmp_path):
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+
+    last = train_synq("boundary", "quick", tmp_path / "last", seed=0)
+    full = train_synq("boundary", "quick", tmp_path / "full", seed=0, q_average_from=150)
+    assert full["final"] == last["final"]  # averaging does not change the learning
+    q_last, _ = load_policy(tmp_path / "last" / "policy.plx")
+    q_full, _ = load_policy(tmp_path / "full" / "policy.plx")
+    assert not torch.equal(q_full, q_last)
+    assert ir.load(tmp_path / "full" / "policy.plx").metadata["q_average_from"] == 150
+    r = CliRunner().invoke(app, ["train", "boundary", "--method", "synq", "--q-average-from", "150", "--steps", "200",
+                                 "--out", str(tmp_path / "part")])
+    assert r.exit_code == 0, r.output
+    resumed = train_synq("boundary", "quick", tmp_path / "part", seed=0, q_average_from=150, resume=True)
+    assert resumed["iterations"] == 400
+    assert torch.equal(load_policy(tmp_path / "part" / "policy.plx")[0], q_full)

@@ -135,7 +135,13 @@ _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 @dataclass(frozen=True)
 class SynQParams:
     """Static hyperparameters. Defaults: the paper's OCR setup (ε 0.1, step 1e-4, γ 0.9, α_q 0.01).
-    ``seed`` seeds the ε-greedy stream (the IR rule's ``seed``)."""
+    ``seed`` seeds the ε-greedy stream (the IR rule's ``seed``).
+
+    ``average_from``: from this iteration on (0-based, the iteration whose update is counted first)
+    also keep the running mean of the table, ``SynQState.q_mean`` (Polyak-Ruppert iterate averaging;
+    -1: off, ``q_mean`` stays None). The learning itself is unchanged. With one global reward the
+    learned table's greedy action changes every few tens of iterations (docs/results.md, issue 19),
+    so a table frozen at the last iteration is a random snapshot; the trainer then saves the mean."""
 
     step: float = 1e-4
     form: QUpdateForm = QUpdateForm.ADDITIVE
@@ -146,13 +152,14 @@ class SynQParams:
     aggregation: QAggregation = QAggregation.SEQUENTIAL
     train_policy: bool = True
     seed: int = 0
+    average_from: int = -1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "form", QUpdateForm(self.form))
         object.__setattr__(self, "aggregation", QAggregation(self.aggregation))
         checks = {"step": self.step > 0, "epsilon": 0 <= self.epsilon <= 1, "gamma": 0 <= self.gamma <= 1,
                   "lr": 0 <= self.lr <= 1, "bias_step_scale": self.bias_step_scale > 0,
-                  "seed": 0 <= int(self.seed) < 2 ** 32}
+                  "seed": 0 <= int(self.seed) < 2 ** 32, "average_from": int(self.average_from) >= -1}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"SynQParams.{name}: invalid value {getattr(self, name)!r}")
@@ -168,6 +175,7 @@ class SynQState(NamedTuple):
     r1: torch.Tensor        # () long, r_{t-1}
     prev_loss: torch.Tensor  # () loss L(t-1) on the current minibatch
     iteration: int
+    q_mean: torch.Tensor | None = None  # (81, 3) mean of q since SynQParams.average_from (None: not averaging)
 
 
 def init_state(theta: torch.Tensor, loss: torch.Tensor, q: torch.Tensor | None = None) -> SynQState:
@@ -249,7 +257,8 @@ class SynQ:
         loss = loss_fn(theta).detach().reshape(())
         q, s_new, r = self._learn(q, s, a, state.a1, state.r1, state.prev_loss, loss, c.tables, p.lr, p.gamma,
                                   p.aggregation, p.train_policy)
-        return SynQState(theta, q, a, s_new, r, loss, state.iteration + 1)
+        q_mean = running_mean(state.q_mean, q, state.iteration, p.average_from)
+        return SynQState(theta, q, a, s_new, r, loss, state.iteration + 1, q_mean)
 
     def run(self, state: SynQState, loss_fn, iterations: int, *, step_scale: float = 1.0) -> SynQState:
         """``iterations`` steps under ``torch.no_grad``."""
@@ -276,6 +285,21 @@ def _learn(q: torch.Tensor, s: torch.Tensor, a: torch.Tensor, a1: torch.Tensor, 
     if train_policy:
         q = sq.td_update(q, s, a, r, lr=lr, gamma=gamma, aggregation=aggregation, tables=tables)
     return q, sq.encode_state(a, a1, r, r1), r
+
+
+def running_mean(mean: torch.Tensor | None, q: torch.Tensor, iteration: int, start: int) -> torch.Tensor | None:
+    """The mean of the tables after iterations ``start .. iteration`` given ``mean`` (their mean up to
+    ``iteration - 1``): ``mean + (q - mean) / n`` with ``n = iteration - start + 1``; ``mean`` unchanged
+    before ``start`` or when ``start < 0`` (off)."""
+    if start < 0 or iteration < start:
+        return mean
+    n = iteration - start + 1
+    return q.clone() if mean is None or n == 1 else torch.lerp(mean, q, 1.0 / n)
+
+
+def policy_table(state: SynQState) -> torch.Tensor:
+    """The table to save or freeze: the running mean when one is kept, else the last table."""
+    return state.q if state.q_mean is None else state.q_mean
 
 
 def rebase_loss(state: SynQState, loss: torch.Tensor) -> SynQState:

@@ -106,12 +106,13 @@ def _ppo_configs() -> tuple[str, ...]:
 
 def _synq(task: str) -> Callable[..., dict]:
     def train(out, *, config, seed, steps, resume, form="additive", aggregation=None, policy=None,
-              policy_mode=None, bias_init=None) -> dict:
+              policy_mode=None, bias_init=None, q_average_from=None) -> dict:
         from .synq_run import train_synq
 
         online = None if policy_mode is None else policy_mode == "online"
         return train_synq(task, config, out, seed=seed, form=form, resume=resume, iterations=steps, policy=policy,
-                          train_policy=online, aggregation=aggregation, bias_init_scale=bias_init)
+                          train_policy=online, aggregation=aggregation, bias_init_scale=bias_init,
+                          q_average_from=q_average_from)
     return train
 
 
@@ -165,7 +166,7 @@ def _entries() -> list[Experiment]:
                           "Half-Cheetah locomotion with plastic SNN policies, PPO", _ppo_halfcheetah, _ppo_configs,
                           ("variant", "jit"), ("non_plastic", "dp_oja", "dp_bcm", "ndp_oja", "ndp_bcm"),
                           evaluate=_LOCOMOTION_EVAL))
-    synq_opts = ("form", "aggregation", "policy", "policy_mode", "bias_init")
+    synq_opts = ("form", "aggregation", "policy", "policy_mode", "bias_init", "q_average_from")
     out += [Experiment("synq", t, src, _synq(t), _synq_configs, synq_opts) for t, src in _SYNQ_SOURCES.items()]
     out += [Experiment("gd", t, src + " (gradient-descent baseline)", _gd(t), _synq_configs, ("gd_protocol",))
             for t, src in _SYNQ_SOURCES.items() if t != "boundary"]

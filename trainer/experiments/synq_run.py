@@ -13,7 +13,8 @@ followed by an evaluation. Each run writes into ``out_dir``:
   a run can be extended by resuming with more ``iterations``.
 * ``result.json`` -- the returned dict;
 * ``policy.plx`` (synaptic Q only) -- the final Q table as a :class:`plastix.ir.SynapticQ` rule
-  (:func:`plastix.trainer.algorithms.synq.save_policy`), reloadable with ``policy=...``.
+  (:func:`plastix.trainer.algorithms.synq.save_policy`), reloadable with ``policy=...``; with
+  ``q_average_from=N`` the mean of the tables after iterations N .. end instead (``SynQParams.average_from``).
 
 **The paper's two-phase protocol** (its Fig. 1a and section 3): learn the table on the decision
 boundary task (``train_synq("boundary", "paper", ...)``, table learned online from zeros), then apply
@@ -39,7 +40,8 @@ from plastix.tasks import synq_configs
 from plastix.tasks.datasets import SupervisedData, build
 
 from ..runner import RunOptions, run
-from ..algorithms.synq import MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, rebase_loss, save_policy
+from ..algorithms.synq import (MLPSpec, SynQ, SynQParams, SynQState, init_state, load_policy, policy_table, rebase_loss,
+                               save_policy)
 
 SHIPPED_POLICY = "shipped"
 """The ``policy`` name of the package's boundary-learned table (``plastix/data/synq_boundary_policy.plx``)."""
@@ -160,8 +162,8 @@ class SynQJob:
 
     def load_state_dict(self, data: dict) -> dict:
         self.g.set_state(data["generator"])
-        st = SynQState(*[data[k].to(self.dev) if isinstance(data[k], torch.Tensor) else data[k]
-                         for k in SynQState._fields])
+        st = SynQState(*[data[k].to(self.dev) if isinstance(data.get(k), torch.Tensor) else data.get(k)
+                         for k in SynQState._fields])  # checkpoints from before q_mean have none
         return {"synq": st, "idx": data["idx"].to(self.dev), "batch_at": int(data["batch_at"])}
 
 
@@ -231,8 +233,8 @@ def _summary(records: list[dict], final: dict) -> dict:
 
 def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "additive", resume: bool = False,
                policy=None, train_policy: bool | None = None, iterations: int | None = None,
-               aggregation: str | None = None, bias_init_scale: float | None = None, device: str = "cpu",
-               progress: bool = False) -> dict:
+               aggregation: str | None = None, bias_init_scale: float | None = None, q_average_from: int | None = None,
+               device: str = "cpu", progress: bool = False) -> dict:
     """Train an MLP with synaptic Q-learning on ``task`` (``synq_configs`` name) under ``config``
     (``"quick"`` | ``"paper"`` | ``"authors"`` | ``"authors_final"``), writing into ``out_dir`` (module doc).
 
@@ -242,11 +244,15 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     task's policy frozen to OCR); without one a zero table is learned online. ``iterations``
     overrides the config's budget (and extends a resumed run); ``bias_init_scale`` the config's
     bias initialisation (biases ~ U[-b, b]; the multiplicative form needs b > 0 to move them).
+    ``q_average_from`` overrides the config's ``q_average_from``: from that iteration on keep the
+    running mean of the learned table and save it as ``policy.plx`` (-1: save the last table).
     Returns the dict also written to ``result.json``.
     """
     exp = _experiment(task, config, iterations)
     if bias_init_scale is not None:
         exp = replace(exp, bias_init_scale=float(bias_init_scale))
+    if q_average_from is not None:
+        exp = replace(exp, q_average_from=int(q_average_from))
     out = Path(out_dir)
     dev = torch.device(device)
     data = _load_data(exp, seed, dev)
@@ -255,15 +261,15 @@ def train_synq(task: str, config: str, out_dir, *, seed: int, form: str = "addit
     learn = (policy is None) if train_policy is None else bool(train_policy)
     params = SynQParams(step=exp.step, form=QUpdateForm(form), epsilon=exp.epsilon, gamma=exp.gamma, lr=exp.q_lr,
                         bias_step_scale=exp.bias_step_scale, aggregation=aggregation or exp.aggregation,
-                        train_policy=learn, seed=int(seed))
+                        train_policy=learn, seed=int(seed), average_from=exp.q_average_from)
     meta = {"task": task, "config": config, "policy_in": str(policy) if policy is not None else None}
     job = SynQJob(exp, data, params, q0, seed=seed, device=dev, meta=meta)
     res = _run(job, exp, out, resume, progress, f"synq {task}/{config}/{params.form.value}")
     st: SynQState = res.state["synq"]
     final = res.records[-1] if res.records else evaluate(job.spec, st.theta, data)
-    save_policy(out / "policy.plx", st.q, params,
+    save_policy(out / "policy.plx", policy_table(st), params,
                 metadata={"task": task, "config": config, "seed": int(seed), "iterations": int(st.iteration),
-                          "trained_policy": bool(learn)})
+                          "trained_policy": bool(learn), "q_average_from": int(exp.q_average_from)})
     result = {"method": "synaptic_q", "task": task, "config": config, "dataset": exp.dataset, "note": data.note,
               "seed": int(seed), "form": params.form.value, "aggregation": params.aggregation.value,
               "policy_in": meta["policy_in"], "train_policy": learn, "iterations": int(st.iteration),
