@@ -262,8 +262,10 @@ def test_signal_driven_nm_confines_plasticity_to_the_feedback():
     """BPTTConfig.nm_inputs='signal': the NM-SNN sees the learning signal alone and the modulator bias
     stays 0 through training, so M is exactly 0 once the NM-SNN has gone silent after the last
     feedback: the test trial cannot compute with plasticity."""
+    import numpy as np
+
     from plastix.tasks.cue_association import one_shot_cue_problems
-    from plastix.trainer.experiments.bptt import build_graph, task_config
+    from plastix.trainer.experiments.bptt import CueModel, build_graph, task_config
     from plastix.trainer.experiments.bptt_run import bptt_config
 
     cfg = bptt_config("quick", nm_inputs="signal", batch=4, timing=(6, 4, 40, 10))  # a long delay: the NM goes quiet
@@ -283,6 +285,20 @@ def test_signal_driven_nm_confines_plasticity_to_the_feedback():
         m = model.net.modulator_values("dopamine", outs["nm2"], params=model.overrides())[:, 0]
     t0 = int(pr.test.nonzero()[0])
     assert m[:t0].abs().sum() > 0 and torch.equal(m[t0 + 30:], torch.zeros_like(m[t0 + 30:]))
+    # memoryless NM neurons: M follows the signal within 3 steps
+    fast = build_graph(bptt_config("quick", nm_inputs="signal_fast"))
+    assert all(np.all(np.asarray(p.du) == 1.0) and np.all(np.asarray(p.dv) == 1.0)
+               for p in fast.populations if p.name in ("nm1", "nm2"))
+    pr = one_shot_cue_problems(4, task_config(cfg), generator=torch.Generator().manual_seed(0))
+    fm = CueModel(fast, cfg)
+    with torch.no_grad():
+        outs, _ = fm.run(pr.cues, pr.signal)
+        mf = fm.net.modulator_values("dopamine", outs["nm2"], params=fm.overrides())[:, 0].abs().sum((1, 2, 3))
+    on = (pr.signal.sum(-1) > 0).any(1)
+    near = on.clone()
+    for k in range(1, 4):  # the 3-step lag: signal -> nm1 -> nm2 -> M
+        near[k:] |= on[:-k]
+    assert mf[on].sum() > 0 and torch.equal(mf[~near], torch.zeros_like(mf[~near]))
     with pytest.raises(ValueError, match="nm_memory"):
         bptt_config("quick", nm_inputs="signal", nm_memory=4)
     with pytest.raises(ValueError, match="unknown nm_inputs"):

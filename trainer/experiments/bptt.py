@@ -41,7 +41,7 @@ READOUTS = ("decision", "trial")
 # configs
 
 
-NM_INPUTS = ("all", "signal")
+NM_INPUTS = ("all", "signal", "signal_fast")
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,9 @@ class BPTTConfig:
                                      # evaluation is always at n_cues (the M the rule is meant for)
     nm_inputs: str = "all"           # what drives the NM-SNN: "all" (cues, learning signal, hidden; the paper's) or
                                      # "signal" (the learning signal alone, modulator bias fixed at 0: plasticity only
-                                     # around the feedback, so the association must be stored in the synapses)
+                                     # around the feedback, so the association must be stored in the synapses);
+                                     # "signal_fast": the same with memoryless NM neurons (du = dv = 1), so M stops
+                                     # 3 steps after the feedback instead of ~25 (signal_driven_nm)
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -138,7 +140,7 @@ class BPTTConfig:
             raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
         if self.nm_inputs not in NM_INPUTS:
             raise ValueError(f"unknown nm_inputs {self.nm_inputs!r}; known: {', '.join(NM_INPUTS)}")
-        if self.nm_inputs == "signal" and self.nm_memory:
+        if self.nm_inputs != "all" and self.nm_memory:
             raise ValueError("nm_inputs='signal' confines plasticity to the feedback; nm_memory neurons fire tonically "
                              "after it and would modulate all episode: use one or the other")
 
@@ -205,7 +207,7 @@ class CueModel(PlasticNet):
         for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt
             if name.startswith(FEEDBACK_RESET + "/"):
                 p.requires_grad_(False)
-            if cfg.nm_inputs == "signal" and name.endswith("/bias") and name.split("/")[0] in {m.name for m in graph.modulators}:
+            if cfg.nm_inputs != "all" and name.endswith("/bias") and name.split("/")[0] in {m.name for m in graph.modulators}:
                 p.requires_grad_(False)  # M = f(0) = 0 while the signal-driven NM-SNN is silent
 
     def run(self, cues: torch.Tensor, signal: torch.Tensor, force: dict | None = None) -> tuple[dict, Any]:
@@ -268,16 +270,20 @@ def build_graph(cfg: BPTTConfig) -> Graph:
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
     else:
         g = _fresh_graph(cfg)
-    if cfg.nm_inputs == "signal":
-        g = signal_driven_nm(g)
+    if cfg.nm_inputs != "all":
+        g = signal_driven_nm(g, fast=cfg.nm_inputs == "signal_fast")
     return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
 
 
-def signal_driven_nm(graph: Graph) -> Graph:
+def signal_driven_nm(graph: Graph, *, fast: bool = False, fast_gain: float = 10.0) -> Graph:
     """The cue net with an NM-SNN driven by the learning signal alone: the cue and hidden -> ``nm1``
     projections removed and every modulator's bias 0 (the trainer keeps it there), so M = f(0) = 0
-    while the NM-SNN is silent: plasticity happens at the feedback (and the few steps its currents take
-    to decay), never in the test trial. Needs a zero-preserving modulator activation."""
+    while the NM-SNN is silent: plasticity happens at the feedback and while the NM currents decay
+    after it (~25 steps with the default du = 0.2, into the next trial's first cue). ``fast``: ``nm1``
+    and ``nm2`` memoryless (du = dv = 1: a neuron spikes at t iff its input at t exceeds vth) and the
+    ``nm1 -> nm2`` weights x ``fast_gain`` (else the sparse binary layer leaves ``nm2`` silent), so M
+    starts 3 steps after the feedback and stops 3 steps after it. Needs a zero-preserving modulator
+    activation."""
     if "nm_mem" in {p.name for p in graph.populations}:
         raise ValueError("signal_driven_nm: the NM memory neurons fire tonically after a feedback (remove them)")
     for m in graph.modulators:
@@ -285,7 +291,11 @@ def signal_driven_nm(graph: Graph) -> Graph:
             raise ValueError(f"signal_driven_nm needs f(0) = 0; modulator {m.name!r} has {m.activation.value}")
     projs = tuple(p for p in graph.projections if not (p.post == "nm1" and p.pre in ("cues", "hidden")))
     mods = tuple(m.replace(bias=np.zeros(np.asarray(m.weight).shape[0])) for m in graph.modulators)
-    return graph.replace(projections=projs, modulators=mods)
+    pops = graph.populations
+    if fast:
+        pops = tuple(p.replace(du=np.ones(p.size), dv=np.ones(p.size)) if p.name in ("nm1", "nm2") else p for p in pops)
+        projs = tuple(p.replace(weight=np.asarray(p.weight) * fast_gain) if p.name == "nm1_to_nm2" else p for p in projs)
+    return graph.replace(projections=projs, modulators=mods, populations=pops)
 
 
 FEEDBACK_RESET = "feedback_reset"
