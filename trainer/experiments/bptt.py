@@ -29,7 +29,7 @@ from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
-from .cue_eval import EVAL_BATCH, accuracy, evaluate_model
+from .cue_eval import EVAL_BATCH, accuracy, evaluate_model, run_frozen_test
 from ..algorithms.gradient import GradientJob, GradientState, PlasticNet, bce_loss, rate_penalty
 
 BPTTState = GradientState
@@ -204,11 +204,10 @@ class CueModel(PlasticNet):
 
     def __init__(self, graph: Graph, cfg: BPTTConfig, *, jit: bool = False) -> None:
         super().__init__(graph, cfg, jit=jit, probes=("action", "hidden", "nm2"))
-        for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt
-            if name.startswith(FEEDBACK_RESET + "/"):
+        fixed = {f"{m.name}/bias" for m in graph.modulators} if cfg.nm_inputs != "all" else set()
+        for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt, and a
+            if name.startswith(FEEDBACK_RESET + "/") or name in fixed:  # signal-driven NM keeps M = f(0) = 0
                 p.requires_grad_(False)
-            if cfg.nm_inputs != "all" and name.endswith("/bias") and name.split("/")[0] in {m.name for m in graph.modulators}:
-                p.requires_grad_(False)  # M = f(0) = 0 while the signal-driven NM-SNN is silent
 
     def run(self, cues: torch.Tensor, signal: torch.Tensor, force: dict | None = None) -> tuple[dict, Any]:
         """The network's outputs and final state for a batch of episodes (``force``: see
@@ -443,19 +442,10 @@ def frozen_test_accuracy(model: CueModel, problems: CueProblems) -> float:
     """Accuracy with every modulator silenced (M = 0) during the test trial: what the synapses written
     at the training feedbacks hold. Far below the plain accuracy means the model computes its answer
     with plasticity during the test trial instead of storing the association (the paper's mechanism)."""
-    t0 = int(problems.test.nonzero()[0])
-    ov = model.overrides() or {}
-    net = model.net
-    zero = {}
-    for m in net.graph.modulators:
-        for field in ("weight", "bias"):
-            v = net.params[f"{m.name}/{field}"]
-            zero[f"{m.name}/{field}"] = torch.zeros((1, *v.shape), dtype=v.dtype, device=v.device)
     with torch.no_grad():
-        _, state = net.run({"cues": problems.cues[:t0], "learning_signal": problems.signal[:t0]}, params=ov)
-        outs, _ = net.run({"cues": problems.cues[t0:], "learning_signal": problems.signal[t0:]}, state,
-                          params={**ov, **zero})
-    counts = outs["action"][:, 0][model.window(problems)[t0:]].sum(0)
+        outs, _ = run_frozen_test(model.net, {"cues": problems.cues, "learning_signal": problems.signal},
+                                  int(problems.test.nonzero()[0]), params=model.overrides())
+    counts = outs["action"][:, 0][model.window(problems)].sum(0)
     return float(accuracy(counts, problems.test_labels))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -80,19 +80,27 @@ def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float",
     dtype = torch.float64
     net = compile_torch(graph, dtype=dtype, precision=precision)
     x = {"cues": pr.cues.to(dtype), "learning_signal": pr.signal.to(dtype)}
+    if freeze_test and precision != "float":
+        raise ValueError("freeze_test runs in float precision only")
     with torch.no_grad():
-        if not freeze_test:
-            outs, state = net.run(x)
-        else:
-            if precision != "float":
-                raise ValueError("freeze_test runs in float precision only")
-            t0 = int(pr.test.nonzero()[0])
-            train, state = net.run({k: v[:t0] for k, v in x.items()})
-            silent = {f"{m.name}/{f}": torch.zeros((1, *net.params[f"{m.name}/{f}"].shape), dtype=dtype)
-                      for m in graph.modulators for f in ("weight", "bias")}
-            test, state = net.run({k: v[t0:] for k, v in x.items()}, state, params=silent)
-            outs = {k: torch.cat([train[k], test[k]]) for k in test}
+        outs, state = run_frozen_test(net, x, int(pr.test.nonzero()[0])) if freeze_test else net.run(x)
     return {k: v[:, 0] for k, v in outs.items()}, state
+
+
+def run_frozen_test(net: Any, inputs: dict[str, torch.Tensor], t0: int,
+                    params: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], object]:
+    """``net.run(inputs, params=params)`` with every modulator of the network silenced (M = 0) from
+    step ``t0`` on: the steps before write the synapses, the steps after only read them. Returns the
+    outputs of all steps and the final state, as ``run`` does."""
+    params = dict(params or {})
+    silent = {}
+    for m in net.graph.modulators:
+        for field in ("weight", "bias"):
+            v = net.params[f"{m.name}/{field}"]
+            silent[f"{m.name}/{field}"] = torch.zeros((1, *v.shape), dtype=v.dtype, device=v.device)
+    before, state = net.run({k: v[:t0] for k, v in inputs.items()}, params=params or None)
+    after, state = net.run({k: v[t0:] for k, v in inputs.items()}, state, params={**params, **silent})
+    return {k: torch.cat([before[k], after[k]]) for k in after}, state
 
 
 def run_lava(graph: Graph, pr: CueProblems, *, precision: str = "float", timeout: float = 600.0,
