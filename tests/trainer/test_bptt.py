@@ -142,6 +142,26 @@ def test_stdp_rates_get_the_scaled_learning_rate():
     assert [len(g["params"]) for g in groups][1:] == [2, 2]  # gain, offset; eta_plus, eta_minus
 
 
+def test_neuron_constants_get_their_own_learning_rate_and_the_hidden_bias_its_start():
+    """train_neurons with neuron_lr: the hidden/action bias, thresholds and decays learn at lr * neuron_lr;
+    the memoryless NM neurons of nm_inputs='signal_fast' stay fixed; hidden_bias sets the start."""
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", train_neurons=True, neuron_lr=20.0, lr=1e-3, hidden_bias=-0.1, nm_inputs="signal_fast")
+    assert float(build_graph(cfg).population("hidden").bias) == pytest.approx(-0.1)
+    state = BPTTJob(cfg).init_state()
+    groups = state.optimizer.param_groups
+    neuron = [g for g in groups if g["lr"] == pytest.approx(2e-2)]
+    assert len(neuron) == 1 and len(neuron[0]["params"]) == 8  # du, dv, vth, bias of hidden and action
+    names = {id(p): n for n, p in state.model.net.params.items()}
+    assert {names[id(p)].split("/")[0] for p in neuron[0]["params"]} == {"hidden", "action"}
+    assert not any(p.requires_grad for n, p in state.model.net.params.items() if n.split("/")[0] in ("nm1", "nm2")
+                   and n.rsplit("/", 1)[-1] in ("du", "dv", "vth", "bias"))
+    state, _ = BPTTJob(cfg).step(state, 0)
+    assert float(state.model.net.params["hidden/bias"]) != pytest.approx(-0.1)  # it learns
+
+
 def test_trial_readout_learns_the_unpermuted_task():
     """Sanity check of the whole gradient path: without the permutation the cue -> action map is fixed,
     so a plain network must learn it within a few iterations (the readout counts the whole test trial)."""

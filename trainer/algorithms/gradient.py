@@ -173,14 +173,24 @@ class PlasticNet(nn.Module):
 
     def param_groups(self) -> list[dict]:
         """Adam groups: the network at ``lr``, the readout gain/offset at ``lr * readout_lr``, the
-        STDP rates η± (and with ``log_params`` the eligibility time constants) at ``lr * rule_lr``."""
-        rates, rest = [], []
+        STDP rates η± (and with ``log_params`` the eligibility time constants) at ``lr * rule_lr``,
+        trained neuron constants at ``lr * neuron_lr`` (when the config has one other than 1)."""
+        rates, neurons, rest = [], [], []
+        neuron_lr = getattr(self.cfg, "neuron_lr", 1.0)
         for name, p in self.net.named_parameters():
-            if p.requires_grad:
-                (rates if "/rule/" in name and name.rsplit("/", 1)[-1] in _RATE_FIELDS else rest).append(p)
+            if not p.requires_grad:
+                continue
+            field = name.rsplit("/", 1)[-1]
+            if "/rule/" in name and field in _RATE_FIELDS:
+                rates.append(p)
+            elif "/rule/" not in name and field in _NEURON_FIELDS and neuron_lr != 1.0:
+                neurons.append(p)
+            else:
+                rest.append(p)
         if self.reparam is not None:
             rates += list(self.reparam.parameters())
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
+        groups += [{"params": neurons, "lr": self.cfg.lr * neuron_lr}] if neurons else []
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
 
     def project_(self) -> None:

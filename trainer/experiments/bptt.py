@@ -63,6 +63,9 @@ class BPTTConfig:
     seed: int = 0
     surrogate: str = "fast_sigmoid"
     train_neurons: bool = False
+    neuron_lr: float = 1.0           # lr multiplier for the neuron constants when train_neurons (bias, vth, du, dv)
+    hidden_bias: float = 0.0         # initial bias of the hidden CUBA neurons (< 0: a thresholded, selective readout
+                                     # of the stored association; tools/cue_storage_probe.py, docs/results.md issue 14)
     eval_problems: int = 128
     eval_every: int = 10
     # task / model variants (see docs/results.md for which ones learn)
@@ -205,6 +208,8 @@ class CueModel(PlasticNet):
     def __init__(self, graph: Graph, cfg: BPTTConfig, *, jit: bool = False) -> None:
         super().__init__(graph, cfg, jit=jit, probes=("action", "hidden", "nm2"))
         fixed = {f"{m.name}/bias" for m in graph.modulators} if cfg.nm_inputs != "all" else set()
+        if cfg.nm_inputs == "signal_fast":  # the NM neurons stay memoryless (du = dv = 1) when neurons are trained
+            fixed |= {f"{pop}/{f}" for pop in ("nm1", "nm2") for f in ("du", "dv", "vth", "bias")}
         for name, p in self.net.params.items():  # the feedback reset is a fixed wire, not learnt, and a
             if name.startswith(FEEDBACK_RESET + "/") or name in fixed:  # signal-driven NM keeps M = f(0) = 0
                 p.requires_grad_(False)
@@ -271,6 +276,9 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         g = _fresh_graph(cfg)
     if cfg.nm_inputs != "all":
         g = signal_driven_nm(g, fast=cfg.nm_inputs == "signal_fast")
+    if cfg.hidden_bias and cfg.init is None:
+        g = g.replace(populations=tuple(p.replace(bias=np.full(p.size, cfg.hidden_bias) if np.ndim(p.bias) else cfg.hidden_bias)
+                                        if p.name == "hidden" else p for p in g.populations))
     return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
 
 
