@@ -139,6 +139,10 @@ class BPTTConfig:
             raise ValueError(f"curriculum must be ((first iteration, M >= 1), ...) with increasing iterations, "
                              f"got {self.curriculum!r}")
         object.__setattr__(self, "curriculum", stages)
+        if self.neuron_lr <= 0:
+            raise ValueError(f"neuron_lr must be > 0, got {self.neuron_lr!r}")
+        if self.hidden_bias and self.init is not None:
+            raise ValueError("hidden_bias sets a fresh network's start; a model given by init keeps its own bias")
         if self.fixed_in_loop and not self.hardware_aware:
             raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
         if self.nm_inputs not in NM_INPUTS:
@@ -276,7 +280,7 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         g = _fresh_graph(cfg)
     if cfg.nm_inputs != "all":
         g = signal_driven_nm(g, fast=cfg.nm_inputs == "signal_fast")
-    if cfg.hidden_bias and cfg.init is None:
+    if cfg.hidden_bias:
         g = g.replace(populations=tuple(p.replace(bias=np.full(p.size, cfg.hidden_bias) if np.ndim(p.bias) else cfg.hidden_bias)
                                         if p.name == "hidden" else p for p in g.populations))
     return with_consume(g, cfg.consume, at_feedback=cfg.consume_at_feedback)
