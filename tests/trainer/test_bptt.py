@@ -160,6 +160,8 @@ def test_neuron_constants_get_their_own_learning_rate_and_the_hidden_bias_its_st
                    and n.rsplit("/", 1)[-1] in ("du", "dv", "vth", "bias"))
     state, _ = BPTTJob(cfg).step(state, 0)
     assert float(state.model.net.params["hidden/bias"]) != pytest.approx(-0.1)  # it learns
+    storing = bptt_config("paper_storing")  # the preset of the best storing run
+    assert (storing.nm_inputs, storing.train_neurons, storing.modulation) == ("signal_fast", True, "per_post")
     with pytest.raises(ValueError, match="hidden_bias"):
         bptt_config("quick", hidden_bias=-0.1, init="model.plx")
     with pytest.raises(ValueError, match="neuron_lr"):

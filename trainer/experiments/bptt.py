@@ -190,6 +190,14 @@ CONFIGS = {
     "paper": dataclasses.replace(_PAPER, modulation="per_pre"),
     "paper_per_post": dataclasses.replace(_PAPER, modulation="per_post"),
     "paper_global": dataclasses.replace(_PAPER, modulation="global"),
+    # per-post, storing the association in the synapses (docs/results.md, issue 14: `sigchain0`, 0.860 at M = 5):
+    # an NM-SNN driven by the learning signal alone with memoryless neurons (plasticity only at the feedback), a
+    # trace the write uses up, eligibility time constants 300-2,000 steps, M = 3 then 5; the hidden and action
+    # neurons' constants trained (the readout needs a negative hidden bias), every input connected to every hidden
+    # neuron at half the initial scale
+    "paper_storing": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
+                                         tau_e=(300.0, 2000.0), curriculum=((0, 3), (300, 5)), train_neurons=True,
+                                         p_in=1.0, in_scale=0.05, iterations=4000),
     # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, excitatory plastic
     # matrix (sign mode EXCITATORY: weights stop at 0), one eta+- and one eligibility time constant
     # (128 steps: 1 - gamma = 2^-7, the engine's smallest decay literal), Loihi's trace convention, an
