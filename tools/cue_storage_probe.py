@@ -35,7 +35,7 @@ import torch
 
 import plastix.ir as ir
 from plastix.backends.torch import compile as compile_torch
-from plastix.trainer.experiments.cue_eval import CueSetting, accuracy, problem_batches
+from plastix.trainer.experiments.cue_eval import CueSetting, accuracy, problem_batches, silent_modulators
 
 PROJ, READOUT = "cues_to_hidden", "hidden_to_action"
 
@@ -71,8 +71,7 @@ def train_chain(graph: ir.Graph, setting: CueSetting, steps: int, problems: int,
     net = compile_torch(graph.replace(outputs=("action",)))
     proj = graph.projection(PROJ)
     sign = _sign(proj, torch.float32)
-    silent = {f"{m.name}/{f}": torch.zeros((1, *net.params[f"{m.name}/{f}"].shape))
-              for m in net.graph.modulators for f in ("weight", "bias")}
+    silent = silent_modulators(net)
     keys = (f"{PROJ}/weight", f"{READOUT}/weight", "hidden/bias", "action/bias")
     prm = {k: net.params[k].detach().clone()[None].requires_grad_() for k in keys}
     log_k = torch.tensor(float(np.log(2.0 * written)), requires_grad=True)
@@ -138,8 +137,7 @@ def main() -> None:
     pr, _ = next(problem_batches(setting, args.problems, args.seed, batch=args.problems))
     x = {"cues": pr.cues.double(), "learning_signal": pr.signal.double()}
     t0, L = int(pr.test.nonzero()[0]), setting.task.trial_steps
-    silent = {f"{m.name}/{f}": torch.zeros((1, *net.params[f"{m.name}/{f}"].shape), dtype=torch.float64)
-              for m in net.graph.modulators for f in ("weight", "bias")}
+    silent = silent_modulators(net)
     proj = graph.projection(PROJ)
     w_hi = getattr(proj.rule.base.base, "w_max", None) if hasattr(proj.rule, "base") else None
     w_hi = float(w_hi) if w_hi is not None else float("inf")

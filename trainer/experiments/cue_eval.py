@@ -87,17 +87,20 @@ def run_torch(graph: Graph, pr: CueProblems, *, precision: str = "float",
     return {k: v[:, 0] for k, v in outs.items()}, state
 
 
+def silent_modulators(net: Any) -> dict[str, torch.Tensor]:
+    """Parameter overrides (``(1, *shape)`` zeros for every modulator's weight and bias) that make
+    every modulator of ``net`` output M = f(0) = 0."""
+    return {f"{m.name}/{field}": torch.zeros((1, *v.shape), dtype=v.dtype, device=v.device)
+            for m in net.graph.modulators for field in ("weight", "bias") for v in (net.params[f"{m.name}/{field}"],)}
+
+
 def run_frozen_test(net: Any, inputs: dict[str, torch.Tensor], t0: int,
                     params: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], object]:
     """``net.run(inputs, params=params)`` with every modulator of the network silenced (M = 0) from
     step ``t0`` on: the steps before write the synapses, the steps after only read them. Returns the
     outputs of all steps and the final state, as ``run`` does."""
     params = dict(params or {})
-    silent = {}
-    for m in net.graph.modulators:
-        for field in ("weight", "bias"):
-            v = net.params[f"{m.name}/{field}"]
-            silent[f"{m.name}/{field}"] = torch.zeros((1, *v.shape), dtype=v.dtype, device=v.device)
+    silent = silent_modulators(net)
     before, state = net.run({k: v[:t0] for k, v in inputs.items()}, params=params or None)
     after, state = net.run({k: v[t0:] for k, v in inputs.items()}, state, params={**params, **silent})
     return {k: torch.cat([before[k], after[k]]) for k in after}, state
