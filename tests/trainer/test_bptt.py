@@ -2,6 +2,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -166,6 +167,41 @@ def test_neuron_constants_get_their_own_learning_rate_and_the_hidden_bias_its_st
         bptt_config("quick", hidden_bias=-0.1, init="model.plx")
     with pytest.raises(ValueError, match="neuron_lr"):
         bptt_config("quick", neuron_lr=0.0)
+
+
+def test_hidden_floor_keeps_every_hidden_neuron_firing(monkeypatch):
+    """hidden_floor: each hidden neuron's mean rate is held above the floor by the rate penalty (weight
+    rate_reg), so a fast-learnt negative hidden bias cannot silence the layer; it needs rate_reg."""
+    import plastix.trainer.experiments.bptt as bptt
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", train_neurons=True, neuron_lr=50.0, hidden_bias=-3.0, hidden_floor=0.2)
+    seen = []
+    monkeypatch.setattr(bptt, "rate_penalty", lambda a, steps, target: seen.append((tuple(a.shape), target))
+                        or rate_penalty(a, steps, target))
+    job = BPTTJob(cfg)
+    state = job.init_state()
+    for i in range(3):
+        state, _ = job.step(state, i)
+    assert ((cfg.n_hidden,), 0.2) in seen  # the floor sees one rate per hidden neuron
+    assert float(state.model.net.params["hidden/bias"]) > -3.0 + 0.05  # pushed up out of silence
+    with pytest.raises(ValueError, match="hidden_floor"):
+        bptt_config("quick", hidden_floor=0.1, rate_reg=0.0)
+    with pytest.raises(ValueError, match="hidden_floor"):
+        bptt_config("quick", hidden_floor=-0.1)
+
+
+def test_a_signal_fast_model_given_by_init_keeps_its_nm_weights(tmp_path):
+    """signal_driven_nm is idempotent: continuing a signal_fast model (--init) must not scale its
+    nm1 -> nm2 weights by the fast gain a second time."""
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    first = build_graph(bptt_config("quick", nm_inputs="signal_fast"))
+    ir.save(first, tmp_path / "m.plx")
+    again = build_graph(bptt_config("quick", nm_inputs="signal_fast", init=str(tmp_path / "m.plx")))
+    w = [np.asarray(g.projection("nm1_to_nm2").weight) for g in (first, again)]
+    assert np.array_equal(w[0], w[1]) and np.abs(w[0]).max() > 0
 
 
 def test_trial_readout_learns_the_unpermuted_task():

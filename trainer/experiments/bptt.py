@@ -98,6 +98,10 @@ class BPTTConfig:
     timing: tuple[int, int, int, int] = (25, 30, 50, 25)  # cue, rest, delay, decision steps (paper: 25/30/50/25 ms)
     rate_reg: float = 0.0            # weight of the output-rate penalty (keeps the readout out of the silent minimum)
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
+    hidden_floor: float = 0.0        # floor on every hidden neuron's mean rate (spikes per step over the batch's
+                                     # episodes), penalised with rate_reg like the output floor: a negative hidden
+                                     # bias learnt fast (neuron_lr) must not silence the layer (no post spikes, no
+                                     # writes: the run's dead end in docs/results.md, issue 14)
     init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
     mod_quiet: float = 0.0           # weight of the mean |M| outside the feedback windows in the loss (a rule
                                      # that rewrites weights all episode amplifies fixed-point rounding)
@@ -141,6 +145,9 @@ class BPTTConfig:
         object.__setattr__(self, "curriculum", stages)
         if self.neuron_lr <= 0:
             raise ValueError(f"neuron_lr must be > 0, got {self.neuron_lr!r}")
+        if not 0.0 <= self.hidden_floor < 1.0 or (self.hidden_floor and not self.rate_reg):
+            raise ValueError(f"hidden_floor must be in [0, 1) spikes per step and needs rate_reg > 0 (its weight), "
+                             f"got hidden_floor={self.hidden_floor!r}, rate_reg={self.rate_reg!r}")
         if self.hidden_bias and self.init is not None:
             raise ValueError("hidden_bias sets a fresh network's start; a model given by init keeps its own bias")
         if self.fixed_in_loop and not self.hardware_aware:
@@ -198,6 +205,12 @@ CONFIGS = {
     "paper_storing": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
                                          tau_e=(300.0, 2000.0), curriculum=((0, 3), (300, 5)), train_neurons=True,
                                          p_in=1.0, in_scale=0.05, iterations=4000),
+    # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron constants learnt 10x
+    # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
+    # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
+    "paper_storing_tune": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
+                                              tau_e=(300.0, 2000.0), curriculum=(), train_neurons=True, p_in=1.0,
+                                              in_scale=0.05, iterations=1500, neuron_lr=10.0, hidden_floor=0.02),
     # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, excitatory plastic
     # matrix (sign mode EXCITATORY: weights stop at 0), one eta+- and one eligibility time constant
     # (128 steps: 1 - gamma = 2^-7, the engine's smallest decay literal), Loihi's trace convention, an
@@ -302,7 +315,8 @@ def signal_driven_nm(graph: Graph, *, fast: bool = False, fast_gain: float = 10.
     and ``nm2`` memoryless (du = dv = 1: a neuron spikes at t iff its input at t exceeds vth) and the
     ``nm1 -> nm2`` weights x ``fast_gain`` (else the sparse binary layer leaves ``nm2`` silent), so M
     starts 3 steps after the feedback and stops 3 steps after it. Needs a zero-preserving modulator
-    activation."""
+    activation. Idempotent: a graph whose NM neurons are memoryless already (a ``signal_fast`` model given
+    by ``cfg.init``) keeps its ``nm1 -> nm2`` weights."""
     if "nm_mem" in {p.name for p in graph.populations}:
         raise ValueError("signal_driven_nm: the NM memory neurons fire tonically after a feedback (remove them)")
     for m in graph.modulators:
@@ -311,7 +325,9 @@ def signal_driven_nm(graph: Graph, *, fast: bool = False, fast_gain: float = 10.
     projs = tuple(p for p in graph.projections if not (p.post == "nm1" and p.pre in ("cues", "hidden")))
     mods = tuple(m.replace(bias=np.zeros(np.asarray(m.weight).shape[0])) for m in graph.modulators)
     pops = graph.populations
-    if fast:
+    already_fast = all(np.all(np.asarray(p.du) == 1) and np.all(np.asarray(p.dv) == 1)
+                       for p in pops if p.name in ("nm1", "nm2"))
+    if fast and not already_fast:
         pops = tuple(p.replace(du=np.ones(p.size), dv=np.ones(p.size)) if p.name in ("nm1", "nm2") else p for p in pops)
         projs = tuple(p.replace(weight=np.asarray(p.weight) * fast_gain) if p.name == "nm1_to_nm2" else p for p in projs)
     return graph.replace(projections=projs, modulators=mods, populations=pops)
@@ -510,6 +526,9 @@ class BPTTJob(GradientJob):
         act, outs = model.episode(pr.cues, pr.signal, window, fixed_in_loop=cfg.fixed_in_loop)
         loss = model.loss(act, pr.test_labels, int(window.sum()))
         total = loss + cfg.rate_reg * rate_penalty(act, int(window.sum()), cfg.target_rate) if cfg.rate_reg else loss
+        if cfg.hidden_floor:  # each hidden neuron's rate over all steps and problems: (n_hidden,)
+            rates = outs["hidden"].flatten(0, -2).mean(0)
+            total = total + cfg.rate_reg * rate_penalty(rates, 1, cfg.hidden_floor)
         if cfg.mod_quiet:
             total = total + cfg.mod_quiet * model.off_signal_modulation(outs, pr.signal)
         grad_norm = self.optimize(state, total)
