@@ -144,7 +144,8 @@ def test_stdp_rates_get_the_scaled_learning_rate():
 
 
 def test_neuron_constants_get_their_own_learning_rate_and_the_hidden_bias_its_start():
-    """train_neurons with neuron_lr: the hidden/action bias, thresholds and decays learn at lr * neuron_lr;
+    """train_neurons with neuron_lr: the hidden/action bias, thresholds and decays learn at lr * neuron_lr
+    (the biases alone at lr * bias_lr if given);
     the memoryless NM neurons of nm_inputs='signal_fast' stay fixed; hidden_bias sets the start."""
     from plastix.trainer.experiments.bptt import build_graph
     from plastix.trainer.experiments.bptt_run import bptt_config
@@ -161,12 +162,20 @@ def test_neuron_constants_get_their_own_learning_rate_and_the_hidden_bias_its_st
                    and n.rsplit("/", 1)[-1] in ("du", "dv", "vth", "bias"))
     state, _ = BPTTJob(cfg).step(state, 0)
     assert float(state.model.net.params["hidden/bias"]) != pytest.approx(-0.1)  # it learns
+    biases = BPTTJob(bptt_config("quick", train_neurons=True, bias_lr=10.0, lr=1e-3,
+                                              nm_inputs="signal_fast")).init_state()
+    names = {id(p): n for n, p in biases.model.net.params.items()}
+    fast = [g for g in biases.optimizer.param_groups if any(names.get(id(p)) == "hidden/bias" for p in g["params"])]
+    assert fast[0]["lr"] == pytest.approx(1e-2)
+    assert {names[id(p)] for p in fast[0]["params"]} == {"hidden/bias", "action/bias"}
     storing = bptt_config("paper_storing")  # the preset of the best storing run
     assert (storing.nm_inputs, storing.train_neurons, storing.modulation) == ("signal_fast", True, "per_post")
     with pytest.raises(ValueError, match="hidden_bias"):
         bptt_config("quick", hidden_bias=-0.1, init="model.plx")
     with pytest.raises(ValueError, match="neuron_lr"):
         bptt_config("quick", neuron_lr=0.0)
+    with pytest.raises(ValueError, match="bias_lr"):
+        bptt_config("quick", bias_lr=-1.0)
 
 
 def test_hidden_floor_keeps_every_hidden_neuron_firing(monkeypatch):

@@ -174,23 +174,30 @@ class PlasticNet(nn.Module):
     def param_groups(self) -> list[dict]:
         """Adam groups: the network at ``lr``, the readout gain/offset at ``lr * readout_lr``, the
         STDP rates η± (and with ``log_params`` the eligibility time constants) at ``lr * rule_lr``,
-        trained neuron constants at ``lr * neuron_lr`` (when the config has one other than 1)."""
-        rates, neurons, rest = [], [], []
+        trained neuron constants at ``lr * neuron_lr`` and their biases at ``lr * bias_lr`` (when the
+        config has multipliers other than 1; ``bias_lr`` None: ``neuron_lr``)."""
+        rates, rest, neurons = [], [], {}
         neuron_lr = getattr(self.cfg, "neuron_lr", 1.0)
+        bias_lr = getattr(self.cfg, "bias_lr", None)
+        bias_lr = neuron_lr if bias_lr is None else bias_lr
+        populations = {p.name for p in self.net.graph.populations}
         for name, p in self.net.named_parameters():
             if not p.requires_grad:
                 continue
             field = name.rsplit("/", 1)[-1]
+            owner = name.split("/", 1)[0].rsplit(".", 1)[-1]  # "params.hidden/bias" -> "hidden"
+            neuron = field in _NEURON_FIELDS and owner in populations  # not a modulator's bias
+            mult = (bias_lr if field == "bias" else neuron_lr) if neuron else 1.0
             if "/rule/" in name and field in _RATE_FIELDS:
                 rates.append(p)
-            elif "/rule/" not in name and field in _NEURON_FIELDS and neuron_lr != 1.0:
-                neurons.append(p)
+            elif "/rule/" not in name and mult != 1.0:
+                neurons.setdefault(mult, []).append(p)
             else:
                 rest.append(p)
         if self.reparam is not None:
             rates += list(self.reparam.parameters())
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
-        groups += [{"params": neurons, "lr": self.cfg.lr * neuron_lr}] if neurons else []
+        groups += [{"params": ps, "lr": self.cfg.lr * m} for m, ps in neurons.items()]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
 
     def project_(self) -> None:

@@ -64,6 +64,8 @@ class BPTTConfig:
     surrogate: str = "fast_sigmoid"
     train_neurons: bool = False
     neuron_lr: float = 1.0           # lr multiplier for the neuron constants when train_neurons (bias, vth, du, dv)
+    bias_lr: float | None = None     # lr multiplier for the neuron biases alone (None: neuron_lr): a bias moves the
+                                     # operating point at any size, a step in du of a slow neuron (0.06) is not small
     hidden_bias: float = 0.0         # initial bias of the hidden CUBA neurons (< 0: a thresholded, selective readout
                                      # of the stored association; tools/cue_storage_probe.py, docs/results.md issue 14)
     eval_problems: int = 128
@@ -143,8 +145,8 @@ class BPTTConfig:
             raise ValueError(f"curriculum must be ((first iteration, M >= 1), ...) with increasing iterations, "
                              f"got {self.curriculum!r}")
         object.__setattr__(self, "curriculum", stages)
-        if self.neuron_lr <= 0:
-            raise ValueError(f"neuron_lr must be > 0, got {self.neuron_lr!r}")
+        if self.neuron_lr <= 0 or (self.bias_lr is not None and self.bias_lr <= 0):
+            raise ValueError(f"neuron_lr and bias_lr must be > 0, got {self.neuron_lr!r}, {self.bias_lr!r}")
         if not 0.0 <= self.hidden_floor < 1.0 or (self.hidden_floor and not self.rate_reg):
             raise ValueError(f"hidden_floor must be in [0, 1) spikes per step and needs rate_reg > 0 (its weight), "
                              f"got hidden_floor={self.hidden_floor!r}, rate_reg={self.rate_reg!r}")
@@ -205,12 +207,12 @@ CONFIGS = {
     "paper_storing": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
                                          tau_e=(300.0, 2000.0), curriculum=((0, 3), (300, 5)), train_neurons=True,
                                          p_in=1.0, in_scale=0.05, iterations=4000),
-    # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron constants learnt 10x
+    # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
     # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
     # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
     "paper_storing_tune": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
                                               tau_e=(300.0, 2000.0), curriculum=(), train_neurons=True, p_in=1.0,
-                                              in_scale=0.05, iterations=1500, neuron_lr=10.0, hidden_floor=0.02),
+                                              in_scale=0.05, iterations=1500, bias_lr=10.0, hidden_floor=0.02),
     # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, excitatory plastic
     # matrix (sign mode EXCITATORY: weights stop at 0), one eta+- and one eligibility time constant
     # (128 steps: 1 - gamma = 2^-7, the engine's smallest decay literal), Loihi's trace convention, an
