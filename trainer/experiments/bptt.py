@@ -186,6 +186,14 @@ _PAPER = BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval
                     eta_minus_ratio=0.1, decay_post=0.99, w_max=0.1, nm_scales=(0.02, 3.0, 0.02), mod_scale=2.0,
                     in_scale=0.1, recurrent_scale=0.0, curriculum=((0, 1), (300, 3), (600, 5)))
 
+#: per-post, storing the association in the synapses (docs/results.md, issue 14: `sigchain0`, 0.860 at M = 5):
+#: an NM-SNN driven by the learning signal alone with memoryless neurons (plasticity only at the feedback), a
+#: trace the write uses up, eligibility time constants 300-2,000 steps, M = 3 then 5; the hidden and action
+#: neurons' constants trained (the readout needs a negative hidden bias), every input connected to every hidden
+#: neuron at half the initial scale
+_STORING = dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1, tau_e=(300.0, 2000.0),
+                               curriculum=((0, 3), (300, 5)), train_neurons=True, p_in=1.0, in_scale=0.05, iterations=4000)
+
 CONFIGS = {
     # the paper_per_post model on a task small enough for tests on 2 CPU cores: M = 1 cue, 3 x 50-step trials
     "quick": dataclasses.replace(_PAPER, modulation="per_post", iterations=60, batch=16, n_cues=1, eval_problems=64,
@@ -199,20 +207,16 @@ CONFIGS = {
     "paper": dataclasses.replace(_PAPER, modulation="per_pre"),
     "paper_per_post": dataclasses.replace(_PAPER, modulation="per_post"),
     "paper_global": dataclasses.replace(_PAPER, modulation="global"),
-    # per-post, storing the association in the synapses (docs/results.md, issue 14: `sigchain0`, 0.860 at M = 5):
-    # an NM-SNN driven by the learning signal alone with memoryless neurons (plasticity only at the feedback), a
-    # trace the write uses up, eligibility time constants 300-2,000 steps, M = 3 then 5; the hidden and action
-    # neurons' constants trained (the readout needs a negative hidden bias), every input connected to every hidden
-    # neuron at half the initial scale
-    "paper_storing": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
-                                         tau_e=(300.0, 2000.0), curriculum=((0, 3), (300, 5)), train_neurons=True,
-                                         p_in=1.0, in_scale=0.05, iterations=4000),
+    # per-post, storing the association in the synapses (_STORING)
+    "paper_storing": _STORING,
+    # the same recipe with the paper's input-neuron-specific modulation M_i and with one global M (the three forms the
+    # issue asks for at one budget)
+    "paper_storing_per_pre": dataclasses.replace(_STORING, modulation="per_pre"),
+    "paper_storing_global": dataclasses.replace(_STORING, modulation="global"),
     # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
     # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
     # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
-    "paper_storing_tune": dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1,
-                                              tau_e=(300.0, 2000.0), curriculum=(), train_neurons=True, p_in=1.0,
-                                              in_scale=0.05, iterations=1500, bias_lr=10.0, hidden_floor=0.02),
+    "paper_storing_tune": dataclasses.replace(_STORING, curriculum=(), iterations=1500, bias_lr=10.0, hidden_floor=0.02),
     # the paper's task in the form Loihi's learning engine runs (issue 15): a dense, excitatory plastic
     # matrix (sign mode EXCITATORY: weights stop at 0), one eta+- and one eligibility time constant
     # (128 steps: 1 - gamma = 2^-7, the engine's smallest decay literal), Loihi's trace convention, an
