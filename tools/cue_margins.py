@@ -1,0 +1,102 @@
+"""Which one-shot cue problems does a trained model lose? Accuracy by the cue margins of the training
+and test trials, next to the one-shot Hebbian learner on spike counts (docs/results.md, issue 14).
+
+    .venv/bin/python tools/cue_margins.py MODEL.plx [--problems 1000] [--seed 1] [--cues 5]
+    .venv/bin/python tools/cue_margins.py --counts-only [--problems 4000] [--cues 5]
+    .venv/bin/python tools/cue_margins.py MODEL.plx --consume-scale 0.5,1,2 [--problems 500]
+
+A diagnostic, not library code. A trial's margin is |#right cues - #left cues| (1, 3 or 5 at M = 5). The
+count learner stores ``w * s_1 n_1 + s_2 n_2`` (``n_t`` every input's spike count in training trial ``t``,
+``s_t`` = +1 for a right trial, -1 for a left one) and answers with the sign of the store times the test
+trial's centred counts; ``w`` = 1 is the ideal learner, ``w`` < 1 weights the first training trial less
+(a trace the first write leaves behind and the second write subtracts again). ``--consume-scale`` runs the
+model with its trace use-up (ThreeFactor ``consume``) scaled by each factor, untrained otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+import plastix.ir as ir
+from plastix.tasks.cue_association import RIGHT, CueProblems, OneShotCueConfig, one_shot_cue_problems
+from plastix.trainer.experiments.cue_eval import CueSetting, evaluate_model, problem_batches, run_torch
+
+FIRST_TRIAL_WEIGHTS = (1.0, 0.75, 0.5)
+
+
+def margins(pr: CueProblems, task: OneShotCueConfig, n: int) -> torch.Tensor:
+    """``(n, 3)`` cue margins of the two training trials and the test trial, from the firing rates."""
+    L, lo, hi = task.trial_steps, task.p_background, task.p_active
+    right = (pr.permutation[:n] // task.group) == RIGHT
+    out = []
+    for t in range(3):
+        r = pr.rates[t * L:(t + 1) * L, :n]
+        mean_right = (r * right[None]).sum(-1) / right.sum(-1)[None]       # the right group's rate, (L, n)
+        k = ((mean_right.sum(0) - lo * L) / ((hi - lo) * task.cue_steps)).round()
+        out.append((2 * k - task.n_cues).abs())
+    return torch.stack(out, 1)
+
+
+def count_learner(pr: CueProblems, task: OneShotCueConfig, w: float = 1.0) -> torch.Tensor:
+    """``(B,)`` bool: the count learner's test answer is right."""
+    L = task.trial_steps
+    n = [pr.cues[t * L:(t + 1) * L].sum(0).double() for t in range(3)]
+    s = [torch.where(pr.labels[:, t:t + 1] == RIGHT, 1.0, -1.0).double() for t in range(2)]
+    score = ((w * s[0] * n[0] + s[1] * n[1]) * (n[2] - n[2].mean(-1, keepdim=True))).sum(-1)
+    return (score < 0).long() == pr.test_labels
+
+
+def table(name: str, ok: torch.Tensor, m: torch.Tensor) -> None:
+    """Accuracy overall and by margins; ``m`` (B, 3) from :func:`margins`."""
+    both = (m[:, 0] == 1) & (m[:, 1] == 1)
+    print(f"{name}: all {ok.float().mean():.3f} ({len(ok)} problems); both training trials at margin 1 "
+          f"{ok[both].float().mean():.3f} ({both.float().mean():.0%}), else {ok[~both].float().mean():.3f}")
+    for v in sorted(set(m[:, 2].tolist())):
+        sel = m[:, 2] == v
+        print(f"   test margin {int(v)}: {ok[sel].float().mean():.3f} ({int(sel.sum())} problems)")
+
+
+def with_consume_scaled(graph: ir.Graph, factor: float) -> ir.Graph:
+    """``graph`` with every three-factor rule's ``consume`` times ``factor``."""
+    return graph.replace(projections=tuple(
+        p.replace(rule=p.rule.replace(consume=np.asarray(p.rule.consume) * factor)) if hasattr(p.rule, "consume") else p
+        for p in graph.projections))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("--problems", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cues", type=int, default=5)
+    ap.add_argument("--counts-only", action="store_true")
+    ap.add_argument("--consume-scale", default=None, help="comma list of factors")
+    a = ap.parse_args()
+    if a.counts_only == (a.model is not None):
+        ap.error("give a MODEL.plx or --counts-only")
+    if a.counts_only:
+        task = OneShotCueConfig(n_cues=a.cues)
+        pr = one_shot_cue_problems(a.problems or 4000, task, generator=torch.Generator().manual_seed(a.seed))
+        m = margins(pr, task, len(pr.labels))
+        for w in FIRST_TRIAL_WEIGHTS:
+            table(f"count learner, first training trial x {w}", count_learner(pr, task, w), m)
+        return
+    graph = ir.load(a.model)
+    if a.consume_scale:
+        for f in (float(v) for v in a.consume_scale.split(",")):
+            r = evaluate_model(with_consume_scaled(graph, f), n_problems=a.problems or 500, n_cues=a.cues, seed=a.seed)
+            print(f"consume x {f}: accuracy {r['accuracy']:.3f}", flush=True)
+        return
+    setting = CueSetting.of(graph, a.cues)
+    oks, ms = [], []
+    for pr, n in problem_batches(setting, a.problems or 1000, a.seed):
+        act = run_torch(graph, pr)[0]["action"][setting.window(pr)].sum(0)[:n]
+        oks.append((act.argmax(-1) == pr.test_labels[:n]) & (act[:, 0] != act[:, 1]))  # ties are wrong
+        ms.append(margins(pr, setting.task, n))
+    table(a.model, torch.cat(oks), torch.cat(ms))
+
+
+if __name__ == "__main__":
+    main()
