@@ -468,3 +468,27 @@ def test_consume_by_another_modulator(channels):
                                              for p in g.projections))
     np.testing.assert_allclose(final_w(with_by(np.zeros_like(m.weight))), final_w(no_consume), rtol=1e-12, atol=1e-14)
     assert not np.allclose(final_w(g), final_w(no_consume), atol=1e-9)
+
+
+@pytest.mark.parametrize("oja", [False, True])
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_rank_one_dp_update_matches_autograd(oja, clip):
+    """dp_step's eager BPTT form (rules._RankOneLerp, its own backward) gives autograd's values and
+    gradients of clip(lerp(E, a pre^T, eta)), a = post - E pre (Oja) or post; some entries clipped."""
+    from plastix.backends.torch.rules import _RankOneLerp, matvec, outer
+
+    g = torch.Generator().manual_seed(0)
+    e = (torch.randn(3, 2, 4, 5, generator=g, dtype=torch.float64) * 0.4).requires_grad_()
+    post = torch.rand(3, 2, 4, generator=g, dtype=torch.float64).requires_grad_()
+    pre = torch.rand(3, 2, 5, generator=g, dtype=torch.float64).requires_grad_()
+    eta = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    a = post - matvec(e, pre) if oja else post
+    ref = torch.lerp(e, outer(a, pre), eta)
+    ref = ref if clip is None else ref.clamp(-clip, clip)
+    out = _RankOneLerp.apply(e, post, pre, eta, clip, oja)
+    if clip is not None:
+        assert int((ref.abs() == clip).sum()) > 0
+    w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    for x, y in zip(torch.autograd.grad((ref * w).sum(), (e, post, pre, eta)), torch.autograd.grad((out * w).sum(), (e, post, pre, eta))):
+        torch.testing.assert_close(y, x, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
