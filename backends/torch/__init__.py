@@ -15,6 +15,8 @@ from ...ir import Graph
 from .fixed import FixedNetwork as FixedNetwork
 from .network import LOWERING as LOWERING
 from .network import POPULATIONS as POPULATIONS
+from .network import Schedule as Schedule
+from .network import parse_schedule as parse_schedule
 from .network import NetState as NetState
 from .network import TorchNetwork as TorchNetwork
 from .network import export_graph as export_graph
@@ -23,7 +25,7 @@ from .surrogate import SURROGATES as SURROGATES
 
 def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32, precision: str = "float",
             surrogate: str = "fast_sigmoid", population: Optional[int] = None, jit: bool = False,
-            jit_chunk: int = 8, memory_limit: Any = None) -> "TorchNetwork | FixedNetwork":
+            jit_chunk: int = 8, memory_limit: Any = None, schedule: "Schedule | str" = "step") -> "TorchNetwork | FixedNetwork":
     """Lower ``graph`` to a PyTorch module.
 
     ``precision="float"`` gives a differentiable :class:`TorchNetwork` (surrogate gradient
@@ -38,6 +40,13 @@ def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.floa
     mode and input shape. Graphs with step-index- or RNG-dependent rules (synaptic Q, Loihi, interval > 1) and any
     compiler failure fall back to eager with a ``RuntimeWarning``.
 
+    ``schedule="layerwise"`` (float only) runs feed-forward graphs one population at a time over the
+    whole window, in chunks between the rules' interval updates (:mod:`plastix.backends.torch.layerwise`;
+    the same results, each per-sample plastic weight read once per chunk); a graph it cannot run
+    (recurrent, per-step rules) raises :class:`~plastix.backends.torch.layerwise.LayerwiseError`.
+    ``run(..., schedule=...)`` overrides the choice per run. With ``jit`` it compiles its layer chunks
+    (at any rule interval; one variant per layer, chunk length and rule phases).
+
     Before allocating, ``init_state`` and ``run`` estimate the memory the run needs and raise
     :class:`plastix.backends.memory.MemoryLimitError` above ``memory_limit`` (bytes or ``"16G"``;
     default ``$PLASTIX_MAX_MEMORY`` or :data:`plastix.backends.memory.DEFAULT_LIMIT`).
@@ -45,6 +54,9 @@ def compile(graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.floa
     if precision == "fixed":
         if jit:
             raise ValueError("compile: jit=True is for precision='float' (the fixed-point network is not compiled)")
+        if parse_schedule(schedule) is not Schedule.STEP:
+            raise ValueError("compile: schedule='layerwise' is for precision='float'")
         return FixedNetwork(graph, device=device, dtype=dtype, population=population, memory_limit=memory_limit)
     return TorchNetwork(graph, device=device, dtype=dtype, precision=precision, surrogate=surrogate,
-                        population=population, jit=jit, jit_chunk=jit_chunk, memory_limit=memory_limit)
+                        population=population, jit=jit, jit_chunk=jit_chunk, memory_limit=memory_limit,
+                        schedule=schedule)

@@ -22,10 +22,16 @@ back into a new Graph.
 unrolled into one pure function of the state (no step index), compiled once per grad mode; the
 ``T % jit_chunk`` remaining steps run eagerly. Rules that need the step index or an RNG (synaptic
 Q, Loihi, interval > 1) keep the eager loop.
+
+``compile(graph, schedule="layerwise")`` (or ``run(..., schedule=...)``) runs a feed-forward graph
+one population at a time over the whole window, in chunks between its rules' interval updates
+(:mod:`plastix.backends.torch.layerwise`): the same outputs, state and gradients, with each
+per-sample plastic weight read once per chunk instead of once per step.
 """
 from __future__ import annotations
 
 import dataclasses
+import enum
 import warnings
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
@@ -51,6 +57,27 @@ PRECISIONS = ("float", "fixed")
 # interval 1, checked in ``_jit_blocker``)
 JIT_RULES = frozenset({"pair_stdp", "triplet_stdp", "three_factor", "gated_synapse",
                        "hebbian_decay", "oja", "bcm"})
+#: recompile limit of the layer-wise schedule's compiled chunks (their variants of all networks of a process)
+LAYER_JIT_VARIANTS = 256
+
+
+class Schedule(str, enum.Enum):
+    """The order :meth:`TorchNetwork.run` computes a run in (both give the same results).
+
+    ``STEP``: the whole graph one step at a time (any graph). ``LAYERWISE``: one population at a time
+    over the whole window, in interval chunks (feed-forward graphs with static or interval rules;
+    :mod:`plastix.backends.torch.layerwise`)."""
+
+    STEP = "step"
+    LAYERWISE = "layerwise"
+
+
+def parse_schedule(value: "Schedule | str") -> Schedule:
+    """A :class:`Schedule` from its name (``ValueError`` listing the known names)."""
+    try:
+        return Schedule(value)
+    except ValueError:
+        raise ValueError(f"unknown schedule {value!r}; known: {', '.join(s.value for s in Schedule)}") from None
 
 
 class NetState(NamedTuple):
@@ -237,6 +264,14 @@ class _RuleLowering:
     def modulators(self) -> tuple[str, ...]:
         return self.rule.modulator_names
 
+    @property
+    def chunk_interval(self) -> Optional[int]:
+        """``n`` if the weight in effect changes only at the end of the steps ``t`` with ``(t + 1) % n
+        == 0`` and :meth:`learn` on the sums of ``x`` and ``y`` over steps ``s..e`` (no update in
+        ``s..e - 1``; ``t = e``) equals ``learn`` step by step (the layer-wise schedule,
+        :mod:`plastix.backends.torch.layerwise`); ``None`` if the rule changes the synapse every step."""
+        return None
+
     def bind(self, prm: Mapping[str, torch.Tensor]) -> Any:
         return None
 
@@ -261,6 +296,11 @@ class _DPLowering(_RuleLowering):
     """HebbianDecay / Oja / BCM: ``W_eff = W + alpha E``."""
 
     stores_weight = False
+
+    @property
+    def chunk_interval(self) -> Optional[int]:
+        """The rule's interval: ``dp_step`` accumulates ``x`` and ``y`` and updates ``E`` every ``interval`` steps."""
+        return int(self.rule.interval)
 
     def bind(self, prm):  # noqa: ANN001
         r, pf = self.rule, self.prefix
@@ -511,7 +551,8 @@ class TorchNetwork(nn.Module):
 
     def __init__(self, graph: Graph, *, device: Any = None, dtype: torch.dtype = torch.float32,
                  precision: str = "float", surrogate: str = "fast_sigmoid", population: Optional[int] = None,
-                 jit: bool = False, jit_chunk: int = 8, memory_limit: Any = None) -> None:
+                 jit: bool = False, jit_chunk: int = 8, memory_limit: Any = None,
+                 schedule: "Schedule | str" = Schedule.STEP) -> None:
         super().__init__()
         self.memory_limit = memory_limit  # bytes, "16G" or None (backends.memory.limit)
         if not isinstance(jit_chunk, int) or isinstance(jit_chunk, bool) or jit_chunk < 1:
@@ -547,13 +588,21 @@ class TorchNetwork(nn.Module):
         self.inputs = tuple(graph.inputs)
         self.outputs = tuple(graph.outputs)
         self.jit = bool(jit)
+        self.jit_layerwise = bool(jit)  # the layer-wise schedule compiles its chunks (any interval)
         self.jit_chunk = jit_chunk
         self._jit_fn: Optional[Callable] = None
+        self._layer_jit_fn: Optional[Callable] = None
+        self.schedule = parse_schedule(schedule)
         if self.jit:
             blocker = self._jit_blocker()
-            if blocker:
+            if blocker and self.schedule is Schedule.STEP:
                 warnings.warn(f"compile(jit=True): {blocker}; running eagerly", RuntimeWarning, stacklevel=3)
-                self.jit = False
+            self.jit = not blocker  # the step schedule's compiled chunks
+        self._layer_plan = None
+        if self.schedule is Schedule.LAYERWISE:
+            from . import layerwise
+
+            self._layer_plan = layerwise.plan(self)  # LayerwiseError: this graph cannot take it
         if device is not None:
             self.to(device)
 
@@ -761,14 +810,17 @@ class TorchNetwork(nn.Module):
     def run(self, inputs: Mapping[str, torch.Tensor], state: Optional[NetState] = None, *,
             params: Optional[Mapping[str, torch.Tensor]] = None, reward: Any = None,
             generator: Optional[torch.Generator] = None, check_finite: bool = True,
-            force: Optional[Mapping[str, torch.Tensor]] = None) -> tuple[dict, NetState]:
+            force: Optional[Mapping[str, torch.Tensor]] = None,
+            schedule: "Schedule | str | None" = None) -> tuple[dict, NetState]:
         """Run ``T`` steps. ``inputs``: name -> ``(T, P, B, size[, channels])`` (``(T, B, ...)``
         broadcasts over P). ``params``: name -> ``(P, *shape)`` per-individual overrides.
         ``reward``: ``(T, P, B)`` / ``(T,)`` sequence or ``None`` (synaptic-Q).
         ``force``: population name -> outputs ``(T, P, B, size)`` (or ``(T, B, size)``) that replace
         what the population computes, straight-through (the forward value is the forced one, the
         gradient the population's own): e.g. spikes recorded in fixed point, so that a float backward
-        pass trains what the fixed-point run did (runs eagerly).
+        pass trains what the fixed-point run did (runs eagerly, step schedule).
+        ``schedule``: :class:`Schedule` of this run (default: the network's, ``compile(schedule=...)``);
+        the layer-wise one takes no ``reward`` or ``force``; with ``jit`` it compiles its layer chunks.
         Returns outputs name -> ``(T, P, B, size[, channels])`` and the final state."""
         prm, Pp = self._resolve(params)
         missing = [n for n in self.inputs if n not in inputs]
@@ -797,6 +849,9 @@ class TorchNetwork(nn.Module):
         seqs = {n: self._inputs_seq(n, x, P, B) for n, x in seqs.items()}
         bound = self._bind(prm)
         forced = self._forced(force, T, P, B)
+        sched = self.schedule if schedule is None else parse_schedule(schedule)
+        if sched is Schedule.LAYERWISE and T > 0:
+            return self._run_layerwise(seqs, state, bound, reward, forced)
         if self.jit and T > 0 and forced is None:
             if reward is not None:
                 raise ValueError("run: reward is only used by synaptic-Q rules, which jit-compiled graphs do not have")
@@ -819,6 +874,47 @@ class TorchNetwork(nn.Module):
         if record is not None and T > 0:
             return record, state
         return {n: torch.stack(v) for n, v in outs.items()}, state
+
+    def _run_layerwise(self, seqs: dict, state: NetState, bound: tuple, reward: Any,
+                       forced: Optional[dict]) -> tuple[dict, NetState]:
+        from . import layerwise
+
+        if reward is not None or forced is not None:
+            raise layerwise.LayerwiseError("run: reward and force need the step schedule (schedule='step')")
+        if self._layer_plan is None:
+            self._layer_plan = layerwise.plan(self)
+        if not self.jit_layerwise:
+            return layerwise.run(self, self._layer_plan, seqs, state, bound)
+        if self._layer_jit_fn is None:
+            self._layer_jit_fn = torch.compile(self._layer_chunk, dynamic=False, fullgraph=True)
+        return layerwise.run(self, self._layer_plan, seqs, self._compile_ready(state), bound, self._layer_jit)
+
+    def _layer_chunk(self, index: int, *args: Any) -> tuple:
+        """:func:`~plastix.backends.torch.layerwise.layer_chunk` of layer ``index`` of this network's plan
+        (what ``jit`` compiles: one variant per layer, chunk length and rule phases)."""
+        from . import layerwise
+
+        return layerwise.layer_chunk(self._layer_plan.layers[index], *args)
+
+    def _layer_jit(self, index: int, K: int, xs: dict, static: dict, carry: torch.Tensor, nst: Any, rstates: dict,
+                   mod_prev: dict, phases: tuple, bound: tuple) -> tuple:
+        """The compiled :meth:`_layer_chunk` (eagerly, with a warning, if compiling fails). The chunk's
+        input sequences are copied: slices of one window alias each other differently from chunk to
+        chunk, and dynamo guards on aliasing between arguments."""
+        fresh = lambda d: {n: None if v is None else v.clone() for n, v in d.items()}  # noqa: E731
+        carry, nst, rstates = self._compile_ready((carry, nst, rstates))
+        args = (index, K, fresh(xs), fresh(static), carry, nst, rstates, fresh(mod_prev), phases, bound)
+        if self._layer_jit_fn is not None:
+            try:
+                # every network compiles this same method, and dynamo counts the variants of all of them
+                # (layers x chunk lengths x phases) against one recompile_limit (8): raised for these calls
+                with torch._dynamo.config.patch(recompile_limit=LAYER_JIT_VARIANTS):
+                    return self._layer_jit_fn(*args)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: warn, continue eagerly
+                warnings.warn(f"jit: torch.compile of the layer-wise chunks failed ({type(exc).__name__}: {exc}); "
+                              "running eagerly", RuntimeWarning, stacklevel=4)
+                self._layer_jit_fn, self.jit_layerwise = None, False
+        return self._layer_chunk(*args)
 
     def _forced(self, force: Optional[Mapping[str, torch.Tensor]], T: int, P: int, B: int) -> Optional[dict]:
         if not force:
@@ -877,15 +973,12 @@ class TorchNetwork(nn.Module):
                 ys[n].append(y[n])
         return {n: torch.stack(v) for n, v in ys.items()}, state.out, state.a, state.neurons, state.projs
 
-    def _run_jit(self, seqs: dict, state: NetState, bound: tuple, T: int) -> tuple[dict, NetState]:
-        """``run``'s loop over compiled chunks; the remaining ``T % jit_chunk`` steps run eagerly.
-        Falls back to eager (with a warning) if compiling fails."""
-        if self._jit_fn is None:
-            self._jit_fn = torch.compile(self._chunk, dynamic=False, fullgraph=True)
-        # dynamo guards on tensor aliasing: a state whose fields share storage (zeros of init_state)
-        # would compile twice; distinct copies keep one compiled variant per grad mode. With autograd
-        # on, the zero initial state is made a leaf that requires grad for the same reason (the
-        # states of later chunks require grad); its gradient is a by-product nobody reads.
+    def _compile_ready(self, state: Any) -> Any:
+        """``state`` (a nest of tensors) as compiled chunks take it. Dynamo guards on tensor aliasing: a
+        state whose fields share storage (zeros of init_state) would compile twice; distinct copies keep
+        one compiled variant per grad mode. With autograd on, a state that does not require grad (the zero initial
+        state, a stored one) is made a leaf that requires grad for the same reason (the states of later
+        chunks require grad); its gradient is a by-product nobody reads."""
         seen: set = set()
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.params.values())
 
@@ -900,8 +993,15 @@ class TorchNetwork(nn.Module):
                 v = v.detach().clone().requires_grad_(True)
             return v
 
+        return pytree.tree_map(unalias, state)
+
+    def _run_jit(self, seqs: dict, state: NetState, bound: tuple, T: int) -> tuple[dict, NetState]:
+        """``run``'s loop over compiled chunks; the remaining ``T % jit_chunk`` steps run eagerly.
+        Falls back to eager (with a warning) if compiling fails."""
+        if self._jit_fn is None:
+            self._jit_fn = torch.compile(self._chunk, dynamic=False, fullgraph=True)
         inputs_out = {n: state.out[n] for n in self.inputs}  # carry x[t - 1], which never requires grad
-        state = pytree.tree_map(unalias, state)
+        state = self._compile_ready(state)
         state = state._replace(out={**state.out, **inputs_out})
         K = self.jit_chunk
         outs: dict[str, list] = {n: [] for n in self.outputs}
