@@ -88,6 +88,32 @@ def test_the_update_recomputes_the_rollout_mean_exactly():
     assert h.projs["hidden2_to_action"].rule.e.abs().sum() > 0
 
 
+@pytest.mark.parametrize("variant,interval", [("dp_oja", 1), ("ndp_bcm", 5)])
+def test_the_layerwise_and_step_schedules_give_the_same_update(variant, interval):
+    """The policy runs on the layer-wise schedule (cfg.schedule); the step-by-step one gives the same
+    action means and gradients from stored states, and the rule rates get a gradient at interval 5."""
+    cfg = dataclasses.replace(TINY, variant=variant, init=dataclasses.replace(TINY.init, interval=interval))
+    pol: LocomotionPolicy = LocomotionJob(cfg).init_state().model
+    assert pol.plastic.net.schedule.value == cfg.schedule == "layerwise"
+    g = torch.Generator().manual_seed(1)
+    h = pol.initial_state(4)
+    for _ in range(2):
+        _, h, replay = pol.act(torch.randn(4, 12, generator=g), h, g)
+    named = [(n, p) for n, p in pol.plastic.net.named_parameters() if p.requires_grad]
+    grads = {}
+    for schedule in ("step", "layerwise"):
+        mean = pol.mean_of(h, replay, schedule=schedule)
+        grads[schedule] = (mean.detach(), torch.autograd.grad(mean.square().sum(), [p for _, p in named], allow_unused=True))
+    torch.testing.assert_close(grads["layerwise"][0], grads["step"][0], rtol=1e-5, atol=1e-6)
+    eta_moved = False
+    for (name, _), a, b in zip(named, grads["step"][1], grads["layerwise"][1]):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+            eta_moved |= name.endswith("rule/eta") and float(a.abs().sum()) > 0
+    assert eta_moved == (interval < cfg.window)
+
+
 def _improvement(records, key):
     k = len(records) // 4
     return sum(r[key] for r in records[-k:]) / k - sum(r[key] for r in records[:k]) / k

@@ -127,11 +127,12 @@ class PlasticNet(nn.Module):
     rule coefficients after each step; export of the trained values (:meth:`to_graph`). ``jit`` runs
     the network through ``compile(graph, jit=True)`` (chunks of ``jit_chunk`` ``torch.compile``d steps; the
     same math, 3-4x faster per BPTT iteration; eager if compiling fails). ``probes``: populations the network
-    outputs besides the graph's outputs (for diagnostics). ``cfg`` needs ``surrogate``,
+    outputs besides the graph's outputs (for diagnostics). ``schedule``: the torch backend's order of
+    computation (``"step"`` or ``"layerwise"`` for feed-forward graphs; same results). ``cfg`` needs ``surrogate``,
     ``train_neurons``, ``lr``, ``readout_lr`` and ``rule_lr``."""
 
     def __init__(self, graph: Graph, cfg: Any, *, jit: bool = False, jit_chunk: int = 8,
-                 probes: tuple[str, ...] = ("action",)) -> None:
+                 probes: tuple[str, ...] = ("action",), schedule: str = "step") -> None:
         super().__init__()
         self.cfg = cfg
         self.units = None
@@ -142,7 +143,8 @@ class PlasticNet(nn.Module):
             graph = self.units.tag(self.units.project(graph))  # start from values the engine runs
         self.outputs = graph.outputs
         probes = tuple(n for n in probes if any(p.name == n for p in graph.populations))
-        self.net = compile_torch(graph.replace(outputs=probes), surrogate=cfg.surrogate, jit=jit, jit_chunk=jit_chunk)
+        self.net = compile_torch(graph.replace(outputs=probes), surrogate=cfg.surrogate, jit=jit, jit_chunk=jit_chunk,
+                                 schedule=schedule)
         meta = graph.metadata or {}
         self.gain = nn.Parameter(torch.tensor(float(meta.get("readout_gain", 10.0))))
         self.offset = nn.Parameter(torch.tensor(float(meta.get("readout_offset", -1.0))))

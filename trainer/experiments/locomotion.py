@@ -24,8 +24,11 @@ joint-friction, action and observation noise (:mod:`plastix.tasks.halfcheetah`).
 
 Our choices where the paper's text (its appendix is not in our copy) leaves them open, stated once:
 
-* Δτ = 1: the rules' rates are each SNN step's spikes. Graphs whose rules update every step compile
-  with ``torch.compile`` (``jit``), about 3.5x faster than Δτ = 5 run eagerly on CPU.
+* Δτ = 1: the rules' rates are each SNN step's spikes. The policy runs on the torch backend's
+  layer-wise schedule (``LocomotionConfig.schedule``; :mod:`plastix.backends.torch.layerwise`: the
+  same values as the step-by-step one, each per-sample plastic weight read once per interval instead
+  of once per SNN step), compiled with ``torch.compile`` (``jit``) at any Δτ. With Δτ = 50 (one
+  update per window, at its end) the rule rates η get no gradient (truncation is at window boundaries).
 * Initial values :data:`HC_INIT` / :data:`HC_SCALES`: weights give the hidden layers a firing rate
   of ~0.1-0.3 per step on the place code; α ~ N(0, (1/√n_pre)²) so that α ⊙ E starts as large as W;
   η = η_φ = 0.01 per step (a trace time constant of 2 environment steps); NDP modulators start at
@@ -51,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from plastix.backends.torch import Schedule, parse_schedule
 from plastix.ir import Graph
 from plastix.tasks.halfcheetah import JOINT_HIGH, JOINT_LOW, JOINTS, OBS_INDICES, VELOCITY_CLIP, place_code
 from plastix.tasks.spike_coding import ActionCode, PlaceCode
@@ -140,13 +144,13 @@ class SpikingController:
 
     @classmethod
     def from_graph(cls, graph: Graph, *, dtype: torch.dtype = torch.float64, surrogate: str = "exponential",
-                   jit: bool = False) -> "SpikingController":
+                   jit: bool = False, schedule: Schedule | str = Schedule.STEP) -> "SpikingController":
         """A controller of a saved model on the torch backend (float64 by default, as Lava runs)."""
         import plastix.backends as backends
 
         place, action = codes_of(graph)
         return cls(backends.compile(graph, "torch", "float", dtype=dtype, surrogate=surrogate, jit=jit,
-                                    jit_chunk=_chunk(action.window)), place, action)
+                                    jit_chunk=_chunk(action.window), schedule=schedule), place, action)
 
     @property
     def steps_per_action(self) -> int:
@@ -163,10 +167,11 @@ class SpikingController:
         """Input spikes ``(n, T, 600)`` of observations ``(n, 12)`` (T = ``window`` independent steps)."""
         return self.place.encode(obs.to(torch.float32), generator, steps=self.action.window)
 
-    def run(self, spikes: Tensor, state: Any) -> tuple[Tensor, Any, Tensor]:
+    def run(self, spikes: Tensor, state: Any, *, schedule: Schedule | str | None = None) -> tuple[Tensor, Any, Tensor]:
         """``(mean (n, 6), state after the window, output spikes (T, n, 600))`` for input spikes
-        ``(n, T, 600)`` from ``state``."""
-        out, state = self.net.run({INPUT: spikes.transpose(0, 1).unsqueeze(2)}, state)
+        ``(n, T, 600)`` from ``state``; ``schedule``: the torch backend's order of computation
+        (:class:`~plastix.backends.torch.Schedule`, same results; default the network's)."""
+        out, state = self.net.run({INPUT: spikes.transpose(0, 1).unsqueeze(2)}, state, schedule=schedule)
         y = out[OUTPUT][:, :, 0]
         return self.action.decode_counts(y.sum(0), y.shape[0]), state._replace(t=0), y
 
@@ -211,6 +216,7 @@ class LocomotionConfig:
     surrogate: str = "exponential"  # SLAYER's, as the paper
     train_neurons: bool = False
     jit: bool = True
+    schedule: str = Schedule.LAYERWISE.value  # the torch backend's order of computation (same results; "step": old path)
     scales: tuple[float, ...] = HC_SCALES
     init: NetInit = field(default_factory=lambda: HC_INIT)
     ppo: PPOSettings = field(default_factory=lambda: PPOSettings(minibatch=64))
@@ -219,6 +225,7 @@ class LocomotionConfig:
 
     def __post_init__(self) -> None:
         parse_locomotion_variant(self.variant)
+        parse_schedule(self.schedule)
         if self.task != "halfcheetah":
             raise ValueError(f"LocomotionConfig.task: only 'halfcheetah' is trained by PPO, got {self.task!r}")
         if isinstance(self.init, dict):  # from a JSON config
@@ -267,7 +274,8 @@ class LocomotionPolicy(nn.Module):
     def __init__(self, graph: Graph, cfg: LocomotionConfig, *, generator: torch.Generator | None = None) -> None:
         super().__init__()
         place, action = codes_of(graph)
-        self.plastic = PlasticNet(graph, cfg, jit=cfg.jit, jit_chunk=_chunk(action.window), probes=(OUTPUT,))
+        self.plastic = PlasticNet(graph, cfg, jit=cfg.jit, jit_chunk=_chunk(action.window), probes=(OUTPUT,),
+                                  schedule=cfg.schedule)
         for p in (self.plastic.gain, self.plastic.offset):  # PlasticNet's readout is not used here
             p.requires_grad_(False)
         self.controller = SpikingController(self.plastic.net, place, action)
@@ -295,10 +303,12 @@ class LocomotionPolicy(nn.Module):
         mean, state, spikes = self.controller.act(obs, state, generator)
         return mean, state, pack_bits(spikes.flatten(1))
 
-    def mean_of(self, state: Any, replay: Tensor) -> Tensor:
+    def mean_of(self, state: Any, replay: Tensor, *, schedule: Schedule | str | None = None) -> Tensor:
+        """The action mean of stored states and replayed input spikes, with autograd (PPO's update),
+        on ``schedule`` (default: the policy's, ``cfg.schedule``; both give the same values)."""
         window = self.controller.action.window
         spikes = unpack_bits(replay, window * self.controller.n_inputs).reshape(replay.shape[0], window, -1)
-        return self.controller.run(spikes, state)[0]
+        return self.controller.run(spikes, state, schedule=schedule)[0]
 
     def value(self, obs: Tensor) -> Tensor:
         return self.critic((obs.to(self.obs_half.dtype) - self.obs_centre) / self.obs_half).squeeze(-1)
