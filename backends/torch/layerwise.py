@@ -23,9 +23,11 @@ projections produced at step ``t - 1``; ``x[t] = out_{pre}[t - delay]``; ``y[t] 
 ``M[t] = f(W_m out_{src}[t - 1] + b)``. The rule sees the chunk's summed ``x`` and ``y`` (it
 accumulates them until its update step, :func:`plastix.backends.torch.rules.dp_step`), so outputs,
 final state and gradients equal the step schedule's up to float summation order. Static projections
-take their whole window in one matmul. One chunk of one layer is :func:`layer_chunk`, a pure function
-of tensors that ``compile(..., jit=True)`` hands to ``torch.compile``; the rule gets its step index
-modulo its interval (all it depends on), so chunks of equal length compile once.
+take their whole window in one matmul. One chunk of one layer is :func:`layer_chunk` (the steps, then
+the rule update and the next chunk's ``alpha E_{c+1}``), a pure function of tensors that
+``compile(..., jit=True)`` hands to ``torch.compile``, which fuses the E update with that product;
+the rule gets its step index modulo its interval (all it depends on), so chunks of equal length and
+phase compile once.
 
 :func:`plan` accepts graphs whose projections form no cycle, whose projections are static or carry
 a rule whose weight in effect changes only at interval ends (``chunk_interval`` of the rule
@@ -138,31 +140,34 @@ def _delayed(seq: Tensor, buf: tuple) -> tuple[Tensor, tuple]:
     return full[:T], tuple(full[T + d - 1 - i] for i in range(d))
 
 
-ChunkFn = Callable[..., tuple[Tensor, Tensor, Any, dict]]
+def chunk_weight(pr: _ProjLowering, rs: Any, bound: tuple) -> Tensor:
+    """The plastic part of projection ``pr``'s weight during a chunk, from its rule state ``rs``:
+    ``alpha E`` (masked) beside the static ``W x``, or a sign-constrained projection's whole
+    effective weight (``sign |W + alpha E|``, masked)."""
+    _, rules_b, weights, _ = bound
+    w0, w_eff, mask, sign, sm, _ = weights[pr.name]
+    rb = rules_b[pr.name]
+    if w_eff is not None:
+        return pr.rule.plastic_part(rs, rb, mask)
+    return pr.effective(pr.rule.weight(rs, w0, rb), mask, sign, sm)
 
 
-def layer_chunk(layer: Layer, K: int, xs: dict, static: dict, carry: Tensor, nst: Any, rstates: dict, mod_prev: dict,
-                phases: tuple[int, ...], bound: tuple) -> tuple[Tensor, Tensor, Any, dict]:
+def layer_steps(layer: Layer, K: int, xs: dict, static: dict, plastic_w: dict, carry: Tensor, nst: Any,
+                bound: tuple) -> tuple[Tensor, Tensor, Any]:
     """``K`` steps of one layer within one chunk (module docstring), a pure function of tensors.
 
     ``xs``: projection -> its ``x`` over the chunk ``(K, P, B, n_pre)``; ``static``: projection ->
-    ``W x`` over the chunk of its static part (if it has one); ``carry``: the population's input
-    ``a`` at the chunk's first step; ``nst``/``rstates``: neuron and rule states at the chunk's start;
-    ``mod_prev``: modulator -> its source's output before the chunk's last step where that is not in
-    this chunk (else ``None``); ``phases``: per plastic projection, the chunk's last step modulo
-    its interval (the rule's step index as far as it depends on it). Returns the outputs ``(K, P,
-    B, size)``, the input of the next step, and the neuron and rule states after the chunk."""
-    pops_b, rules_b, weights, mods_b = bound
+    ``W x`` over the chunk of its static part (if it has one); ``plastic_w``: plastic projection ->
+    its :func:`chunk_weight`; ``carry``: the population's input ``a`` at the chunk's first step;
+    ``nst``: its neuron state. Returns the outputs ``(K, P, B, size)``, the input ``a`` of the step
+    after the chunk, and the neuron state after it."""
+    pops_b = bound[0]
     p = layer.pop
     contrib: Optional[Tensor] = None
     for pr in layer.projs:
         c = static.get(pr.name)
-        if pr.rule is not None:
-            w0, w_eff, mask, sign, sm, _ = weights[pr.name]
-            rs, rb = rstates[pr.name], rules_b[pr.name]
-            w = pr.rule.plastic_part(rs, rb, mask) if w_eff is not None else \
-                pr.effective(pr.rule.weight(rs, w0, rb), mask, sign, sm)
-            pc = project_seq(xs[pr.name], w)
+        if pr.name in plastic_w:
+            pc = project_seq(xs[pr.name], plastic_w[pr.name])
             c = pc if c is None else c + pc
         if c is not None:
             contrib = c if contrib is None else contrib + c
@@ -173,19 +178,42 @@ def layer_chunk(layer: Layer, K: int, xs: dict, static: dict, carry: Tensor, nst
     for k in range(K):
         y, nst = p.step(carry if k == 0 else steps[k - 1], nst, pops_b[p.name])
         outs.append(y)
-    rstates = dict(rstates)
+    return torch.stack(outs), steps[K - 1], nst
+
+
+def rule_update(pr: _ProjLowering, modulators: dict, x_sum: Tensor, y_sum: Tensor, prev: dict, rs: Any, phase: int,
+                bound: tuple, next_weight: bool) -> tuple[Any, Optional[Tensor]]:
+    """Projection ``pr``'s rule at the end of a chunk, a pure function of tensors: ``learn`` on the
+    chunk's summed ``x`` and ``y`` at step index ``phase`` (the chunk's last step modulo the interval),
+    with ``M = f(W_m prev + b)`` of each of its modulators (``prev``: modulator -> its source's output
+    before the chunk's last step). Returns the new rule state and, if ``next_weight``, the next
+    chunk's :func:`chunk_weight`."""
+    _, rules_b, weights, mods_b = bound
+    mods = {n: _modulate(modulators[n], prev[n], *mods_b[n]) for n in pr.rule.modulators}
+    rs = pr.rule.learn(x_sum, y_sum, mods, rs, rules_b[pr.name], phase, None, None, weights[pr.name][2])
+    return rs, chunk_weight(pr, rs, bound) if next_weight else None
+
+
+def layer_chunk(layer: Layer, K: int, xs: dict, static: dict, plastic_w: dict, carry: Tensor, nst: Any, rstates: dict,
+                prev: dict, phases: tuple[int, ...], bound: tuple, next_weight: bool) -> tuple:
+    """One chunk of one layer: :func:`layer_steps`, then :func:`rule_update` of each plastic projection
+    into it (``phases`` in their order), a pure function of tensors (what ``jit`` compiles). ``prev``:
+    modulator -> its source's output before the chunk's last step, ``None`` where that is in this
+    chunk (the layer's own output, ``K >= 2``). Returns the outputs, the next input ``a``, the neuron
+    state, the rule states and the next chunk's plastic weights."""
+    y, carry, nst = layer_steps(layer, K, xs, static, plastic_w, carry, nst, bound)
+    rstates, plastic_w = dict(rstates), dict(plastic_w)
     plastic = [pr for pr in layer.projs if pr.rule is not None]
     if plastic:
-        y_sum = torch.stack(outs).sum(0)
+        prev = {n: y[K - 2] if v is None else v for n, v in prev.items()}
+        y_sum = y.sum(0)
         for pr, phase in zip(plastic, phases):
-            mods = {}
-            for n in pr.rule.modulators:
-                m = layer.modulators[n]
-                prev = outs[K - 2] if mod_prev[n] is None else mod_prev[n]
-                mods[n] = _modulate(m, prev, *mods_b[n])
-            rstates[pr.name] = pr.rule.learn(xs[pr.name].sum(0), y_sum, mods, rstates[pr.name], rules_b[pr.name],
-                                             phase, None, None, weights[pr.name][2])
-    return torch.stack(outs), steps[K - 1], nst, rstates
+            rstates[pr.name], plastic_w[pr.name] = rule_update(pr, layer.modulators, xs[pr.name].sum(0), y_sum, prev,
+                                                               rstates[pr.name], phase, bound, next_weight)
+    return y, carry, nst, rstates, plastic_w
+
+
+ChunkFn = Callable[..., tuple]
 
 
 def run(net: Any, layer_plan: LayerPlan, seqs: dict, state: NetState, bound: tuple,
@@ -212,6 +240,7 @@ def run(net: Any, layer_plan: LayerPlan, seqs: dict, state: NetState, bound: tup
                 static[pr.name] = project_seq(xs[pr.name], w_eff)
             rstates[pr.name] = ps.rule
         plastic = [pr for pr in layer.projs if pr.rule is not None]
+        plastic_w = {pr.name: chunk_weight(pr, rstates[pr.name], bound) for pr in plastic}
         nst, carry = state.neurons[p.name], state.a[p.name]
         outs: list[Tensor] = []
         ends = chunk_ends(t0, T, [pr.rule.chunk_interval for pr in plastic])
@@ -219,24 +248,19 @@ def run(net: Any, layer_plan: LayerPlan, seqs: dict, state: NetState, bound: tup
         # split once (one gradient buffer per sequence; a slice per chunk would zero-fill the window per chunk)
         xs_c = {n: x.split(sizes) for n, x in xs.items()}
         static_c = {n: c.split(sizes) for n, c in static.items()}
-        s = 0
         for i, e in enumerate(ends):
-            K = e + 1 - s
-            mod_prev = {}
+            K = sizes[i]
+            prev = {}  # each modulator's source output of step e - 1 where it is not in this chunk
             for n, m in layer.modulators.items():
-                if m.source == p.name:  # the population's own output of step e - 1: in this chunk if K >= 2
-                    mod_prev[n] = None if K >= 2 else (outs[-1][-1] if outs else state.out[p.name])
+                if m.source == p.name:
+                    prev[n] = None if K >= 2 else (outs[-1][-1] if outs else state.out[p.name])
                 else:
-                    mod_prev[n] = seq[m.source][e - 1] if e > 0 else state.out[m.source]
+                    prev[n] = seq[m.source][e - 1] if e > 0 else state.out[m.source]
             phases = tuple((t0 + e) % pr.rule.chunk_interval for pr in plastic)
-            args = (K, {n: x[i] for n, x in xs_c.items()}, {n: c[i] for n, c in static_c.items()},
-                    carry, nst, rstates, mod_prev, phases)
-            if chunk_fn is None:
-                y, carry, nst, rstates = layer_chunk(layer, *args, bound)
-            else:
-                y, carry, nst, rstates = chunk_fn(index, *args, bound)
+            args = (K, {n: x[i] for n, x in xs_c.items()}, {n: c[i] for n, c in static_c.items()}, plastic_w, carry,
+                    nst, rstates, prev, phases, bound, i + 1 < len(ends))
+            y, carry, nst, rstates, plastic_w = layer_chunk(layer, *args) if chunk_fn is None else chunk_fn(index, *args)
             outs.append(y)
-            s = e + 1
         seq[p.name] = torch.cat(outs)
         a[p.name], neurons[p.name] = carry, nst
         for pr in layer.projs:

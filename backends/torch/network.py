@@ -887,23 +887,24 @@ class TorchNetwork(nn.Module):
             return layerwise.run(self, self._layer_plan, seqs, state, bound)
         if self._layer_jit_fn is None:
             self._layer_jit_fn = torch.compile(self._layer_chunk, dynamic=False, fullgraph=True)
-        return layerwise.run(self, self._layer_plan, seqs, self._compile_ready(state), bound, self._layer_jit)
+        return layerwise.run(self, self._layer_plan, seqs, state, bound, self._layer_jit)
 
     def _layer_chunk(self, index: int, *args: Any) -> tuple:
         """:func:`~plastix.backends.torch.layerwise.layer_chunk` of layer ``index`` of this network's plan
-        (what ``jit`` compiles: one variant per layer, chunk length and rule phases)."""
+        (what ``jit`` compiles: one variant per layer, chunk length, rule phases and ``next_weight``)."""
         from . import layerwise
 
         return layerwise.layer_chunk(self._layer_plan.layers[index], *args)
 
-    def _layer_jit(self, index: int, K: int, xs: dict, static: dict, carry: torch.Tensor, nst: Any, rstates: dict,
-                   mod_prev: dict, phases: tuple, bound: tuple) -> tuple:
+    def _layer_jit(self, index: int, K: int, xs: dict, static: dict, plastic_w: dict, carry: torch.Tensor, nst: Any,
+                   rstates: dict, prev: dict, phases: tuple, bound: tuple, next_weight: bool) -> tuple:
         """The compiled :meth:`_layer_chunk` (eagerly, with a warning, if compiling fails). The chunk's
         input sequences are copied: slices of one window alias each other differently from chunk to
         chunk, and dynamo guards on aliasing between arguments."""
         fresh = lambda d: {n: None if v is None else v.clone() for n, v in d.items()}  # noqa: E731
-        carry, nst, rstates = self._compile_ready((carry, nst, rstates))
-        args = (index, K, fresh(xs), fresh(static), carry, nst, rstates, fresh(mod_prev), phases, bound)
+        plastic_w, carry, nst, rstates = self._compile_ready((plastic_w, carry, nst, rstates))
+        args = (index, K, fresh(xs), fresh(static), plastic_w, carry, nst, rstates, fresh(prev), phases, bound,
+                next_weight)
         if self._layer_jit_fn is not None:
             try:
                 # every network compiles this same method, and dynamo counts the variants of all of them

@@ -154,9 +154,9 @@ def test_compiled_layerwise_equals_eager():
     counters.clear()
     o_j, _, g_j = _run(jit, _spikes(6, 2, 3, 2), state)
     assert jit.jit_layerwise, "the compiled chunks fell back to eager"
-    # one variant each for h1 and h2 (chunks of 2 steps); four for out, whose rules (intervals 2 and 3)
-    # end its chunks at four different (chunk length, phases) combinations
-    assert counters["stats"]["unique_graphs"] == 6
+    # two variants each for h1 and h2 (chunks of 2 steps; the last chunk forms no next weight); four for
+    # out, whose rules (intervals 2 and 3) end its chunks at four (chunk length, phases) combinations
+    assert counters["stats"]["unique_graphs"] == 8
     for n in o_e:
         assert torch.equal(o_e[n], o_j[n]), n
     for name, a, b in zip(eager.params.keys(), g_e, g_j):
