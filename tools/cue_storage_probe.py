@@ -17,7 +17,8 @@ modulator silenced for the test trial (as ``plastix evaluate --freeze-test``), t
    constraint is kept (a weight stops at zero) and the bounds clip at ``w_max``.
 
 If (3) is no better than (1), storage is not what limits the model: the test trial's readout through the
-hidden layer is. ``--dense`` connects every input to every hidden neuron (new synapses start at 0,
+hidden layer is. (4) rescales the model's own writes the same way: if it gains what (3) gains, the store is
+only too small; if not, it is too noisy. ``--dense`` connects every input to every hidden neuron (new synapses start at 0,
 unsigned ones excitatory) before the oracle runs.
 
 ``--train-chain STEPS`` asks whether that readout *can* do better: it trains only the readout chain on the
@@ -168,8 +169,13 @@ def main() -> None:
             for k in ks:
                 row.append(test_accuracy(oracle_weights(w0, sign, out_w, assoc, k * written, scale, w_hi)))
             print(f"   {scale:4.2f}  " + "".join(f"{a:8.3f}" for a in row), flush=True)
+        print("4. the model's own store rescaled: scale * W0 + k * dW, clipped as above (k = 1, W0 x 1: row 1)")
+        print("   W0 x  " + "".join(f"{k:>8}" for k in ks))
+        for scale in (1.0, 0.5, 0.25):
+            row = [test_accuracy(sign * (sign * (scale * w0 + k * (rule.w - w0))).clamp(0.0, w_hi)) for k in ks]
+            print(f"   {scale:4.2f}  " + "".join(f"{a:8.3f}" for a in row), flush=True)
     if args.train_chain:
-        print(f"4. the readout chain trained over the oracle store ({args.train_chain} steps)")
+        print(f"5. the readout chain trained over the oracle store ({args.train_chain} steps)")
         train_chain(graph, setting, args.train_chain, args.problems, args.seed, w_hi, written)
 
 
