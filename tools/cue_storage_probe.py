@@ -3,6 +3,7 @@
 
     .venv/bin/python tools/cue_storage_probe.py MODEL.plx [--problems 500] [--seed 1] [--cues 5] [--dense]
     .venv/bin/python tools/cue_storage_probe.py MODEL.plx --train-chain 400 [--dense]
+    .venv/bin/python tools/cue_storage_probe.py MODEL.plx --hebbian 0.9,0.99,1
 
 A diagnostic, not library code. The model runs the two training trials as trained; then, with every
 modulator silenced for the test trial (as ``plastix evaluate --freeze-test``), the test trial reads
@@ -18,7 +19,9 @@ modulator silenced for the test trial (as ``plastix evaluate --freeze-test``), t
 
 If (3) is no better than (1), storage is not what limits the model: the test trial's readout through the
 hidden layer is. (4) rescales the model's own writes the same way: if it gains what (3) gains, the store is
-only too small; if not, it is too noisy. ``--dense`` connects every input to every hidden neuron (new synapses start at 0,
+only too small; if not, it is too noisy. ``--hebbian DECAYS`` (5) writes Hebbian stores computed from the
+model's own hidden spikes (pre trace decay d, centred over the inputs) the same way: how much of the gap is the
+post factor of a pair rule. ``--dense`` connects every input to every hidden neuron (new synapses start at 0,
 unsigned ones excitatory) before the oracle runs.
 
 ``--train-chain STEPS`` asks whether that readout *can* do better: it trains only the readout chain on the
@@ -52,10 +55,25 @@ def densified(graph: ir.Graph) -> ir.Graph:
 def oracle_weights(w0: torch.Tensor, sign: torch.Tensor, out_w: torch.Tensor, assoc: torch.Tensor, k,
                    scale: float, w_hi: float) -> torch.Tensor:
     """``(1, B, n_post, n_pre)`` raw weights whose effective values are ``scale * W0 + k * store``, clipped at zero
-    (sign constraint) and ``w_hi``; ``store = sign(a_j) assoc_i`` with mean magnitude 1."""
-    store = torch.sign(out_w[0] - out_w[1]).detach()[None, :, None] * assoc[:, None, :]
+    (sign constraint) and ``w_hi``; ``store = sign(a_j) assoc_i`` with mean magnitude 1 (``out_w`` None: ``assoc``
+    is the whole ``(B, n_post, n_pre)`` store)."""
+    store = assoc if out_w is None else torch.sign(out_w[0] - out_w[1]).detach()[None, :, None] * assoc[:, None, :]
     eff = scale * sign * w0.abs() + k * store / store.abs().mean()
     return (sign * (sign * eff).clamp(0.0, w_hi))[None]
+
+
+def hebbian_store(pr, hidden: torch.Tensor, trial_steps: int, decay: float) -> torch.Tensor:
+    """``(B, n_post, n_pre)``: right-trial minus left-trial ``sum_t x_i(t) h_j(t)`` over the two training trials,
+    ``x`` the inputs' pre trace (``x <- decay x + s``), ``hidden`` the hidden spikes ``(T, B, n_post)``."""
+    cues = pr.cues.to(hidden.dtype)
+    store = torch.zeros(hidden.shape[1], hidden.shape[2], cues.shape[-1], dtype=hidden.dtype)
+    for t in range(2):
+        side = torch.where(pr.labels[:, t] == 0, 1.0, -1.0).to(hidden.dtype)[:, None, None]
+        x = torch.zeros_like(cues[0])
+        for tau in range(t * trial_steps, (t + 1) * trial_steps):
+            x = decay * x + cues[tau]
+            store += side * hidden[tau][:, :, None] * x[:, None, :]
+    return store
 
 
 def training_counts(pr, trial_steps: int) -> torch.Tensor:
@@ -125,6 +143,8 @@ def main() -> None:
     ap.add_argument("--cues", type=int, default=None)
     ap.add_argument("--dense", action="store_true")
     ap.add_argument("--train-chain", type=int, default=0, metavar="STEPS")
+    ap.add_argument("--hebbian", default=None, metavar="DECAYS",
+                    help="comma list of pre-trace decays for section 5 (e.g. 0.9,0.99,1)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -134,7 +154,7 @@ def main() -> None:
         raise SystemExit("the probe reads the whole test trial; this model counts the decision window only")
     if args.dense:
         graph = densified(graph)
-    net = compile_torch(graph.replace(outputs=("action",)), dtype=torch.float64)
+    net = compile_torch(graph.replace(outputs=("action", "hidden")), dtype=torch.float64)
     pr, _ = next(problem_batches(setting, args.problems, args.seed, batch=args.problems))
     x = {"cues": pr.cues.double(), "learning_signal": pr.signal.double()}
     t0, L = int(pr.test.nonzero()[0]), setting.task.trial_steps
@@ -145,7 +165,7 @@ def main() -> None:
     sign = _sign(proj, torch.float64)
 
     with torch.no_grad():
-        _, state = net.run({k: v[:t0] for k, v in x.items()})
+        train_outs, state = net.run({k: v[:t0] for k, v in x.items()})
         rule = state.projs[PROJ].rule
         w0 = net.params[f"{PROJ}/weight"].detach()
         out_w = net.params[f"{READOUT}/weight"].detach()
@@ -174,8 +194,18 @@ def main() -> None:
         for scale in (1.0, 0.5, 0.25):
             row = [test_accuracy(sign * (sign * (scale * w0 + k * (rule.w - w0))).clamp(0.0, w_hi)) for k in ks]
             print(f"   {scale:4.2f}  " + "".join(f"{a:8.3f}" for a in row), flush=True)
+        if args.hebbian:
+            print("5. Hebbian stores from the model's own hidden spikes h_j in the training trials: E_t[j, i] = "
+                  "sum x_i h_j (x: pre trace of decay d), store sign(a_j) (E_right - E_left) centred over i, "
+                  "written like the oracle (W0 x 1, k 1 | W0 x 0.5, k 4)")
+            for d in (float(v) for v in args.hebbian.split(",")):
+                store = hebbian_store(pr, train_outs["hidden"][:, 0].double(), L, d)
+                store = torch.sign(out_w[0] - out_w[1])[None, :, None] * (store - store.mean(-1, keepdim=True))
+                row = [test_accuracy(oracle_weights(w0, sign, None, store, k * written, scale, w_hi))
+                       for k, scale in ((1.0, 1.0), (4.0, 0.5))]
+                print(f"   d = {d}: " + "  ".join(f"{a:.3f}" for a in row), flush=True)
     if args.train_chain:
-        print(f"5. the readout chain trained over the oracle store ({args.train_chain} steps)")
+        print(f"6. the readout chain trained over the oracle store ({args.train_chain} steps)")
         train_chain(graph, setting, args.train_chain, args.problems, args.seed, w_hi, written)
 
 
