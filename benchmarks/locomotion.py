@@ -14,7 +14,8 @@ Per variant (the paper's 600 -> 64 -> 64 -> 600 network, T = 50 SNN steps per en
   :mod:`plastix.backends.torch.layerwise`), alternated ``--repeats // 5`` times (median);
   ``update_speedup`` is their ratio.
 
-The rollout numbers use ``--schedule`` (the policy's default: layer-wise). ``--interval`` sets the
+The rollout numbers use ``--schedule`` (the policy's default, ``auto``: layer-wise when the rules'
+interval is > 1, else step). ``--interval`` sets the
 rules' Δτ (default the experiment's, 1). The first call of each (``first_*_s``) includes
 ``torch.compile`` with ``--jit``. The load average is printed: on a shared machine, timings are only
 comparable within one run.
@@ -38,7 +39,7 @@ SCHEDULES = ("step", "layerwise")
 
 
 def bench(variant: str, *, envs: int, minibatch: int, jit: bool, repeats: int, interval: int | None = None,
-          schedule: str = "layerwise") -> dict:
+          schedule: str = "auto") -> dict:
     import torch
 
     from plastix.tasks.halfcheetah import HalfCheetahConfig, HalfCheetahTask
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--interval", type=int, default=None, help="the rules' interval (default: the experiment's, 1)")
-    p.add_argument("--schedule", choices=SCHEDULES, default="layerwise", help="the rollout's schedule")
+    p.add_argument("--schedule", choices=(*SCHEDULES, "auto"), default="auto",
+                   help="the rollouts' schedule (auto, the policy's default: layer-wise for rule intervals > 1)")
     a = p.parse_args(argv)
     print(f"load average {os.getloadavg()}; torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
     rows = []

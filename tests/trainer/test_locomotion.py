@@ -90,11 +90,11 @@ def test_the_update_recomputes_the_rollout_mean_exactly():
 
 @pytest.mark.parametrize("variant,interval", [("dp_oja", 1), ("ndp_bcm", 5)])
 def test_the_layerwise_and_step_schedules_give_the_same_update(variant, interval):
-    """The policy runs on the layer-wise schedule (cfg.schedule); the step-by-step one gives the same
-    action means and gradients from stored states, and the rule rates get a gradient at interval 5."""
+    """At interval > 1 the policy runs on the layer-wise schedule (cfg.schedule "auto"); both schedules
+    give the same action means and gradients from stored states, and the rule rates get a gradient."""
     cfg = dataclasses.replace(TINY, variant=variant, init=dataclasses.replace(TINY.init, interval=interval))
     pol: LocomotionPolicy = LocomotionJob(cfg).init_state().model
-    assert pol.plastic.net.schedule.value == cfg.schedule == "layerwise"
+    assert cfg.schedule == "auto" and pol.plastic.net.schedule.value == ("layerwise" if interval > 1 else "step")
     g = torch.Generator().manual_seed(1)
     h = pol.initial_state(4)
     for _ in range(2):
