@@ -6,7 +6,7 @@ import numpy as np
 from .builder import GraphBuilder
 from .graph import Graph
 from .neurons import CubaLIF
-from .rules import EligibilityTrace, ModulationMode, PairSTDP, ThreeFactor, TripletSTDP
+from .rules import EligibilityTrace, ModulationMode, PairSTDP, ThreeFactor, TraceKind, TripletSTDP
 from .synapses import Projection
 
 #: plasticity variants of :func:`cue_association_net` (Meta-SpikePropamine Methods): modulated
@@ -24,7 +24,8 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
                         mod_activation: str = "tanh", in_scale: float = 0.15, recurrent_scale: float = 0.05,
                         out_scale: float = 0.5, p_in: float = 0.5, inhibitory_in: float = 0.2,
                         scalar_rates: bool = False, trace_includes_spike: bool = False,
-                        excitatory_in: bool = False, nm_memory: int = 0, nm_memory_du: float = 0.002) -> Graph:
+                        excitatory_in: bool = False, nm_memory: int = 0, nm_memory_du: float = 0.002,
+                        trace: str = "linear") -> Graph:
     """The Meta-SpikePropamine one-shot cue-association network: 20 inputs -> 48 CUBA LIF
     (50 % connectivity, 20 % inhibitory synapses) -> 2 readout neurons; a 2 x 64 CUBA
     neuromodulatory SNN (fed by the inputs, a learning signal and the hidden layer) drives
@@ -44,7 +45,9 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     hidden (the paper's 50 % / 20 %; 1 / 0 gives a dense, unsigned matrix as Loihi's learning engine
     needs); ``excitatory_in`` makes every input -> hidden synapse excitatory (sign +1, a Lava
     ``LearningDense`` with sign mode EXCITATORY); ``scalar_rates`` one η± for all synapses;
-    ``trace_includes_spike`` Loihi's trace convention for the STDP terms; ``nm_memory`` > 0 adds
+    ``trace_includes_spike`` Loihi's trace convention for the STDP terms; ``trace`` the STDP traces'
+    update, ``linear`` (eq. 9) or ``saturating`` (eq. 10 with beta = x_max = 1: a spike sets the trace to
+    ~1); ``nm_memory`` > 0 adds
     that many slow NM neurons (:func:`add_nm_memory`)."""
     if rule not in CUE_RULES:
         raise ValueError(f"unknown cue-association rule {rule!r}; known: {', '.join(CUE_RULES)}")
@@ -68,7 +71,7 @@ def cue_association_net(*, n_in: int = 20, n_hidden: int = 48, n_out: int = 2, n
     minus = eta if eta_minus is None else eta_minus
     plus, minus = (eta, minus) if scalar_rates else (np.full((n_hidden, n_in), eta), np.full((n_hidden, n_in), minus))
     kw = dict(eta_plus=plus, eta_minus=minus, decay_pre=decay_pre, decay_post=decay_post,
-              trace_includes_spike=trace_includes_spike)
+              trace_includes_spike=trace_includes_spike, trace=TraceKind(trace))
     if w_max is not None:
         kw.update(w_min=-w_max, w_max=w_max, hard_bounds=True)
     stdp = TripletSTDP(decay_slow=0.97, **kw) if rule.endswith("triplet") else PairSTDP(**kw)

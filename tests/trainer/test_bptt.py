@@ -213,6 +213,21 @@ def test_a_signal_fast_model_given_by_init_keeps_its_nm_weights(tmp_path):
     assert np.array_equal(w[0], w[1]) and np.abs(w[0]).max() > 0
 
 
+def test_stdp_trace_selects_the_saturating_traces_of_eq_10():
+    """stdp_trace='saturating' builds the plastic rule with eq. 10 traces (a spike sets the trace to ~1);
+    the paper_storing_sat preset uses it with a slow post trace; unknown kinds are clear errors."""
+    from plastix.ir.rules import TraceKind
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    stdp = lambda cfg: build_graph(cfg).projection("cues_to_hidden").rule.base.base
+    assert stdp(bptt_config("quick")).trace is TraceKind.LINEAR
+    sat = stdp(bptt_config("paper_storing_sat"))
+    assert (sat.trace, sat.decay_post, sat.beta, sat.x_max) == (TraceKind.SATURATING, 0.995, 1.0, 1.0)
+    with pytest.raises(ValueError, match="stdp_trace"):
+        bptt_config("quick", stdp_trace="quadratic")
+
+
 def test_trial_readout_learns_the_unpermuted_task():
     """Sanity check of the whole gradient path: without the permutation the cue -> action map is fixed,
     so a plain network must learn it within a few iterations (the readout counts the whole test trial)."""
