@@ -41,7 +41,7 @@ def test_every_variant_is_the_papers_network_and_runs_on_torch(variant, tmp_path
     if variant == "non_plastic":
         assert not g.plastic_projections and not g.modulators
     else:
-        assert all(type(p.rule) is RULE_OF[variant] and p.rule.interval == 1 for p in g.projections)
+        assert all(type(p.rule) is RULE_OF[variant] and p.rule.interval == 10 for p in g.projections)
         assert len(g.modulators) == (3 if variant.startswith("ndp") else 0)
     g = ir.load(ir.save(g, tmp_path / "m.plx"))  # a saved model is a complete policy
     place, action = codes_of(g)

@@ -24,7 +24,8 @@ joint-friction, action and observation noise (:mod:`plastix.tasks.halfcheetah`).
 
 Our choices where the paper's text (its appendix is not in our copy) leaves them open, stated once:
 
-* Δτ = 1: the rules' rates are each SNN step's spikes. Policies with Δτ > 1 run on the torch
+* Δτ = 10: the rules' rates are spike averages over 10 SNN steps (5 updates per 50-step action window,
+  4 inside it, so the rule rates get a gradient through the window). Policies with Δτ > 1 run on the torch
   backend's layer-wise schedule (``LocomotionConfig.schedule``, :func:`policy_schedule`;
   :mod:`plastix.backends.torch.layerwise`: the same values as the step-by-step one, each per-sample
   plastic weight read once per interval instead of once per SNN step), compiled with
@@ -32,7 +33,7 @@ Our choices where the paper's text (its appendix is not in our copy) leaves them
   update per window, at its end) the rule rates η get no gradient (truncation is at window boundaries).
 * Initial values :data:`HC_INIT` / :data:`HC_SCALES`: weights give the hidden layers a firing rate
   of ~0.1-0.3 per step on the place code; α ~ N(0, (1/√n_pre)²) so that α ⊙ E starts as large as W;
-  η = η_φ = 0.01 per step (a trace time constant of 2 environment steps); NDP modulators start at
+  η = η_φ = 0.1 per update (every Δτ = 10 steps: a trace time constant of 2 environment steps); NDP modulators start at
   ``M = 1`` (bias 1, W_m ~ N(0, 0.1²/n)), i.e. as DP.
 * The value head is a separate MLP (12 -> 64 -> 64 -> 1, tanh) on the observation scaled to the
   place code's ranges, as common PPO implementations for MuJoCo do; the SNN is the actor only.
@@ -72,7 +73,7 @@ VARIANTS: tuple[PlasticVariant, ...] = (PlasticVariant.NON_PLASTIC, PlasticVaria
 INPUT, OUTPUT = "joints", "action"
 #: initial values (module docstring); the weight scales are :data:`HC_SCALES` (``w_scale_*`` and
 #: ``readout_gain`` of :class:`~plastix.trainer.experiments.pg.NetInit` are the T-maze's, unused here)
-HC_INIT = NetInit(w_scale_in=1.0, w_scale_out=1.0, alpha_scale=1.0, eta=0.01, eta_phi=0.01, interval=1, clip=1.0,
+HC_INIT = NetInit(w_scale_in=1.0, w_scale_out=1.0, alpha_scale=1.0, eta=0.1, eta_phi=0.1, interval=10, clip=1.0,
                   mod_scale=0.1, du=0.3, dv=0.2, vth=1.0, readout_gain=1.0)
 HC_SCALES: tuple[float, float, float] = (1.0, 1.0, 1.0)  # weight scales of the three projections
 SOURCE = "Schmidgall et al. 2021, SpikePropamine, sec. 3.2 (Half-Cheetah locomotion)"
