@@ -204,6 +204,20 @@ def test_evaluation_is_seeded_and_noise_changes_it(gym):
         evaluate_controller(ctrl, seed=5, std=0.1, **kw)
 
 
+def test_reference_policies_are_the_baselines_to_beat(gym):
+    """Standing still earns ~0 (no torque, no motion); random torques cost more than they move."""
+    from plastix.trainer.experiments.locomotion import ReferencePolicy
+
+    kw = dict(episodes=2, num_envs=2, steps=40, seed=3)
+    still = evaluate_controller(ReferencePolicy("still"), **kw)
+    rand = evaluate_controller(ReferencePolicy("random"), **kw)
+    assert abs(still["mean_return"]) < 1.0 and rand["mean_return"] < still["mean_return"] - 1.0
+    assert rand == {**evaluate_controller(ReferencePolicy("random"), **kw), "wall_time_s": rand["wall_time_s"],
+                    "env_steps_per_s": rand["env_steps_per_s"]}  # seeded
+    with pytest.raises(ValueError, match="reference policy"):
+        ReferencePolicy("walk")
+
+
 def test_compile_torch_and_controller_agree():
     """The trainer's float32 network and a saved model's controller compute the same window (float64 vs
     float32 aside, the same spikes on this input)."""

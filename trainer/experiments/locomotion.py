@@ -344,6 +344,27 @@ class LocomotionPolicy(nn.Module):
 # evaluation
 
 
+class ReferencePolicy:
+    """The baselines a trained policy must beat (issue 20's done condition), with the controller interface
+    :func:`evaluate_controller` drives: ``"random"`` acts uniformly in [-1, 1] per joint and step (drawn from
+    the evaluation's generator, so seeded), ``"still"`` sends zero torque (the cheetah stands or falls)."""
+
+    KINDS = ("random", "still")
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown reference policy {kind!r}; known: {', '.join(self.KINDS)}")
+        self.kind = kind
+
+    def initial_state(self, n: int) -> int:
+        return n
+
+    def act(self, obs: torch.Tensor, state: int, generator: torch.Generator) -> tuple[torch.Tensor, int, None]:
+        if self.kind == "still":
+            return torch.zeros(state, len(JOINTS)), state, None
+        return torch.rand(state, len(JOINTS), generator=generator) * 2 - 1, state, None
+
+
 class Noise(str, enum.Enum):
     """The noise of an evaluation (sec. 3.2, Fig. 4B-D; :mod:`plastix.tasks.halfcheetah`)."""
 
