@@ -24,6 +24,7 @@ import torch
 
 from plastix.backends.torch import compile as compile_torch
 from plastix.ir import EligibilityTrace, Graph, ModulationMode, Modulator, ThreeFactor, consumes
+from plastix.ir.rules import TraceKind
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
 from plastix.ir.examples import add_nm_memory, cue_association_net
@@ -105,7 +106,7 @@ class BPTTConfig:
     target_rate: float = 0.05        # output spikes per step the penalty pulls towards
     hidden_floor: float = 0.0        # floor on every hidden neuron's mean rate (spikes per step over the batch's
                                      # episodes), penalised with rate_reg like the output floor: a negative hidden
-                                     # bias learnt fast (neuron_lr) must not silence the layer (no post spikes, no
+                                     # bias learnt fast (bias_lr) must not silence the layer (no post spikes, no
                                      # writes: the run's dead end in docs/results.md, issue 14)
     init: str | None = None          # start from this trained model.plx instead of a fresh cue_association_net
     mod_quiet: float = 0.0           # weight of the mean |M| outside the feedback windows in the loss (a rule
@@ -148,8 +149,8 @@ class BPTTConfig:
             raise ValueError(f"curriculum must be ((first iteration, M >= 1), ...) with increasing iterations, "
                              f"got {self.curriculum!r}")
         object.__setattr__(self, "curriculum", stages)
-        if self.stdp_trace not in ("linear", "saturating"):
-            raise ValueError(f"stdp_trace must be 'linear' or 'saturating', got {self.stdp_trace!r}")
+        if self.stdp_trace not in {k.value for k in TraceKind}:
+            raise ValueError(f"stdp_trace must be one of {', '.join(k.value for k in TraceKind)}, got {self.stdp_trace!r}")
         if self.neuron_lr <= 0 or (self.bias_lr is not None and self.bias_lr <= 0):
             raise ValueError(f"neuron_lr and bias_lr must be > 0, got {self.neuron_lr!r}, {self.bias_lr!r}")
         if not 0.0 <= self.hidden_floor < 1.0 or (self.hidden_floor and not self.rate_reg):
