@@ -16,7 +16,7 @@ Per variant (the paper's 600 -> 64 -> 64 -> 600 network, T = 50 SNN steps per en
 
 The rollout numbers use ``--schedule`` (the policy's default, ``auto``: layer-wise when the rules'
 interval is > 1, else step). ``--interval`` sets the
-rules' Δτ (default the experiment's, 1). The first call of each (``first_*_s``) includes
+rules' Δτ (default the experiment's, ``HC_INIT.interval``). The first call of each (``first_*_s``) includes
 ``torch.compile`` with ``--jit``. The load average is printed: on a shared machine, timings are only
 comparable within one run.
 
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--minibatch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--interval", type=int, default=None, help="the rules' interval (default: the experiment's, 1)")
+    p.add_argument("--interval", type=int, default=None,
+                   help="the rules' interval (default: the experiment's, HC_INIT.interval)")
     p.add_argument("--schedule", choices=(*SCHEDULES, "auto"), default="auto",
                    help="the rollouts' schedule (auto, the policy's default: layer-wise for rule intervals > 1)")
     a = p.parse_args(argv)

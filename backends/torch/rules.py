@@ -119,12 +119,11 @@ class _RankOneLerp(torch.autograd.Function):
 
     .. math::
 
-        g_u = g \odot [|u| \le c],\quad g_a = \eta\, g_u b,\quad g_b = \eta\, g_u^	op a,\quad
-        g_\eta = 	extstyle\sum a^	op g_u b - \langle g_u, E
-angle,\quad
-        g_E = (1 - \eta)\, g_u - [	ext{Oja}]\, g_a\, pre^	op
+        g_u = g \odot [|u| \le c],\quad g_a = \eta\, g_u b,\quad g_b = \eta\, g_u^\top a,\quad
+        g_\eta = \textstyle\sum a^\top g_u b - \langle g_u, E\rangle,\quad
+        g_E = (1 - \eta)\, g_u - [\text{Oja}]\, g_a\, pre^\top
 
-    (``g_{post} = g_a``; Oja adds ``-E^	op g_a`` to ``g_{pre}``). Same values as the plain ops up to
+    (``g_{post} = g_a``; Oja adds ``-E^\top g_a`` to ``g_{pre}``). Same values as the plain ops up to
     float rounding."""
 
     @staticmethod
