@@ -58,8 +58,12 @@ def oracle_weights(w0: torch.Tensor, sign: torch.Tensor, out_w: torch.Tensor, as
     (sign constraint) and ``w_hi``; ``store = sign(a_j) assoc_i`` with mean magnitude 1 (``out_w`` None: ``assoc``
     is the whole ``(B, n_post, n_pre)`` store)."""
     store = assoc if out_w is None else torch.sign(out_w[0] - out_w[1]).detach()[None, :, None] * assoc[:, None, :]
-    eff = scale * sign * w0.abs() + k * store / store.abs().mean()
-    return (sign * (sign * eff).clamp(0.0, w_hi))[None]
+    return sign_clipped(scale * sign * w0.abs() + k * store / store.abs().mean(), sign, w_hi)[None]
+
+
+def sign_clipped(eff: torch.Tensor, sign: torch.Tensor, w_hi: float) -> torch.Tensor:
+    """Effective weights ``eff`` as the plastic synapses hold them: stopped at zero (their sign) and at ``w_hi``."""
+    return sign * (sign * eff).clamp(0.0, w_hi)
 
 
 def hebbian_store(pr, hidden: torch.Tensor, trial_steps: int, decay: float) -> torch.Tensor:
@@ -192,7 +196,7 @@ def main() -> None:
         print("4. the model's own store rescaled: scale * W0 + k * dW, clipped as above (k = 1, W0 x 1: row 1)")
         print("   W0 x  " + "".join(f"{k:>8}" for k in ks))
         for scale in (1.0, 0.5, 0.25):
-            row = [test_accuracy(sign * (sign * (scale * w0 + k * (rule.w - w0))).clamp(0.0, w_hi)) for k in ks]
+            row = [test_accuracy(sign_clipped(scale * w0 + k * (rule.w - w0), sign, w_hi)) for k in ks]
             print(f"   {scale:4.2f}  " + "".join(f"{a:8.3f}" for a in row), flush=True)
         if args.hebbian:
             print("5. Hebbian stores from the model's own hidden spikes h_j in the training trials: E_t[j, i] = "
