@@ -95,6 +95,8 @@ def test_the_layerwise_and_step_schedules_give_the_same_update(variant, interval
     cfg = dataclasses.replace(TINY, variant=variant, init=dataclasses.replace(TINY.init, interval=interval))
     pol: LocomotionPolicy = LocomotionJob(cfg).init_state().model
     assert cfg.schedule == "auto" and pol.plastic.net.schedule.value == ("layerwise" if interval > 1 else "step")
+    # a saved policy is evaluated on the schedule it trained on
+    assert SpikingController.from_graph(pol.to_graph()).net.schedule is pol.plastic.net.schedule
     g = torch.Generator().manual_seed(1)
     h = pol.initial_state(4)
     for _ in range(2):

@@ -146,13 +146,15 @@ class SpikingController:
 
     @classmethod
     def from_graph(cls, graph: Graph, *, dtype: torch.dtype = torch.float64, surrogate: str = "exponential",
-                   jit: bool = False, schedule: Schedule | str = Schedule.STEP) -> "SpikingController":
-        """A controller of a saved model on the torch backend (float64 by default, as Lava runs)."""
+                   jit: bool = False, schedule: Schedule | str = "auto") -> "SpikingController":
+        """A controller of a saved model on the torch backend (float64 by default, as Lava runs);
+        ``schedule`` as in :func:`policy_schedule` (``"auto"``: the one its training used)."""
         import plastix.backends as backends
 
         place, action = codes_of(graph)
         return cls(backends.compile(graph, "torch", "float", dtype=dtype, surrogate=surrogate, jit=jit,
-                                    jit_chunk=_chunk(action.window), schedule=schedule), place, action)
+                                    jit_chunk=_chunk(action.window), schedule=policy_schedule(schedule, graph)),
+                   place, action)
 
     @property
     def steps_per_action(self) -> int:
@@ -269,7 +271,7 @@ CONFIGS: dict[str, LocomotionConfig] = {
 # the trained policy
 
 
-def policy_schedule(schedule: str, graph: Graph) -> Schedule:
+def policy_schedule(schedule: "Schedule | str", graph: Graph) -> Schedule:
     """The torch backend's schedule of a policy: ``schedule``, or for ``"auto"`` the layer-wise one when
     a plastic projection's rule updates less often than every step (Δτ > 1: its per-sample weight is
     read once per interval instead of once per SNN step; at Δτ = 10 PPO updates measured 4-6x and
