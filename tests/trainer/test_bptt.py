@@ -422,3 +422,50 @@ def test_frozen_test_accuracy_silences_only_the_test_trial():
     plain, frozen = (float(accuracy(o["action"][:, 0][window].sum(0), pr.test_labels)) for o in (a, b))
     assert plain != frozen  # the test below can tell the two apart
     assert frozen_test_accuracy(model, pr) == pytest.approx(frozen)
+
+
+def test_pooled_input_writes_against_the_inputs_and_keeps_its_sign_in_training(tmp_path):
+    """BPTTConfig.pool (ir.examples.add_pooled_inhibition): pool neurons count every input; their plastic
+    synapses onto the hidden layer start at 0 with the input rule's rates negated, so in one episode they
+    write with the opposite sign of the inputs' mean write; log-space training keeps the rates negative;
+    the model saves and loads with the pool."""
+    from plastix.backends.torch import compile as compile_torch
+    from plastix.ir.examples import add_pooled_inhibition
+    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", modulation="per_post", pool=4, batch=4, mod_scale=20.0)
+    g = build_graph(cfg)
+    pool = g.projection("pool_to_hidden")
+    inp = g.projection("cues_to_hidden").rule.base.base
+    assert g.population("pool").size == 4 and not np.asarray(pool.weight).any() and pool.sign is None
+    assert np.all(np.asarray(pool.rule.base.base.eta_plus) < 0) and np.all(np.asarray(inp.eta_plus) > 0)
+    np.testing.assert_allclose(-np.asarray(pool.rule.base.base.eta_plus)[:, 0], np.asarray(inp.eta_plus).mean(1))
+    net = compile_torch(g.replace(outputs=("pool",)))
+    pr = one_shot_cue_problems(8, OneShotCueConfig(n_cues=1, cue_steps=10, rest_steps=10, delay_steps=20,
+                                                   decision_steps=10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out, state = net.run({"cues": pr.cues, "learning_signal": pr.signal})
+    assert 0.05 < float(out["pool"].mean()) < 0.95  # the pool neurons fire, below saturation
+    dw_pool = state.projs["pool_to_hidden"].rule.w[0].mean(-1)
+    dw_in = state.projs["cues_to_hidden"].rule.w[0] - net.params["cues_to_hidden/weight"]
+    moved = dw_pool.abs() > 1e-9
+    assert moved.any()
+    agree = torch.sign(dw_pool[moved]) == torch.sign(dw_in.mean(-1)[moved])
+    assert agree.float().mean() < 0.5  # mostly against the inputs' mean write
+    job = BPTTJob(cfg)
+    st = job.init_state()
+    assert len(st.model.more_reparams) == 1
+    for i in range(2):
+        st, m = job.step(st, i)
+    assert np.isfinite(m["loss"])
+    ov = st.model.overrides()
+    assert bool((ov["pool_to_hidden/rule/base/base/eta_plus"] < 0).all())
+    assert bool((ov["cues_to_hidden/rule/base/base/eta_plus"] > 0).all())
+    ir.save(st.model.to_graph(), tmp_path / "m.plx")
+    assert ir.load(tmp_path / "m.plx").population("pool").size == 4
+    with pytest.raises(ValueError, match="per_post or global"):
+        bptt_config("quick", modulation="per_pre", pool=4)
+    with pytest.raises(ValueError, match="no 'pool'"):
+        add_pooled_inhibition(g, 2)

@@ -68,7 +68,8 @@ def reinforce_loss(log_prob: torch.Tensor, reward: torch.Tensor, baseline: torch
 
 
 class RuleReparam(nn.Module):
-    r"""The eligibility rule's positive coefficients learnt in log space, with a unit-gain trace.
+    r"""The eligibility rule's coefficients learnt in log space (magnitudes; each rate keeps its initial
+    sign, so an anti-Hebbian projection stays one), with a unit-gain trace.
 
     For ``ThreeFactor(EligibilityTrace(STDP))`` on projection ``proj``: the eligibility time
     constant :math:`\tau = 1 / (1 - \gamma)` (one per hidden neuron when the IR's ``gamma`` rows are
@@ -91,8 +92,10 @@ class RuleReparam(nn.Module):
             gamma = gamma[:, :1]  # one time constant per post neuron
         keep = (1.0 - gamma).clamp(1.0 / self.TAU_RANGE[1], 1.0)
         self.log_tau = nn.Parameter(-keep.log())
-        self.log_eta = nn.ParameterList(
-            [nn.Parameter((net.params[k].detach().clamp_min(1e-12) / keep).log()) for k in self.eta_keys])
+        etas = [net.params[k].detach() for k in self.eta_keys]
+        for i, e in enumerate(etas):  # not in the state dict: the signs follow from the graph
+            self.register_buffer(f"eta_sign_{i}", torch.where(e < 0, -1.0, 1.0).to(e.dtype), persistent=False)
+        self.log_eta = nn.ParameterList([nn.Parameter((e.abs().clamp_min(1e-12) / keep).log()) for e in etas])
         self.consume_key = f"{proj}/rule/consume"
         self.log_consume = None  # the use-up rate c of a consuming rule, learnt in log space
         if consumes(net.graph.projection(proj).rule):
@@ -105,8 +108,8 @@ class RuleReparam(nn.Module):
         """IR parameter values (leading population dim 1) for ``TorchNetwork.run(params=...)``."""
         keep = torch.exp(-self.log_tau)
         out = {self.gamma_key: (1.0 - keep).expand(self.shape).unsqueeze(0)}
-        for k, le in zip(self.eta_keys, self.log_eta):
-            out[k] = (le.exp() * keep).unsqueeze(0)
+        for i, (k, le) in enumerate(zip(self.eta_keys, self.log_eta)):
+            out[k] = (getattr(self, f"eta_sign_{i}") * le.exp() * keep).unsqueeze(0)
         if self.log_consume is not None:
             out[self.consume_key] = self.log_consume.exp().unsqueeze(0)
         return out
@@ -156,13 +159,15 @@ class PlasticNet(nn.Module):
             for m in graph.modulators:
                 self.net.params[f"{m.name}/bias"].requires_grad_(False)
         self.reparam = None
+        self.more_reparams = nn.ModuleList()  # further eligibility projections (e.g. pooled inhibition)
         if getattr(cfg, "log_params", False):  # configs without it (PGConfig) do not reparameterise
-            proj = next((p for p in graph.plastic_projections
-                         if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)), None)
-            if proj is None:
+            projs = [p for p in graph.plastic_projections
+                     if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)]
+            if not projs:
                 raise ValueError("log_params needs a three-factor eligibility rule (rule='eligibility_pair' or "
                                  "'eligibility_triplet')")
-            self.reparam = RuleReparam(self.net, proj.name)
+            self.reparam = RuleReparam(self.net, projs[0].name)
+            self.more_reparams.extend(RuleReparam(self.net, p.name) for p in projs[1:])
         self.engine = None
         if self.units is not None:
             from .hardware_aware import EngineProjection
@@ -170,7 +175,9 @@ class PlasticNet(nn.Module):
             self.engine = EngineProjection(self.net, self.units)
 
     def overrides(self) -> dict | None:
-        ov = None if self.reparam is None else self.reparam.overrides()
+        ov = None
+        if self.reparam is not None:
+            ov = {k: v for r in (self.reparam, *self.more_reparams) for k, v in r.overrides().items()}
         return ov if self.engine is None else self.engine.overrides(ov)
 
     def param_groups(self) -> list[dict]:
@@ -197,7 +204,7 @@ class PlasticNet(nn.Module):
             else:
                 rest.append(p)
         if self.reparam is not None:
-            rates += list(self.reparam.parameters())
+            rates += list(self.reparam.parameters()) + list(self.more_reparams.parameters())
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
         groups += [{"params": ps, "lr": self.cfg.lr * m} for m, ps in neurons.items()]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
@@ -211,8 +218,8 @@ class PlasticNet(nn.Module):
                     p.clamp_(*_BOUNDED[field])
                 elif field in _NEURON_BOUNDED and "/rule/" not in name and p.requires_grad:
                     p.clamp_(*_NEURON_BOUNDED[field])
-        if self.reparam is not None:
-            self.reparam.project_()
+        for r in ([self.reparam] if self.reparam is not None else []) + list(self.more_reparams):
+            r.project_()
 
     def to_graph(self) -> Graph:
         """The trained network as a graph: the values the forward pass uses (reparameterised and,

@@ -27,7 +27,7 @@ from plastix.ir import EligibilityTrace, Graph, ModulationMode, Modulator, Three
 from plastix.ir.rules import TraceKind
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
-from plastix.ir.examples import add_nm_memory, cue_association_net
+from plastix.ir.examples import add_nm_memory, add_pooled_inhibition, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 from .cue_eval import EVAL_BATCH, accuracy, evaluate_model, run_frozen_test
@@ -113,6 +113,9 @@ class BPTTConfig:
                                      # that rewrites weights all episode amplifies fixed-point rounding)
     nm_memory: int = 0               # slow NM-SNN neurons that remember the feedback (ir.examples.add_nm_memory;
     nm_memory_du: float = 0.002      # added to an ``init`` model that has none)
+    pool: int = 0                    # pooled anti-Hebbian input: that many neurons counting all inputs, their
+                                     # plastic synapses onto the hidden layer write against the inputs' (centres
+                                     # the store; ir.examples.add_pooled_inhibition; added to an ``init`` model)
     consume: float = 0.0             # initial trace use-up by the modulator (ir.ThreeFactor.consume; learnt in log
                                      # space with log_params; set on an ``init`` model that has none)
     consume_at_feedback: bool = False  # the learning signal, not the write modulator, uses the trace up: a fixed
@@ -162,6 +165,9 @@ class BPTTConfig:
             raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
         if self.nm_inputs not in NM_INPUTS:
             raise ValueError(f"unknown nm_inputs {self.nm_inputs!r}; known: {', '.join(NM_INPUTS)}")
+        if self.pool < 0 or (self.pool and self.modulation == "per_pre"):
+            raise ValueError(f"pool must be >= 0 and needs per_post or global modulation (per-pre has one signal per "
+                             f"input), got pool={self.pool!r} with {self.modulation!r}")
         if self.nm_inputs != "all" and self.nm_memory:
             raise ValueError("nm_inputs='signal' confines plasticity to the feedback; nm_memory neurons fire tonically "
                              "after it and would modulate all episode: use one or the other")
@@ -222,6 +228,11 @@ CONFIGS = {
     # the storing recipe with saturating STDP traces (eq. 10) and a 200-step post trace, LTD as strong as LTP, every
     # hidden neuron held above 0.02 spikes per step: a store closer to the count learner's (docs/results.md, issue 14:
     # on a trained chain the LTD term of such a trace stores 0.95-0.96 where the model's own store gives 0.80)
+    # the storing recipe with pooled anti-Hebbian input (8 pool neurons): the store centred over the inputs
+    # (docs/results.md, issue 14: an uncentred Hebbian count store caps near 0.80 at M = 5, a centred one 0.98)
+    "paper_storing_pool": dataclasses.replace(_STORING, pool=8),
+    # the same added to a trained paper_storing model (--init its best.plx): M = 5 from the start, 1,500 iterations
+    "paper_storing_pool_tune": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500),
     "paper_storing_sat": dataclasses.replace(_STORING, stdp_trace="saturating", decay_post=0.995, eta_minus_ratio=1.0,
                                              hidden_floor=0.02),
     # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
@@ -316,6 +327,8 @@ def build_graph(cfg: BPTTConfig) -> Graph:
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
     else:
         g = _fresh_graph(cfg)
+    if cfg.pool and not any(p.name == "pool" for p in g.populations):
+        g = add_pooled_inhibition(g, cfg.pool, seed=cfg.seed)
     if cfg.nm_inputs != "all":
         g = signal_driven_nm(g, fast=cfg.nm_inputs == "signal_fast")
     if cfg.hidden_bias:
