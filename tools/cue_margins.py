@@ -9,7 +9,9 @@ A diagnostic, not library code. A trial's margin is |#right cues - #left cues| (
 count learner stores ``w * s_1 n_1 + s_2 n_2`` (``n_t`` every input's spike count in training trial ``t``,
 ``s_t`` = +1 for a right trial, -1 for a left one) and answers with the sign of the store times the test
 trial's centred counts; ``w`` = 1 is the ideal learner, ``w`` < 1 weights the first training trial less
-(a trace the first write leaves behind and the second write subtracts again). ``--consume-scale`` runs the
+(a trace the first write leaves behind and the second write subtracts again). ``--counts-only`` also prints
+the *uncentred* learner (raw test counts, what a hidden neuron summing ``store * spikes`` computes): a pair rule
+whose writes are proportional to each input's own activity stores that, and it caps near 0.80 at M = 5. ``--consume-scale`` runs the
 model with its trace use-up (ThreeFactor ``consume``) scaled by each factor, untrained otherwise.
 """
 from __future__ import annotations
@@ -39,12 +41,14 @@ def margins(pr: CueProblems, task: OneShotCueConfig, n: int) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
-def count_learner(pr: CueProblems, task: OneShotCueConfig, w: float = 1.0) -> torch.Tensor:
-    """``(B,)`` bool: the count learner's test answer is right."""
+def count_learner(pr: CueProblems, task: OneShotCueConfig, w: float = 1.0, centred: bool = True) -> torch.Tensor:
+    """``(B,)`` bool: the count learner's test answer is right (``centred``: the test counts minus their mean
+    over the inputs, equivalently the store centred over the inputs)."""
     L = task.trial_steps
     n = [pr.cues[t * L:(t + 1) * L].sum(0).double() for t in range(3)]
     s = [torch.where(pr.labels[:, t:t + 1] == RIGHT, 1.0, -1.0).double() for t in range(2)]
-    score = ((w * s[0] * n[0] + s[1] * n[1]) * (n[2] - n[2].mean(-1, keepdim=True))).sum(-1)
+    test = n[2] - n[2].mean(-1, keepdim=True) if centred else n[2]
+    score = ((w * s[0] * n[0] + s[1] * n[1]) * test).sum(-1)
     return (score < 0).long() == pr.test_labels
 
 
@@ -82,6 +86,7 @@ def main() -> None:
         m = margins(pr, task, len(pr.labels))
         for w in FIRST_TRIAL_WEIGHTS:
             table(f"count learner, first training trial x {w}", count_learner(pr, task, w), m)
+        table("count learner, uncentred", count_learner(pr, task, centred=False), m)
         return
     graph = ir.load(a.model)
     if a.consume_scale:

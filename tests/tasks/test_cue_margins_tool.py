@@ -21,3 +21,4 @@ def test_margins_are_the_cue_count_differences_and_the_count_learner_is_near_per
     ideal = cue_margins.count_learner(pr, task).float().mean()
     assert ideal > 0.93  # ~97 % at M = 5 (docs/results.md)
     assert cue_margins.count_learner(pr, task, w=0.5).float().mean() < ideal - 0.1  # an unbalanced store fails
+    assert cue_margins.count_learner(pr, task, centred=False).float().mean() < ideal - 0.1  # so does an uncentred one
