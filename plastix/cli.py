@@ -518,8 +518,9 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
                                                        "(scikit-learn's, upsampled: zero-shot transfer)"),
              cues: int = typer.Option(None, min=1, help="cue count M per trial (default: the M the model was trained at)"),
              problems: int = typer.Option(500, min=1, help="number of fresh test problems"),
-             seed: int = typer.Option(12345, min=0, help="seed of the test problems (the same seed gives the same "
-                                                         "problems on every backend)"),
+             seed: int = typer.Option(1, min=0, help="seed of the test problems or episodes (the same seed gives "
+                                                     "the same problems on every backend); the default is held out: "
+                                                     "the trainers pick their best checkpoints on seed 12345"),
              backend: SimBackend = typer.Option(SimBackend.torch, help="torch (batched, float64) or lava (one Lava "
                                                                          "run per problem)"),
              precision: Precision = typer.Option(Precision.float, help="float, or fixed (Loihi fixed point; "
