@@ -54,14 +54,17 @@ def test_sweep_plot_is_written(tmp_path):
 
 
 def test_evaluate_the_shipped_m5_model_against_its_stored_figure():
-    """The best M = 5 model trained here (paper protocol, per-post modulation, NM feedback memory; docs/results.md, issue 14)."""
+    """The best M = 5 model trained here (paper protocol, per-post modulation, the association stored in the
+    synapses with pooled anti-Hebbian input; docs/results.md, issue 14), and the earlier one that computed in the
+    test trial."""
     from pathlib import Path
 
-    model = Path(SHIPPED_MODEL).parent / "cue_m5_per_post.plx"
-    res = runner.invoke(app, ["evaluate", str(model), "--problems", "32", "--seed", "3", "--json"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
-    assert out["cues"] == 5 and out["accuracy"] == pytest.approx(25 / 32, abs=1e-9)  # stored: 25 of 32
+    for name, right in (("cue_m5_pool.plx", 30), ("cue_m5_per_post.plx", 25)):
+        model = Path(SHIPPED_MODEL).parent / name
+        res = runner.invoke(app, ["evaluate", str(model), "--problems", "32", "--seed", "3", "--json"])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["cues"] == 5 and out["accuracy"] == pytest.approx(right / 32, abs=1e-9), name  # stored figures
 
 
 def test_freeze_test_shows_the_shipped_m5_model_computes_in_the_test_trial():
@@ -77,6 +80,9 @@ def test_freeze_test_shows_the_shipped_m5_model_computes_in_the_test_trial():
         assert res.exit_code == 0, res.output
         acc[bool(flag)] = json.loads(res.output)["accuracy"]
     assert acc[False] > 0.75 and acc[True] < 0.65
+    stored = Path(SHIPPED_MODEL).parent / "cue_m5_pool.plx"  # the best model answers from its synapses
+    res = runner.invoke(app, ["evaluate", str(stored), "--problems", "64", "--seed", "1", "--json", "--freeze-test"])
+    assert res.exit_code == 0 and json.loads(res.output)["accuracy"] > 0.9, res.output
     graph = ir.load(model)
     still = graph.replace(modulators=tuple(m.replace(weight=m.weight * 0.0, bias=m.bias * 0.0) for m in graph.modulators))
     a, b = (evaluate_model(still, n_problems=16, seed=2, freeze_test=f)["counts"] for f in (False, True))
