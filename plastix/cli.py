@@ -587,7 +587,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         typer.echo(json.dumps({"sweep": res}) if as_json else
                    "\n".join(f"M = {m:2d}: accuracy {a:.4f}" for m, a in res.items()))
         if plot is not None:
-            typer.echo(f"wrote {plot_sweep({model.parent.name or model.name: res}, plot)}")
+            label = model.parent.name if model.stem in ("model", "best") and model.parent.name else model.stem
+            typer.echo(f"wrote {plot_sweep({label: res}, plot)}")  # a run folder's name, else the file's
         return
     if compare_lava:
         cmp = compare_backends(graph, compare_lava, seed=seed, n_cues=cues, precision=precision.value)
