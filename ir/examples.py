@@ -122,7 +122,6 @@ def add_nm_memory(graph: Graph, size: int, *, du: float = 0.002, signal_scale: f
     return graph.replace(populations=graph.populations + (mem,), projections=graph.projections + projs)
 
 
-
 def _with_pre_size(node, n_pre_old: int, n_pre: int):
     """``node`` (a rule tree) with every per-synapse ``(n_post, n_pre_old)`` array replaced by its row mean
     repeated over ``n_pre`` columns; other fields unchanged."""
@@ -136,7 +135,7 @@ def _with_pre_size(node, n_pre_old: int, n_pre: int):
     return dataclasses.replace(node, **changes)
 
 
-def add_pooled_inhibition(graph: Graph, size: int, *, in_weight: float = 0.02, seed: int = 0) -> Graph:
+def add_anti_hebbian_pool(graph: Graph, size: int, *, in_weight: float = 0.02, seed: int = 0) -> Graph:
     """Pooled anti-Hebbian input for a cue-association net: ``size`` CUBA ``pool`` neurons driven by every
     input (non-plastic weights ~ ``in_weight``: a pool neuron fires roughly in proportion to the total
     input activity) and a plastic ``pool -> hidden`` projection (unsigned, starting at 0) under the input
@@ -151,15 +150,15 @@ def add_pooled_inhibition(graph: Graph, size: int, *, in_weight: float = 0.02, s
     *all* inputs stores the mean term with the opposite sign and so subtracts it in the test trial. Works
     on a fresh net and on a trained one (the new synapses start at 0)."""
     if size < 1:
-        raise ValueError(f"pooled inhibition size must be >= 1, got {size}")
+        raise ValueError(f"anti-Hebbian pool size must be >= 1, got {size}")
     names = {p.name for p in graph.populations}
     if not {"cues", "hidden"} <= names or "pool" in names:
-        raise ValueError("add_pooled_inhibition needs a cue-association net with 'cues' and 'hidden' and no 'pool'")
+        raise ValueError("add_anti_hebbian_pool needs a cue-association net with 'cues' and 'hidden' and no 'pool'")
     src = next((p for p in graph.projections if p.pre == "cues" and p.post == "hidden"), None)
     if src is None or not isinstance(src.rule, ThreeFactor):
-        raise ValueError("add_pooled_inhibition needs the plastic three-factor cues -> hidden projection")
+        raise ValueError("add_anti_hebbian_pool needs the plastic three-factor cues -> hidden projection")
     if src.rule.mode is ModulationMode.PER_PRE:
-        raise ValueError("add_pooled_inhibition: per-pre modulation has one signal per input; the pool neurons "
+        raise ValueError("add_anti_hebbian_pool: per-pre modulation has one signal per input; the pool neurons "
                          "would need their own (use per_post or global)")
     rng = np.random.default_rng(seed + 11)
     n_in, n_hidden = graph.population("cues").size, graph.population("hidden").size
@@ -172,6 +171,7 @@ def add_pooled_inhibition(graph: Graph, size: int, *, in_weight: float = 0.02, s
     projs = (Projection(name="cues_to_pool", pre="cues", post="pool", weight=w_in),
              Projection(name="pool_to_hidden", pre="pool", post="hidden", weight=np.zeros((n_hidden, size)), rule=rule))
     return graph.replace(populations=graph.populations + (pool,), projections=graph.projections + projs)
+
 
 #: population and input names of :func:`one_shot_glyph_net` (the trainer and the evaluation feed these)
 GLYPH_FEATURES, GLYPH_GATE = "features", "nm_gate"

@@ -425,12 +425,12 @@ def test_frozen_test_accuracy_silences_only_the_test_trial():
 
 
 def test_pooled_input_writes_against_the_inputs_and_keeps_its_sign_in_training(tmp_path):
-    """BPTTConfig.pool (ir.examples.add_pooled_inhibition): pool neurons count every input; their plastic
+    """BPTTConfig.pool (ir.examples.add_anti_hebbian_pool): pool neurons count every input; their plastic
     synapses onto the hidden layer start at 0 with the input rule's rates negated, so in one episode they
     write with the opposite sign of the inputs' mean write; log-space training keeps the rates negative;
     the model saves and loads with the pool."""
     from plastix.backends.torch import compile as compile_torch
-    from plastix.ir.examples import add_pooled_inhibition
+    from plastix.ir.examples import add_anti_hebbian_pool
     from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
     from plastix.trainer.experiments.bptt import build_graph
     from plastix.trainer.experiments.bptt_run import bptt_config
@@ -468,4 +468,4 @@ def test_pooled_input_writes_against_the_inputs_and_keeps_its_sign_in_training(t
     with pytest.raises(ValueError, match="per_post or global"):
         bptt_config("quick", modulation="per_pre", pool=4)
     with pytest.raises(ValueError, match="no 'pool'"):
-        add_pooled_inhibition(g, 2)
+        add_anti_hebbian_pool(g, 2)

@@ -159,7 +159,7 @@ class PlasticNet(nn.Module):
             for m in graph.modulators:
                 self.net.params[f"{m.name}/bias"].requires_grad_(False)
         self.reparam = None
-        self.more_reparams = nn.ModuleList()  # further eligibility projections (e.g. pooled inhibition)
+        self.more_reparams = nn.ModuleList()  # further eligibility projections (e.g. the anti-Hebbian pool)
         if getattr(cfg, "log_params", False):  # configs without it (PGConfig) do not reparameterise
             projs = [p for p in graph.plastic_projections
                      if isinstance(p.rule, ThreeFactor) and isinstance(p.rule.base, EligibilityTrace)]

@@ -27,7 +27,7 @@ from plastix.ir import EligibilityTrace, Graph, ModulationMode, Modulator, Three
 from plastix.ir.rules import TraceKind
 from plastix.ir import load as load_graph
 from plastix.ir import save as save_graph
-from plastix.ir.examples import add_nm_memory, add_pooled_inhibition, cue_association_net
+from plastix.ir.examples import add_anti_hebbian_pool, add_nm_memory, cue_association_net
 from plastix.tasks.cue_association import CueProblems, OneShotCueConfig, one_shot_cue_problems
 
 from .cue_eval import EVAL_BATCH, accuracy, evaluate_model, run_frozen_test
@@ -115,7 +115,7 @@ class BPTTConfig:
     nm_memory_du: float = 0.002      # added to an ``init`` model that has none)
     pool: int = 0                    # pooled anti-Hebbian input: that many neurons counting all inputs, their
                                      # plastic synapses onto the hidden layer write against the inputs' (centres
-                                     # the store; ir.examples.add_pooled_inhibition; added to an ``init`` model)
+                                     # the store; ir.examples.add_anti_hebbian_pool; added to an ``init`` model)
     consume: float = 0.0             # initial trace use-up by the modulator (ir.ThreeFactor.consume; learnt in log
                                      # space with log_params; set on an ``init`` model that has none)
     consume_at_feedback: bool = False  # the learning signal, not the write modulator, uses the trace up: a fixed
@@ -328,7 +328,7 @@ def build_graph(cfg: BPTTConfig) -> Graph:
     else:
         g = _fresh_graph(cfg)
     if cfg.pool and not any(p.name == "pool" for p in g.populations):
-        g = add_pooled_inhibition(g, cfg.pool, seed=cfg.seed)
+        g = add_anti_hebbian_pool(g, cfg.pool, seed=cfg.seed)
     if cfg.nm_inputs != "all":
         g = signal_driven_nm(g, fast=cfg.nm_inputs == "signal_fast")
     if cfg.hidden_bias:
