@@ -228,13 +228,13 @@ CONFIGS = {
     # the storing recipe with saturating STDP traces (eq. 10) and a 200-step post trace, LTD as strong as LTP, every
     # hidden neuron held above 0.02 spikes per step: a store closer to the count learner's (docs/results.md, issue 14:
     # on a trained chain the LTD term of such a trace stores 0.95-0.96 where the model's own store gives 0.80)
+    "paper_storing_sat": dataclasses.replace(_STORING, stdp_trace="saturating", decay_post=0.995, eta_minus_ratio=1.0,
+                                             hidden_floor=0.02),
     # the storing recipe with pooled anti-Hebbian input (8 pool neurons): the store centred over the inputs
     # (docs/results.md, issue 14: an uncentred Hebbian count store caps near 0.80 at M = 5, a centred one 0.98)
     "paper_storing_pool": dataclasses.replace(_STORING, pool=8),
     # the same added to a trained paper_storing model (--init its best.plx): M = 5 from the start, 1,500 iterations
     "paper_storing_pool_tune": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500),
-    "paper_storing_sat": dataclasses.replace(_STORING, stdp_trace="saturating", decay_post=0.995, eta_minus_ratio=1.0,
-                                             hidden_floor=0.02),
     # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
     # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
     # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
