@@ -174,10 +174,13 @@ class PlasticNet(nn.Module):
 
             self.engine = EngineProjection(self.net, self.units)
 
+    @property
+    def reparams(self) -> tuple[RuleReparam, ...]:
+        """Every eligibility projection's :class:`RuleReparam` (empty without ``log_params``)."""
+        return () if self.reparam is None else (self.reparam, *self.more_reparams)
+
     def overrides(self) -> dict | None:
-        ov = None
-        if self.reparam is not None:
-            ov = {k: v for r in (self.reparam, *self.more_reparams) for k, v in r.overrides().items()}
+        ov = {k: v for r in self.reparams for k, v in r.overrides().items()} or None
         return ov if self.engine is None else self.engine.overrides(ov)
 
     def param_groups(self) -> list[dict]:
@@ -203,8 +206,7 @@ class PlasticNet(nn.Module):
                 neurons.setdefault(mult, []).append(p)
             else:
                 rest.append(p)
-        if self.reparam is not None:
-            rates += list(self.reparam.parameters()) + list(self.more_reparams.parameters())
+        rates += [p for r in self.reparams for p in r.parameters()]
         groups = [{"params": rest, "lr": self.cfg.lr}, {"params": [self.gain, self.offset], "lr": self.cfg.lr * self.cfg.readout_lr}]
         groups += [{"params": ps, "lr": self.cfg.lr * m} for m, ps in neurons.items()]
         return groups + ([{"params": rates, "lr": self.cfg.lr * self.cfg.rule_lr}] if rates else [])
@@ -218,7 +220,7 @@ class PlasticNet(nn.Module):
                     p.clamp_(*_BOUNDED[field])
                 elif field in _NEURON_BOUNDED and "/rule/" not in name and p.requires_grad:
                     p.clamp_(*_NEURON_BOUNDED[field])
-        for r in ([self.reparam] if self.reparam is not None else []) + list(self.more_reparams):
+        for r in self.reparams:
             r.project_()
 
     def to_graph(self) -> Graph:
