@@ -1,78 +1,121 @@
-"""``make demo``: train plasticity offline -> export the IR -> run it on torch and on Loihi's learning engine.
+"""``make demo``: train plasticity offline -> export the IR -> run it on torch and on Lava.
 
-1. A short, visible BPTT meta-training phase of the one-shot cue-association network
-   (Meta-SpikePropamine's task with the paper's trial timing, at the cue count M the shipped model
-   was trained at: M = 1; M = 5 is issue 14) in hardware-aware mode, continuing from the shipped
-   trained model: the network trains on the values Loihi's learning
-   engine runs (rule literals, 8-bit plastic weights, Loihi units), through the shared trainer loop
-   (checkpoint, metrics log, learning curve).
-2. Export: the trained network in Loihi units (``model.plx``) and in NIR (static part + plasticity
-   extension), both read back and checked.
-3. The same test problems on the torch backend (float, and Loihi fixed point) and on Lava in fixed
-   point, where the plastic projection runs on the learning engine (``LearningDense`` + a
-   three-factor LIF); the demo prints the lowering, the three accuracies and how often torch and
-   Lava give identical spike trains (bit-exact in fixed point).
-4. Plots under the output folder: learning curve, spike raster, weight change over a trial.
+Two stages, each continuing a model the project trained and ships (commands in docs/results.md):
+
+* ``m5`` -- Meta-SpikePropamine's one-shot cue association at the paper's M = 5 cues
+  (``cue_m5_pool.plx``: per-post three-factor eligibility STDP with the anti-Hebbian input pool, 96.0 %
+  on held-out problems, paper 95.6 %). A few float BPTT iterations, export (IR + NIR), then the same
+  test problems on torch and on Lava in float, where the modulated rules run as host-emulated Lava
+  processes; the demo prints how often both give identical spike trains.
+* ``engine`` -- the same task in the form Loihi's learning engine runs (``cue_engine.plx``, M = 1):
+  hardware-aware training on the values the engine runs (rule literals, 8-bit plastic weights, Loihi
+  units), export in Loihi units, torch (float and fixed point) vs Lava in fixed point with the plastic
+  projection on the learning engine (``LearningDense`` + a three-factor LIF): bit-exact.
+
+Each stage goes through the shared trainer loop (checkpoint, metrics log, learning curve) and leaves
+plots under its folder: learning curve, spike raster, weight change over a problem.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+DATA = Path(__file__).parent / "data"
+#: the flagship: trained at M = 5 (docs/results.md, "Meta-SpikePropamine at paper accuracy")
+M5_MODEL = DATA / "cue_m5_pool.plx"
+#: the hardware-aware model (docs/results.md, "Trained plasticity on Loihi's learning engine")
+ENGINE_MODEL = DATA / "cue_engine.plx"
 
-#: the hardware-aware model the project trained (command in docs/results.md, "Trained plasticity on
-#: Loihi's learning engine"); the demo's visible training phase continues from it
-SHIPPED_MODEL = Path(__file__).parent / "data" / "cue_engine.plx"
+
+@dataclasses.dataclass(frozen=True)
+class DemoStage:
+    """One trained model the demo continues, exports and runs on both backends."""
+    name: str                 # sub-folder of the demo's output and key of its summary
+    title: str
+    model: Path | None        # the shipped model.plx to continue from (None: a fresh network)
+    config: str               # the BPTT preset it was trained with
+    precision: str            # "float" (torch float vs Lava float) | "fixed" (Loihi units, learning engine)
+
+
+STAGES = (
+    DemoStage("m5", "Meta-SpikePropamine, M = 5 cues, float", M5_MODEL, "paper_storing_pool_tune", "float"),
+    DemoStage("engine", "the same task on Loihi's learning engine, M = 1, fixed point", ENGINE_MODEL, "paper_engine",
+              "fixed"),
+)
 
 
 def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 0,
-             start: Path | None = SHIPPED_MODEL, config: str = "paper_engine", **overrides) -> dict:
-    """Train (continuing from the trained model.plx ``start`` if given), export, compare torch and Lava
-    in fixed point, plot. ``overrides`` replace fields of the ``config`` preset (tests shrink it)."""
+             stages: tuple[DemoStage, ...] = STAGES, **overrides) -> dict:
+    """Every stage in ``stages``: train (continuing from its model), export, compare torch and Lava,
+    plot; ``overrides`` replace fields of each stage's preset (tests shrink it). Returns the summaries
+    by stage name (also written to ``out/summary.json``)."""
+    from plastix.ir.atomic import write_bytes
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    summary = {}
+    for i, stage in enumerate(stages, 1):
+        print(f"== stage {i}/{len(stages)}: {stage.title} -> {out / stage.name}")
+        summary[stage.name] = _run_stage(stage, out / stage.name, iterations=iterations, problems=problems,
+                                         seed=seed, **overrides)
+    summary["wall_time_s"] = time.perf_counter() - t0
+    write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
+    print(f"done in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
+    return summary
+
+
+def _run_stage(stage: DemoStage, out: Path, *, iterations: int, problems: int, seed: int, **overrides) -> dict:
     import plastix.ir as ir
     from plastix.ir.atomic import write_bytes
     from plastix.ir.nir_interop import read_nir, write_nir
     from plastix.trainer.experiments.bptt_run import train_bptt
     from plastix.trainer.experiments.cue_eval import compare_backends
 
-    out = Path(out)
+    fixed = stage.precision == "fixed"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train_dir = out / "train"
-    init = None if start is None else str(start)
-    if start is not None and "n_cues" not in overrides:  # continue at the cue count the model was trained at
-        overrides["n_cues"] = int(dict(ir.load(start).metadata or {}).get("n_cues", 5))
-    # lr 3e-4: the rate the shipped model was fine-tuned with (hardware-aware steps at 1e-3 can jump
-    # across rounding boundaries and lose accuracy for a while); the forward pass is the fixed-point run
-    overrides = {"curriculum": (), "hardware_aware": True, "fixed_in_loop": True, "eval_problems": 64, "lr": 3e-4,
-                 **overrides}
-    print(f"[1/4] hardware-in-the-loop BPTT meta-training ({iterations} iterations of the {config} config"
-          f"{', starting from ' + init if init else ', from scratch'}) -> {train_dir}")
-    res = train_bptt("one_shot_cue", config, train_dir, iterations=iterations, seed=seed, init=init,
+    init = None if stage.model is None else str(stage.model)
+    if init is not None and "n_cues" not in overrides:  # continue at the cue count the model was trained at
+        overrides["n_cues"] = int(dict(ir.load(init).metadata or {}).get("n_cues", 5))
+    # lr 3e-4: a few careful steps on a trained model (hardware-aware steps at 1e-3 can jump across rounding
+    # boundaries and lose accuracy for a while); in fixed point the forward pass is the fixed-point run
+    overrides = {"curriculum": (), "eval_problems": 64, "lr": 3e-4,
+                 **({"hardware_aware": True, "fixed_in_loop": True} if fixed else {}), **overrides}
+    print(f"[1/4] {'hardware-in-the-loop ' if fixed else ''}BPTT meta-training ({iterations} iterations of the "
+          f"{stage.config} config{', starting from ' + init if init else ', from scratch'}) -> {train_dir}")
+    res = train_bptt("one_shot_cue", stage.config, train_dir, iterations=iterations, seed=seed, init=init,
                      resume=(train_dir / "checkpoint.pt").exists(), eval_every=max(1, iterations), **overrides)
-    print(f"      test accuracy after training: float {res['test_accuracy']:.3f}, fixed point "
-          f"{res['test_accuracy_fixed']:.3f} on {res['test_problems']} problems "
-          f"({res['wall_time_s']:.0f}s)")
+    acc = f"float {res['test_accuracy']:.3f}" + (f", fixed point {res['test_accuracy_fixed']:.3f}" if fixed else "")
+    print(f"      test accuracy after training: {acc} on {res['test_problems']} problems ({res['wall_time_s']:.0f}s)")
 
-    print("[2/4] export (Loihi units, every value as the learning engine runs it)")
-    graph = ir.load(train_dir / "model_loihi.plx")
+    if fixed:
+        print("[2/4] export (Loihi units, every value as the learning engine runs it)")
+        graph = ir.load(train_dir / "model_loihi.plx")
+    else:
+        print("[2/4] export (IR, float)")
+        graph = ir.load(train_dir / "model.plx")
     path = ir.save(graph, out / "model.plx")
     assert ir.load(path) == graph
     nir_path = write_nir(graph, out / "model.nir")
     assert read_nir(nir_path) == graph
     print(f"      {path} and {nir_path}: written, read back identical (plasticity kept in the NIR extension)")
 
-    print(f"[3/4] the same {problems} test problems on torch (float, fixed point) and on Lava (fixed point)")
-    cmp = compare_backends(graph, problems, seed=10_000 + seed, precision="fixed")
+    kind = "torch (float, fixed point) and on Lava (fixed point)" if fixed else "torch and on Lava (float)"
+    print(f"[3/4] the same {problems} test problems on {kind}")
+    cmp = compare_backends(graph, problems, seed=10_000 + seed, precision=stage.precision)
     summary = {"train": res, **{k: v for k, v in cmp.items() if not k.startswith("_")}}
     print("      lowering: " + ", ".join(f"{k}: {v['how']}" for k, v in cmp["lowering"].items()))
-    print(f"      torch float: accuracy {cmp['accuracy_torch_float']:.3f}")
-    print(f"      torch fixed: accuracy {cmp['accuracy_torch']:.3f}")
-    print(f"      lava  fixed: accuracy {cmp['accuracy_lava']:.3f}; identical to torch fixed on: output spike trains "
-          f"{cmp['identical_spike_trains']:.1%}, hidden spike trains {cmp['identical_hidden_spike_trains']:.1%}, "
+    if fixed:
+        print(f"      torch float: accuracy {cmp['accuracy_torch_float']:.3f}")
+    print(f"      torch {stage.precision}: accuracy {cmp['accuracy_torch']:.3f}")
+    print(f"      lava  {stage.precision}: accuracy {cmp['accuracy_lava']:.3f}; identical to torch on: output spike "
+          f"trains {cmp['identical_spike_trains']:.1%}, hidden spike trains {cmp['identical_hidden_spike_trains']:.1%}, "
           f"final plastic weights {cmp['identical_final_weights']:.1%} of problems; same decision on "
           f"{cmp['agreement_decision']:.1%}")
 
@@ -82,8 +125,6 @@ def run_demo(out: Path, *, iterations: int = 4, problems: int = 16, seed: int = 
     if (train_dir / "curve.png").exists():
         write_bytes(out / "curve.png", (train_dir / "curve.png").read_bytes())
     summary["wall_time_s"] = time.perf_counter() - t0
-    write_bytes(out / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
-    print(f"done in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     return summary
 
 

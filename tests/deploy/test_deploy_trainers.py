@@ -152,10 +152,10 @@ def test_deploy_of_the_shipped_cue_model_reports_task_accuracy_on_the_learning_e
     """The trained hardware-aware cue model: every plastic projection on the learning engine, and the
     report gives its accuracy in torch float, torch fixed and Lava fixed on the same problems, with
     torch fixed and Lava fixed agreeing spike count for spike count (issue 15)."""
-    from plastix.demo import SHIPPED_MODEL
+    from plastix.demo import ENGINE_MODEL
     from plastix.trainer.algorithms.hardware_aware import LoihiUnits, deployable
 
-    graph = ir.load(SHIPPED_MODEL)
+    graph = ir.load(ENGINE_MODEL)
     model = tmp_path / "cue_loihi.plx"
     ir.save(deployable(graph, LoihiUnits.of(graph)), model)
     out = tmp_path / "bundle"

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import plastix.ir as ir
 from plastix.cli import app
-from plastix.demo import SHIPPED_MODEL
+from plastix.demo import DATA, ENGINE_MODEL
 from plastix.trainer.experiments.bptt import BPTTJob, evaluate
 from plastix.trainer.experiments.cue_eval import CueSetting, evaluate_model, problem_batches
 
@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_problem_batches_are_the_trainers_evaluation_problems():
     """``evaluate_model`` draws exactly the problems the trainer's own evaluation draws (same seed,
     same batches), so a figure in the training log can be re-measured from the exported model."""
-    graph = ir.load(SHIPPED_MODEL)
+    graph = ir.load(ENGINE_MODEL)
     setting = CueSetting.of(graph)
     job = BPTTJob(__import__("plastix.trainer.experiments.bptt_run", fromlist=["model_config"]).model_config(graph), graph)
     model = job.init_state().model  # float32 (evaluate_model runs float64: counts may differ by a spike)
@@ -29,7 +29,7 @@ def test_problem_batches_are_the_trainers_evaluation_problems():
 
 
 def test_evaluate_cli_json_on_the_shipped_model():
-    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--task", "one_shot_cue", "--cues", "3",
+    res = runner.invoke(app, ["evaluate", str(ENGINE_MODEL), "--task", "one_shot_cue", "--cues", "3",
                               "--problems", "64", "--seed", "3", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -40,7 +40,7 @@ def test_evaluate_cli_json_on_the_shipped_model():
 
 def test_evaluate_lava_gives_the_same_counts_as_torch():
     """Float Lava runs the same problems and gives the same output spike counts as torch."""
-    graph = ir.load(SHIPPED_MODEL)
+    graph = ir.load(ENGINE_MODEL)
     t = evaluate_model(graph, n_problems=2, seed=5)
     lv = evaluate_model(graph, n_problems=2, seed=5, backend="lava")
     assert t["counts"] == lv["counts"] and t["accuracy"] == lv["accuracy"]
@@ -60,7 +60,7 @@ def test_evaluate_the_shipped_m5_model_against_its_stored_figure():
     from pathlib import Path
 
     for name, right in (("cue_m5_pool.plx", 29), ("cue_m5_per_post.plx", 25)):
-        model = Path(SHIPPED_MODEL).parent / name
+        model = DATA / name
         res = runner.invoke(app, ["evaluate", str(model), "--problems", "32", "--seed", "3", "--json"])
         assert res.exit_code == 0, res.output
         out = json.loads(res.output)
@@ -73,14 +73,14 @@ def test_freeze_test_shows_the_shipped_m5_model_computes_in_the_test_trial():
     issue 14), and a frozen evaluation of a model with nothing to modulate changes nothing."""
     from pathlib import Path
 
-    model = Path(SHIPPED_MODEL).parent / "cue_m5_per_post.plx"
+    model = DATA / "cue_m5_per_post.plx"
     acc = {}
     for flag in ([], ["--freeze-test"]):
         res = runner.invoke(app, ["evaluate", str(model), "--problems", "64", "--seed", "1", "--json", *flag])
         assert res.exit_code == 0, res.output
         acc[bool(flag)] = json.loads(res.output)["accuracy"]
     assert acc[False] > 0.75 and acc[True] < 0.65
-    stored = Path(SHIPPED_MODEL).parent / "cue_m5_pool.plx"  # the best model answers from its synapses
+    stored = DATA / "cue_m5_pool.plx"  # the best model answers from its synapses
     res = runner.invoke(app, ["evaluate", str(stored), "--problems", "64", "--seed", "1", "--json", "--freeze-test"])
     assert res.exit_code == 0 and json.loads(res.output)["accuracy"] > 0.9, res.output
     graph = ir.load(model)
@@ -92,11 +92,11 @@ def test_freeze_test_shows_the_shipped_m5_model_computes_in_the_test_trial():
 
 
 def test_evaluate_sweep_matches_single_evaluations_and_plots(tmp_path):
-    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--problems", "16", "--seed", "3", "--sweep", "1,3",
+    res = runner.invoke(app, ["evaluate", str(ENGINE_MODEL), "--problems", "16", "--seed", "3", "--sweep", "1,3",
                               "--plot", str(tmp_path / "s.png"), "--json"])
     assert res.exit_code == 0, res.output
     sweep = json.loads(res.output.splitlines()[0])["sweep"]
-    graph = ir.load(SHIPPED_MODEL)
+    graph = ir.load(ENGINE_MODEL)
     for m in (1, 3):
         assert sweep[str(m)] == pytest.approx(evaluate_model(graph, n_problems=16, n_cues=m, seed=3)["accuracy"], abs=1e-4)
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
@@ -104,12 +104,12 @@ def test_evaluate_sweep_matches_single_evaluations_and_plots(tmp_path):
 
 @pytest.mark.parametrize("args", [["--sweep", "1,x"], ["--sweep", "0,3"], ["--plot", "a.png"]])
 def test_evaluate_sweep_bad_arguments_exit_2(args):
-    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), *args])
+    res = runner.invoke(app, ["evaluate", str(ENGINE_MODEL), *args])
     assert res.exit_code == 2 and "error:" in res.output
 
 
 def test_evaluate_compare_lava_reports_identical_runs():
-    res = runner.invoke(app, ["evaluate", str(SHIPPED_MODEL), "--compare-lava", "1", "--cues", "1", "--json"])
+    res = runner.invoke(app, ["evaluate", str(ENGINE_MODEL), "--compare-lava", "1", "--cues", "1", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["problems"] == 1 and out["accuracy_torch"] == out["accuracy_lava"]
