@@ -9,7 +9,7 @@ from .builder import GraphBuilder
 from .graph import Graph
 from .neurons import CubaLIF
 from .rules import EligibilityTrace, ModulationMode, PairSTDP, ThreeFactor, TraceKind, TripletSTDP
-from .synapses import Projection
+from .synapses import Modulator, Projection
 
 #: plasticity variants of :func:`cue_association_net` (Meta-SpikePropamine Methods): modulated
 #: eligibility traces (eqs. 16, 19) of pair (eq. 12) or triplet (eq. 15) STDP, or the modulated STDP
@@ -139,8 +139,9 @@ def add_anti_hebbian_pool(graph: Graph, size: int, *, in_weight: float = 0.02, s
     """Pooled anti-Hebbian input for a cue-association net: ``size`` CUBA ``pool`` neurons driven by every
     input (non-plastic weights ~ ``in_weight``: a pool neuron fires roughly in proportion to the total
     input activity) and a plastic ``pool -> hidden`` projection (unsigned, starting at 0) under the input
-    -> hidden rule with its rates negated (same modulator; time constants and rate magnitudes start at
-    each hidden neuron's mean): what the inputs' synapses write, these synapses write with the opposite
+    -> hidden rule with its rates negated (same modulator -- under per-pre modulation the pool neurons
+    get their own signals ``M_k``, a modulator ``<name>_pool`` starting at the inputs' mean; time
+    constants and rate magnitudes start at each hidden neuron's mean): what the inputs' synapses write, these synapses write with the opposite
     sign, in proportion to the activity of all inputs.
 
     Why (docs/results.md, issue 14): a Hebbian store of the two training trials' *raw* spike counts,
@@ -157,9 +158,6 @@ def add_anti_hebbian_pool(graph: Graph, size: int, *, in_weight: float = 0.02, s
     src = next((p for p in graph.projections if p.pre == "cues" and p.post == "hidden"), None)
     if src is None or not isinstance(src.rule, ThreeFactor):
         raise ValueError("add_anti_hebbian_pool needs the plastic three-factor cues -> hidden projection")
-    if src.rule.mode is ModulationMode.PER_PRE:
-        raise ValueError("add_anti_hebbian_pool: per-pre modulation has one signal per input; the pool neurons "
-                         "would need their own (use per_post or global)")
     rng = np.random.default_rng(seed + 11)
     n_in, n_hidden = graph.population("cues").size, graph.population("hidden").size
     pool = CubaLIF(name="pool", size=size, du=0.2, dv=0.1, vth=1.0)
@@ -168,9 +166,24 @@ def add_anti_hebbian_pool(graph: Graph, size: int, *, in_weight: float = 0.02, s
     stdp = rule.base.base if isinstance(rule.base, EligibilityTrace) else rule.base
     stdp = dataclasses.replace(stdp, eta_plus=-np.asarray(stdp.eta_plus), eta_minus=-np.asarray(stdp.eta_minus))
     rule = rule.replace(base=rule.base.replace(base=stdp) if isinstance(rule.base, EligibilityTrace) else stdp)
+    mods = graph.modulators
+    if rule.mode is ModulationMode.PER_PRE:  # one signal per input: the pool neurons get their own, from the same source
+        mod = _pool_modulator(graph.modulator(rule.modulator), size)
+        mods, rule = mods + (mod,), rule.replace(modulator=mod.name)
     projs = (Projection(name="cues_to_pool", pre="cues", post="pool", weight=w_in),
              Projection(name="pool_to_hidden", pre="pool", post="hidden", weight=np.zeros((n_hidden, size)), rule=rule))
-    return graph.replace(populations=graph.populations + (pool,), projections=graph.projections + projs)
+    return graph.replace(populations=graph.populations + (pool,), projections=graph.projections + projs, modulators=mods)
+
+
+def _pool_modulator(m: Modulator, size: int) -> Modulator:
+    """Per-pre signals ``M_k`` for ``size`` pool neurons next to the inputs' ``M_i`` (modulator ``m``):
+    same source, channels and activation, every pool row starting at the mean of its channel's input rows
+    (so each pool neuron starts with the inputs' mean modulation: the mean term it is there to subtract)."""
+    w = np.asarray(m.weight, dtype=np.float64).reshape(m.channels, m.size, -1)
+    b = np.broadcast_to(np.asarray(m.bias, dtype=np.float64), (m.channels * m.size,)).reshape(m.channels, m.size)
+    return Modulator(name=f"{m.name}_pool", source=m.source, size=size, channels=m.channels, activation=m.activation,
+                     weight=np.repeat(w.mean(1, keepdims=True), size, axis=1).reshape(m.channels * size, -1),
+                     bias=np.repeat(b.mean(1, keepdims=True), size, axis=1).reshape(-1))
 
 
 #: population and input names of :func:`one_shot_glyph_net` (the trainer and the evaluation feed these)

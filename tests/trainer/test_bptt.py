@@ -465,7 +465,40 @@ def test_pooled_input_writes_against_the_inputs_and_keeps_its_sign_in_training(t
     assert bool((ov["cues_to_hidden/rule/base/base/eta_plus"] > 0).all())
     ir.save(st.model.to_graph(), tmp_path / "m.plx")
     assert ir.load(tmp_path / "m.plx").population("pool").size == 4
-    with pytest.raises(ValueError, match="per_post or global"):
-        bptt_config("quick", modulation="per_pre", pool=4)
+    with pytest.raises(ValueError, match="pool must be >= 0"):
+        bptt_config("quick", pool=-1)
     with pytest.raises(ValueError, match="no 'pool'"):
         add_anti_hebbian_pool(g, 2)
+
+
+def test_pool_under_per_pre_modulation_gets_its_own_signals(tmp_path):
+    """Per-pre modulation (the paper's M_i) has one signal per input; the pool neurons get their own M_k from
+    the same NM-SNN (modulator ``dopamine_pool``), each starting at the mean of the inputs' signals, and train."""
+    from plastix.backends.torch import compile as compile_torch
+    from plastix.tasks.cue_association import OneShotCueConfig, one_shot_cue_problems
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", modulation="per_pre", pool=4, batch=4, mod_scale=20.0)
+    g = build_graph(cfg)
+    m_in, m_pool = g.modulator("dopamine"), g.modulator("dopamine_pool")
+    assert g.projection("pool_to_hidden").rule.modulator == "dopamine_pool"
+    assert g.projection("cues_to_hidden").rule.modulator == "dopamine"
+    assert (m_pool.size, m_pool.channels, m_pool.source) == (4, m_in.channels, m_in.source)
+    w_in = np.asarray(m_in.weight).reshape(m_in.channels, m_in.size, -1)
+    w_pool = np.asarray(m_pool.weight).reshape(m_pool.channels, 4, -1)
+    np.testing.assert_allclose(w_pool, np.repeat(w_in.mean(1, keepdims=True), 4, axis=1))
+    net = compile_torch(g.replace(outputs=("pool",)))
+    pr = one_shot_cue_problems(4, OneShotCueConfig(n_cues=1, cue_steps=10, rest_steps=10, delay_steps=20,
+                                                   decision_steps=10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        _, state = net.run({"cues": pr.cues, "learning_signal": pr.signal})
+    assert state.projs["pool_to_hidden"].rule.w[0].abs().sum() > 0  # the pool's own signals drive its writes
+    job = BPTTJob(cfg)
+    st = job.init_state()
+    for i in range(2):
+        st, m = job.step(st, i)
+    assert np.isfinite(m["loss"])
+    assert bool((st.model.overrides()["pool_to_hidden/rule/base/base/eta_plus"] < 0).all())
+    ir.save(st.model.to_graph(), tmp_path / "m.plx")
+    assert ir.load(tmp_path / "m.plx").modulator("dopamine_pool").size == 4

@@ -165,9 +165,8 @@ class BPTTConfig:
             raise ValueError("fixed_in_loop needs hardware_aware=True (the model must have a fixed-point form)")
         if self.nm_inputs not in NM_INPUTS:
             raise ValueError(f"unknown nm_inputs {self.nm_inputs!r}; known: {', '.join(NM_INPUTS)}")
-        if self.pool < 0 or (self.pool and self.modulation == "per_pre"):
-            raise ValueError(f"pool must be >= 0 and needs per_post or global modulation (per-pre has one signal per "
-                             f"input), got pool={self.pool!r} with {self.modulation!r}")
+        if self.pool < 0:
+            raise ValueError(f"pool must be >= 0, got {self.pool!r}")
         if self.nm_inputs != "all" and self.nm_memory:
             raise ValueError("nm_inputs='signal' confines plasticity to the feedback; nm_memory neurons fire tonically "
                              "after it and would modulate all episode: use one or the other")
@@ -235,6 +234,11 @@ CONFIGS = {
     "paper_storing_pool": dataclasses.replace(_STORING, pool=8),
     # the same added to a trained paper_storing model (--init its best.plx): M = 5 from the start, 1,500 iterations
     "paper_storing_pool_tune": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500),
+    # ... for a paper_storing_per_pre model (the pool neurons get their own signals M_k) and a paper_storing_global one
+    "paper_storing_pool_tune_per_pre": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500,
+                                                           modulation="per_pre"),
+    "paper_storing_pool_tune_global": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500,
+                                                          modulation="global"),
     # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
     # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
     # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
@@ -323,6 +327,10 @@ def build_graph(cfg: BPTTConfig) -> Graph:
         raise ValueError(f"unknown BPTT task {cfg.task!r}; known: one_shot_cue")
     if cfg.init is not None:
         g = load_graph(cfg.init)
+        rule = next((p.rule for p in g.projections if p.name == "cues_to_hidden"), None)
+        if isinstance(rule, ThreeFactor) and rule.mode.value != cfg.modulation:
+            raise ValueError(f"{cfg.init}: its cues -> hidden rule is modulated {rule.mode.value}, the config says "
+                             f"{cfg.modulation} (pick the preset of that form)")
         if cfg.nm_memory and not any(p.name == "nm_mem" for p in g.populations):
             g = add_nm_memory(g, cfg.nm_memory, du=cfg.nm_memory_du, seed=cfg.seed)
     else:
