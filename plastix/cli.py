@@ -680,13 +680,14 @@ def _evaluate_locomotion(graph, *, noise: "Noise", std: Optional[str], episodes:
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="output folder"),
-         iterations: int = typer.Option(4, min=0, help="hardware-aware BPTT iterations (the visible training phase, "
-                                                       "continuing from the shipped model)"),
-         problems: int = typer.Option(16, min=1, help="test problems run on torch and on Lava's learning engine"),
+         iterations: int = typer.Option(4, min=0, help="BPTT iterations per stage (the visible training phase, "
+                                                       "continuing from the shipped models)"),
+         problems: int = typer.Option(16, min=1, help="test problems run on torch and on Lava in each stage"),
          seed: int = typer.Option(0, min=0, help="random seed"),
          max_memory: Optional[str] = MAX_MEMORY) -> None:
-    """End to end: train a plastic cue-association net with BPTT (hardware-aware), export the IR and NIR, run it
-    on torch and on Lava, where its trained rule runs on Loihi's learning engine in fixed point."""
+    """End to end, in two stages: continue the shipped M = 5 cue-association model with BPTT, export the IR and
+    NIR, run it on torch and on Lava in float; then the same for the hardware-aware model, whose trained rule runs
+    on Loihi's learning engine in fixed point."""
     from plastix.demo import run_demo
 
     _max_memory(max_memory)
