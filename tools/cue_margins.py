@@ -4,6 +4,7 @@ and test trials, next to the one-shot Hebbian learner on spike counts (docs/resu
     .venv/bin/python tools/cue_margins.py MODEL.plx [--problems 1000] [--seed 1] [--cues 5]
     .venv/bin/python tools/cue_margins.py --counts-only [--problems 4000] [--cues 5]
     .venv/bin/python tools/cue_margins.py MODEL.plx --consume-scale 0.5,1,2 [--problems 500]
+    .venv/bin/python tools/cue_margins.py MODEL.plx --trace-scale 1,2,4,8 [--trace-cues 5,9,15] [--problems 200]
 
 A diagnostic, not library code. A trial's margin is |#right cues - #left cues| (1, 3 or 5 at M = 5). The
 count learner stores ``w * s_1 n_1 + s_2 n_2`` (``n_t`` every input's spike count in training trial ``t``,
@@ -12,7 +13,9 @@ trial's centred counts; ``w`` = 1 is the ideal learner, ``w`` < 1 weights the fi
 (a trace the first write leaves behind and the second write subtracts again). ``--counts-only`` also prints
 the *uncentred* learner (raw test counts, what a hidden neuron summing ``store * spikes`` computes): a pair rule
 whose writes are proportional to each input's own activity stores that, and it caps near 0.80 at M = 5. ``--consume-scale`` runs the
-model with its trace use-up (ThreeFactor ``consume``) scaled by each factor, untrained otherwise.
+model with its trace use-up (ThreeFactor ``consume``) scaled by each factor, untrained otherwise;
+``--trace-scale`` with every eligibility trace k times slower (``gamma' = 1 - (1 - gamma) / k``, rates / k: the
+unit gain kept), at each M of ``--trace-cues`` (is the rule's time scale what limits the longer trials?).
 """
 from __future__ import annotations
 
@@ -69,6 +72,20 @@ def with_consume_scaled(graph: ir.Graph, factor: float) -> ir.Graph:
         for p in graph.projections))
 
 
+def with_traces_slowed(graph: ir.Graph, k: float) -> ir.Graph:
+    """``graph`` with every eligibility-trace time constant ``1 / (1 - gamma)`` times ``k`` and the STDP rates under
+    it divided by ``k``: the trace of a constant drive reaches the same level, ``k`` times later."""
+    def slowed(rule):
+        et = rule.base
+        if not isinstance(et, ir.EligibilityTrace):
+            return rule
+        st = et.base
+        st = st.replace(eta_plus=np.asarray(st.eta_plus) / k, eta_minus=np.asarray(st.eta_minus) / k)
+        return rule.replace(base=et.replace(base=st, gamma=1.0 - (1.0 - np.asarray(et.gamma, dtype=np.float64)) / k))
+    return graph.replace(projections=tuple(p.replace(rule=slowed(p.rule)) if isinstance(p.rule, ir.ThreeFactor) else p
+                                           for p in graph.projections))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?")
@@ -77,6 +94,8 @@ def main() -> None:
     ap.add_argument("--cues", type=int, default=5)
     ap.add_argument("--counts-only", action="store_true")
     ap.add_argument("--consume-scale", default=None, help="comma list of factors")
+    ap.add_argument("--trace-scale", default=None, help="comma list of factors k (eligibility traces k x slower)")
+    ap.add_argument("--trace-cues", default="5,9,15", help="comma list of M for --trace-scale")
     a = ap.parse_args()
     if a.counts_only == (a.model is not None):
         ap.error("give a MODEL.plx or --counts-only")
@@ -93,6 +112,13 @@ def main() -> None:
         for f in (float(v) for v in a.consume_scale.split(",")):
             r = evaluate_model(with_consume_scaled(graph, f), n_problems=a.problems or 500, n_cues=a.cues, seed=a.seed)
             print(f"consume x {f}: accuracy {r['accuracy']:.3f}", flush=True)
+        return
+    if a.trace_scale:
+        cues = [int(v) for v in a.trace_cues.split(",")]
+        for k in (float(v) for v in a.trace_scale.split(",")):
+            accs = [evaluate_model(with_traces_slowed(graph, k), n_problems=a.problems or 200, n_cues=m, seed=a.seed)
+                    ["accuracy"] for m in cues]
+            print(f"traces x {k} slower: " + ", ".join(f"M = {m}: {acc:.3f}" for m, acc in zip(cues, accs)), flush=True)
         return
     setting = CueSetting.of(graph, a.cues)
     oks, ms = [], []
