@@ -184,8 +184,10 @@ class FusedENU:
     ``[h, o, x, r*h]`` (``o`` only with feedback), holds the state; the gate inputs are two
     overlapping views of it, ``u = [h, o, x]`` for z and r and ``v = [o, x, r*h]`` for the candidate
     (whose weight rows are permuted to that order), so no concat is built and ``[o, x]`` is written
-    once. One step is three ``bmm`` into preallocated outputs, in-place gates (``sigmoid_``,
-    ``tanh_``, ``h.lerp_(h~, z)``) and two narrow copies; it allocates no large tensors.
+    once. One step is three ``bmm`` into preallocated outputs, in-place gates (``sigmoid_``, the
+    candidate's tanh as ``2 sigmoid(2 a) - 1`` with the 2 folded into its weights -- absolute error
+    ~1e-7, 5x faster than ``tanh_`` on the CPU builds here -- and ``h.lerp_(h~, z)``) and two narrow
+    copies; it allocates no large tensors.
     ``own_feedback=False``: the step leaves the feedback slot (:attr:`feedback_slot`) to the caller,
     who writes another signal there (a synapse ENU fed back its post neuron's output)."""
 
@@ -196,7 +198,8 @@ class FusedENU:
         k = x0 + d                                                   # width of [h, o, x]
         t = lambda a: a.transpose(1, 2).contiguous()  # noqa: E731
         self.w_zr = t(torch.cat([w_z, w_r], dim=1)[..., :k])          # (P, K, 2M), rows [h, o, x]
-        self.w_c = t(w_c[..., list(range(m, k)) + list(range(m))])    # (P, K, M), rows [o, x, h]
+        # x 2: tanh(a) = 2 sigmoid(2 a) - 1, and this CPU build's sigmoid_ is ~6x faster than its tanh_
+        self.w_c = t(2.0 * w_c[..., list(range(m, k)) + list(range(m))])  # (P, K, M), rows [o, x, h]
         self.w_o = t(w_o)                                             # (P, M, C)
         n, dt = w_z.shape[0], w_z.dtype
         z = lambda *s: torch.zeros(n, batch, *s, dtype=dt, device=w_z.device)  # noqa: E731
@@ -216,7 +219,7 @@ class FusedENU:
         buf[..., x0:k].copy_(x)
         zr = torch.bmm(buf[..., :k], self.w_zr, out=self.zr).sigmoid_()
         torch.mul(zr[..., m:], h, out=buf[..., k:])
-        hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).tanh_()
+        hc = torch.bmm(buf[..., m:], self.w_c, out=self.hc).sigmoid_().mul_(2.0).sub_(1.0)  # tanh
         h.lerp_(hc, zr[..., :m])                                     # h + z (h~ - h)
         o = torch.bmm(h, self.w_o, out=self.o).clamp_(0.0, 1.0)
         if self.own_feedback:
