@@ -13,6 +13,10 @@ the per-step cost and the rest as the per-evaluation setup, and extrapolates to
   CPUs, one chunk per CPU); Ray start-up and the first call (worker imports) are excluded by a
   warm-up call; the population is shipped to the workers in every call, as in training.
 
+``--compare-unfused`` first times the fused ENU network step (:class:`~plastix.backends.torch.neurons.FusedENU`,
+the default) against the functional one (``population_model(..., fused=False)``: ``enu_step`` with state
+passed around) on the same population, alternating, best of 3, and prints the ratio.
+
 ``--full-generation`` also times one real ES generation (``ESJob.step``: ask, evaluation of P + 1
 on the paper's T-maze config with the real energy budget, tell) from the initial mean, locally (1
 thread) and through Ray; early generations are cheap because most agents die after 40 steps.
@@ -42,9 +46,11 @@ from plastix.trainer.algorithms.es_eval import evaluate_population  # noqa: E402
 EPISODE_STEPS = 400
 
 
-def flops_per_generation(spec: NetworkSpec, population: int, num_envs: int, steps: int = EPISODE_STEPS) -> int:
-    """Gate-matmul FLOPs of one generation: (P + 1) individuals x E envs x steps network steps."""
-    return spec.flops_per_step() * (population + 1) * num_envs * steps
+def flops_per_generation(spec: NetworkSpec, population: int, num_envs: int, steps: int = EPISODE_STEPS,
+                         substeps: int = 1) -> int:
+    """Gate-matmul FLOPs of one generation: (P + 1) individuals x E envs x steps x substeps network steps
+    (``substeps``: network steps per environment step, 4 with the default ``decision="substeps"``)."""
+    return spec.flops_per_step() * (population + 1) * num_envs * steps * substeps
 
 
 def full_generation(a) -> None:
@@ -72,6 +78,36 @@ def full_generation(a) -> None:
             ev.shutdown()
 
 
+class _Unfused:
+    """``spec`` whose population model runs the functional cell steps (the fused path's baseline)."""
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        self.spec = spec
+
+    def population_model(self, population):
+        return self.spec.population_model(population, fused=False)
+
+    def __getattr__(self, name):
+        return getattr(self.spec, name)
+
+
+def compare_unfused(spec: NetworkSpec, pop: torch.Tensor, cfg, reps: int = 3) -> dict:
+    """Seconds of one evaluation (``cfg``'s steps) per path, alternating, best of ``reps``; 1 thread."""
+    torch.set_num_threads(1)
+    P, sec, fit = pop.shape[0], {"fused": [], "functional": []}, {}
+    for _ in range(reps):
+        for name, s in (("fused", spec), ("functional", _Unfused(spec))):
+            t0 = time.perf_counter()
+            fit[name] = evaluate_population(s, pop, make_task("tmaze", cfg, population=P), seed=1)
+            sec[name].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in sec.items()}
+    print(f"fused vs functional ENU network step ({P} individuals, {cfg.num_envs} envs, {cfg.steps} env steps, "
+          f"1 thread, best of {reps}): fused {best['fused']:.2f} s, functional {best['functional']:.2f} s, "
+          f"ratio {best['functional'] / best['fused']:.2f}x; max |fitness difference| "
+          f"{float((fit['fused'] - fit['functional']).abs().max()):.2e}")
+    return best
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=1024)
@@ -82,6 +118,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--ray-cpus", type=int, default=2)
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--full-generation", action="store_true", help="also time one real ES generation")
+    ap.add_argument("--compare-unfused", action="store_true", help="time the fused ENU step against the functional one")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     spec = NetworkSpec(a.model)
@@ -92,12 +129,16 @@ def main(argv=None) -> dict:
     if not 1 <= a.short < a.steps:
         raise SystemExit("need 1 <= --short < --steps")
     cfgs = {n: task_config("tmaze", "paper", num_envs=a.num_envs, steps=n, energy=10**9) for n in (a.short, a.steps)}
-    flops = flops_per_generation(spec, a.population, a.num_envs)
+    tc = cfgs[a.steps]
+    flops = flops_per_generation(spec, a.population, a.num_envs,
+                                 substeps=tc.action_window if tc.decision == "substeps" else 1)
     print(f"T-maze {a.model} network ({spec.num_params} params), population {a.population} (+ mean), "
           f"{a.num_envs} envs; evaluations of {a.short} and {a.steps} steps timed, extrapolated to "
           f"setup + {EPISODE_STEPS} x per-step")
-    print(f"gate-matmul FLOPs per generation (400 steps, nobody dies): {flops / 1e12:.2f} TFLOP")
+    print(f"gate-matmul FLOPs per generation ({EPISODE_STEPS} env steps, nobody dies): {flops / 1e12:.2f} TFLOP")
     print(f"load average before: {load_average()}")
+    if a.compare_unfused:
+        compare_unfused(spec, pop, cfgs[a.steps])
     def extrapolate(evaluate) -> tuple[float, float, float]:
         """(setup s, s per step, s per 400-step generation) from a short and a long evaluation."""
         sec = {}
