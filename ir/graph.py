@@ -71,6 +71,16 @@ class Graph(IRNode):
     def plastic_projections(self) -> tuple[Projection, ...]:
         return tuple(p for p in self.projections if p.rule is not None)
 
+    def without_plasticity(self) -> "Graph":
+        """The non-plastic ablation: every projection keeps its stored weights and loses its learning rule,
+        and the modulators (nothing reads them any more) are dropped. Refuses graphs whose rules compute
+        the synaptic output (:class:`GatedSynapse`): without the rule they would be another network."""
+        gated = [p.name for p in self.projections if isinstance(p.rule, GatedSynapse)]
+        if gated:
+            raise ValueError(f"without_plasticity: {gated} are gated synapses (the rule is the synapse), not "
+                             "plastic weights")
+        return self.replace(projections=tuple(p.replace(rule=None) for p in self.projections), modulators=())
+
     def topology(self) -> nx.MultiDiGraph:
         """Populations as nodes; projections (key = name) and modulators as edges.
 

@@ -532,6 +532,9 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              freeze_test: bool = typer.Option(False, help="one_shot_cue only (torch, float): silence every modulator "
                                               "in the test trial, so the answer comes from what the training "
                                               "trials stored in the synapses"),
+             no_plasticity: bool = typer.Option(False, help="one_shot_cue only: the non-plastic baseline -- the same "
+                                                "network with every learning rule and modulator removed "
+                                                "(ir.Graph.without_plasticity); stays at chance on the permuted task"),
              compare_lava: int = typer.Option(0, min=0, help="also run this many of the problems on torch and on "
                                                              "Lava in --precision: accuracies, identical spike trains "
                                                              "and final plastic weights"),
@@ -557,7 +560,7 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         _evaluate_locomotion(graph, noise=noise or Noise.none, std=std, episodes=episodes or 100, seed=seed,
                              backend=backend, precision=precision, as_json=as_json, compare_lava=compare_lava,
                              others={"--cues": cues, "--sweep": sweep, "--plot": plot, "--data": data,
-                                     "--freeze-test": freeze_test or None})
+                                     "--freeze-test": freeze_test or None, "--no-plasticity": no_plasticity or None})
         return
     if any(v is not None for v in locomotion.values()):
         raise _fail(f"{', '.join(k for k, v in locomotion.items() if v is not None)}: for Half-Cheetah models only "
@@ -566,7 +569,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     if task == "one_shot_glyphs":
         _evaluate_glyphs(graph, data=(data or GlyphData.test).value, problems=problems, seed=seed, backend=backend,
                          precision=precision, as_json=as_json, compare_lava=compare_lava,
-                         cue_only={"--cues": cues, "--sweep": sweep, "--freeze-test": freeze_test or None})
+                         cue_only={"--cues": cues, "--sweep": sweep, "--freeze-test": freeze_test or None,
+                                   "--no-plasticity": no_plasticity or None})
         return
     if data is not None:
         raise _fail("--data applies to --task one_shot_glyphs only")
@@ -574,6 +578,10 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
 
     if freeze_test and (sweep is not None or compare_lava):
         raise _fail("--freeze-test goes with a plain evaluation (not --sweep or --compare-lava)")
+    if no_plasticity:
+        if sweep is not None or freeze_test:
+            raise _fail("--no-plasticity goes with a plain evaluation or --compare-lava (not --sweep or --freeze-test)")
+        graph = graph.without_plasticity()
     if sweep is not None:
         from plastix.trainer.experiments.bptt_run import plot_sweep, sweep_cues
 
@@ -606,7 +614,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         typer.echo(json.dumps(res))
     else:
         typer.echo(f"accuracy {res['accuracy']:.4f} on {problems} problems (M = {res['cues']}, seed {seed}, "
-                   f"{backend.value} {precision.value}{', test-trial plasticity silenced' if freeze_test else ''}; "
+                   f"{backend.value} {precision.value}{', test-trial plasticity silenced' if freeze_test else ''}"
+                   f"{', no plasticity' if no_plasticity else ''}; "
                    f"ties {res['ties']:.3f}; {res['wall_time_s']:.1f}s)")
 
 

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import numpy as np
 import torch
 from typer.testing import CliRunner
 
@@ -114,3 +115,27 @@ def test_evaluate_compare_lava_reports_identical_runs():
     out = json.loads(res.output)
     assert out["problems"] == 1 and out["accuracy_torch"] == out["accuracy_lava"]
     assert out["identical_spike_trains"] == 1.0 and out["identical_final_weights"] == 1.0
+
+
+def test_no_plasticity_baseline_of_the_shipped_m5_model_is_near_chance():
+    """``--no-plasticity``: the same network without rules and modulators cannot solve the permuted task (the
+    cue -> action map changes every problem), far below the plastic model's stored 29 / 32."""
+    res = runner.invoke(app, ["evaluate", str(DATA / "cue_m5_pool.plx"), "--problems", "64", "--seed", "3",
+                              "--no-plasticity", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["accuracy"] < 0.75
+    res = runner.invoke(app, ["evaluate", str(DATA / "cue_m5_pool.plx"), "--no-plasticity", "--sweep", "1,3"])
+    assert res.exit_code != 0 and "--no-plasticity goes with" in res.output
+
+
+def test_without_plasticity_drops_rules_and_modulators_and_refuses_gated_synapses():
+    from plastix.trainer.experiments.enu_net import NetworkSpec
+
+    g = ir.load(DATA / "cue_m5_pool.plx")
+    s = g.without_plasticity()
+    assert s.plastic_projections == () and s.modulators == ()
+    np.testing.assert_array_equal(np.asarray(s.projection("cues_to_hidden").weight),
+                                  np.asarray(g.projection("cues_to_hidden").weight))
+    spec = NetworkSpec("enu")
+    with pytest.raises(ValueError, match="gated synapses"):
+        spec.to_graph(spec.init_genome(torch.Generator().manual_seed(0))).without_plasticity()
