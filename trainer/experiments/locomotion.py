@@ -423,10 +423,12 @@ def evaluate_controller(ctrl: SpikingController, *, episodes: int, seed: int, nu
             "env_steps_per_s": episodes * steps / seconds}
 
 
-def compare_lava(graph: Graph, *, env_steps: int = 2, seed: int = 0, timeout: float = 300.0) -> dict:
+def compare_lava(graph: Graph, *, env_steps: int = 2, seed: int = 0, timeout: float | None = None) -> dict:
     """Torch (float64) vs Lava (float) on the same observations: ``env_steps`` closed-loop Half-Cheetah
     steps on torch record the input spikes; Lava replays them from the same initial state in one run.
-    Equal output spikes in every window mean equal actions for equal observations at every step."""
+    Equal output spikes in every window mean equal actions for equal observations at every step.
+    ``timeout``: seconds allowed for the Lava run (default 300 + 0.1 per SNN step: Lava emulates ~60 SNN
+    steps/s of this network here, so a full 1,000-step episode -- 50,000 SNN steps -- takes ~15 min)."""
     import plastix.backends as backends
     from plastix.tasks.halfcheetah import HalfCheetahConfig, HalfCheetahTask
 
@@ -449,6 +451,8 @@ def compare_lava(graph: Graph, *, env_steps: int = 2, seed: int = 0, timeout: fl
         task.close()
     x = torch.cat(xs).numpy().astype(np.float64)
     y_torch = torch.cat(ys).numpy()
+    if timeout is None:
+        timeout = 300.0 + 0.1 * x.shape[0]
     lnet = backends.compile(graph, "lava", "float", timeout=timeout)
     try:
         ep = lnet.episode({INPUT: x})
