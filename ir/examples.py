@@ -141,8 +141,8 @@ def add_anti_hebbian_pool(graph: Graph, size: int, *, in_weight: float = 0.02, s
     input activity) and a plastic ``pool -> hidden`` projection (unsigned, starting at 0) under the input
     -> hidden rule with its rates negated (same modulator -- under per-pre modulation the pool neurons
     get their own signals ``M_k``, a modulator ``<name>_pool`` starting at the inputs' mean; time
-    constants and rate magnitudes start at each hidden neuron's mean): what the inputs' synapses write, these synapses write with the opposite
-    sign, in proportion to the activity of all inputs.
+    constants and rate magnitudes start at each hidden neuron's mean): what the inputs' synapses write,
+    these synapses write with the opposite sign, in proportion to the activity of all inputs.
 
     Why (docs/results.md, issue 14): a Hebbian store of the two training trials' *raw* spike counts,
     read out linearly in the test trial, is right on ~80 % of M = 5 problems; the same store centred over
