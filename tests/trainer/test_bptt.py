@@ -502,3 +502,28 @@ def test_pool_under_per_pre_modulation_gets_its_own_signals(tmp_path):
     assert bool((st.model.overrides()["pool_to_hidden/rule/base/base/eta_plus"] < 0).all())
     ir.save(st.model.to_graph(), tmp_path / "m.plx")
     assert ir.load(tmp_path / "m.plx").modulator("dopamine_pool").size == 4
+
+
+def test_mixed_polarity_alternates_the_hidden_neurons_rate_signs_and_training_keeps_them():
+    """BPTTConfig.mixed_polarity: every second hidden neuron's STDP rates start negated (a differential store under
+    per-pre / global modulation); log-space training keeps each sign, the pool's rows write against their neuron's."""
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("quick", modulation="global", mixed_polarity=True, pool=2, batch=4, log_params=True)
+    g = build_graph(cfg)
+    sign = np.sign(np.asarray(g.projection("cues_to_hidden").rule.base.base.eta_plus))
+    np.testing.assert_array_equal(sign[:, 0], np.where(np.arange(sign.shape[0]) % 2 == 0, 1.0, -1.0))
+    assert (sign == sign[:, :1]).all()  # one sign per hidden neuron
+    pool = np.sign(np.asarray(g.projection("pool_to_hidden").rule.base.base.eta_plus))
+    np.testing.assert_array_equal(pool[:, 0], -sign[:, 0])
+    job = BPTTJob(cfg)
+    st = job.init_state()
+    for i in range(2):
+        st, m = job.step(st, i)
+    assert np.isfinite(m["loss"])
+    ov = st.model.overrides()
+    trained = torch.sign(ov["cues_to_hidden/rule/base/base/eta_plus"][0]).detach().numpy()
+    np.testing.assert_array_equal(trained, sign)
+    with pytest.raises(ValueError, match="per-synapse rates"):
+        bptt_config("quick", mixed_polarity=True, scalar_rates=True)

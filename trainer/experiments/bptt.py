@@ -97,6 +97,10 @@ class BPTTConfig:
     inhibitory_in: float = 0.2       # 1 / 0: dense and unsigned, as Loihi's learning engine needs)
     excitatory_in: bool = False      # every input -> hidden synapse excitatory (the engine's EXCITATORY sign mode)
     scalar_rates: bool = False       # one eta+ / eta- for all plastic synapses (the learning engine's form)
+    mixed_polarity: bool = False     # every second hidden neuron starts with negated STDP rates (kept in log space):
+                                     # under per-pre or global modulation all hidden neurons would otherwise write the
+                                     # association with one sign; per-post learns both (a differential code,
+                                     # docs/results.md, issue 14)
     trace_includes_spike: bool = False  # Loihi's trace convention in the STDP terms (exact on the learning engine)
     in_scale: float = 0.15           # initial weight scales: input -> hidden, hidden -> hidden (0: none), hidden -> action
     recurrent_scale: float = 0.05
@@ -167,6 +171,8 @@ class BPTTConfig:
             raise ValueError(f"unknown nm_inputs {self.nm_inputs!r}; known: {', '.join(NM_INPUTS)}")
         if self.pool < 0:
             raise ValueError(f"pool must be >= 0, got {self.pool!r}")
+        if self.mixed_polarity and self.scalar_rates:
+            raise ValueError("mixed_polarity needs per-synapse rates (scalar_rates=False)")
         if self.nm_inputs != "all" and self.nm_memory:
             raise ValueError("nm_inputs='signal' confines plasticity to the feedback; nm_memory neurons fire tonically "
                              "after it and would modulate all episode: use one or the other")
@@ -414,6 +420,8 @@ def _fresh_graph(cfg: BPTTConfig) -> Graph:
             raise ValueError("scalar_rates with log_params needs one eligibility time constant (tau_e = (t, t))")
         eta = cfg.eta * (1.0 - np.asarray(gamma, dtype=np.float64))
         eta = eta[:, None] if np.ndim(eta) == 1 else float(eta) if np.ndim(eta) == 0 else eta
+    if cfg.mixed_polarity:  # rows of odd hidden neurons negated
+        eta = np.asarray(eta, dtype=np.float64) * np.where(np.arange(cfg.n_hidden) % 2 == 0, 1.0, -1.0)[:, None]
     return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
                                gamma=gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale, eta=eta,
                                eta_minus=eta * cfg.eta_minus_ratio, decay_pre=cfg.decay_pre,
