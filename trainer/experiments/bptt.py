@@ -230,6 +230,9 @@ CONFIGS = {
     # issue asks for at one budget)
     "paper_storing_per_pre": dataclasses.replace(_STORING, modulation="per_pre"),
     "paper_storing_global": dataclasses.replace(_STORING, modulation="global"),
+    # ... with every second hidden neuron's rates negated (mixed_polarity): the differential store per-post learns
+    "paper_storing_per_pre_mixed": dataclasses.replace(_STORING, modulation="per_pre", mixed_polarity=True),
+    "paper_storing_global_mixed": dataclasses.replace(_STORING, modulation="global", mixed_polarity=True),
     # the storing recipe with saturating STDP traces (eq. 10) and a 200-step post trace, LTD as strong as LTP, every
     # hidden neuron held above 0.02 spikes per step: a store closer to the count learner's (docs/results.md, issue 14:
     # on a trained chain the LTD term of such a trace stores 0.95-0.96 where the model's own store gives 0.80)
