@@ -211,6 +211,8 @@ _PAPER = BPTTConfig(iterations=2000, batch=64, n_cues=5, eval_problems=500, eval
 _STORING = dataclasses.replace(_PAPER, modulation="per_post", nm_inputs="signal_fast", consume=0.1, tau_e=(300.0, 2000.0),
                                curriculum=((0, 3), (300, 5)), train_neurons=True, p_in=1.0, in_scale=0.05, iterations=4000)
 
+_POOL_TUNE = dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500)
+
 CONFIGS = {
     # the paper_per_post model on a task small enough for tests on 2 CPU cores: M = 1 cue, 3 x 50-step trials
     "quick": dataclasses.replace(_PAPER, modulation="per_post", iterations=60, batch=16, n_cues=1, eval_problems=64,
@@ -242,12 +244,10 @@ CONFIGS = {
     # (docs/results.md, issue 14: an uncentred Hebbian count store caps near 0.80 at M = 5, a centred one 0.98)
     "paper_storing_pool": dataclasses.replace(_STORING, pool=8),
     # the same added to a trained paper_storing model (--init its best.plx): M = 5 from the start, 1,500 iterations
-    "paper_storing_pool_tune": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500),
+    "paper_storing_pool_tune": _POOL_TUNE,
     # ... for a paper_storing_per_pre model (the pool neurons get their own signals M_k) and a paper_storing_global one
-    "paper_storing_pool_tune_per_pre": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500,
-                                                           modulation="per_pre"),
-    "paper_storing_pool_tune_global": dataclasses.replace(_STORING, pool=8, curriculum=(), iterations=1500,
-                                                          modulation="global"),
+    "paper_storing_pool_tune_per_pre": dataclasses.replace(_POOL_TUNE, modulation="per_pre"),
+    "paper_storing_pool_tune_global": dataclasses.replace(_POOL_TUNE, modulation="global"),
     # second stage of paper_storing (run with --init its best.plx): M = 5 only, the neuron biases learnt 10x
     # faster so the hidden bias can reach the selective readout the storage probe found (-0.38 over an ideal
     # store), with every hidden neuron held above 0.02 spikes per step so the layer cannot fall silent
