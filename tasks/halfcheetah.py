@@ -17,6 +17,9 @@ sit out a step, which a vector env cannot). ``gymnasium`` is imported in the con
   ``"reward_forward"``, ``"reward_ctrl"``, ``"x_velocity"``, ``"x_position"`` (of the last step, 0
   after a reset) and ``"friction"`` (the current friction constants of each env's model).
 * Episodes: ``steps`` (1000, the env's TimeLimit) then ``truncated``; never ``terminated``.
+* :meth:`HalfCheetahTask.full_observation`: the env's whole 17-d observation ``(P, E, 17)``, without
+  observation noise (the root's height, pitch and velocities too), for a training critic; the policy
+  never sees it.
 
 Noise (sec. 3.2; each a Gaussian ``z ~ N(0, sigma^2)``, all 0 = the training condition):
 
@@ -163,6 +166,10 @@ class HalfCheetahTask(BatchedTask):
     def _obs(self) -> Tensor:
         return torch.as_tensor(self._raw[:, OBS_INDICES], dtype=torch.float32).reshape(
             *self.batch_shape, len(OBS_INDICES))
+
+    def full_observation(self) -> Tensor:
+        """The env's last 17-d observation ``(P, E, 17)`` float32 (``qpos[1:]`` then ``qvel``), noise-free."""
+        return torch.as_tensor(self._raw, dtype=torch.float32).reshape(*self.batch_shape, -1).to(self.device)
 
     def _noisy(self, obs: Tensor) -> Tensor:
         if self.config.obs_noise > 0:

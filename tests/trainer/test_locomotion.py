@@ -236,3 +236,32 @@ def _app():
     from plastix.cli import app
 
     return app
+
+
+def test_a_critic_that_sees_the_state_explains_the_return(gym):
+    """critic="state": the value MLP reads the env's full noise-free 17-d observation (the torso's velocity is
+    most of the reward) and explains a clear part of the return's variance, where the joints-only critic
+    explains ~none (measured: 0.31-0.36 vs -0.04..-0.01 over 20 tiny iterations, seeds 0 and 1)."""
+    ev = {}
+    for critic in ("joints", "state"):
+        cfg = dataclasses.replace(TINY, num_envs=8, iterations=14, eval_every=0, critic=critic,
+                                  ppo=PPOSettings(minibatch=50, epochs=4))
+        job = LocomotionJob(cfg)
+        state = job.init_state()
+        try:
+            ro = job.rollout(state)
+            assert ro.obs.shape[-1] == (17 if critic == "state" else 12)
+            assert torch.equal(ro.obs[1:][ro.valid[1:]], ro.next_obs[:-1][ro.valid[1:]])
+            if critic == "state":
+                assert state.model.critic[0].in_features == 17
+                assert torch.equal(ro.next_obs[-1], job.task.full_observation()[0])
+            evs = []
+            for i in range(cfg.iterations):
+                state, m = job.step(state, i)
+                evs.append(m["explained_variance"])
+        finally:
+            job.close()
+        ev[critic] = sum(evs[-7:]) / 7
+    assert ev["state"] > ev["joints"] + 0.15, ev
+    with pytest.raises(ValueError, match="critic"):
+        LocomotionConfig(critic="pixels")

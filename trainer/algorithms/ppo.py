@@ -228,7 +228,7 @@ class StatefulPolicy(Protocol):
         """The action mean ``(n, A)`` from stored states and replays, with gradient."""
 
     def value(self, obs: Tensor) -> Tensor:
-        """State value ``(n,)`` of observations ``(n, obs_dim)``."""
+        """State value ``(n,)`` of the critic's observations ``(n, ...)`` (:meth:`PPOJob.value_observation`)."""
 
 
 @dataclass
@@ -242,7 +242,8 @@ class PPOState(GradientState):
 @dataclass
 class Rollout:
     """One episode per environment, ``(T, E, ...)`` per field (``valid``: the step belongs to the
-    env's episode; after the episode ended an env's steps are padding)."""
+    env's episode; after the episode ended an env's steps are padding). ``obs`` / ``next_obs``: what
+    the critic sees before / after the step (:meth:`PPOJob.value_observation`)."""
 
     obs: Tensor
     next_obs: Tensor
@@ -288,12 +289,19 @@ class PPOJob(GradientJob):
         self._task = None
 
     # -- rollout -------------------------------------------------------------------------------
+    def value_observation(self, obs: Tensor) -> Tensor:
+        """What the critic sees, read right after ``reset`` / ``step`` returned the policy's observation
+        ``obs`` ``(E, ...)``: ``obs`` itself here; a subclass may return the simulator's full state (an
+        asymmetric actor-critic: the critic only shapes training and is never deployed)."""
+        return obs
+
     def rollout(self, state: PPOState) -> Rollout:
         """One episode in each of the task's environments with Gaussian actions around the mean."""
         policy, g, task = state.model, state.generator, self.task
         t0 = time.perf_counter()
         obs, _ = task.reset(seed=int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
         obs = obs[0]
+        vobs = self.value_observation(obs)
         E = obs.shape[0]
         h = policy.initial_state(E)
         alive = torch.ones(E, dtype=torch.bool)
@@ -317,8 +325,9 @@ class PPOJob(GradientJob):
                 action = mean + noise * log_std.exp()
                 nxt, reward, term, trunc, info = task.step(action[None].to(torch.float32))
                 nxt, reward, term, trunc = nxt[0], reward[0], term[0].cpu(), trunc[0].cpu()
+                next_vobs = self.value_observation(nxt)
                 done = term | trunc
-                for k, v in (("obs", obs), ("next_obs", nxt), ("action", action), ("replay", replay),
+                for k, v in (("obs", vobs), ("next_obs", next_vobs), ("action", action), ("replay", replay),
                              ("log_prob", gaussian_log_prob(mean, log_std, action)), ("reward", reward.cpu()),
                              ("terminated", term), ("done", done), ("valid", alive.clone())):
                     rec[k].append(v)
@@ -326,7 +335,7 @@ class PPOJob(GradientJob):
                     if torch.is_tensor(v) and v.dim() == 2:
                         infos.setdefault(k, []).append(v[0].cpu())
                 alive &= ~done
-                obs = nxt
+                obs, vobs = nxt, next_vobs
                 if not bool(alive.any()):
                     break
         T = len(rec["obs"])
