@@ -42,7 +42,7 @@ Our choices where the paper's text (its appendix is not in our copy) leaves them
   an asymmetric actor-critic, Pinto et al. 2018). The reward is mostly the torso's forward velocity,
   which the 12 joint observations do not contain: critics fit to 6,400 rollout samples of the trained
   DP-Oja policy explain 30 % of the held-out return variance from the state and 5 % from the joints
-  (``/work/exp/critic_obs_probe.py``), and the ``quick`` runs logged an explained variance of ~0 all along.
+  (docs/results.md), and the ``quick`` runs logged an explained variance of ~0 all along.
 * Gradients flow through one environment step's 50 SNN steps (truncated BPTT at step boundaries);
   the stored state at the step's start is a constant.
 * Evaluation uses the mean action ``A(t)`` (no Gaussian noise; the input spikes stay random).
