@@ -527,3 +527,21 @@ def test_mixed_polarity_alternates_the_hidden_neurons_rate_signs_and_training_ke
     np.testing.assert_array_equal(trained, sign)
     with pytest.raises(ValueError, match="per-synapse rates"):
         bptt_config("quick", mixed_polarity=True, scalar_rates=True)
+
+
+def test_shared_mod_init_starts_the_per_pre_modulator_as_a_global_one():
+    """BPTTConfig.shared_mod_init: the write modulator's rows start equal within each channel, so every input's M_i
+    is the same signal at the start (and only then: the rows are trained apart); refused with an init model."""
+    from plastix.trainer.experiments.bptt import build_graph
+    from plastix.trainer.experiments.bptt_run import bptt_config
+
+    cfg = bptt_config("paper_storing_per_pre_shared_mixed", batch=2)
+    assert cfg.modulation == "per_pre" and cfg.mixed_polarity
+    m = build_graph(cfg).modulator("dopamine")
+    w = np.asarray(m.weight).reshape(m.channels, m.size, -1)
+    assert m.size == 20 and np.abs(w[0, 0]).sum() > 0 and not np.allclose(w[0, 0], w[1, 0])
+    np.testing.assert_array_equal(w, np.repeat(w[:, :1], m.size, axis=1))
+    plain = build_graph(bptt_config("paper_storing_per_pre_mixed", batch=2)).modulator("dopamine")
+    assert not np.allclose(np.asarray(plain.weight).reshape(2, 20, -1)[0, 0], np.asarray(plain.weight).reshape(2, 20, -1)[0, 1])
+    with pytest.raises(ValueError, match="shared_mod_init"):
+        bptt_config("paper_storing_per_pre_shared_mixed", init="x.plx")

@@ -101,6 +101,9 @@ class BPTTConfig:
                                      # under per-pre or global modulation all hidden neurons would otherwise write the
                                      # association with one sign; per-post learns both (a differential code,
                                      # docs/results.md, issue 14)
+    shared_mod_init: bool = False    # the write modulator's readout rows start equal within each channel (M_i = M for
+                                     # every i at the start: a global signal gradient descent can then specialise);
+                                     # random rows give per-pre M_i random signs per input, noise under permuted inputs
     trace_includes_spike: bool = False  # Loihi's trace convention in the STDP terms (exact on the learning engine)
     in_scale: float = 0.15           # initial weight scales: input -> hidden, hidden -> hidden (0: none), hidden -> action
     recurrent_scale: float = 0.05
@@ -163,6 +166,8 @@ class BPTTConfig:
         if not 0.0 <= self.hidden_floor < 1.0 or (self.hidden_floor and not self.rate_reg):
             raise ValueError(f"hidden_floor must be in [0, 1) spikes per step and needs rate_reg > 0 (its weight), "
                              f"got hidden_floor={self.hidden_floor!r}, rate_reg={self.rate_reg!r}")
+        if self.shared_mod_init and self.init is not None:
+            raise ValueError("shared_mod_init sets a fresh network's modulator; a model given by init keeps its own")
         if self.hidden_bias and self.init is not None:
             raise ValueError("hidden_bias sets a fresh network's start; a model given by init keeps its own bias")
         if self.fixed_in_loop and not self.hardware_aware:
@@ -235,6 +240,9 @@ CONFIGS = {
     # ... with every second hidden neuron's rates negated (mixed_polarity): the differential store per-post learns
     "paper_storing_per_pre_mixed": dataclasses.replace(_STORING, modulation="per_pre", mixed_polarity=True),
     "paper_storing_global_mixed": dataclasses.replace(_STORING, modulation="global", mixed_polarity=True),
+    # ... per-pre starting as the global form (equal readout rows), so the mixed-polarity code is there from the start
+    "paper_storing_per_pre_shared_mixed": dataclasses.replace(_STORING, modulation="per_pre", mixed_polarity=True,
+                                                              shared_mod_init=True),
     # the storing recipe with saturating STDP traces (eq. 10) and a 200-step post trace, LTD as strong as LTP, every
     # hidden neuron held above 0.02 spikes per step: a store closer to the count learner's (docs/results.md, issue 14:
     # on a trained chain the LTD term of such a trace stores 0.95-0.96 where the model's own store gives 0.80)
@@ -410,7 +418,20 @@ def with_consume(graph: Graph, consume: float, *, at_feedback: bool = False) -> 
     return graph.replace(projections=tuple(projs), modulators=mods)
 
 
+def shared_rows(graph: Graph, modulator: str = "dopamine") -> Graph:
+    """``graph`` with every readout row of ``modulator`` equal to its channel's first (``M_i = M`` for all i)."""
+    m = graph.modulator(modulator)
+    w = np.asarray(m.weight)
+    w = np.repeat(w.reshape(m.channels, m.size, -1)[:, :1], m.size, axis=1).reshape(w.shape)
+    return graph.replace(modulators=tuple(x.replace(weight=w) if x.name == modulator else x for x in graph.modulators))
+
+
 def _fresh_graph(cfg: BPTTConfig) -> Graph:
+    g = _fresh_net(cfg)
+    return shared_rows(g) if cfg.shared_mod_init else g
+
+
+def _fresh_net(cfg: BPTTConfig) -> Graph:
     gamma = cfg.gamma
     if cfg.tau_e is not None and cfg.tau_e[0] == cfg.tau_e[1]:  # one time constant
         gamma = 1.0 - 1.0 / cfg.tau_e[0]
