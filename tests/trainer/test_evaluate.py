@@ -57,10 +57,10 @@ def test_sweep_plot_is_written(tmp_path):
 def test_evaluate_the_shipped_m5_model_against_its_stored_figure():
     """The best M = 5 model trained here (paper protocol, per-post modulation, the association stored in the
     synapses with pooled anti-Hebbian input; docs/results.md, issue 14), and the earlier one that computed in the
-    test trial."""
+    test trial; and the global-modulation model (mixed polarity, the same pool; 0.956 on 500 held-out problems)."""
     from pathlib import Path
 
-    for name, right in (("cue_m5_pool.plx", 29), ("cue_m5_per_post.plx", 25)):
+    for name, right in (("cue_m5_pool.plx", 29), ("cue_m5_per_post.plx", 25), ("cue_m5_global.plx", 29)):
         model = DATA / name
         res = runner.invoke(app, ["evaluate", str(model), "--problems", "32", "--seed", "3", "--json"])
         assert res.exit_code == 0, res.output
