@@ -427,11 +427,6 @@ def shared_rows(graph: Graph, modulator: str = "dopamine") -> Graph:
 
 
 def _fresh_graph(cfg: BPTTConfig) -> Graph:
-    g = _fresh_net(cfg)
-    return shared_rows(g) if cfg.shared_mod_init else g
-
-
-def _fresh_net(cfg: BPTTConfig) -> Graph:
     gamma = cfg.gamma
     if cfg.tau_e is not None and cfg.tau_e[0] == cfg.tau_e[1]:  # one time constant
         gamma = 1.0 - 1.0 / cfg.tau_e[0]
@@ -446,16 +441,17 @@ def _fresh_net(cfg: BPTTConfig) -> Graph:
         eta = eta[:, None] if np.ndim(eta) == 1 else float(eta) if np.ndim(eta) == 0 else eta
     if cfg.mixed_polarity:  # rows of odd hidden neurons negated
         eta = np.asarray(eta, dtype=np.float64) * np.where(np.arange(cfg.n_hidden) % 2 == 0, 1.0, -1.0)[:, None]
-    return cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
-                               gamma=gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale, eta=eta,
-                               eta_minus=eta * cfg.eta_minus_ratio, decay_pre=cfg.decay_pre,
-                               decay_post=cfg.decay_post, w_max=cfg.w_max, nm_scales=cfg.nm_scales,
-                               mod_channels=cfg.mod_channels, mod_activation=cfg.mod_activation,
-                               in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
-                               out_scale=cfg.out_scale, p_in=cfg.p_in, inhibitory_in=cfg.inhibitory_in,
-                               scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike,
-                               excitatory_in=cfg.excitatory_in, nm_memory=cfg.nm_memory,
-                               nm_memory_du=cfg.nm_memory_du, trace=cfg.stdp_trace)
+    g = cue_association_net(n_hidden=cfg.n_hidden, n_mod=cfg.n_mod, seed=cfg.seed, rule=cfg.rule,
+                            gamma=gamma, modulation=cfg.modulation, mod_scale=cfg.mod_scale, eta=eta,
+                            eta_minus=eta * cfg.eta_minus_ratio, decay_pre=cfg.decay_pre,
+                            decay_post=cfg.decay_post, w_max=cfg.w_max, nm_scales=cfg.nm_scales,
+                            mod_channels=cfg.mod_channels, mod_activation=cfg.mod_activation,
+                            in_scale=cfg.in_scale, recurrent_scale=cfg.recurrent_scale,
+                            out_scale=cfg.out_scale, p_in=cfg.p_in, inhibitory_in=cfg.inhibitory_in,
+                            scalar_rates=cfg.scalar_rates, trace_includes_spike=cfg.trace_includes_spike,
+                            excitatory_in=cfg.excitatory_in, nm_memory=cfg.nm_memory,
+                            nm_memory_du=cfg.nm_memory_du, trace=cfg.stdp_trace)
+    return shared_rows(g) if cfg.shared_mod_init else g
 
 
 def task_config(cfg: BPTTConfig, n_cues: int | None = None) -> OneShotCueConfig:

@@ -40,9 +40,9 @@ Our choices where the paper's text (its appendix is not in our copy) leaves them
   policy's 12 observations scaled to the place code's ranges (the ``quick`` runs), or ``"state"``, the
   env's whole noise-free 17-d observation (:meth:`~plastix.tasks.halfcheetah.HalfCheetahTask.full_observation`;
   an asymmetric actor-critic, Pinto et al. 2018). The reward is mostly the torso's forward velocity,
-  which the 12 joint observations do not contain: critics fit to 6,400 rollout samples of the trained
-  DP-Oja policy explain 30 % of the held-out return variance from the state and 5 % from the joints
-  (docs/results.md), and the ``quick`` runs logged an explained variance of ~0 all along.
+  which the 12 joint observations do not contain: critics fit to rollouts of the trained DP-Oja policy
+  explain 27-50 % of the held-out return variance from the state and 4-14 % from the joints
+  (``tools/critic_inputs.py``, docs/results.md), and the ``quick`` runs logged an explained variance of ~0.
 * Gradients flow through one environment step's 50 SNN steps (truncated BPTT at step boundaries);
   the stored state at the step's start is a constant.
 * Evaluation uses the mean action ``A(t)`` (no Gaussian noise; the input spikes stay random).
