@@ -7,7 +7,8 @@ action and observation noise, one curve per trained variant (issue 20, docs/resu
 Every point is :func:`~plastix.trainer.experiments.locomotion_run.evaluate_locomotion` (the same seeded
 episodes at every std, mean action, 1,000 steps); one JSON object per point is appended to ``--out`` as soon
 as it is measured, and points already there are skipped, so a killed sweep continues where it stopped.
-``--plot-only`` redraws the PNG from ``--out``.
+``--plot-only`` redraws the PNG from ``--out``; ``--table`` prints the points as a markdown table: mean return,
+and in brackets the fraction of the variant's noise-free return kept (the robustness the paper's Fig. 4 compares).
 """
 from __future__ import annotations
 
@@ -68,6 +69,27 @@ def plot(rows: list[dict], png: Path) -> None:
     fig.savefig(png, dpi=120)
 
 
+def table(rows: list[dict]) -> str:
+    """Markdown: one row per variant, one column per noise kind; each cell the mean returns at that kind's
+    stds (ascending, std 0 left out) with the fraction of the noise-free mean return kept in brackets."""
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    mean = {(r["variant"], r["noise"], r["std"]): r["mean_return"] for r in rows}
+    head = ["variant", "none"] + [f"{k} " + " / ".join(f"{s:g}" for s in stds if s) for k, stds in STDS.items()]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---|" * len(STDS)]
+    for v in variants:
+        base = mean.get((v, "none", 0.0))
+        cells = ["n/a" if base is None else f"{base:.1f}"]
+        for kind, stds in STDS.items():
+            parts = []
+            for s in (s for s in stds if s):
+                m = mean.get((v, kind, s))
+                kept = "" if m is None or not base or base <= 0 else f" ({m / base:.2f})"
+                parts.append("-" if m is None else f"{m:.1f}{kept}")
+            cells.append(" / ".join(parts))
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", help="variant=MODEL.plx")
@@ -75,7 +97,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, appended to")
     ap.add_argument("--plot", type=Path, help="PNG of the three panels")
-    ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="measure nothing; only draw / tabulate --out")
+    ap.add_argument("--table", action="store_true", help="print a markdown table of --out's points")
     a = ap.parse_args()
     if not a.plot_only:
         models = {}
@@ -87,6 +110,8 @@ def main() -> None:
         measure(models, episodes=a.episodes, seed=a.seed, out=a.out)
     if a.plot:
         plot(load(a.out), a.plot)
+    if a.table:
+        print(table(load(a.out)))
 
 
 if __name__ == "__main__":

@@ -32,3 +32,15 @@ def test_the_sweep_measures_each_point_once_and_resumes(tmp_path, monkeypatch):
     assert len(noise_curves.load(out)) == 4
     noise_curves.plot(rows, tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+def test_the_table_gives_the_fraction_of_the_noise_free_return_kept():
+    rows = [{"variant": "a", "noise": "none", "std": 0.0, "mean_return": 200.0},
+            {"variant": "a", "noise": "friction", "std": 0.5, "mean_return": 50.0},
+            {"variant": "b", "noise": "none", "std": 0.0, "mean_return": -4.0},
+            {"variant": "b", "noise": "action", "std": 1.0, "mean_return": -8.0}]
+    lines = noise_curves.table(rows).splitlines()
+    assert lines[0].startswith("| variant | none | friction 0.25 / 0.5 / 1 / 2 |")
+    a, b = lines[2], lines[3]
+    assert a.startswith("| a | 200.0 | - / 50.0 (0.25) / - / - |")
+    assert "-8.0 |" in b and "(" not in b  # no fraction of a return that is not positive
