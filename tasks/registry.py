@@ -51,7 +51,10 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
     TaskEntry("complex_stdp", STDPTask,
               {"quick": STDPConfig(num_envs=8, rule=STDPRule.COMPLEX), "paper": STDPConfig(rule=STDPRule.COMPLEX)},
               "complex (cosine) neuromodulated STDP mimic (Bertens & Lee 2020, Extended Data Fig. 3)"),
-    TaskEntry("tmaze", TMaze, {"quick": TMazeConfig(num_envs=4, steps=100), "paper": TMazeConfig()},
+    TaskEntry("tmaze", TMaze, {"quick": TMazeConfig(num_envs=4, steps=100), "paper": TMazeConfig(),
+                               # the paper's maze at a reduced ES budget, and without the per-env
+                               # input/output shuffle (a curriculum stage; not the paper's task)
+                               "reduced": TMazeConfig(), "fixed_io": TMazeConfig(shuffle=False)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

@@ -5,7 +5,7 @@ import torch
 
 from plastix.ir import Graph, load, save
 from plastix.tasks.registry import get_entry, make_task, task_config
-from plastix.trainer.experiments.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity
+from plastix.trainer.experiments.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity, genome_from_graph
 from plastix.trainer.algorithms.es_eval import evaluate_population, rollout
 from plastix.trainer.experiments.es_run import model_for_task
 from plastix.trainer.algorithms.models import ModelSpec
@@ -63,6 +63,36 @@ def test_export_is_a_valid_ir_graph(tmp_path):
     assert sum(int(p.mask.sum()) for p in g.projections) == N_NEURONS * SYN_PER_NEURON
     back = load(save(g, tmp_path / "m.plx"))
     assert back.summary() == g.summary()
+
+
+@pytest.mark.parametrize("kind", ["enu", "nfenu", "gru", "lstm", "sharedenu"])
+def test_genome_comes_back_from_the_saved_graph(kind, tmp_path):
+    spec = NetworkSpec(kind)
+    genome = _population(spec, 1, seed=3)[0]
+    back = genome_from_graph(spec, load(save(spec.to_graph(genome.numpy()), tmp_path / "m.plx")))
+    assert torch.equal(back, genome)
+    other = NetworkSpec("gru" if kind != "gru" else "lstm")
+    with pytest.raises(ValueError, match="not a"):
+        genome_from_graph(other, spec.to_graph(genome.numpy()))
+    if kind == "enu":
+        with pytest.raises(ValueError, match="post neuron"):
+            genome_from_graph(NetworkSpec("enu", post_feedback=False), spec.to_graph(genome.numpy()))
+
+
+def test_es_run_starts_from_an_earlier_stage(tmp_path):
+    """The fixed_io curriculum stage's model.plx is the next stage's initial search mean (--init)."""
+    from plastix.trainer.experiments.es_run import ESJob
+
+    spec = NetworkSpec("enu")
+    genome = _population(spec, 1, seed=5)[0]
+    path = save(spec.to_graph(genome.numpy()), tmp_path / "stage1.plx")
+    job = ESJob("tmaze", "enu", "quick", seed=0, init=path)
+    assert torch.equal(job.init_state().es.mean, genome)
+    assert job.config()["init"] == str(path)
+    assert not torch.equal(ESJob("tmaze", "enu", "quick", seed=0).init_state().es.mean, genome)
+    with pytest.raises(ValueError, match="only the T-maze networks"):
+        ESJob("iaf", "enu", "quick", init=path).init_state()
+    assert task_config("tmaze", "fixed_io").shuffle is False and task_config("tmaze", "reduced").shuffle
 
 
 def test_render_writes_gif_and_reward_plot(tmp_path):

@@ -126,6 +126,17 @@ class ModelSpec:
         cls = GRUCell if self.kind is ModelKind.GRU else LSTMCell
         return cls(hidden=self.memory, in_channels=self.channels, out_channels=self.channels, **arrays)
 
+    def genome_of(self, cell) -> Tensor:
+        """Inverse of :meth:`cell`: the genome (D,) of an IR cell of this layout."""
+        params = {}
+        for name, shape in self.param_shapes():
+            value = np.asarray(getattr(cell, name, None), dtype=np.float32)
+            if value.shape != tuple(shape):
+                raise ValueError(f"{self.kind.value}: the {type(cell).__name__}'s {name} has shape {value.shape}, "
+                                 f"this layout needs {tuple(shape)}")
+            params[name] = torch.from_numpy(value)
+        return self.flatten(params)
+
     def to_graph(self, genome: Tensor | np.ndarray, *, metadata: Mapping[str, object] | None = None) -> Graph:
         """IR graph ``x`` (Input, 1 x channels) -> ``unit`` (GatedPopulation of size 1); for
         ``sharedenu`` the projection is an ENU synapse (:class:`~plastix.ir.GatedSynapse`) with the

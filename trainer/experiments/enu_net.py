@@ -155,6 +155,22 @@ class NetworkSpec:
                      projections=tuple(projections), outputs=("motor",), metadata=meta)
 
 
+def genome_from_graph(spec: NetworkSpec, graph: Graph) -> Tensor:
+    """The genome of a T-maze network graph written by :meth:`NetworkSpec.to_graph` (inverse of it): the
+    synapse cell from the projections' rule, the neuron cell from the ``hidden`` population.
+    ``ValueError`` if the graph is another model's."""
+    model = graph.metadata.get("model")
+    if model != f"{spec.kind.value}_network":
+        raise ValueError(f"the graph holds a {model!r} model, not a {spec.kind.value} T-maze network")
+    rule = graph.projections[0].rule
+    if rule.post_feedback != spec.synapses_see_post:
+        raise ValueError(f"the graph's synapses {'see' if rule.post_feedback else 'do not see'} their post neuron, "
+                         f"this {spec.kind.value} network's {'do' if spec.synapses_see_post else 'do not'}")
+    syn = spec.cell.genome_of(rule.cell)
+    neu = spec.cell.genome_of(next(p for p in graph.populations if p.name == "hidden").cell)
+    return syn if spec.shared else torch.cat([syn, neu])
+
+
 class NetworkModel:
     """A population of T-maze networks: ``act(obs (P, E, 5), state) -> (action (P, E, 3), state)``.
     All synapses of all envs of an individual run as one batched matmul, then all its neurons.

@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from plastix.ir import save as save_graph
+from plastix.ir import load as load_graph, save as save_graph
 from plastix.ir.atomic import write_bytes as atomic_write_bytes
 from plastix.tasks.registry import get_entry, make_task, task_config
 
 from ..algorithms.base import ESParams, ESState, Optimizer, Shaping
-from .enu_net import NetworkSpec
+from .enu_net import NetworkSpec, genome_from_graph
 from ..algorithms.es_eval import evaluate_population, rollout
 from ..algorithms.models import ModelKind, ModelSpec
 from ..algorithms.openai_es import OpenAIES
@@ -79,7 +79,12 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     "stdp": {"quick": _QUICK, "paper": replace(_PAPER, generations=10_000)},   # Fig. 3: 10,000 generations
     "complex_stdp": {"quick": _QUICK, "paper": _PAPER},                         # Ext. Data Fig. 3: 3,000
     # T-maze: 30,000 generations (Fig. 4); quick: 32 offspring, a few minutes on two shared cores
-    "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000)},
+    # reduced: a budget these 2-core machines run in ~2 h (64 offspring, sigma 0.05: with sigma 0.01 the
+    # offspring of a first generation act alike and all score ~0); fixed_io: the same on the maze without
+    # the input/output shuffle, a curriculum stage whose model.plx a reduced run starts from (--init)
+    "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000),
+              "reduced": replace(_PAPER, population=64, sigma=0.05, generations=300),
+              "fixed_io": replace(_PAPER, population=64, sigma=0.05, generations=300)},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
@@ -115,10 +120,14 @@ class ESJob:
     """A :class:`plastix.trainer.runner.Job` evolving one model on one task."""
 
     def __init__(self, task: str, model: str, config: str = "quick", *, seed: int = 0,
-                 es: ESRunConfig | None = None, task_overrides: dict | None = None, evaluator=None) -> None:
+                 es: ESRunConfig | None = None, task_overrides: dict | None = None, evaluator=None,
+                 init: str | Path | None = None) -> None:
         """``evaluator(spec, population, seed) -> fitness``: default the single-process batched
-        rollout; :class:`plastix.trainer.algorithms.es_ray.RayEvaluator` spreads it over Ray."""
+        rollout; :class:`plastix.trainer.algorithms.es_ray.RayEvaluator` spreads it over Ray.
+        ``init``: a ``model.plx`` of the same model (e.g. an earlier curriculum stage) whose genome
+        is the initial search mean instead of a random one."""
         self.task_name, self.config_name, self.seed = task, config, int(seed)
+        self.init = None if init is None else Path(init)
         try:
             self.spec = model_for_task(task, model)
         except ValueError:
@@ -138,13 +147,25 @@ class ESJob:
     def config(self) -> dict:
         """What must match to resume (the run length and checkpoint period may change)."""
         es = {k: v for k, v in asdict(self.es_cfg).items() if k not in ("generations", "checkpoint_every")}
-        return {"task": self.task_name, "model": self.spec.kind.value, "config": self.config_name, "seed": self.seed,
-                "num_params": self.spec.num_params, "es": _jsonable(es),
-                "task_config": _jsonable(asdict(self.task_cfg))}
+        cfg = {"task": self.task_name, "model": self.spec.kind.value, "config": self.config_name, "seed": self.seed,
+               "num_params": self.spec.num_params, "es": _jsonable(es),
+               "task_config": _jsonable(asdict(self.task_cfg))}
+        if self.init is not None:
+            cfg["init"] = str(self.init)
+        return cfg
+
+    def init_genome(self, generator: torch.Generator) -> torch.Tensor:
+        """The initial search mean: random (the spec's init), or the genome of ``init``."""
+        mean = self.spec.init_genome(generator)
+        if self.init is None:
+            return mean
+        if not isinstance(self.spec, NetworkSpec):
+            raise ValueError(f"init: only the T-maze networks start from a model file, not task {self.task_name!r}")
+        return genome_from_graph(self.spec, load_graph(self.init))
 
     def init_state(self) -> ESRunState:
         g = torch.Generator().manual_seed(self.seed)
-        mean = self.spec.init_genome(g)
+        mean = self.init_genome(g)
         es = self.strategy.init(mean, self.params, generator=g)
         return ESRunState(es=es, rng=g.get_state())
 
@@ -180,11 +201,12 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
              population: int | None = None, num_envs: int | None = None, sigma: float | None = None,
              lr: float | None = None, optimizer: str | None = None, shaping: str | None = None,
              step: str | None = None, checkpoint_every: int | None = None, progress: bool = True, ray: bool = False,
-             ray_address: str | None = None, ray_chunks: int | None = None) -> dict:
+             ray_address: str | None = None, ray_chunks: int | None = None, init: str | Path | None = None) -> dict:
     """Evolve ``model`` (enu | nfenu | gru | lstm | sharedenu) on ``task`` (iaf | stdp | complex_stdp |
     tmaze | double_tmaze) with the ``config`` ("quick" | "paper") settings; keyword overrides replace
     config values. ``ray``: evaluate the population on a local Ray instance, ``ray_address``: on that
-    Ray cluster (:mod:`plastix.trainer.algorithms.es_ray`). Tasks with a renderer also get ``episode.gif`` and
+    Ray cluster (:mod:`plastix.trainer.algorithms.es_ray`). ``init``: start the search mean from this
+    ``model.plx`` (T-maze networks; e.g. a ``fixed_io`` curriculum stage). Tasks with a renderer also get ``episode.gif`` and
     ``episode_reward.png`` of the final mean. Returns the summary also written to ``out_dir/result.json``."""
     es_cfg = es_config(task, config, generations=generations, population=population, sigma=sigma, lr=lr,
                        optimizer=optimizer, shaping=shaping, step=step, checkpoint_every=checkpoint_every)
@@ -194,7 +216,7 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
         from ..algorithms.es_ray import RayEvaluator
         evaluator = RayEvaluator(task, task_config(task, config, **overrides), address=ray_address,
                                  chunks=ray_chunks)
-    job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides, evaluator=evaluator)
+    job = ESJob(task, model, config, seed=seed, es=es_cfg, task_overrides=overrides, evaluator=evaluator, init=init)
     out = Path(out_dir)
     t0 = time.perf_counter()
     try:

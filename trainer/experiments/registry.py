@@ -35,11 +35,12 @@ class Experiment:
 # ------------------------------------------------------------------------------------- adapters
 
 def _es(task: str) -> Callable[..., dict]:
-    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None) -> dict:
+    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None,
+              init=None) -> dict:
         from .es_run import train_es
 
         return train_es(task, model, config, out, resume=resume, seed=seed, generations=steps, ray=ray,
-                        ray_address=ray_address, step=es_step)
+                        ray_address=ray_address, step=es_step, init=init)
     return train
 
 
@@ -151,7 +152,8 @@ _GLYPH_EVAL = ("plastix evaluate MODEL (test error on held-out stand-in classes;
 
 
 def _entries() -> list[Experiment]:
-    out = [Experiment("es", t, src, _es(t), _es_configs(t), ("model", "ray", "ray_address", "es_step"), _ES_MODELS)
+    es_opts = ("model", "ray", "ray_address", "es_step")
+    out = [Experiment("es", t, src, _es(t), _es_configs(t), es_opts + (("init",) if t == "tmaze" else ()), _ES_MODELS)
            for t, src in _ES_SOURCES.items()]
     out.append(Experiment("bptt", "one_shot_cue", "Meta-SpikePropamine (Schmidgall & Hays 2022), Fig. 4: "
                           "one-shot cue association", _bptt_cue, _bptt_configs,
