@@ -85,6 +85,7 @@ class BatchedTask(abc.ABC):
         self.device = torch.device(device)
         self._generator: torch.Generator | None = None
         self._prev_done: Tensor | None = None
+        self._full_population = self.population
 
     # -- specs -------------------------------------------------------------------------------
     @property
@@ -112,6 +113,9 @@ class BatchedTask(abc.ABC):
         elif self._generator is None:
             self._generator = torch.Generator(device="cpu")
             self._generator.seed()
+        if self.population != self._full_population:  # individuals dropped by keep(): back to all
+            self.population = self._full_population
+            self._allocate_individuals()
         mask = torch.ones(self.batch_shape, dtype=torch.bool, device=self.device)
         obs = self._reset_envs(mask, options or {})
         self._prev_done = torch.zeros(self.batch_shape, dtype=torch.bool, device=self.device)
@@ -143,6 +147,36 @@ class BatchedTask(abc.ABC):
             obs, reward, term, trunc, info = self._step(action, active=None)
         self._prev_done = term | trunc
         return obs, reward, term, trunc, info
+
+    @property
+    def full_population(self) -> int:
+        """The population the task was built for (``population`` is smaller after :meth:`keep`, until
+        the next :meth:`reset`)."""
+        return self._full_population
+
+    #: the per-individual state tensors (leading dim P) that :meth:`keep` narrows; empty: not supported
+    individual_state: ClassVar[tuple[str, ...]] = ()
+
+    def keep(self, idx: Tensor) -> None:
+        """Go on with the individuals ``idx`` (a 1-d index into the current population) only, until
+        the next :meth:`reset` restores the whole population: a rollout stops simulating agents whose
+        every env has ended. Only for tasks whose per-episode draws do not depend on the population
+        (the T-maze's are shared by all individuals), so the kept individuals' episodes are unchanged."""
+        if not self.individual_state:
+            raise NotImplementedError(f"{type(self).__name__} cannot drop individuals (no individual_state)")
+        if self._prev_done is None:
+            raise RuntimeError("keep() before reset()")
+        idx = torch.as_tensor(idx, dtype=torch.long, device=self.device)
+        if idx.ndim != 1 or idx.numel() < 1 or int(idx.min()) < 0 or int(idx.max()) >= self.population:
+            raise ValueError(f"keep: idx must be a non-empty 1-d index into {self.population} individuals")
+        for name in self.individual_state:
+            setattr(self, name, getattr(self, name).index_select(0, idx))
+        self._prev_done = self._prev_done.index_select(0, idx)
+        self.population = int(idx.numel())
+
+    def _allocate_individuals(self) -> None:
+        """(Re)create the per-individual state for ``self.population`` (tasks with ``individual_state``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot drop individuals")
 
     # -- subclass hooks ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -52,9 +52,11 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
               {"quick": STDPConfig(num_envs=8, rule=STDPRule.COMPLEX), "paper": STDPConfig(rule=STDPRule.COMPLEX)},
               "complex (cosine) neuromodulated STDP mimic (Bertens & Lee 2020, Extended Data Fig. 3)"),
     TaskEntry("tmaze", TMaze, {"quick": TMazeConfig(num_envs=4, steps=100), "paper": TMazeConfig(),
-                               # the paper's maze at a reduced ES budget, and without the per-env
-                               # input/output shuffle (a curriculum stage; not the paper's task)
-                               "reduced": TMazeConfig(), "fixed_io": TMazeConfig(shuffle=False)},
+                               # the paper's maze at a reduced ES budget, and two curriculum stages
+                               # (not the paper's task): without the per-env input/output shuffle, and
+                               # also without swaps (food stays where it is; navigation alone pays)
+                               "reduced": TMazeConfig(), "fixed_io": TMazeConfig(shuffle=False),
+                               "navigate": TMazeConfig(shuffle=False, swap_prob=0.0)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

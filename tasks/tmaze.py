@@ -149,7 +149,10 @@ class TMaze(BatchedTask):
         self._step_flat = torch.tensor([dy * w2 + dx for dy, dx in _DIRS], device=self.device)
         self._turn = torch.tensor([0, 3, 1, 0], device=self.device)  # FORWARD, LEFT, RIGHT, NOOP -> heading change
         self._swap_gen: torch.Generator | None = None
-        P, E, dev = population, config.num_envs, self.device
+        self._allocate_individuals()
+
+    def _allocate_individuals(self) -> None:
+        P, E, dev, config = self.population, self.config.num_envs, self.device, self.config
         z = lambda dt: torch.zeros(P, E, dtype=dt, device=dev)  # noqa: E731
         self.pos, self.heading, self.energy, self.t = z(torch.long), z(torch.long), z(torch.long), z(torch.long)
         self.food, self.poison, self.since_swap = z(torch.long), z(torch.long), z(torch.long)
@@ -255,6 +258,7 @@ class TMaze(BatchedTask):
 
     _STATE = ("pos", "heading", "energy", "t", "food", "poison", "since_swap", "window", "sub", "last_reward",
               "step_reward", "last_action")
+    individual_state = _STATE + ("perm_in", "perm_out")
 
     def _step(self, action: Tensor, active: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         before = {k: getattr(self, k) for k in self._STATE} if active is not None else None

@@ -207,6 +207,11 @@ class FusedENU:
         self.buf = z(k + m)                                           # [h, o, x, r*h]
         self.zr, self.hc, self.o = z(2 * m), z(m), z(c)
 
+    def keep(self, idx: torch.Tensor) -> None:
+        """Go on with the individuals ``idx`` (1-d index over P) only: weights and state narrowed."""
+        for name in ("w_zr", "w_c", "w_o", "buf", "zr", "hc", "o"):
+            setattr(self, name, getattr(self, name).index_select(0, idx))
+
     @property
     def feedback_slot(self) -> torch.Tensor:
         """The ``o`` part of the state buffer (P, B, C): the cell's feedback input (empty without feedback)."""

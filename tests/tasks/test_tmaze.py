@@ -191,3 +191,30 @@ def test_bad_configs_are_rejected():
         TMazeConfig(swap_prob=1.5)
     with pytest.raises(ValueError, match="unknown cells"):
         TMazeConfig(layout=("E.E", "#SX"))
+
+
+def test_keep_narrows_to_some_individuals_until_reset():
+    task = TMaze(TMazeConfig(num_envs=3, shuffle=True), population=5)
+    with pytest.raises(RuntimeError, match="before reset"):
+        task.keep(torch.tensor([0]))
+    obs, _ = task.reset(seed=2)
+    full_perm = task.perm_in.clone()
+    task.keep(torch.tensor([1, 4]))
+    assert task.population == 2 and task.full_population == 5 and task.batch_shape == (2, 3)
+    assert torch.equal(task.perm_in, full_perm[[1, 4]])
+    obs, reward, term, trunc, _ = task.step(torch.zeros(2, 3, 3))
+    assert obs.shape == (2, 3, 5) and reward.shape == (2, 3)
+    for bad in (torch.tensor([2]), torch.tensor([], dtype=torch.long), torch.tensor([[0]])):
+        with pytest.raises(ValueError, match="keep"):
+            task.keep(bad)
+    obs, _ = task.reset(seed=2)
+    assert task.population == 5 and obs.shape == (5, 3, 5) and torch.equal(task.perm_in, full_perm)
+
+
+def test_tasks_without_individual_state_cannot_drop_individuals():
+    from plastix.tasks.registry import make_task
+
+    task = make_task("iaf", "quick", population=2)
+    task.reset(seed=0)
+    with pytest.raises(NotImplementedError, match="cannot drop"):
+        task.keep(torch.tensor([0]))

@@ -65,6 +65,21 @@ def test_export_is_a_valid_ir_graph(tmp_path):
     assert back.summary() == g.summary()
 
 
+@pytest.mark.parametrize("kind,scale", [("enu", 1.0), ("gru", 3.0), ("sharedenu", 1.0)])
+def test_dropping_ended_agents_gives_the_same_returns(kind, scale):
+    """rollout stops simulating individuals whose every env ended (fused ENU and functional GRU
+    state alike): the returns are bit-identical to simulating everyone to the end."""
+    spec = NetworkSpec(kind)
+    pop = _population(spec, 9, seed=1) * scale  # (chosen so that some die early and some eat and live on)
+    task = make_task("tmaze", task_config("tmaze", "quick", num_envs=3, energy=12, shuffle=False), population=9)
+    full = rollout(spec, pop, task, seed=4, compact=False)
+    assert task.population == 9
+    fast = rollout(spec, pop, task, seed=4)
+    assert task.population < 9  # some were dropped before the last step
+    assert torch.equal(fast["returns"], full["returns"])
+    assert torch.equal(rollout(spec, pop, task, seed=4, compact=False)["returns"], full["returns"])  # reset restores
+
+
 @pytest.mark.parametrize("kind", ["enu", "nfenu", "gru", "lstm", "sharedenu"])
 def test_genome_comes_back_from_the_saved_graph(kind, tmp_path):
     spec = NetworkSpec(kind)
@@ -93,6 +108,7 @@ def test_es_run_starts_from_an_earlier_stage(tmp_path):
     with pytest.raises(ValueError, match="only the T-maze networks"):
         ESJob("iaf", "enu", "quick", init=path).init_state()
     assert task_config("tmaze", "fixed_io").shuffle is False and task_config("tmaze", "reduced").shuffle
+    assert task_config("tmaze", "navigate").swap_prob == 0.0
 
 
 def test_render_writes_gif_and_reward_plot(tmp_path):

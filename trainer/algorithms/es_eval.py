@@ -148,14 +148,17 @@ def _rollout_open_loop(spec: ModelSpec, population: Tensor, task, episode_return
 
 @torch.no_grad()
 def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: int | None = None,
-            record: bool = False) -> dict:
+            record: bool = False, compact: bool = True) -> dict:
     """Run one episode per env for every individual of ``population`` (P, D) on ``task`` (whose
     ``population`` must be P). Returns ``{"returns": (P, E) float64, "fitness": (P,)}`` (mean
     return over envs), plus ``"actions"``, ``"targets"`` and ``"infos"`` (dict of the task's info
     tensors), each (T, P, E, ...), when ``record``. ``spec``: a :class:`ModelSpec` (one cell) or a
-    spec with ``population_model(population)`` (e.g. :class:`plastix.trainer.experiments.enu_net.NetworkSpec`)."""
-    if task.population != population.shape[0]:
-        raise ValueError(f"task population {task.population} != {population.shape[0]} individuals")
+    spec with ``population_model(population)`` (e.g. :class:`plastix.trainer.experiments.enu_net.NetworkSpec`).
+    ``compact``: stop simulating an individual once every env of it has ended (when the task and
+    the model support ``keep``, e.g. the T-maze networks; the returns are the same)."""
+    full = getattr(task, "full_population", task.population)  # an earlier rollout may have dropped some
+    if full != population.shape[0]:
+        raise ValueError(f"task population {full} != {population.shape[0]} individuals")
     cell = isinstance(spec, ModelSpec)
     if cell and not record and max_steps is None and spec.kind in (ModelKind.ENU, ModelKind.NFENU):
         episode_return = _open_loop_fitness(task)
@@ -163,7 +166,7 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
             return _rollout_open_loop(spec, population, task, episode_return, seed=seed)
     # a ModelSpec is one cell; other specs (plastix.trainer.experiments.enu_net.NetworkSpec) build their own model
     model = BatchedModel.from_population(spec, population) if cell else spec.population_model(population)
-    obs, _ = task.reset(seed=seed)
+    obs, _ = task.reset(seed=seed)  # (restores the whole population)
     state = model.init_state(task.num_envs, torch.Generator().manual_seed(seed ^ 0x5EED))
     act_dim = task.single_action_spec.shape[0]
     infos = []
@@ -173,17 +176,28 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
     if steps is None:
         raise ValueError("task has no max_episode_steps; pass max_steps")
     actions, targets = [], []
+    # drop individuals whose every env has ended (tasks and models that can; not while recording)
+    compact = compact and not record and bool(getattr(task, "individual_state", ())) and hasattr(model, "keep")
+    ids = None  # the simulated individuals' rows in ``returns`` once some were dropped
     for _ in range(steps):
         action, state = model.act(obs.to(population.dtype), state, act_dim)
         obs, reward, term, trunc, info = task.step(action)
-        returns = returns + torch.where(alive, reward.to(torch.float64), torch.zeros_like(returns))
+        gained = torch.where(alive, reward.to(torch.float64), torch.zeros_like(alive, dtype=torch.float64))
+        returns = returns + gained if ids is None else returns.index_add(0, ids, gained)
         if record:
             actions.append(action)
             targets.append(info.get("target"))
             infos.append(info)
         alive = alive & ~(term | trunc)
-        if not bool(alive.any()):
+        live = alive.any(dim=-1)
+        if not bool(live.any()):
             break
+        if compact and not bool(live.all()):
+            idx = live.nonzero()[:, 0]
+            state = model.keep(idx, state)
+            task.keep(idx)
+            obs, alive = obs.index_select(0, idx), alive.index_select(0, idx)
+            ids = idx if ids is None else ids.index_select(0, idx)
     result = {"returns": returns, "fitness": returns.mean(dim=-1)}
     if record:
         result["actions"] = torch.stack(actions)

@@ -155,6 +155,17 @@ class NetworkSpec:
                      projections=tuple(projections), outputs=("motor",), metadata=meta)
 
 
+def _take(obj, idx: Tensor, population: int):
+    """``obj`` (a tensor, or nested tuples / NamedTuples of them) with every tensor of leading dim
+    ``population`` narrowed to the rows ``idx``; other values unchanged."""
+    if isinstance(obj, Tensor):
+        return obj.index_select(0, idx) if obj.ndim and obj.shape[0] == population else obj
+    if isinstance(obj, tuple):
+        items = [_take(v, idx, population) for v in obj]
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    return obj
+
+
 def genome_from_graph(spec: NetworkSpec, graph: Graph) -> Tensor:
     """The genome of a T-maze network graph written by :meth:`NetworkSpec.to_graph` (inverse of it): the
     synapse cell from the projections' rule, the neuron cell from the ``hidden`` population.
@@ -224,6 +235,21 @@ class NetworkModel:
             neu = neu._replace(o=noisy(N_NEURONS).contiguous())
         out = torch.zeros(P, E, N_NEURONS, cs.channels, device=self.device, dtype=self.dtype)
         return syn, neu, out
+
+    def keep(self, idx: Tensor, state: tuple) -> tuple:
+        """Go on with the individuals ``idx`` (1-d index over the current P) only; returns their state
+        (a rollout drops agents whose every env has ended, see :meth:`plastix.tasks.base.BatchedTask.keep`)."""
+        P = self.P
+        take = lambda obj: _take(obj, idx, P)  # noqa: E731
+        if self.fused:
+            self._fsyn.keep(idx)
+            self._fneu.keep(idx)
+            self._src, self._x = self._src.index_select(0, idx), self._x.index_select(0, idx)
+        else:
+            self.syn = take(self.syn)
+            self.neu = self.syn if self.spec.shared else take(self.neu)
+        self.P = int(idx.numel())
+        return take(state)
 
     def act(self, obs: Tensor, state: tuple, act_dim: int = N_MOTOR) -> tuple[Tensor, tuple]:
         if self.fused:

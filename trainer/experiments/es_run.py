@@ -79,12 +79,13 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     "stdp": {"quick": _QUICK, "paper": replace(_PAPER, generations=10_000)},   # Fig. 3: 10,000 generations
     "complex_stdp": {"quick": _QUICK, "paper": _PAPER},                         # Ext. Data Fig. 3: 3,000
     # T-maze: 30,000 generations (Fig. 4); quick: 32 offspring, a few minutes on two shared cores
-    # reduced: a budget these 2-core machines run in ~2 h (64 offspring, sigma 0.05: with sigma 0.01 the
-    # offspring of a first generation act alike and all score ~0); fixed_io: the same on the maze without
-    # the input/output shuffle, a curriculum stage whose model.plx a reduced run starts from (--init)
+    # reduced: a budget these 2-core machines run in ~1-2 h (64 offspring, sigma 0.05: with sigma 0.01
+    # the offspring of a first generation act alike and all score ~0); curriculum stages on the same
+    # budget (tasks/registry.py): navigate (no shuffle, no swaps) -> fixed_io (no shuffle) -> reduced,
+    # each starting from the last stage's model.plx (--init)
     "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000),
-              "reduced": replace(_PAPER, population=64, sigma=0.05, generations=300),
-              "fixed_io": replace(_PAPER, population=64, sigma=0.05, generations=300)},
+              **{name: replace(_PAPER, population=64, sigma=0.05, generations=300)
+                 for name in ("reduced", "fixed_io", "navigate")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
