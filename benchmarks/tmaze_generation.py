@@ -21,11 +21,18 @@ passed around) on the same population, alternating, best of 3, and prints the ra
 on the paper's T-maze config with the real energy budget, tell) from the initial mean, locally (1
 thread) and through Ray; early generations are cheap because most agents die after 40 steps.
 
+``--compare-compaction`` times one real evaluation (``--task-config``'s energy budget, 400 env steps) of a
+population around ``--around MODEL.plx`` (sigma ``--sigma``; default the initial mean) with and without
+dropping the individuals whose every env has ended (``rollout(compact=...)``), alternating, best of 3,
+and prints the ratio and whether the fitness is identical. A generation lasts until its last agent
+dies; without compaction the dead ones are simulated to that step.
+
 Also printed: analytic gate-matmul FLOPs per generation (2 per multiply-add; elementwise work
 left out) and the load average, since the machine is shared.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/tmaze_generation.py --population 1024 --steps 10
     python benchmarks/tmaze_generation.py --population 8 --steps 2 --no-ray   # seconds
+    python benchmarks/tmaze_generation.py --compare-compaction --population 64 --around MODEL.plx --task-config navigate
 """
 from __future__ import annotations
 
@@ -108,6 +115,27 @@ def compare_unfused(spec: NetworkSpec, pop: torch.Tensor, cfg, reps: int = 3) ->
     return best
 
 
+def compare_compaction(spec: NetworkSpec, pop: torch.Tensor, cfg, reps: int = 3) -> dict:
+    """Seconds of one real evaluation with / without dropping ended agents, alternating, best of ``reps``."""
+    from plastix.trainer.algorithms.es_eval import rollout
+
+    torch.set_num_threads(1)
+    P, sec, fit = pop.shape[0], {"compacted": [], "everyone": []}, {}
+    task = make_task("tmaze", cfg, population=P)
+    for _ in range(reps):
+        for name in sec:
+            t0 = time.perf_counter()
+            fit[name] = rollout(spec, pop, task, seed=1, compact=name == "compacted")["fitness"]
+            sec[name].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in sec.items()}
+    f = fit["everyone"]
+    print(f"dropping ended agents ({P} individuals, {cfg.num_envs} envs, energy {cfg.energy}, 1 thread, best of "
+          f"{reps}; fitness mean {float(f.mean()):.2f}, max {float(f.max()):.2f}): compacted {best['compacted']:.2f} s, "
+          f"everyone {best['everyone']:.2f} s, ratio {best['everyone'] / best['compacted']:.2f}x; fitness identical: "
+          f"{bool(torch.equal(fit['compacted'], f))}")
+    return best
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--population", type=int, default=1024)
@@ -119,8 +147,25 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--full-generation", action="store_true", help="also time one real ES generation")
     ap.add_argument("--compare-unfused", action="store_true", help="time the fused ENU step against the functional one")
+    ap.add_argument("--compare-compaction", action="store_true",
+                    help="time one real evaluation with and without dropping ended agents, then exit")
+    ap.add_argument("--around", default=None, help="--compare-compaction: a T-maze network model.plx to perturb")
+    ap.add_argument("--sigma", type=float, default=0.05, help="--compare-compaction: perturbation std")
+    ap.add_argument("--task-config", default="paper", help="--compare-compaction: T-maze preset (paper, navigate, ...)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.compare_compaction:
+        from plastix.ir import load
+        from plastix.trainer.experiments.enu_net import genome_from_graph
+
+        spec = NetworkSpec(a.model)
+        g = torch.Generator().manual_seed(a.seed)
+        mean = genome_from_graph(spec, load(a.around)) if a.around else spec.init_genome(g)
+        pop = mean + a.sigma * torch.randn(a.population + 1, spec.num_params, generator=g)
+        print(f"load average before: {load_average()}")
+        best = compare_compaction(spec, pop, task_config("tmaze", a.task_config, num_envs=a.num_envs))
+        print(f"load average after: {load_average()}")
+        return best
     spec = NetworkSpec(a.model)
     g = torch.Generator().manual_seed(a.seed)
     P = a.population + 1
