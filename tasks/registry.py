@@ -54,9 +54,11 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
     TaskEntry("tmaze", TMaze, {"quick": TMazeConfig(num_envs=4, steps=100), "paper": TMazeConfig(),
                                # the paper's maze at a reduced ES budget, and two curriculum stages
                                # (not the paper's task): without the per-env input/output shuffle, and
-                               # also without swaps (food stays where it is; navigation alone pays)
+                               # also without swaps (food stays where it is; navigation alone pays);
+                               # only the sensors shuffled (the colours' meaning must be learnt)
                                "reduced": TMazeConfig(), "fixed_io": TMazeConfig(shuffle=False),
-                               "navigate": TMazeConfig(shuffle=False, swap_prob=0.0)},
+                               "navigate": TMazeConfig(shuffle=False, swap_prob=0.0),
+                               "shuffle_inputs": TMazeConfig(shuffle="inputs")},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

@@ -67,6 +67,7 @@ DOUBLE_T_MAZE: tuple[str, ...] = (
 )
 
 FORWARD, LEFT, RIGHT, NOOP = 0, 1, 2, 3
+SHUFFLES = (True, False, "inputs", "outputs")  # which of the per-env assignments are shuffled
 DECISIONS = ("substeps", "window")  # how motor activity over action_window network steps picks an action
 # heading 0 north, 1 east, 2 south, 3 west; (dy, dx) with y growing downwards (row index)
 _DIRS = ((-1, 0), (0, 1), (1, 0), (0, -1))
@@ -78,7 +79,8 @@ class TMazeConfig:
     """T-maze settings (defaults: the paper's). ``layout``: rows of ``# . S E``; ``swap_after``:
     foods eaten since the last change before a change may happen ("after the agent has eaten the
     non-poisonous food several times", our value 2 for the T-maze); ``shuffle``: per-env random
-    input (sensor) order and output (motor -> action) assignment."""
+    input (sensor) order and output (motor -> action) assignment (the paper's), or ``"inputs"`` /
+    ``"outputs"`` only one of them (curriculum stages), or ``False`` neither."""
 
     num_envs: int = 8
     steps: int = 400
@@ -88,7 +90,7 @@ class TMazeConfig:
     food_reward: float = 1.0
     poison_reward: float = -1.0
     action_window: int = 4
-    shuffle: bool = True
+    shuffle: bool | str = True
     layout: tuple[str, ...] = T_MAZE
     decision: str = "substeps"
 
@@ -97,6 +99,8 @@ class TMazeConfig:
         for name in ("num_envs", "steps", "energy", "action_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TMazeConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.shuffle not in SHUFFLES:
+            raise ValueError(f"TMazeConfig.shuffle must be one of {SHUFFLES}, got {self.shuffle!r}")
         if self.decision not in DECISIONS:
             raise ValueError(f"TMazeConfig.decision must be one of {DECISIONS}, got {self.decision!r}")
         if self.swap_after < 0:
@@ -180,8 +184,9 @@ class TMaze(BatchedTask):
         poison = (food + torch.randint(1, k, (n,), generator=g)) % k
         return food.to(self.device), poison.to(self.device)
 
-    def _perms(self, g: torch.Generator, n: int) -> Tensor:
-        if not self.config.shuffle:
+    def _perms(self, g: torch.Generator, n: int, side: str) -> Tensor:
+        """(n, 3) per-env permutations of the ``side`` ("inputs" / "outputs"), identity if not shuffled."""
+        if self.config.shuffle is False or self.config.shuffle not in (True, side):
             return torch.arange(3, device=self.device).expand(n, 3)
         return torch.rand(n, 3, generator=g).argsort(dim=-1).to(self.device)
 
@@ -205,7 +210,7 @@ class TMaze(BatchedTask):
             self._swap_gen = torch.Generator(device="cpu").manual_seed(seed)
         E = self.num_envs
         food, poison = self._draw_pair(g, E)
-        perm_in, perm_out = self._perms(g, E), self._perms(g, E)
+        perm_in, perm_out = self._perms(g, E, "inputs"), self._perms(g, E, "outputs")
         sel = lambda new, old: torch.where(mask, new.expand_as(old), old)  # noqa: E731
         self.food, self.poison = sel(food, self.food), sel(poison, self.poison)
         m3 = mask[..., None]

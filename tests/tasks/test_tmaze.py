@@ -193,6 +193,17 @@ def test_bad_configs_are_rejected():
         TMazeConfig(layout=("E.E", "#SX"))
 
 
+@pytest.mark.parametrize("shuffle", ["inputs", "outputs"])
+def test_one_side_shuffled(shuffle):
+    task = TMaze(TMazeConfig(num_envs=16, shuffle=shuffle), population=1)
+    task.reset(seed=3)
+    identity = torch.arange(3).expand(1, 16, 3)
+    moved, fixed = (task.perm_in, task.perm_out) if shuffle == "inputs" else (task.perm_out, task.perm_in)
+    assert torch.equal(fixed, identity) and len({tuple(p) for p in moved[0].tolist()}) > 1
+    with pytest.raises(ValueError, match="shuffle"):
+        TMazeConfig(shuffle="both")
+
+
 def test_keep_narrows_to_some_individuals_until_reset():
     task = TMaze(TMazeConfig(num_envs=3, shuffle=True), population=5)
     with pytest.raises(RuntimeError, match="before reset"):

@@ -81,11 +81,11 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     # T-maze: 30,000 generations (Fig. 4); quick: 32 offspring, a few minutes on two shared cores
     # reduced: a budget these 2-core machines run in ~1-2 h (64 offspring, sigma 0.05: with sigma 0.01
     # the offspring of a first generation act alike and all score ~0); curriculum stages on the same
-    # budget (tasks/registry.py): navigate (no shuffle, no swaps) -> fixed_io (no shuffle) -> reduced,
+    # budget (tasks/registry.py): navigate (no shuffle, no swaps) -> fixed_io (no shuffle) -> shuffle_inputs -> reduced,
     # each starting from the last stage's model.plx (--init)
     "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000),
               **{name: replace(_PAPER, population=64, sigma=0.05, generations=300)
-                 for name in ("reduced", "fixed_io", "navigate")}},
+                 for name in ("reduced", "fixed_io", "navigate", "shuffle_inputs")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
