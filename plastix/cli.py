@@ -543,17 +543,35 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
                                                     "Fig. 4B-D; default none)"),
              std: str = typer.Option(None, help="halfcheetah only: the noise's standard deviation, or a comma list "
                                                 "of them (friction: a fraction of the constants, e.g. 0,0.1,0.2)"),
-             episodes: int = typer.Option(None, min=1, help="halfcheetah only: episodes per point (default 100, as "
-                                                           "the paper)"),
+             episodes: int = typer.Option(None, min=1, help="halfcheetah: episodes per point (default 100, as "
+                                                           "the paper); tmaze: episodes (default 64)"),
+             task_config: str = typer.Option(None, help="tmaze / double_tmaze only: the task preset the episodes "
+                                                        "are drawn from (default: the model's own; e.g. reduced, "
+                                                        "fixed_io, navigate, shuffle_inputs)"),
+             render: Path = typer.Option(None, help="tmaze / double_tmaze only: also draw the first episode "
+                                                    "(episode.gif, episode_reward.png) into this folder"),
              max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Accuracy of a trained model on fresh problems (ties count as wrong); a Half-Cheetah policy's mean
-    return under noise."""
+    return under noise; a T-maze network's mean episode return."""
 
-    if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah"):
-        raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue, one_shot_glyphs, halfcheetah")
+    if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah", "tmaze", "double_tmaze"):
+        raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue, one_shot_glyphs, halfcheetah, tmaze, "
+                    "double_tmaze")
     if plot is not None and sweep is None:
         raise _fail("--plot needs --sweep")
     graph = _load(model, _max_memory(max_memory))
+    if task in (None, "tmaze", "double_tmaze") and (graph.metadata or {}).get("task") in ("tmaze", "double_tmaze"):
+        _evaluate_tmaze(graph, config=task_config, episodes=episodes or 64, seed=seed, as_json=as_json,
+                        render=render, others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise,
+                                               "--std": std, "--freeze-test": freeze_test or None,
+                                               "--no-plasticity": no_plasticity or None,
+                                               "--compare-lava": compare_lava or None},
+                        backend=backend, precision=precision)
+        return
+    if task in ("tmaze", "double_tmaze"):
+        raise _fail(f"--task {task}: the model is not a T-maze network (its task: {(graph.metadata or {}).get('task')!r})")
+    if task_config is not None or render is not None:
+        raise _fail("--task-config and --render apply to T-maze networks only")
     if task is None and (graph.metadata or {}).get("task") == "halfcheetah":
         task = "halfcheetah"
     locomotion = {"--noise": noise, "--std": std, "--episodes": episodes}
@@ -648,6 +666,31 @@ def _evaluate_glyphs(graph, *, data: str, problems: int, seed: int, backend: "Si
         typer.echo(f"error {res['error']:.4f} (accuracy {res['accuracy']:.4f}; chance error {res['chance_error']:.2f}) "
                    f"on {problems} problems of {res['dataset']} ({data}; seed {seed}, {backend.value} float; "
                    f"{res['wall_time_s']:.1f}s)")
+
+
+def _evaluate_tmaze(graph, *, config: Optional[str], episodes: int, seed: int, as_json: bool, render: Optional[Path],
+                    others: dict, backend: "SimBackend", precision: "Precision") -> None:
+    """``plastix evaluate`` of a T-maze network (trainer/experiments/es_run.py ``evaluate_tmaze``)."""
+    bad = [flag for flag, v in others.items() if v is not None]
+    if bad:
+        raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to T-maze networks")
+    if backend is not SimBackend.torch or precision is not Precision.float:
+        raise _fail("T-maze networks are evaluated on torch in float (Lava has no post-feedback gated synapses)")
+    from plastix.trainer.experiments.es_run import evaluate_tmaze
+
+    try:
+        res = evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    typer.echo(f"{res['task']} ({res['config']}), {res['model']} network, {episodes} episodes (seed {seed}): "
+               f"return {res['mean_return']:.2f} +- {res['std_return']:.2f} (min {res['min_return']:.1f}, max "
+               f"{res['max_return']:.1f}); per episode {res['foods_per_episode']:.1f} foods, "
+               f"{res['poisons_per_episode']:.1f} poisons; {100 * res['survived_fraction']:.0f} % ran to the end")
+    for p in res.get("renders", []):
+        typer.echo(f"wrote {p}")
 
 
 def _evaluate_locomotion(graph, *, noise: "Noise", std: Optional[str], episodes: int, seed: int,

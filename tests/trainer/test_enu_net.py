@@ -189,3 +189,30 @@ def test_synapses_see_their_post_neuron():
     a = motor(spec)
     assert torch.allclose(a, motor(spec, fused=False), atol=1e-4)
     assert not torch.allclose(a, motor(own), atol=1e-4)
+
+
+def test_cli_evaluates_a_tmaze_network(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+
+    spec = NetworkSpec("gru")
+    genome = _population(spec, 1, seed=1)[0] * 3.0
+    path = save(spec.to_graph(genome.numpy(), metadata={"task": "tmaze", "config": "quick"}), tmp_path / "m.plx")
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate", str(path), "--episodes", "6", "--seed", "2", "--json", "--render",
+                              str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    task = make_task("tmaze", task_config("tmaze", "quick", num_envs=6), population=1)
+    expected = rollout(spec, genome[None], task, seed=2)["returns"][0]
+    assert out["mean_return"] == pytest.approx(float(expected.mean()))
+    assert out["foods_per_episode"] - out["poisons_per_episode"] == pytest.approx(out["mean_return"])
+    assert (tmp_path / "r" / "episode.gif").exists() and out["config"] == "quick"
+    res = runner.invoke(app, ["evaluate", str(path), "--task-config", "navigate", "--episodes", "2", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["config"] == "navigate"
+    for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"]):
+        res = runner.invoke(app, ["evaluate", str(path), *bad])
+        assert res.exit_code != 0 and "Traceback" not in res.output, res.output

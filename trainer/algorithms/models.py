@@ -130,7 +130,7 @@ class ModelSpec:
         """Inverse of :meth:`cell`: the genome (D,) of an IR cell of this layout."""
         params = {}
         for name, shape in self.param_shapes():
-            value = np.asarray(getattr(cell, name, None), dtype=np.float32)
+            value = np.array(getattr(cell, name, None), dtype=np.float32)  # a copy: IR arrays are read-only
             if value.shape != tuple(shape):
                 raise ValueError(f"{self.kind.value}: the {type(cell).__name__}'s {name} has shape {value.shape}, "
                                  f"this layout needs {tuple(shape)}")

@@ -246,3 +246,40 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
         summary["renders"] = [str(p) for p in render(rec["infos"], job.task_cfg, out)]
     atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=1) + "\n").encode())
     return summary
+
+
+
+def evaluate_tmaze(graph, *, config: str | None = None, episodes: int = 64, seed: int = 1,
+                   render_dir: str | Path | None = None) -> dict:
+    """A trained T-maze network (``model.plx`` of an ES run) on ``episodes`` fresh episodes (one per
+    env) of the task preset ``config`` (default: the one it was trained on): mean and std of the
+    episode return (the paper's fitness, eq. 6; at most ~80 per 400-step T-maze episode), foods and
+    poisons eaten per episode, and the fraction of episodes that ran to the end (the others starved).
+    An agent that never acts scores 0. ``render_dir``: also ``episode.gif`` and ``episode_reward.png``
+    of the first episode there."""
+    meta = graph.metadata or {}
+    task = meta.get("task")
+    if task not in NETWORK_TASKS:
+        raise ValueError(f"not a T-maze network: the model's task is {task!r} (needs one of {sorted(NETWORK_TASKS)})")
+    spec = model_for_task(task, str(meta.get("model", "")).removesuffix("_network"))
+    genome = genome_from_graph(spec, graph)
+    config = config or meta.get("config") or "paper"
+    cfg = task_config(task, config, num_envs=episodes)
+    rec = rollout(spec, genome[None], make_task(task, cfg, population=1), seed=seed, record=True)
+    infos = rec["infos"]
+    t = infos["t"][:, 0]                                     # (calls, E); falls back to 0 on an autoreset
+    restarted = torch.zeros_like(t, dtype=torch.bool)
+    restarted[1:] = t[1:] <= t[:-1]
+    first = torch.cumsum(restarted.long(), dim=0) == 0      # the calls of each env's first episode
+    reward = torch.where(first, infos["reward"][:, 0], torch.zeros_like(infos["reward"][:, 0]))
+    starved = ((infos["energy"][:, 0] <= 0) & first).any(dim=0)
+    returns = rec["returns"][0]
+    out = {"task": task, "config": config, "model": spec.kind.value, "episodes": episodes, "seed": seed,
+           "mean_return": float(returns.mean()), "std_return": float(returns.std()) if episodes > 1 else 0.0,
+           "min_return": float(returns.min()), "max_return": float(returns.max()),
+           "foods_per_episode": float((reward > 0).sum(0).double().mean()),
+           "poisons_per_episode": float((reward < 0).sum(0).double().mean()),
+           "survived_fraction": float((~starved).double().mean())}
+    if render_dir is not None:
+        out["renders"] = [str(p) for p in get_entry(task).render(infos, cfg, Path(render_dir))]
+    return out
