@@ -58,7 +58,9 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                # only the sensors shuffled (the colours' meaning must be learnt)
                                "reduced": TMazeConfig(), "fixed_io": TMazeConfig(shuffle=False),
                                "navigate": TMazeConfig(shuffle=False, swap_prob=0.0),
-                               "shuffle_inputs": TMazeConfig(shuffle="inputs")},
+                               "shuffle_inputs": TMazeConfig(shuffle="inputs"),
+                               # the paper's task, 32 episodes per individual (less noisy rankings at P = 64)
+                               "reduced_e32": TMazeConfig(num_envs=32)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

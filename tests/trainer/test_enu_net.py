@@ -108,7 +108,7 @@ def test_es_run_starts_from_an_earlier_stage(tmp_path):
     with pytest.raises(ValueError, match="only the T-maze networks"):
         ESJob("iaf", "enu", "quick", init=path).init_state()
     assert task_config("tmaze", "fixed_io").shuffle is False and task_config("tmaze", "reduced").shuffle
-    assert task_config("tmaze", "navigate").swap_prob == 0.0
+    assert task_config("tmaze", "navigate").swap_prob == 0.0 and task_config("tmaze", "reduced_e32").num_envs == 32
 
 
 def test_render_writes_gif_and_reward_plot(tmp_path):

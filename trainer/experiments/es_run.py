@@ -85,7 +85,7 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     # each starting from the last stage's model.plx (--init)
     "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000),
               **{name: replace(_PAPER, population=64, sigma=0.05, generations=300)
-                 for name in ("reduced", "fixed_io", "navigate", "shuffle_inputs")}},
+                 for name in ("reduced", "fixed_io", "navigate", "shuffle_inputs", "reduced_e32")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
