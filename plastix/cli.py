@@ -403,7 +403,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                                              "torch.compile'd (default; same math, 3-4x faster per iteration after "
                                              "a compile per batch shape); bptt one_shot_glyphs: opt-in (no gain "
                                              "measured there); ppo halfcheetah: on by default"),
-          init: Path = typer.Option(None, help="bptt one_shot_cue, es tmaze: start from this trained model.plx "
+          init: Path = typer.Option(None, help="bptt one_shot_cue, es tmaze / double_tmaze: start from this trained model.plx "
                                               "(es: the same model's network, e.g. a --config fixed_io stage)"),
           hardware_aware: bool = typer.Option(False, "--hardware-aware", help="bptt one_shot_cue only: train on the values "
                                               "Loihi's learning engine runs (straight-through rounding; also writes "

@@ -35,13 +35,17 @@ class Experiment:
 # ------------------------------------------------------------------------------------- adapters
 
 def _es(task: str) -> Callable[..., dict]:
-    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None,
-              init=None) -> dict:
+    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None) -> dict:
+        return train_from(out, config=config, seed=seed, steps=steps, resume=resume, model=model, ray=ray,
+                          ray_address=ray_address, es_step=es_step)
+
+    def train_from(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None,
+                   init=None) -> dict:
         from .es_run import train_es
 
         return train_es(task, model, config, out, resume=resume, seed=seed, generations=steps, ray=ray,
                         ray_address=ray_address, step=es_step, init=init)
-    return train
+    return train_from if task in _ES_NETWORK_TASKS else train  # only a network can start from a model file
 
 
 def _es_configs(task: str) -> Callable[[], tuple[str, ...]]:
@@ -134,6 +138,7 @@ def _synq_configs() -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------- the registry
 
 _ES_MODELS = ("enu", "nfenu", "gru", "lstm", "sharedenu")
+_ES_NETWORK_TASKS = ("tmaze", "double_tmaze")  # networks of cells: they take --init
 _ES_SOURCES = {"iaf": "ENU (Bertens & Lee 2020), Fig. 3 / Table 1: integrate-and-fire mimic",
                "stdp": "ENU, Fig. 3 / Table 1: neuromodulated STDP mimic",
                "complex_stdp": "ENU, Extended Data Fig. 3: complex STDP mimic",
@@ -153,7 +158,8 @@ _GLYPH_EVAL = ("plastix evaluate MODEL (test error on held-out stand-in classes;
 
 def _entries() -> list[Experiment]:
     es_opts = ("model", "ray", "ray_address", "es_step")
-    out = [Experiment("es", t, src, _es(t), _es_configs(t), es_opts + (("init",) if t == "tmaze" else ()), _ES_MODELS)
+    out = [Experiment("es", t, src, _es(t), _es_configs(t), es_opts + (("init",) if t in _ES_NETWORK_TASKS else ()),
+                      _ES_MODELS)
            for t, src in _ES_SOURCES.items()]
     out.append(Experiment("bptt", "one_shot_cue", "Meta-SpikePropamine (Schmidgall & Hays 2022), Fig. 4: "
                           "one-shot cue association", _bptt_cue, _bptt_configs,
