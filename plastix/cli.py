@@ -668,12 +668,18 @@ def _evaluate_glyphs(graph, *, data: str, problems: int, seed: int, backend: "Si
                    f"{res['wall_time_s']:.1f}s)")
 
 
+def _reject_flags(given: dict, what: str) -> None:
+    """A clear error naming every flag of ``given`` (flag -> value, None = unset) that was set: they do
+    not apply to ``what``."""
+    bad = [flag for flag, v in given.items() if v is not None]
+    if bad:
+        raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to {what}")
+
+
 def _evaluate_tmaze(graph, *, config: Optional[str], episodes: int, seed: int, as_json: bool, render: Optional[Path],
                     others: dict, backend: "SimBackend", precision: "Precision") -> None:
     """``plastix evaluate`` of a T-maze network (trainer/experiments/es_run.py ``evaluate_tmaze``)."""
-    bad = [flag for flag, v in others.items() if v is not None]
-    if bad:
-        raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to T-maze networks")
+    _reject_flags(others, "T-maze networks")
     if backend is not SimBackend.torch or precision is not Precision.float:
         raise _fail("T-maze networks are evaluated on torch in float (Lava has no post-feedback gated synapses)")
     from plastix.trainer.experiments.es_run import evaluate_tmaze
@@ -698,9 +704,7 @@ def _evaluate_locomotion(graph, *, noise: "Noise", std: Optional[str], episodes:
                          others: dict) -> None:
     """``plastix evaluate`` of a Half-Cheetah policy (trainer/experiments/locomotion_run.py): the mean return
     over ``episodes`` at every std, or with ``--compare-lava K`` K environment steps on torch vs Lava."""
-    bad = [flag for flag, v in others.items() if v is not None]
-    if bad:
-        raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to Half-Cheetah models")
+    _reject_flags(others, "Half-Cheetah models")
     if backend is not SimBackend.torch or precision is not Precision.float:
         raise _fail("Half-Cheetah policies are evaluated on torch in float; --compare-lava K checks K environment "
                     "steps on Lava")

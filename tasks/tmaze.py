@@ -186,7 +186,7 @@ class TMaze(BatchedTask):
 
     def _perms(self, g: torch.Generator, n: int, side: str) -> Tensor:
         """(n, 3) per-env permutations of the ``side`` ("inputs" / "outputs"), identity if not shuffled."""
-        if self.config.shuffle is False or self.config.shuffle not in (True, side):
+        if self.config.shuffle not in (True, side):
             return torch.arange(3, device=self.device).expand(n, 3)
         return torch.rand(n, 3, generator=g).argsort(dim=-1).to(self.device)
 

@@ -48,3 +48,9 @@ def test_experiments_command_lists_the_registry():
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert {(r["method"], r["task"]) for r in rows} == set(EXPERIMENTS)
+
+
+def test_the_registry_and_es_run_name_the_same_network_tasks():
+    from plastix.trainer.experiments import es_run, registry
+
+    assert set(registry._ES_NETWORK_TASKS) == set(es_run.NETWORK_TASKS)

@@ -32,6 +32,7 @@ from typing import Mapping
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
 
 from plastix.ir import GatedPopulation, GatedSynapse, Graph, Input, Projection
 
@@ -158,12 +159,11 @@ class NetworkSpec:
 def _take(obj, idx: Tensor, population: int):
     """``obj`` (a tensor, or nested tuples / NamedTuples of them) with every tensor of leading dim
     ``population`` narrowed to the rows ``idx``; other values unchanged."""
-    if isinstance(obj, Tensor):
-        return obj.index_select(0, idx) if obj.ndim and obj.shape[0] == population else obj
-    if isinstance(obj, tuple):
-        items = [_take(v, idx, population) for v in obj]
-        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
-    return obj
+    def narrow(leaf):
+        if isinstance(leaf, Tensor) and leaf.ndim and leaf.shape[0] == population:
+            return leaf.index_select(0, idx)
+        return leaf
+    return pytree.tree_map(narrow, obj)
 
 
 def genome_from_graph(spec: NetworkSpec, graph: Graph) -> Tensor:

@@ -92,7 +92,8 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
-# tasks whose agent is a network of cells (trainer.experiments.enu_net) rather than one cell
+# tasks whose agent is a network of cells (trainer.experiments.enu_net) rather than one cell; the registry
+# names them again (_ES_NETWORK_TASKS: it may not import this module at start-up)
 NETWORK_TASKS = frozenset({"tmaze", "double_tmaze"})
 
 
@@ -249,7 +250,6 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
         summary["renders"] = [str(p) for p in render(rec["infos"], job.task_cfg, out)]
     atomic_write_bytes(out / "result.json", (json.dumps(summary, indent=1) + "\n").encode())
     return summary
-
 
 
 def evaluate_tmaze(graph, *, config: str | None = None, episodes: int = 64, seed: int = 1,

@@ -138,7 +138,7 @@ def _synq_configs() -> tuple[str, ...]:
 # ----------------------------------------------------------------------------------- the registry
 
 _ES_MODELS = ("enu", "nfenu", "gru", "lstm", "sharedenu")
-_ES_NETWORK_TASKS = ("tmaze", "double_tmaze")  # networks of cells: they take --init
+_ES_NETWORK_TASKS = ("tmaze", "double_tmaze")  # networks of cells: they take --init (es_run.NETWORK_TASKS)
 _ES_SOURCES = {"iaf": "ENU (Bertens & Lee 2020), Fig. 3 / Table 1: integrate-and-fire mimic",
                "stdp": "ENU, Fig. 3 / Table 1: neuromodulated STDP mimic",
                "complex_stdp": "ENU, Extended Data Fig. 3: complex STDP mimic",
