@@ -550,6 +550,9 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
                                                         "fixed_io, navigate, shuffle_inputs)"),
              render: Path = typer.Option(None, help="tmaze / double_tmaze only: also draw the first episode "
                                                     "(episode.gif, episode_reward.png) into this folder"),
+             by_assignment: bool = typer.Option(False, help="tmaze / double_tmaze only: cover every input order / "
+                                                "motor assignment equally often and print the mean return of "
+                                                "each (a network that learns within episodes does well on all)"),
              max_memory: Optional[str] = MAX_MEMORY) -> None:
     """Accuracy of a trained model on fresh problems (ties count as wrong); a Half-Cheetah policy's mean
     return under noise; a T-maze network's mean episode return."""
@@ -561,8 +564,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         raise _fail("--plot needs --sweep")
     graph = _load(model, _max_memory(max_memory))
     if task in (None, "tmaze", "double_tmaze") and (graph.metadata or {}).get("task") in ("tmaze", "double_tmaze"):
-        _evaluate_tmaze(graph, config=task_config, episodes=episodes or 64, seed=seed, as_json=as_json,
-                        render=render, others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise,
+        _evaluate_tmaze(graph, config=task_config, episodes=episodes, seed=seed, as_json=as_json,
+                        render=render, by_assignment=by_assignment, others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise,
                                                "--std": std, "--freeze-test": freeze_test or None,
                                                "--no-plasticity": no_plasticity or None,
                                                "--compare-lava": compare_lava or None},
@@ -570,8 +573,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
         return
     if task in ("tmaze", "double_tmaze"):
         raise _fail(f"--task {task}: the model is not a T-maze network (its task: {(graph.metadata or {}).get('task')!r})")
-    if task_config is not None or render is not None:
-        raise _fail("--task-config and --render apply to T-maze networks only")
+    if task_config is not None or render is not None or by_assignment:
+        raise _fail("--task-config, --render and --by-assignment apply to T-maze networks only")
     if task is None and (graph.metadata or {}).get("task") == "halfcheetah":
         task = "halfcheetah"
     locomotion = {"--noise": noise, "--std": std, "--episodes": episodes}
@@ -676,8 +679,9 @@ def _reject_flags(given: dict, what: str) -> None:
         raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to {what}")
 
 
-def _evaluate_tmaze(graph, *, config: Optional[str], episodes: int, seed: int, as_json: bool, render: Optional[Path],
-                    others: dict, backend: "SimBackend", precision: "Precision") -> None:
+def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], seed: int, as_json: bool,
+                    render: Optional[Path], by_assignment: bool, others: dict, backend: "SimBackend",
+                    precision: "Precision") -> None:
     """``plastix evaluate`` of a T-maze network (trainer/experiments/es_run.py ``evaluate_tmaze``)."""
     _reject_flags(others, "T-maze networks")
     if backend is not SimBackend.torch or precision is not Precision.float:
@@ -685,16 +689,23 @@ def _evaluate_tmaze(graph, *, config: Optional[str], episodes: int, seed: int, a
     from plastix.trainer.experiments.es_run import evaluate_tmaze
 
     try:
-        res = evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render)
+        res = evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render,
+                             by_assignment=by_assignment)
     except (ValueError, KeyError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
     if as_json:
         typer.echo(json.dumps(res))
         return
-    typer.echo(f"{res['task']} ({res['config']}), {res['model']} network, {episodes} episodes (seed {seed}): "
+    typer.echo(f"{res['task']} ({res['config']}), {res['model']} network, {res['episodes']} episodes (seed {seed}): "
                f"return {res['mean_return']:.2f} +- {res['std_return']:.2f} (min {res['min_return']:.1f}, max "
                f"{res['max_return']:.1f}); per episode {res['foods_per_episode']:.1f} foods, "
                f"{res['poisons_per_episode']:.1f} poisons; {100 * res['survived_fraction']:.0f} % ran to the end")
+    rows = res.get("by_assignment", [])
+    if rows:
+        typer.echo(f"per assignment ({res['episodes'] // len(rows)} episodes each; inputs = the sensor each input "
+                   "shows, W wall / G green / R red; outputs = the action of each motor, F forward / L left / R right):")
+        for r in rows:
+            typer.echo(f"  inputs {r['inputs']}  outputs {r['outputs']}  {r['mean_return']:7.2f}")
     for p in res.get("renders", []):
         typer.echo(f"wrote {p}")
 

@@ -60,7 +60,10 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                "navigate": TMazeConfig(shuffle=False, swap_prob=0.0),
                                "shuffle_inputs": TMazeConfig(shuffle="inputs"),
                                # the paper's task, 32 episodes per individual (less noisy rankings at P = 64)
-                               "reduced_e32": TMazeConfig(num_envs=32)},
+                               "reduced_e32": TMazeConfig(num_envs=32),
+                               # the paper's task, each of the 36 input/output assignments once per individual
+                               # (stratified: the same expected return, rankings without the assignment draw's noise)
+                               "reduced_s36": TMazeConfig(num_envs=36, stratify=True)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

@@ -43,6 +43,7 @@ population split into chunks (``trainer/algorithms/es_ray.py``) gives the same r
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,8 @@ DOUBLE_T_MAZE: tuple[str, ...] = (
 )
 
 FORWARD, LEFT, RIGHT, NOOP = 0, 1, 2, 3
+#: the six orders of three items, identity first (input orders and motor assignments, see TMazeConfig.assignment)
+PERMUTATIONS = torch.tensor(list(itertools.permutations(range(3))), dtype=torch.long)
 SHUFFLES = (True, False, "inputs", "outputs")  # which of the per-env assignments are shuffled
 DECISIONS = ("substeps", "window")  # how motor activity over action_window network steps picks an action
 # heading 0 north, 1 east, 2 south, 3 west; (dy, dx) with y growing downwards (row index)
@@ -80,7 +83,11 @@ class TMazeConfig:
     foods eaten since the last change before a change may happen ("after the agent has eaten the
     non-poisonous food several times", our value 2 for the T-maze); ``shuffle``: per-env random
     input (sensor) order and output (motor -> action) assignment (the paper's), or ``"inputs"`` /
-    ``"outputs"`` only one of them (curriculum stages), or ``False`` neither."""
+    ``"outputs"`` only one of them (curriculum stages), or ``False`` neither. ``stratify``: instead of
+    drawing each env's assignment at random, env ``e`` takes assignment ``e mod K`` of the ``K``
+    (:attr:`num_assignments`: 36, 6 or 1) the shuffle allows, so every assignment is met equally often
+    (stratified sampling: the same expected return as random draws, without their variance; ``num_envs``
+    must be a multiple of ``K``)."""
 
     num_envs: int = 8
     steps: int = 400
@@ -93,6 +100,7 @@ class TMazeConfig:
     shuffle: bool | str = True
     layout: tuple[str, ...] = T_MAZE
     decision: str = "substeps"
+    stratify: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", tuple(str(r) for r in self.layout))
@@ -101,6 +109,9 @@ class TMazeConfig:
                 raise ValueError(f"TMazeConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.shuffle not in SHUFFLES:
             raise ValueError(f"TMazeConfig.shuffle must be one of {SHUFFLES}, got {self.shuffle!r}")
+        if self.stratify and self.num_envs % self.num_assignments:
+            raise ValueError(f"TMazeConfig.stratify needs num_envs to be a multiple of the {self.num_assignments} "
+                             f"input/output assignments of shuffle={self.shuffle!r}, got num_envs={self.num_envs}")
         if self.decision not in DECISIONS:
             raise ValueError(f"TMazeConfig.decision must be one of {DECISIONS}, got {self.decision!r}")
         if self.swap_after < 0:
@@ -117,6 +128,21 @@ class TMazeConfig:
             raise ValueError("TMazeConfig.layout needs exactly one start 'S'")
         if "".join(rows).count("E") < 2:
             raise ValueError("TMazeConfig.layout needs at least two reward sites 'E'")
+
+    @property
+    def num_assignments(self) -> int:
+        """How many (input order, output assignment) pairs the shuffle draws from: 3! per shuffled side."""
+        return {True: 36, False: 1}.get(self.shuffle, 6)
+
+    def assignment(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        """Assignment number(s) ``k`` in ``[0, num_assignments)`` -> (input order, output assignment), each
+        ``(..., 3)``: input ``i`` shows sensor ``perm_in[i]``, motor ``j`` does action ``perm_out[j]``
+        (the order of :data:`PERMUTATIONS`; the input order varies slowest)."""
+        ident = torch.zeros_like(k)
+        i_in = {True: k // 6, "inputs": k}.get(self.shuffle, ident)
+        i_out = {True: k % 6, "outputs": k}.get(self.shuffle, ident)
+        perms = PERMUTATIONS.to(k.device)
+        return perms[i_in], perms[i_out]
 
 
 def double_tmaze_config(**kw: Any) -> TMazeConfig:
@@ -210,7 +236,10 @@ class TMaze(BatchedTask):
             self._swap_gen = torch.Generator(device="cpu").manual_seed(seed)
         E = self.num_envs
         food, poison = self._draw_pair(g, E)
-        perm_in, perm_out = self._perms(g, E, "inputs"), self._perms(g, E, "outputs")
+        if self.config.stratify:
+            perm_in, perm_out = self.config.assignment(torch.arange(E, device=self.device) % self.config.num_assignments)
+        else:
+            perm_in, perm_out = self._perms(g, E, "inputs"), self._perms(g, E, "outputs")
         sel = lambda new, old: torch.where(mask, new.expand_as(old), old)  # noqa: E731
         self.food, self.poison = sel(food, self.food), sel(poison, self.poison)
         m3 = mask[..., None]

@@ -193,6 +193,24 @@ def test_bad_configs_are_rejected():
         TMazeConfig(layout=("E.E", "#SX"))
 
 
+@pytest.mark.parametrize("shuffle,k", [(True, 36), ("inputs", 6), ("outputs", 6), (False, 1)])
+def test_stratified_envs_meet_every_assignment_equally_often(shuffle, k):
+    cfg = TMazeConfig(num_envs=2 * k, shuffle=shuffle, stratify=True)
+    assert cfg.num_assignments == k
+    task = TMaze(cfg, population=2)
+    task.reset(seed=3)
+    pairs = [(tuple(a), tuple(b)) for a, b in zip(task.perm_in[0].tolist(), task.perm_out[0].tolist())]
+    assert len(set(pairs)) == k and pairs[:k] == pairs[k:]              # env e: assignment e mod k
+    assert torch.equal(task.perm_in[0], task.perm_in[1]) and pairs[0] == ((0, 1, 2), (0, 1, 2))
+    ident = (0, 1, 2)
+    assert all(a == ident for a, _ in pairs) == (shuffle in (False, "outputs"))
+    assert all(b == ident for _, b in pairs) == (shuffle in (False, "inputs"))
+    task.reset(seed=4)                                                  # a new episode: the same assignments
+    assert [(tuple(a), tuple(b)) for a, b in zip(task.perm_in[0].tolist(), task.perm_out[0].tolist())] == pairs
+    with pytest.raises(ValueError, match="multiple of the 36"):
+        TMazeConfig(num_envs=8, stratify=True)
+
+
 @pytest.mark.parametrize("shuffle", ["inputs", "outputs"])
 def test_one_side_shuffled(shuffle):
     task = TMaze(TMazeConfig(num_envs=16, shuffle=shuffle), population=1)

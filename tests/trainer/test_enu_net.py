@@ -213,6 +213,17 @@ def test_cli_evaluates_a_tmaze_network(tmp_path):
     assert (tmp_path / "r" / "episode.gif").exists() and out["config"] == "quick"
     res = runner.invoke(app, ["evaluate", str(path), "--task-config", "navigate", "--episodes", "2", "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["config"] == "navigate"
-    for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"]):
+    res = runner.invoke(app, ["evaluate", str(path), "--by-assignment", "--episodes", "72", "--json"])
+    out = json.loads(res.output)
+    rows = out["by_assignment"]
+    task = make_task("tmaze", task_config("tmaze", "quick", num_envs=72, stratify=True), population=1)
+    per = rollout(spec, genome[None], task, seed=1)["returns"][0].reshape(2, 36).mean(0)  # env e: assignment e % 36
+    assert len({(r["inputs"], r["outputs"]) for r in rows}) == 36 and out["episodes"] == 72
+    assert sorted(r["mean_return"] for r in rows) == pytest.approx(sorted(per.tolist()))
+    assert [r["mean_return"] for r in rows] == sorted((r["mean_return"] for r in rows), reverse=True)
+    assert {"inputs": "WGR", "outputs": "FLR", "mean_return": pytest.approx(float(per[0]))} in rows  # identity first
+    res = runner.invoke(app, ["evaluate", str(path), "--by-assignment"])      # default: 72 episodes, a table
+    assert res.exit_code == 0 and "72 episodes" in res.output and res.output.count("\n  inputs ") == 36, res.output
+    for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"], ["--by-assignment", "--episodes", "8"]):
         res = runner.invoke(app, ["evaluate", str(path), *bad])
         assert res.exit_code != 0 and "Traceback" not in res.output, res.output
