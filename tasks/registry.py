@@ -44,7 +44,8 @@ class TaskEntry:
 
 
 TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
-    TaskEntry("iaf", IAFTask, {"quick": IAFConfig(num_envs=8), "paper": IAFConfig()},
+    TaskEntry("iaf", IAFTask, {"quick": IAFConfig(num_envs=8), "paper": IAFConfig(),
+                               "paper_budget": IAFConfig()},  # the paper's task; ES settings differ (es_run.py)
               "integrate-and-fire mimic (Bertens & Lee 2020, eqs 2-3)"),
     TaskEntry("stdp", STDPTask, {"quick": STDPConfig(num_envs=8), "paper": STDPConfig()},
               "neuromodulated STDP mimic (Bertens & Lee 2020, eqs 4-5)"),
