@@ -210,18 +210,25 @@ def plot_metrics(records: Sequence[dict], keys: Sequence[str], path: Path, *, xl
     return Path(path)
 
 
-def config_changes(saved: dict, now: dict, defaults: dict) -> dict[str, tuple]:
+def config_changes(saved: dict, now: dict, defaults: dict, prefix: str = "") -> dict[str, tuple]:
     """``key -> (saved, now)`` for every setting that differs between a checkpoint's config and the
     current one. A key the checkpoint does not have (a setting added to plastix after the run
     started) is no change when its current value is its default (``defaults``, JSON form): the old
-    run ran with that behaviour."""
+    run ran with that behaviour. Nested settings (dicts, e.g. an ES run's ``task_config``) compare
+    key by key against the nested ``defaults`` and are named ``outer.inner``."""
     missing = object()
     out = {}
     for k in sorted(set(saved) | set(now)):
         a, b = saved.get(k, missing), now.get(k, missing)
-        if a == b or (a is missing and k in defaults and defaults[k] == b):
+        if a == b:
             continue
-        out[k] = ("(absent)" if a is missing else a, "(absent)" if b is missing else b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = defaults.get(k)
+            out.update(config_changes(a, b, inner if isinstance(inner, dict) else {}, f"{prefix}{k}."))
+            continue
+        if a is missing and k in defaults and defaults[k] == b:
+            continue
+        out[prefix + k] = ("(absent)" if a is missing else a, "(absent)" if b is missing else b)
     return out
 
 

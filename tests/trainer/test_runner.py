@@ -113,6 +113,28 @@ def test_es_resume_after_kill_is_bit_exact(tmp_path):
     assert not torch.equal(other.state.es.mean, run(_tiny_job(), _opts(tmp_path / "d", 2)).state.es.mean)
 
 
+def test_an_es_checkpoint_from_before_a_new_task_setting_resumes_at_its_default(tmp_path):
+    """TMazeConfig.stratify was added after runs had started: their checkpoints lack it and resume while it is at
+    its default (False), not when it is set; the error names the nested setting."""
+    import json
+
+    from plastix.trainer.runner import CHECKPOINT, load_checkpoint, save_checkpoint
+
+    def job(**task):
+        es = es_config("tmaze", "quick", population=2, generations=2, checkpoint_every=1)
+        return ESJob("tmaze", "gru", "quick", es=es, task_overrides={"num_envs": 1, "steps": 3, **task})
+
+    run(job(), _opts(tmp_path, 1))
+    data = load_checkpoint(tmp_path / CHECKPOINT)
+    old = json.loads(data["config_json"])
+    del old["task_config"]["stratify"], old["es"]["step"]
+    save_checkpoint(tmp_path / CHECKPOINT, data["step"], data["state"], old)
+    assert run(job(), _opts(tmp_path, 2, resume=True)).resumed_from == 1
+    save_checkpoint(tmp_path / CHECKPOINT, data["step"], data["state"], old)
+    with pytest.raises(ValueError, match=r"task_config.stratify: saved '\(absent\)', now True"):
+        run(job(num_envs=36, stratify=True), _opts(tmp_path, 2, resume=True))
+
+
 def test_train_es_writes_run_folder(tmp_path):
     from plastix.ir import load
     out = tmp_path / "run"

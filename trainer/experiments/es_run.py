@@ -167,6 +167,11 @@ class ESJob:
             cfg["init"] = str(self.init)
         return cfg
 
+    def config_defaults(self) -> dict:
+        """The default of every nested setting (JSON form), so that a checkpoint written before a task or ES
+        setting existed resumes when it is at its default (:func:`plastix.trainer.runner.config_changes`)."""
+        return {"es": _jsonable(asdict(ESRunConfig())), "task_config": _jsonable(asdict(type(self.task_cfg)()))}
+
     def init_genome(self, generator: torch.Generator) -> torch.Tensor:
         """The initial search mean: random (the spec's init), or the genome of ``init``."""
         mean = self.spec.init_genome(generator)
