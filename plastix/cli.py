@@ -529,7 +529,8 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              as_json: bool = typer.Option(False, "--json", help="print one JSON object (key 'accuracy')"),
              sweep: str = typer.Option(None, help="accuracy at each cue count of this comma list instead (torch "
                                                   "float64; Meta-SpikePropamine Fig. 4), e.g. 1,3,5,7,9,11,13,15"),
-             plot: Path = typer.Option(None, help="with --sweep: draw it next to the paper's into this PNG"),
+             plot: Path = typer.Option(None, help="with --sweep: draw it next to the paper's into this PNG; with "
+                                                  "--by-assignment: a heat map of the returns"),
              freeze_test: bool = typer.Option(False, help="one_shot_cue only (torch, float): silence every modulator "
                                               "in the test trial, so the answer comes from what the training "
                                               "trials stored in the synapses"),
@@ -560,15 +561,15 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah", "tmaze", "double_tmaze"):
         raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue, one_shot_glyphs, halfcheetah, tmaze, "
                     "double_tmaze")
-    if plot is not None and sweep is None:
-        raise _fail("--plot needs --sweep")
+    if plot is not None and sweep is None and not by_assignment:
+        raise _fail("--plot needs --sweep (or --by-assignment for a T-maze network)")
     graph = _load(model, _max_memory(max_memory))
     if task in (None, "tmaze", "double_tmaze") and (graph.metadata or {}).get("task") in ("tmaze", "double_tmaze"):
         _evaluate_tmaze(graph, config=task_config, episodes=episodes, seed=seed, as_json=as_json,
-                        render=render, by_assignment=by_assignment, others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise,
-                                               "--std": std, "--freeze-test": freeze_test or None,
-                                               "--no-plasticity": no_plasticity or None,
-                                               "--compare-lava": compare_lava or None},
+                        render=render, by_assignment=by_assignment, plot=plot,
+                        others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise, "--std": std,
+                                "--freeze-test": freeze_test or None, "--no-plasticity": no_plasticity or None,
+                                "--compare-lava": compare_lava or None},
                         backend=backend, precision=precision)
         return
     if task in ("tmaze", "double_tmaze"):
@@ -680,8 +681,8 @@ def _reject_flags(given: dict, what: str) -> None:
 
 
 def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], seed: int, as_json: bool,
-                    render: Optional[Path], by_assignment: bool, others: dict, backend: "SimBackend",
-                    precision: "Precision") -> None:
+                    render: Optional[Path], by_assignment: bool, plot: Optional[Path], others: dict,
+                    backend: "SimBackend", precision: "Precision") -> None:
     """``plastix evaluate`` of a T-maze network (trainer/experiments/es_run.py ``evaluate_tmaze``)."""
     _reject_flags(others, "T-maze networks")
     if backend is not SimBackend.torch or precision is not Precision.float:
@@ -690,7 +691,7 @@ def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], se
 
     try:
         res = evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render,
-                             by_assignment=by_assignment)
+                             by_assignment=by_assignment, plot=plot)
     except (ValueError, KeyError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
     if as_json:
@@ -706,7 +707,7 @@ def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], se
                    "shows, W wall / G green / R red; outputs = the action of each motor, F forward / L left / R right):")
         for r in rows:
             typer.echo(f"  inputs {r['inputs']}  outputs {r['outputs']}  {r['mean_return']:7.2f}")
-    for p in res.get("renders", []):
+    for p in res.get("renders", []) + ([res["plot"]] if "plot" in res else []):
         typer.echo(f"wrote {p}")
 
 

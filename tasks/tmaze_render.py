@@ -1,5 +1,6 @@
 """Drawing a recorded T-maze episode: the agent over the maze per step as an animated GIF, and the
-reward of the episode (per step and cumulative) as a PNG.
+reward of the episode (per step and cumulative) as a PNG; and a network's return per input order x
+motor assignment (``plastix evaluate --by-assignment --plot``) as a heat map.
 
 Input: the info tensors a :class:`plastix.tasks.tmaze.TMaze` reports at every step, stacked over
 time, ``(T, P, E)`` (``plastix.trainer.algorithms.es_eval.rollout(..., record=True)["infos"]``). Pillow and
@@ -103,3 +104,35 @@ def render_tmaze_episode(infos: dict[str, torch.Tensor], config: TMazeConfig, ou
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return [render_gif(infos, config, out / "episode.gif"), render_reward_plot(infos, out / "episode_reward.png")]
+
+
+def render_assignment_map(rows: list[dict], path: str | Path, *, title: str = "") -> Path:
+    """PNG: the mean return of each input order (rows; the sensor each input shows, W / G / R) x motor
+    assignment (columns; the action of each motor, F / L / R), from the ``by_assignment`` rows of
+    ``plastix.trainer.experiments.es_run.evaluate_tmaze``. A network that learns within episodes is
+    uniform; one that relies on its wiring shows the assignments its wiring fits."""
+    from matplotlib.figure import Figure
+
+    def order(key: str, letters: str) -> list[str]:  # the order of tmaze.PERMUTATIONS
+        return sorted({r[key] for r in rows}, key=lambda name: [letters.index(c) for c in name])
+
+    ins, outs = order("inputs", "WGR"), order("outputs", "FLR")
+    grid = np.full((len(ins), len(outs)), np.nan)
+    for r in rows:
+        grid[ins.index(r["inputs"]), outs.index(r["outputs"])] = r["mean_return"]
+    fig = Figure(figsize=(1.2 + 0.75 * len(outs), 1.0 + 0.55 * len(ins)))
+    ax = fig.add_subplot()
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < np.nanmean(grid) else "black")
+    ax.set_xticks(range(len(outs)), outs, fontsize=7)
+    ax.set_yticks(range(len(ins)), ins, fontsize=7)
+    ax.set_xlabel("motor assignment (action of motor 0, 1, 2)", fontsize=8)
+    ax.set_ylabel("input order (sensor of input 0, 1, 2)", fontsize=8)
+    ax.set_title(title or "mean return per assignment", fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    path = Path(path)
+    with new_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return path

@@ -222,8 +222,10 @@ def test_cli_evaluates_a_tmaze_network(tmp_path):
     assert sorted(r["mean_return"] for r in rows) == pytest.approx(sorted(per.tolist()))
     assert [r["mean_return"] for r in rows] == sorted((r["mean_return"] for r in rows), reverse=True)
     assert {"inputs": "WGR", "outputs": "FLR", "mean_return": pytest.approx(float(per[0]))} in rows  # identity first
-    res = runner.invoke(app, ["evaluate", str(path), "--by-assignment"])      # default: 72 episodes, a table
+    res = runner.invoke(app, ["evaluate", str(path), "--by-assignment", "--plot", str(tmp_path / "map.png")])
     assert res.exit_code == 0 and "72 episodes" in res.output and res.output.count("\n  inputs ") == 36, res.output
-    for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"], ["--by-assignment", "--episodes", "8"]):
+    assert (tmp_path / "map.png").stat().st_size > 1000                   # default 72 episodes; a heat map
+    for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"], ["--by-assignment", "--episodes", "8"],
+                ["--plot", str(tmp_path / "p.png")]):
         res = runner.invoke(app, ["evaluate", str(path), *bad])
         assert res.exit_code != 0 and "Traceback" not in res.output, res.output

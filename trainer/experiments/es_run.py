@@ -266,7 +266,8 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
 
 
 def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = None, seed: int = 1,
-                   render_dir: str | Path | None = None, by_assignment: bool = False) -> dict:
+                   render_dir: str | Path | None = None, by_assignment: bool = False,
+                   plot: str | Path | None = None) -> dict:
     """A trained T-maze network (``model.plx`` of an ES run) on ``episodes`` (default 64) fresh episodes (one
     per env) of the task preset ``config`` (default: the one it was trained on): mean and std of the
     episode return (the paper's fitness, eq. 6; at most ~80 per 400-step T-maze episode), foods and
@@ -275,7 +276,10 @@ def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = N
     of the first episode there. ``by_assignment``: the episodes cover every input order / motor assignment
     of the preset's shuffle equally often (``TMazeConfig.stratify``; ``episodes`` a multiple of their number,
     36 on the paper's task; default the first multiple >= 64), and ``"by_assignment"`` lists the mean return of each, best first: a network
-    that learns within an episode does well on all; one that uses a fixed wiring only on some."""
+    that learns within an episode does well on all; one that uses a fixed wiring only on some. ``plot``
+    (with ``by_assignment``): draw them as a heat map, input order x motor assignment, into this PNG."""
+    if plot is not None and not by_assignment:
+        raise ValueError("plot: draws the by-assignment returns (by_assignment=True)")
     meta = graph.metadata or {}
     task = meta.get("task")
     if task not in NETWORK_TASKS:
@@ -309,6 +313,11 @@ def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = N
         rows = [{"inputs": "".join("WGR"[int(i)] for i in perm_in[k]), "outputs": "".join("FLR"[int(j)] for j in perm_out[k]),
                  "mean_return": float(per[k])} for k in range(K)]
         out["by_assignment"] = sorted(rows, key=lambda r: -r["mean_return"])
+        if plot is not None:
+            from plastix.tasks.tmaze_render import render_assignment_map
+
+            title = f"{spec.kind.value} network, {task} ({config}): {episodes // K} episodes per assignment (seed {seed})"
+            out["plot"] = str(render_assignment_map(out["by_assignment"], plot, title=title))
     if render_dir is not None:
         out["renders"] = [str(p) for p in get_entry(task).render(infos, cfg, Path(render_dir))]
     return out
