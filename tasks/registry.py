@@ -64,7 +64,10 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                "reduced_e32": TMazeConfig(num_envs=32),
                                # the paper's task, each of the 36 input/output assignments once per individual
                                # (stratified: the same expected return, rankings without the assignment draw's noise)
-                               "reduced_s36": TMazeConfig(num_envs=36, stratify=True)},
+                               "reduced_s36": TMazeConfig(num_envs=36, stratify=True),
+                               # only the motors shuffled, each of their 6 assignments twice per individual: which
+                               # motor moves forward must be found out within the episode
+                               "shuffle_outputs": TMazeConfig(shuffle="outputs", num_envs=12, stratify=True)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,
