@@ -75,6 +75,7 @@ DECISIONS = ("substeps", "window")  # how motor activity over action_window netw
 # heading 0 north, 1 east, 2 south, 3 west; (dy, dx) with y growing downwards (row index)
 _DIRS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 WALL, GREEN, RED = 0, 1, 2
+SENSOR_LETTERS, ACTION_LETTERS = "WGR", "FLR"  # one letter per sensor / per action, in index order (reports, plots)
 
 
 @dataclass(frozen=True)

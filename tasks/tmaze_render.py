@@ -15,7 +15,7 @@ import torch
 
 from plastix.ir.atomic import new_file
 
-from .tmaze import TMazeConfig
+from .tmaze import ACTION_LETTERS, SENSOR_LETTERS, TMazeConfig
 
 _COLOURS = {"wall": (90, 90, 90), "free": (245, 245, 245), "food": (40, 170, 60), "poison": (210, 40, 40),
             "empty_site": (215, 215, 190), "agent": (30, 80, 220), "trail": (150, 180, 240)}
@@ -116,7 +116,7 @@ def render_assignment_map(rows: list[dict], path: str | Path, *, title: str = ""
     def order(key: str, letters: str) -> list[str]:  # the order of tmaze.PERMUTATIONS
         return sorted({r[key] for r in rows}, key=lambda name: [letters.index(c) for c in name])
 
-    ins, outs = order("inputs", "WGR"), order("outputs", "FLR")
+    ins, outs = order("inputs", SENSOR_LETTERS), order("outputs", ACTION_LETTERS)
     grid = np.full((len(ins), len(outs)), np.nan)
     for r in rows:
         grid[ins.index(r["inputs"]), outs.index(r["outputs"])] = r["mean_return"]

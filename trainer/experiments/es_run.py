@@ -23,6 +23,7 @@ import torch
 from plastix.ir import load as load_graph, save as save_graph
 from plastix.ir.atomic import write_bytes as atomic_write_bytes
 from plastix.tasks.registry import get_entry, make_task, task_config
+from plastix.tasks.tmaze import ACTION_LETTERS, SENSOR_LETTERS
 
 from ..algorithms.base import ESParams, ESState, Optimizer, Shaping
 from .enu_net import NetworkSpec, genome_from_graph
@@ -313,8 +314,9 @@ def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = N
         K = cfg.num_assignments
         per = returns.reshape(-1, K).mean(dim=0)                 # env e has assignment e mod K
         perm_in, perm_out = cfg.assignment(torch.arange(K))
-        rows = [{"inputs": "".join("WGR"[int(i)] for i in perm_in[k]), "outputs": "".join("FLR"[int(j)] for j in perm_out[k]),
-                 "mean_return": float(per[k])} for k in range(K)]
+        rows = [{"inputs": "".join(SENSOR_LETTERS[int(i)] for i in perm_in[k]),
+                 "outputs": "".join(ACTION_LETTERS[int(j)] for j in perm_out[k]), "mean_return": float(per[k])}
+                for k in range(K)]
         out["by_assignment"] = sorted(rows, key=lambda r: -r["mean_return"])
         if plot is not None:
             from plastix.tasks.tmaze_render import render_assignment_map
