@@ -225,6 +225,8 @@ def test_cli_evaluates_a_tmaze_network(tmp_path):
     res = runner.invoke(app, ["evaluate", str(path), "--by-assignment", "--plot", str(tmp_path / "map.png")])
     assert res.exit_code == 0 and "72 episodes" in res.output and res.output.count("\n  inputs ") == 36, res.output
     assert (tmp_path / "map.png").stat().st_size > 1000                   # default 72 episodes; a heat map
+    res = runner.invoke(app, ["evaluate", str(path), "--task-config", "shuffle_outputs", "--json"])  # stratified preset
+    assert res.exit_code == 0 and json.loads(res.output)["episodes"] == 66, res.output  # 64 -> a multiple of 6
     for bad in (["--cues", "3"], ["--backend", "lava"], ["--task-config", "nope"], ["--by-assignment", "--episodes", "8"],
                 ["--plot", str(tmp_path / "p.png")]):
         res = runner.invoke(app, ["evaluate", str(path), *bad])

@@ -278,8 +278,8 @@ def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = N
     poisons eaten per episode, and the fraction of episodes that ran to the end (the others starved).
     An agent that never acts scores 0. ``render_dir``: also ``episode.gif`` and ``episode_reward.png``
     of the first episode there. ``by_assignment``: the episodes cover every input order / motor assignment
-    of the preset's shuffle equally often (``TMazeConfig.stratify``; ``episodes`` a multiple of their number,
-    36 on the paper's task; default the first multiple >= 64), and ``"by_assignment"`` lists the mean return of each, best first: a network
+    of the preset's shuffle equally often (``TMazeConfig.stratify``, as stratified presets always do; ``episodes``
+    a multiple of their number, 36 on the paper's task; default the first multiple >= 64), and ``"by_assignment"`` lists the mean return of each, best first: a network
     that learns within an episode does well on all; one that uses a fixed wiring only on some. ``plot``
     (with ``by_assignment``): draw them as a heat map, input order x motor assignment, into this PNG."""
     if plot is not None and not by_assignment:
@@ -291,10 +291,12 @@ def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = N
     spec = model_for_task(task, str(meta.get("model", "")).removesuffix("_network"))
     genome = genome_from_graph(spec, graph)
     config = config or meta.get("config") or "paper"
+    preset = task_config(task, config)
+    stratify = by_assignment or preset.stratify        # a stratified preset (reduced_s36) stays stratified
     if episodes is None:
-        k = task_config(task, config).num_assignments if by_assignment else 1
+        k = preset.num_assignments if stratify else 1
         episodes = -(-64 // k) * k
-    cfg = task_config(task, config, num_envs=episodes, **({"stratify": True} if by_assignment else {}))
+    cfg = replace(preset, num_envs=episodes, stratify=stratify)
     rec = rollout(spec, genome[None], make_task(task, cfg, population=1), seed=seed, record=True)
     infos = rec["infos"]
     t = infos["t"][:, 0]                                     # (calls, E); falls back to 0 on an autoreset
