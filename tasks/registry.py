@@ -67,7 +67,14 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                "reduced_s36": TMazeConfig(num_envs=36, stratify=True),
                                # only the motors shuffled, each of their 6 assignments twice per individual: which
                                # motor moves forward must be found out within the episode
-                               "shuffle_outputs": TMazeConfig(shuffle="outputs", num_envs=12, stratify=True)},
+                               "shuffle_outputs": TMazeConfig(shuffle="outputs", num_envs=12, stratify=True),
+                               # the same skill without the colours, from scratch: navigate with the motors
+                               # shuffled, and with a bonus for every new cell (fitness shaping, not observed)
+                               "navigate_shuffle_outputs": TMazeConfig(shuffle="outputs", swap_prob=0.0, num_envs=12,
+                                                                       stratify=True),
+                               "navigate_shuffle_outputs_bonus": TMazeConfig(shuffle="outputs", swap_prob=0.0,
+                                                                             num_envs=12, stratify=True,
+                                                                             visit_bonus=0.2)},
               "T-maze, food/poison swaps, learn within an episode (Bertens & Lee 2020, Fig. 4-5)",
               render=render_tmaze_episode),
     TaskEntry("double_tmaze", DoubleTMaze,

@@ -88,7 +88,10 @@ class TMazeConfig:
     drawing each env's assignment at random, env ``e`` takes assignment ``e mod K`` of the ``K``
     (:attr:`num_assignments`: 36, 6 or 1) the shuffle allows, so every assignment is met equally often
     (stratified sampling: the same expected return as random draws, without their variance; ``num_envs``
-    must be a multiple of ``K``)."""
+    must be a multiple of ``K``). ``visit_bonus`` (a curriculum shaping, not the paper's; default 0): each
+    decision that moves the agent onto a cell it has not stood on since its last start earns this much
+    on top of the food / poison reward; it counts in the returned reward (the fitness) only, the
+    network observes the food / poison reward alone."""
 
     num_envs: int = 8
     steps: int = 400
@@ -102,6 +105,7 @@ class TMazeConfig:
     layout: tuple[str, ...] = T_MAZE
     decision: str = "substeps"
     stratify: bool = False
+    visit_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", tuple(str(r) for r in self.layout))
@@ -117,6 +121,8 @@ class TMazeConfig:
             raise ValueError(f"TMazeConfig.decision must be one of {DECISIONS}, got {self.decision!r}")
         if self.swap_after < 0:
             raise ValueError(f"TMazeConfig.swap_after must be >= 0, got {self.swap_after}")
+        if not self.visit_bonus >= 0.0:
+            raise ValueError(f"TMazeConfig.visit_bonus must be >= 0, got {self.visit_bonus}")
         if not 0.0 <= self.swap_prob <= 1.0:
             raise ValueError(f"TMazeConfig.swap_prob must be in [0, 1], got {self.swap_prob}")
         rows = self.layout
@@ -171,6 +177,9 @@ class TMaze(BatchedTask):
         pad = torch.zeros(self.height + 2, self.width + 2, dtype=torch.bool)
         pad[1:-1, 1:-1] = free
         self._free = pad.flatten().to(self.device)
+        if config.visit_bonus > 0 and pad.numel() > 63:
+            raise ValueError(f"TMazeConfig.visit_bonus tracks visited cells in one int64: the padded layout has "
+                             f"{pad.numel()} cells, at most 63 are supported")
         cells = [(y, x) for y, r in enumerate(rows) for x, c in enumerate(r)]
         self.sites = [(y, x) for (y, x) in cells if rows[y][x] == "E"]
         self.start = next((y, x) for (y, x) in cells if rows[y][x] == "S")
@@ -187,6 +196,7 @@ class TMaze(BatchedTask):
         z = lambda dt: torch.zeros(P, E, dtype=dt, device=dev)  # noqa: E731
         self.pos, self.heading, self.energy, self.t = z(torch.long), z(torch.long), z(torch.long), z(torch.long)
         self.food, self.poison, self.since_swap = z(torch.long), z(torch.long), z(torch.long)
+        self.visited = z(torch.long)  # bit c: flat cell c stood on since the last start (visit_bonus)
         self.perm_in = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
         self.perm_out = torch.zeros(P, E, 3, dtype=torch.long, device=dev)
         self.window = torch.zeros(P, E, config.action_window, 3, device=dev)
@@ -248,6 +258,7 @@ class TMaze(BatchedTask):
         self.perm_out = torch.where(m3, perm_out.expand_as(self.perm_out), self.perm_out)
         self.pos = torch.where(mask, torch.full_like(self.pos, self._start_flat), self.pos)
         self.heading = torch.where(mask, torch.zeros_like(self.heading), self.heading)
+        self.visited = torch.where(mask, torch.full_like(self.visited, 1 << self._start_flat), self.visited)
         self.energy = torch.where(mask, torch.full_like(self.energy, self.config.energy), self.energy)
         self.t = torch.where(mask, torch.zeros_like(self.t), self.t)
         self.since_swap = torch.where(mask, torch.zeros_like(self.since_swap), self.since_swap)
@@ -291,7 +302,7 @@ class TMaze(BatchedTask):
         self.poison = torch.where(change, new_poison, self.poison)
         self.since_swap = torch.where(change, torch.zeros_like(self.since_swap), self.since_swap)
 
-    _STATE = ("pos", "heading", "energy", "t", "food", "poison", "since_swap", "window", "sub", "last_reward",
+    _STATE = ("pos", "heading", "visited", "energy", "t", "food", "poison", "since_swap", "window", "sub", "last_reward",
               "step_reward", "last_action")
     individual_state = _STATE + ("perm_in", "perm_out")
 
@@ -315,6 +326,12 @@ class TMaze(BatchedTask):
         ate_poison = move & (pos == self._site_flat[self.poison])
         reward = ate_food.float() * cfg.food_reward + ate_poison.float() * cfg.poison_reward
         eaten = ate_food | ate_poison
+        bonus = None
+        if cfg.visit_bonus > 0:
+            cell = torch.ones_like(pos) << pos
+            fresh = move & ~eaten & ((self.visited & cell) == 0)
+            bonus = fresh.float() * cfg.visit_bonus
+            self.visited = torch.where(eaten, torch.full_like(pos, 1 << self._start_flat), self.visited | cell)
         self.pos = torch.where(eaten, torch.full_like(pos, self._start_flat), pos)
         self.heading = torch.where(eaten, torch.zeros_like(heading), heading)
         energy = torch.where(ate_food, torch.full_like(self.energy, cfg.energy), self.energy - 1)
@@ -327,7 +344,8 @@ class TMaze(BatchedTask):
         terminated = self.energy <= 0
         truncated = (self.t >= cfg.steps) & ~terminated
         self.step_reward = reward
-        return self._obs(), reward, terminated, truncated, self._info()
+        fitness = reward if bonus is None else reward + bonus
+        return self._obs(), fitness, terminated, truncated, self._info()
 
     def _info(self) -> dict[str, Any]:
         w2 = self.width + 2

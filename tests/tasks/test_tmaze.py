@@ -56,6 +56,20 @@ def test_poison_is_red_costs_one_and_keeps_energy_down():
     assert (info["y"], info["x"], info["energy"]) == (3, 2, 35)
 
 
+def test_visit_bonus_pays_new_cells_once_per_trip_in_the_fitness_only():
+    task = _maze(food=0, poison=1, visit_bonus=0.25)
+    steps = _run(task, [F, F, F, L, F, F, R, R])   # up the stem, onto the food; again up, then a turn into the wall
+    assert [s[1] for s in steps[:5]] == [0.25, 0.25, 0.25, 0.25, 1.0]   # 4 new cells, then the food (no bonus)
+    assert steps[4][0][3:].tolist() == [1.0, 0.0]                       # the network sees the food reward alone
+    assert [s[4]["reward"] for s in steps[:5]] == [0, 0, 0, 0, 1]       # and so does the info
+    # the trip after a food pays again; R at (2, 2) turns east into the wall (no move, nothing), the second R
+    # steps south back onto the start, which counts as visited
+    assert [s[1] for s in steps[5:]] == [0.25, 0.0, 0.0]
+    assert (steps[7][4]["y"], steps[7][4]["x"]) == (3, 2)
+    with pytest.raises(ValueError, match="visit_bonus"):
+        TMazeConfig(visit_bonus=-1.0)
+
+
 @pytest.mark.parametrize("swap_after, food_sites_after_each_food", [(1, [1, 0, 1]), (2, [0, 1, 1])])
 def test_swap_after_foods(swap_after, food_sites_after_each_food):
     task = _maze(swap_prob=1.0, swap_after=swap_after)

@@ -90,7 +90,8 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
     # each starting from the last stage's model.plx (--init)
     "tmaze": {"quick": replace(_QUICK, population=32, generations=30), "paper": replace(_PAPER, generations=30_000),
               **{name: replace(_PAPER, population=64, sigma=0.05, generations=300)
-                 for name in ("reduced", "fixed_io", "navigate", "shuffle_inputs")},
+                 for name in ("reduced", "fixed_io", "navigate", "shuffle_inputs", "navigate_shuffle_outputs",
+                              "navigate_shuffle_outputs_bonus")},
               # fine-tuning a trained network on the paper's task: the paper's sigma 0.01 (at 0.05 the offspring
               # of the fixed_io stage's model score ~3.6 against its ~13, so every step leads down) and 32 episodes
               "reduced_e32": replace(_PAPER, population=64, sigma=0.01, generations=300),
