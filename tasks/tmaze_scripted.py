@@ -1,0 +1,169 @@
+r"""A scripted T-maze agent that learns its env's assignment within the episode (a reference, not a model).
+
+On the paper's task every episode hides one of 36 assignments (which input carries the wall, the
+green and the red sensor; which motor moves forward, left, right; :meth:`TMazeConfig.assignment`).
+:class:`HypothesisAgent` knows the maze's layout and nothing else: it keeps the 36 hypotheses per env,
+simulates its own pose under each from the motors it pressed, and drops every hypothesis that the
+observation contradicts (a wall or a site where the hypothesis predicts none, a reward after a step
+that does not reach a site, the colour it saw before a food or a poison). It then acts for the first
+hypothesis left: up the stem and to the site it believes holds the food (the site it last saw green
+or ate food at, else the other one), by a shortest-path table. Its return on the paper's task is what
+learning the assignment within the episode is worth, the ceiling a network that "has to relearn which
+sensory neuron has what meaning and which output neuron performs what motor command" works towards
+(Bertens & Lee 2020, Methods).
+
+Only the two-site T-maze; one-hot motor commands held for the ``action_window`` network steps of a
+decision (``decision="substeps"``, the default) or sent once per step (``"window"`` with ``action_window=1``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from .tmaze import FORWARD, GREEN, LEFT, NOOP, RED, RIGHT, WALL, TMaze
+
+Tensor = torch.Tensor
+_ACTIONS = (FORWARD, LEFT, RIGHT)
+
+
+def shortest_path_actions(task: TMaze) -> Tensor:
+    """``(cells, 4, sites)``: the action (FORWARD / LEFT / RIGHT) that reaches site ``s`` soonest from
+    (flat padded cell, heading) without stepping onto another site; FORWARD where ``s`` cannot be reached."""
+    free = task._free.cpu()
+    sites = task._site_flat.cpu().tolist()
+    steps, turn = task._step_flat.cpu(), task._turn.cpu()
+    n = free.numel()
+    table = torch.full((n, 4, len(sites)), FORWARD, dtype=torch.long)
+    inf = 10**9
+    for s, site in enumerate(sites):
+        dist = torch.full((n, 4), inf, dtype=torch.long)
+        for _ in range(4 * n):  # Bellman sweeps until nothing changes (tiny state space, set-up only)
+            changed = False
+            for c in range(n):
+                if not free[c] or c in sites:
+                    continue
+                for h in range(4):
+                    for a in _ACTIONS:
+                        h2 = (h + int(turn[a])) % 4
+                        t = c + int(steps[h2])
+                        c2 = t if free[t] else c
+                        if c2 == site:
+                            d = 1
+                        elif c2 in sites:
+                            continue
+                        else:
+                            d = dist[c2, h2] + 1 if dist[c2, h2] < inf else inf
+                        if d < dist[c, h]:
+                            dist[c, h], table[c, h, s], changed = d, a, True
+            if not changed:
+                break
+    return table.to(task.device)
+
+
+class HypothesisAgent:
+    """Eliminates the assignments the observations rule out and heads for the food (module docstring).
+
+    ``agent.reset(obs)`` with the first observation ``(P, E, 5)``, then per call of ``task.step``:
+    ``action = agent.act()``, and ``agent.observe(obs)`` with what the step returned."""
+
+    def __init__(self, task: TMaze) -> None:
+        if task.num_sites != 2:
+            raise ValueError(f"HypothesisAgent plays the two-site T-maze, this maze has {task.num_sites} sites")
+        self.task, self.dev = task, task.device
+        self.config = task.config
+        self.substeps = task.substeps
+        every = replace(self.config, shuffle=True, stratify=False)   # the 36 (input order, motor map) pairs
+        self.perm_in, self.perm_out = every.assignment(torch.arange(36, device=self.dev))   # (36, 3) each
+        self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
+        self.table = shortest_path_actions(task)
+
+    def reset(self, obs: Tensor) -> None:
+        shape = obs.shape[:-1]
+        H = self.perm_in.shape[0]
+        z = lambda: torch.zeros(*shape, H, dtype=torch.long, device=self.dev)  # noqa: E731
+        self.pos = z() + self.task._start_flat
+        self.heading = z()
+        self.food = z()                                   # believed food site, per hypothesis
+        self.seen = z() - 1                               # site faced at the last decision (-1: none)
+        self.seen_green = torch.zeros(*shape, H, dtype=torch.bool, device=self.dev)
+        self.alive = torch.ones(*shape, H, dtype=torch.bool, device=self.dev)
+        self.motor = torch.zeros(*shape, dtype=torch.long, device=self.dev)
+        self.calls = 0
+        self._check_sensors(obs)
+        self._choose()
+
+    def act(self) -> Tensor:
+        """One-hot motor command ``(P, E, 3)`` for this network step."""
+        return torch.nn.functional.one_hot(self.motor, 3).float()
+
+    def observe(self, obs: Tensor, pressed: Tensor | None = None) -> None:
+        """Update on the observation a ``task.step`` returned. ``pressed`` ``(P, E)``: the motor the env
+        acted on at this decision when it was not this agent's command (-1: none active, no action), e.g.
+        when the agent only labels another policy's steps."""
+        self.calls += 1
+        if self.calls % self.substeps:
+            return                                       # the env acts at the last call of a decision
+        motor = self.motor if pressed is None else pressed
+        idle = (motor < 0)[..., None].expand_as(self.alive)
+        action = self.perm_out[torch.arange(36, device=self.dev), motor.clamp(min=0)[..., None].expand_as(self.alive)]
+        action = torch.where(idle, torch.full_like(action, NOOP), action)
+        heading = (self.heading + self.task._turn[action]) % 4
+        target = self.pos + self.task._step_flat[heading]
+        pos = torch.where(self.task._free[target] & ~idle, target, self.pos)
+        sites = self.task._site_flat
+        at_site = (pos[..., None] == sites).any(-1)
+        site = (pos[..., None] == sites).long().argmax(-1)
+        r = (obs[..., 3] - obs[..., 4])[..., None].expand_as(pos)
+        ok = at_site == (r != 0)
+        # the colour seen in front of this site just before (no change can happen in between) must fit the reward
+        ate_seen = at_site & (self.seen == site)
+        ok &= ~ate_seen | (self.seen_green == (r > 0))
+        self.food = torch.where(at_site, torch.where(r > 0, site, 1 - site), self.food)
+        self.pos = torch.where(at_site, torch.full_like(pos, self.task._start_flat), pos)
+        self.heading = torch.where(at_site, torch.zeros_like(heading), heading)
+        self.alive &= ok
+        self._check_sensors(obs)
+        self._choose()
+
+    def _check_sensors(self, obs: Tensor) -> None:
+        """Drop hypotheses whose predicted wall / site ahead contradicts ``obs``; read the colour of a site."""
+        ahead = self.pos + self.task._step_flat[self.heading]
+        wall = ~self.task._free[ahead]
+        sites = self.task._site_flat
+        site_ahead = (ahead[..., None] == sites).any(-1)
+        site = (ahead[..., None] == sites).long().argmax(-1)
+        inputs = obs[..., None, :3].expand(*self.alive.shape, 3)
+        sensor = lambda s: inputs.gather(-1, self.inv_in[:, s].expand_as(self.alive)[..., None])[..., 0] > 0.5  # noqa: E731
+        w, g, red = sensor(WALL), sensor(GREEN), sensor(RED)
+        self.alive &= (w == wall) & ((g | red) == site_ahead) & ~(g & red)
+        self.seen = torch.where(site_ahead, site, torch.full_like(site, -1))
+        self.seen_green = g
+        self.food = torch.where(site_ahead, torch.where(g, site, 1 - site), self.food)
+
+    def _choose(self) -> None:
+        """Act for the first hypothesis still alive (all 36 again if none is: cannot happen in a correct maze)."""
+        dead = ~self.alive.any(-1, keepdim=True)
+        self.alive |= dead
+        h = self.alive.long().argmax(-1, keepdim=True)                 # first alive
+        pos, heading, food = (x.gather(-1, h)[..., 0] for x in (self.pos, self.heading, self.food))
+        action = self.table[pos, heading, food]
+        perm_out = self.perm_out[h[..., 0]]                             # (..., 3) motor -> action
+        self.motor = (perm_out == action[..., None]).long().argmax(-1)
+
+
+def play(task: TMaze, seed: int) -> Tensor:
+    """Returns ``(P, E)`` of one episode of :class:`HypothesisAgent` (rewards after an env's end not counted)."""
+    obs, _ = task.reset(seed=seed)
+    agent = HypothesisAgent(task)
+    agent.reset(obs)
+    total = torch.zeros(task.batch_shape, device=task.device)
+    alive = torch.ones(task.batch_shape, dtype=torch.bool, device=task.device)
+    for _ in range(task.max_episode_steps):
+        obs, rew, term, trunc, _ = task.step(agent.act())
+        total += torch.where(alive, rew, torch.zeros_like(rew))
+        alive &= ~(term | trunc)
+        agent.observe(obs)
+        if not bool(alive.any()):
+            break
+    return total
