@@ -232,5 +232,68 @@ class FusedENU:
         return o
 
 
+class FusedGated:
+    """A population of :class:`plastix.ir.GRUCell` s or :class:`plastix.ir.LSTMCell` s stepped with
+    preallocated buffers (same equations as :func:`gru_step` / :func:`lstm_step`, other float summation
+    order; the ES evaluator's fast path, like :class:`FusedENU`).
+
+    ``p``: per-individual :class:`GRUParams` (weights ``(P, 1, rows, cols)``, biases ``(P, 1, n)``); ``lstm``:
+    LSTM gates; ``batch`` rows per individual; the input has ``obs_dim`` channels, the rest are zero (their
+    weight columns are dropped). One persistent buffer ``u = [x, h]`` per individual and row feeds one
+    ``baddbmm`` per step with the biases folded in. GRU: the weight's columns are ``[r, z | n_x | n_h]``
+    (``n_x`` reads only ``x``, ``n_h`` only ``h``, so ``n = tanh(n_x + r * n_h)`` needs no second product);
+    LSTM: ``[i, f, o | g]``. tanh is ``2 sigmoid(2 a) - 1`` with the 2 folded into the weights (as in
+    :class:`FusedENU`)."""
+
+    def __init__(self, p: GRUParams, batch: int, obs_dim: int, *, lstm: bool = False) -> None:
+        w_ih, w_hh, w_o = (w[:, 0] for w in (p.w_ih, p.w_hh, p.w_o))      # (P, gates * H, in), (P, gates * H, H), (P, C, H)
+        b_ih, b_hh, b_o = (b[:, 0] for b in (p.b_ih, p.b_hh, p.b_o))      # (P, n)
+        n, hid, d, dt = w_hh.shape[0], w_hh.shape[2], obs_dim, w_hh.dtype
+        w_x = w_ih[..., :d]                                                # the used input columns
+        if lstm:   # PyTorch order i, f, g, o -> [i, f, o, 2 g]
+            i, f, g, o = (torch.cat([w_x, w_hh], dim=2)[:, k * hid:(k + 1) * hid] for k in range(4))
+            bi, bf, bg, bo = ((b_ih + b_hh)[:, k * hid:(k + 1) * hid] for k in range(4))
+            w = torch.cat([i, f, o, 2.0 * g], dim=1)                      # (P, 4H, d + H)
+            b = torch.cat([bi, bf, bo, 2.0 * bg], dim=1)
+        else:      # PyTorch order r, z, n -> [r, z, 2 n_x, 2 n_h]
+            rz = torch.cat([w_x, w_hh], dim=2)[:, :2 * hid]
+            nx = torch.cat([w_x[:, 2 * hid:], torch.zeros_like(w_hh[:, 2 * hid:])], dim=2)
+            nh = torch.cat([torch.zeros_like(w_x[:, 2 * hid:]), w_hh[:, 2 * hid:]], dim=2)
+            w = torch.cat([rz, 2.0 * nx, 2.0 * nh], dim=1)                # (P, 4H, d + H)
+            b = torch.cat([(b_ih + b_hh)[:, :2 * hid], 2.0 * b_ih[:, 2 * hid:], 2.0 * b_hh[:, 2 * hid:]], dim=1)
+        self.w = w.transpose(1, 2).contiguous()                           # (P, d + H, 4H)
+        self.b = b[:, None].contiguous()                                  # (P, 1, 4H)
+        self.w_o, self.b_o = w_o.transpose(1, 2).contiguous(), b_o[:, None].contiguous()
+        z = lambda *s: torch.zeros(n, batch, *s, dtype=dt, device=w_hh.device)  # noqa: E731
+        self.lstm, self.d, self.hid = lstm, d, hid
+        self.u, self.a, self.o = z(d + hid), z(4 * hid), z(w_o.shape[1])
+        self.c = z(hid) if lstm else None
+        self.tmp = z(hid)
+
+    def keep(self, idx: torch.Tensor) -> None:
+        """Go on with the individuals ``idx`` (1-d index over P) only: weights and state narrowed."""
+        for name in ("w", "b", "w_o", "b_o", "u", "a", "o", "tmp") + (("c",) if self.lstm else ()):
+            setattr(self, name, getattr(self, name).index_select(0, idx))
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (P or 1, B, obs_dim) -> output (P, B, C) (a buffer overwritten by the next step)."""
+        d, H, u = self.d, self.hid, self.u
+        h = u[..., d:]
+        u[..., :d].copy_(x)
+        a = torch.baddbmm(self.b, u, self.w, out=self.a)
+        if self.lstm:
+            a[..., :3 * H].sigmoid_()
+            g = a[..., 3 * H:].sigmoid_().mul_(2.0).sub_(1.0)                     # tanh
+            self.c.mul_(a[..., H:2 * H]).addcmul_(a[..., :H], g)                 # c = f c + i g
+            t = torch.mul(self.c, 2.0, out=self.tmp).sigmoid_().mul_(2.0).sub_(1.0)   # tanh(c)
+            torch.mul(a[..., 2 * H:3 * H], t, out=h)                             # h = o tanh(c)
+        else:
+            a[..., :2 * H].sigmoid_()
+            nn_ = torch.addcmul(a[..., 2 * H:3 * H], a[..., :H], a[..., 3 * H:], out=self.tmp)  # 2 (n_x + r n_h)
+            nn_.sigmoid_().mul_(2.0).sub_(1.0)                                   # n = tanh(n_x + r n_h)
+            h.sub_(nn_).mul_(a[..., H:2 * H]).add_(nn_)                          # h = n + z (h - n)
+        return torch.baddbmm(self.b_o, h, self.w_o, out=self.o)
+
+
 # kind -> step function of a cell
 CELL_STEPS: dict[type, Callable] = {ENUCell: enu_step, GRUCell: gru_step, LSTMCell: lstm_step}  # IR cell class -> step

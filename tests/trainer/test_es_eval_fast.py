@@ -1,16 +1,16 @@
-"""The fused open-loop ENU path of ``rollout`` equals stepping the task through its contract."""
+"""The fused open-loop path of ``rollout`` (ENU, NFENU, GRU, LSTM) equals stepping the task through its contract."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from plastix.tasks.registry import make_task
-from plastix.backends.torch.neurons import FusedENU, enu_step
+from plastix.backends.torch.neurons import FusedENU, FusedGated, enu_step, gru_step, lstm_step
 from plastix.trainer.algorithms.es_eval import cell_params, evaluate_population, init_state, rollout
 from plastix.trainer.algorithms.models import ModelSpec
 
 
-@pytest.mark.parametrize("kind", ["enu", "nfenu"])
+@pytest.mark.parametrize("kind", ["enu", "nfenu", "gru", "lstm"])
 @pytest.mark.parametrize("task_name", ["iaf", "stdp", "complex_stdp"])
 @pytest.mark.parametrize("scale", [1.0, 4.0])
 def test_fused_open_loop_equals_contract_rollout(kind, task_name, scale):
@@ -34,6 +34,25 @@ def test_fused_step_equals_enu_step():
     for x in xs:
         ref, state = enu_step(torch.cat([x, x.new_zeros(4, 6, 14)], dim=-1), state, p)
         assert torch.allclose(fused.step(x), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,step", [("gru", gru_step), ("lstm", lstm_step)])
+def test_fused_gated_step_equals_the_cell_step(kind, step):
+    spec = ModelSpec(kind)
+    g = torch.Generator().manual_seed(1)
+    pop = torch.stack([spec.init_genome(g) * 3 for _ in range(4)])
+    xs = torch.rand(30, 4, 6, 2, generator=g)
+    fused = FusedGated(cell_params(spec, pop, column_major=False), 6, 2, lstm=kind == "lstm")
+    p, state = cell_params(spec, pop), init_state(spec, 4, 6)
+    for x in xs:
+        ref, state = step(torch.cat([x, x.new_zeros(4, 6, spec.channels - 2)], dim=-1), state, p)
+        assert torch.allclose(fused.step(x), ref, atol=1e-5)
+    keep = torch.tensor([2, 0])                                # narrowed to two individuals, state kept
+    fused.keep(keep)
+    p = type(p)(*(w.index_select(0, keep) for w in p))
+    ref, _ = step(torch.cat([xs[0], xs[0].new_zeros(4, 6, spec.channels - 2)], dim=-1)[keep],
+                  type(state)(*(t.index_select(0, keep) for t in state)), p)
+    assert torch.allclose(fused.step(xs[0][keep]), ref, atol=1e-5)
 
 
 def test_not_common_inputs_takes_the_contract_path():

@@ -2,8 +2,8 @@ r"""Whole-population evaluation of gated-unit models on batched tasks: an adapte
 backend's cells.
 
 The cells are the backend's (:mod:`plastix.backends.torch.neurons`: ``enu_step`` / ``gru_step`` /
-``lstm_step`` with per-individual parameters ``(P, 1, *shape)``, and :class:`FusedENU`, the backend's
-preallocated ENU population step), so what ES trains is the code that runs the exported model. This
+``lstm_step`` with per-individual parameters ``(P, 1, *shape)``, and :class:`FusedENU` / :class:`FusedGated`,
+the backend's preallocated population steps), so what ES trains is the code that runs the exported model. This
 module only unflattens genomes into the backend's parameter tuples and drives the task: every
 parameter carries a leading ``P`` dim and each gate is one batched matmul ``(P, E, K) x (P, K, M)``
 (Bertens & Lee 2020, Methods, "Implementation"); there is no Python loop over individuals, units or
@@ -14,10 +14,10 @@ latency), while the paper's mimic tasks ask the unit to answer ``x_t`` at ``t``;
 ``tests/trainer/test_models_eval.py`` checks that the compiled graphs give exactly these outputs, one
 step later.
 
-**Fast path.** ENU / NFENU on an open-loop task (one defining ``open_loop_return()``, e.g.
+**Fast path.** A single cell (ENU, NFENU, GRU, LSTM) on an open-loop task (one defining ``open_loop_return()``, e.g.
 ``IAFTask`` / ``STDPTask`` with ``common_inputs=True``: observations ignore the actions and are the
-same for every individual) skip stepping the (P, E) task: a one-individual twin of the task supplies observations
-and targets, :class:`FusedENU` runs the population, and the episode
+same for every individual) skips stepping the (P, E) task: a one-individual twin of the task supplies observations
+and targets, :class:`FusedENU` / :class:`FusedGated` runs the population, and the episode
 returns are computed once from the recorded actions (tested equal to stepping the task,
 ``tests/trainer/test_es_eval_fast.py``). ``benchmarks/es_generation.py`` times it.
 """
@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 from plastix.backends.torch import neurons as nrn
-from plastix.backends.torch.neurons import FusedENU
+from plastix.backends.torch.neurons import FusedENU, FusedGated
 
 from .models import ModelKind, ModelSpec
 
 Tensor = torch.Tensor
 
-__all__ = ["BatchedModel", "FusedENU", "cell_params", "cell_step", "evaluate_population", "init_state",
+__all__ = ["BatchedModel", "FusedENU", "FusedGated", "cell_params", "cell_step", "evaluate_population", "init_state",
            "pad_channels", "rollout"]
 
 
@@ -123,17 +123,28 @@ def _open_loop_fitness(task):
     return hook() if callable(hook) else None
 
 
+_FUSED = (ModelKind.ENU, ModelKind.NFENU, ModelKind.GRU, ModelKind.LSTM)  # single cells with a fused population step
+
+
+def fused_population(spec: ModelSpec, population: Tensor, batch: int, obs_dim: int) -> FusedENU | FusedGated:
+    """The backend's preallocated population step for ``spec``'s cell (one of :data:`_FUSED`)."""
+    p = cell_params(spec, population, column_major=False)
+    if spec.kind in (ModelKind.ENU, ModelKind.NFENU):
+        return FusedENU(p, batch, obs_dim)
+    return FusedGated(p, batch, obs_dim, lstm=spec.kind is ModelKind.LSTM)
+
+
 @torch.no_grad()
 def _rollout_open_loop(spec: ModelSpec, population: Tensor, task, episode_return, *, seed: int) -> dict:
-    """:func:`rollout` for ENU / NFENU on an open-loop task: the observations and targets come from
+    """:func:`rollout` for a single cell on an open-loop task: the observations and targets come from
     a one-individual twin of ``task`` (same class, config and seed, hence the same common inputs),
-    the population runs on :class:`FusedENU`, writing its actions into one (P, E, T) buffer, and
+    the population runs on :func:`fused_population`, writing its actions into one (P, E, T) buffer, and
     the returns are computed once at the end (``tests/trainer/test_es_eval_fast.py`` checks this
     against stepping ``task`` itself)."""
     twin = type(task)(task.config, population=1, device=population.device)
     obs, _ = twin.reset(seed=seed)
     P, (_, E), T = population.shape[0], task.batch_shape, task.max_episode_steps
-    model = FusedENU(cell_params(spec, population, column_major=False), E, obs.shape[-1])
+    model = fused_population(spec, population, E, obs.shape[-1])
     actions = torch.empty(T, P, E, dtype=torch.float32, device=population.device)  # contiguous per step
     targets = torch.empty(T, 1, E, dtype=torch.float32, device=population.device)
     zero = torch.zeros(1, E, twin.single_action_spec.shape[0], device=population.device)
@@ -160,7 +171,7 @@ def rollout(spec: ModelSpec, population: Tensor, task, *, seed: int, max_steps: 
     if full != population.shape[0]:
         raise ValueError(f"task population {full} != {population.shape[0]} individuals")
     cell = isinstance(spec, ModelSpec)
-    if cell and not record and max_steps is None and spec.kind in (ModelKind.ENU, ModelKind.NFENU):
+    if cell and not record and max_steps is None and spec.kind in _FUSED:
         episode_return = _open_loop_fitness(task)
         if episode_return is not None:
             return _rollout_open_loop(spec, population, task, episode_return, seed=seed)
