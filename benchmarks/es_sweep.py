@@ -35,9 +35,7 @@ from pathlib import Path
 
 import torch
 
-from plastix.tasks.registry import make_task, task_config
-from plastix.trainer.algorithms.es_eval import evaluate_population
-from plastix.trainer.experiments.es_run import model_for_task, train_es
+from plastix.trainer.experiments.es_run import mimic_fitness, train_es, trivial_fitness
 
 TASKS = ("iaf", "stdp", "complex_stdp")
 MODELS = ("enu", "gru", "lstm", "nfenu")
@@ -54,23 +52,12 @@ PAPER = {
 def final_fitness(task: str, model: str, mean: torch.Tensor, *, eval_envs: int, eval_seed: int,
                   config: str = "quick") -> float:
     """Fitness of one genome (the search mean) on ``eval_envs`` episodes drawn with ``eval_seed``."""
-    spec = model_for_task(task, model)
-    env = make_task(task, task_config(task, config, num_envs=eval_envs), population=1)
-    return float(evaluate_population(spec, mean[None].float(), env, seed=eval_seed)[0])
+    return mimic_fitness(task, model, mean, episodes=eval_envs, seed=eval_seed, config=config)
 
 
-@torch.no_grad()
 def baseline_fitness(task: str, *, eval_envs: int, eval_seed: int) -> float:
-    """A trivial policy on the same evaluation episodes: IAF silent (all outputs 0); (complex) STDP
-    copies its input (``a_t = x_t``, the reference with no weight change, since ``w0 = 1``)."""
-    env = make_task(task, task_config(task, "quick", num_envs=eval_envs), population=1)
-    obs, _ = env.reset(seed=eval_seed)
-    ret = torch.zeros(1, eval_envs, dtype=torch.float64)
-    for _ in range(env.max_episode_steps):
-        action = torch.zeros(1, eval_envs, 1) if task == "iaf" else obs[..., :1]
-        obs, reward, *_ = env.step(action)
-        ret += reward.to(torch.float64)
-    return float(ret.mean())
+    """IAF silent, (complex) STDP copying its input, on the same evaluation episodes."""
+    return trivial_fitness(task, episodes=eval_envs, seed=eval_seed)
 
 
 def run_sweep(out: Path, *, generations: int, population: int, num_envs: int, seed: int, eval_envs: int,

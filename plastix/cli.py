@@ -513,7 +513,8 @@ class GlyphData(str, Enum):
 @app.command()
 def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              task: str = typer.Option(None, help="the task the model is evaluated on: one_shot_cue | one_shot_glyphs "
-                                                 "(default: the model's own, from its metadata)"),
+                                                 "(default: the model's own, from its metadata; also halfcheetah, "
+                                                 "tmaze, double_tmaze, iaf, stdp, complex_stdp)"),
              data: GlyphData = typer.Option(None, help="one_shot_glyphs only: draw the problems from test (the "
                                                        "held-out stand-in classes; default), train, or digits "
                                                        "(scikit-learn's, upsampled: zero-shot transfer)"),
@@ -545,10 +546,11 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
              std: str = typer.Option(None, help="halfcheetah only: the noise's standard deviation, or a comma list "
                                                 "of them (friction: a fraction of the constants, e.g. 0,0.1,0.2)"),
              episodes: int = typer.Option(None, min=1, help="halfcheetah: episodes per point (default 100, as "
-                                                           "the paper); tmaze: episodes (default 64)"),
-             task_config: str = typer.Option(None, help="tmaze / double_tmaze only: the task preset the episodes "
-                                                        "are drawn from (default: the model's own; e.g. reduced, "
-                                                        "fixed_io, navigate, shuffle_inputs)"),
+                                                           "the paper); tmaze, iaf, stdp, complex_stdp: episodes (default 64; the "
+                                                           "mimic tables in docs/results.md use --seed 12345)"),
+             task_config: str = typer.Option(None, help="tmaze / double_tmaze / mimic tasks only: the task preset the "
+                                                        "episodes are drawn from (default: the model's own; e.g. "
+                                                        "reduced, fixed_io, navigate, shuffle_inputs; quick, paper)"),
              render: Path = typer.Option(None, help="tmaze / double_tmaze only: also draw the first episode "
                                                     "(episode.gif, episode_reward.png) into this folder"),
              by_assignment: bool = typer.Option(False, help="tmaze / double_tmaze only: cover every input order / "
@@ -558,9 +560,10 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
     """Accuracy of a trained model on fresh problems (ties count as wrong); a Half-Cheetah policy's mean
     return under noise; a T-maze network's mean episode return."""
 
-    if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah", "tmaze", "double_tmaze"):
+    mimic = ("iaf", "stdp", "complex_stdp")
+    if task not in (None, "one_shot_cue", "one_shot_glyphs", "halfcheetah", "tmaze", "double_tmaze") + mimic:
         raise _fail(f"unknown task {task!r}; evaluate knows: one_shot_cue, one_shot_glyphs, halfcheetah, tmaze, "
-                    "double_tmaze")
+                    "double_tmaze, iaf, stdp, complex_stdp")
     if plot is not None and sweep is None and not by_assignment:
         raise _fail("--plot needs --sweep (or --by-assignment for a T-maze network)")
     graph = _load(model, _max_memory(max_memory))
@@ -572,10 +575,23 @@ def evaluate(model: Path = typer.Argument(..., help="a trained model.plx"),
                                 "--compare-lava": compare_lava or None},
                         backend=backend, precision=precision)
         return
+    if task in (None,) + mimic and (graph.metadata or {}).get("task") in mimic:
+        if task is not None and task != graph.metadata["task"]:
+            raise _fail(f"--task {task}: the model was trained on {graph.metadata['task']!r}")
+        _evaluate_mimic(graph, config=task_config, episodes=episodes or 64, seed=seed, as_json=as_json,
+                        others={"--cues": cues, "--sweep": sweep, "--data": data, "--noise": noise, "--std": std,
+                                "--render": render, "--by-assignment": by_assignment or None, "--plot": plot,
+                                "--freeze-test": freeze_test or None, "--no-plasticity": no_plasticity or None,
+                                "--compare-lava": compare_lava or None},
+                        backend=backend, precision=precision)
+        return
+    if task in mimic:
+        raise _fail(f"--task {task}: the model is not a mimic-task cell (its task: {(graph.metadata or {}).get('task')!r})")
     if task in ("tmaze", "double_tmaze"):
         raise _fail(f"--task {task}: the model is not a T-maze network (its task: {(graph.metadata or {}).get('task')!r})")
     if task_config is not None or render is not None or by_assignment:
-        raise _fail("--task-config, --render and --by-assignment apply to T-maze networks only")
+        raise _fail("--task-config applies to T-maze networks and mimic-task cells, --render and --by-assignment "
+                    "to T-maze networks only")
     if task is None and (graph.metadata or {}).get("task") == "halfcheetah":
         task = "halfcheetah"
     locomotion = {"--noise": noise, "--std": std, "--episodes": episodes}
@@ -709,6 +725,25 @@ def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], se
             typer.echo(f"  inputs {r['inputs']}  outputs {r['outputs']}  {r['mean_return']:7.2f}")
     for p in res.get("renders", []) + ([res["plot"]] if "plot" in res else []):
         typer.echo(f"wrote {p}")
+
+
+def _evaluate_mimic(graph, *, config: Optional[str], episodes: int, seed: int, as_json: bool, others: dict,
+                    backend: "SimBackend", precision: "Precision") -> None:
+    """``plastix evaluate`` of a mimic-task cell (trainer/experiments/es_run.py ``evaluate_mimic``)."""
+    _reject_flags(others, "mimic-task cells")
+    if backend is not SimBackend.torch or precision is not Precision.float:
+        raise _fail("mimic-task cells are evaluated on torch in float")
+    from plastix.trainer.experiments.es_run import evaluate_mimic
+
+    try:
+        res = evaluate_mimic(graph, episodes=episodes, seed=seed, config=config)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    if as_json:
+        typer.echo(json.dumps(res))
+        return
+    typer.echo(f"{res['task']} ({res['config']}), {res['model']}, {episodes} episodes (seed {seed}): fitness "
+               f"{res['fitness']:.3f} (closer to 0 is better); {res['trivial']}: {res['trivial_fitness']:.3f}")
 
 
 def _evaluate_locomotion(graph, *, noise: "Noise", std: Optional[str], episodes: int, seed: int,

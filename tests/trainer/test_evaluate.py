@@ -1,5 +1,6 @@
 """``plastix evaluate``: a trained cue model's accuracy on seeded problems, on torch and on Lava."""
 import json
+from pathlib import Path
 
 import pytest
 import numpy as np
@@ -139,3 +140,28 @@ def test_without_plasticity_drops_rules_and_modulators_and_refuses_gated_synapse
     spec = NetworkSpec("enu")
     with pytest.raises(ValueError, match="gated synapses"):
         spec.to_graph(spec.init_genome(torch.Generator().manual_seed(0))).without_plasticity()
+
+
+def test_evaluate_a_mimic_cell_reports_its_fitness_and_the_trivial_outputs(tmp_path):
+    """``plastix evaluate`` of an IAF / STDP cell: its fitness on seeded episodes next to the trivial output's. A
+    cell with all-zero weights is silent, so on IAF it scores exactly the silent baseline; the kept paper-budget ENU
+    does far better (docs/results.md)."""
+    from plastix.trainer.algorithms.models import ModelSpec
+
+    spec = ModelSpec("enu")
+    path = tmp_path / "silent.plx"
+    ir.save(spec.to_graph(np.zeros(spec.num_params, dtype=np.float32), metadata={"task": "iaf", "config": "quick"}), path)
+    res = runner.invoke(app, ["evaluate", str(path), "--episodes", "8", "--seed", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert (out["task"], out["model"], out["episodes"], out["trivial"]) == ("iaf", "enu", 8, "silent")
+    assert out["fitness"] == pytest.approx(out["trivial_fitness"]) and out["fitness"] < -100
+    kept = Path(__file__).resolve().parents[2] / "docs" / "iaf_runs" / "paper_budget_enu_s0" / "model.plx"
+    trained = runner.invoke(app, ["evaluate", str(kept), "--episodes", "8",
+                                  "--seed", "3", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["fitness"] > out["fitness"] / 4
+    bad = runner.invoke(app, ["evaluate", str(path), "--by-assignment"])
+    assert bad.exit_code != 0 and "mimic-task cells" in bad.output
+    bad = runner.invoke(app, ["evaluate", str(path), "--task", "stdp"])
+    assert bad.exit_code != 0 and "trained on 'iaf'" in bad.output

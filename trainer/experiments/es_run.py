@@ -270,6 +270,51 @@ def train_es(task: str, model: str = "enu", config: str = "quick", out_dir: str 
     return summary
 
 
+MIMIC_TASKS = ("iaf", "stdp", "complex_stdp")
+EVAL_SEED = 12345  # the evaluation episodes of the mimic tables in docs/results.md (benchmarks/es_sweep.py)
+
+
+def mimic_fitness(task: str, model: str, genome: torch.Tensor, *, episodes: int, seed: int,
+                  config: str = "quick") -> float:
+    """Fitness (eqs 3 / 5: mean episode return) of one genome on ``episodes`` mimic episodes drawn with ``seed``."""
+    spec = model_for_task(task, model)
+    env = make_task(task, task_config(task, config, num_envs=episodes), population=1)
+    return float(evaluate_population(spec, genome[None].float(), env, seed=seed)[0])
+
+
+@torch.no_grad()
+def trivial_fitness(task: str, *, episodes: int, seed: int, config: str = "quick") -> float:
+    """A trivial output on the same episodes: IAF silent (all outputs 0); (complex) STDP copies its input
+    (``a_t = x_t``, the reference with no weight change, since ``w0 = 1``)."""
+    env = make_task(task, task_config(task, config, num_envs=episodes), population=1)
+    obs, _ = env.reset(seed=seed)
+    ret = torch.zeros(1, episodes, dtype=torch.float64)
+    for _ in range(env.max_episode_steps):
+        action = torch.zeros(1, episodes, 1) if task == "iaf" else obs[..., :1]
+        obs, reward, *_ = env.step(action)
+        ret += reward.to(torch.float64)
+    return float(ret.mean())
+
+
+def evaluate_mimic(graph, *, episodes: int = 64, seed: int = EVAL_SEED, config: str | None = None) -> dict:
+    """A trained mimic-task cell (``model.plx`` of an ES run on iaf / stdp / complex_stdp) on ``episodes`` fresh
+    episodes of its task (preset ``config``, default the model's own), with the trivial output's fitness on the
+    same episodes (IAF: silent; STDP: copy the input). Fitness: closer to 0 is better."""
+    meta = graph.metadata or {}
+    task = meta.get("task")
+    if task not in MIMIC_TASKS:
+        raise ValueError(f"not a mimic-task model: the model's task is {task!r} (needs one of {list(MIMIC_TASKS)})")
+    model = str(meta.get("model", ""))
+    spec = model_for_task(task, model)
+    unit = next(p for p in graph.populations if getattr(p, "cell", None) is not None)
+    genome = spec.genome_of(unit.cell)
+    config = config or meta.get("config") or "quick"
+    return {"task": task, "model": model, "config": config, "episodes": episodes, "seed": seed,
+            "fitness": mimic_fitness(task, model, genome, episodes=episodes, seed=seed, config=config),
+            "trivial": "silent" if task == "iaf" else "copy the input",
+            "trivial_fitness": trivial_fitness(task, episodes=episodes, seed=seed, config=config)}
+
+
 def evaluate_tmaze(graph, *, config: str | None = None, episodes: int | None = None, seed: int = 1,
                    render_dir: str | Path | None = None, by_assignment: bool = False,
                    plot: str | Path | None = None) -> dict:
