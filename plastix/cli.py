@@ -22,7 +22,7 @@ import tempfile
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import typer
 from typer.core import TyperGroup
@@ -696,6 +696,18 @@ def _reject_flags(given: dict, what: str) -> None:
         raise _fail(f"{', '.join(bad)} {'does' if len(bad) == 1 else 'do'} not apply to {what}")
 
 
+def _evaluated(evaluate: Callable[[], dict], as_json: bool) -> Optional[dict]:
+    """Run an evaluation, a ValueError / KeyError as a clear error; with ``--json`` print it and return None."""
+    try:
+        res = evaluate()
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc).strip("'\"")) from None
+    if as_json:
+        typer.echo(json.dumps(res))
+        return None
+    return res
+
+
 def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], seed: int, as_json: bool,
                     render: Optional[Path], by_assignment: bool, plot: Optional[Path], others: dict,
                     backend: "SimBackend", precision: "Precision") -> None:
@@ -705,13 +717,9 @@ def _evaluate_tmaze(graph, *, config: Optional[str], episodes: Optional[int], se
         raise _fail("T-maze networks are evaluated on torch in float (Lava has no post-feedback gated synapses)")
     from plastix.trainer.experiments.es_run import evaluate_tmaze
 
-    try:
-        res = evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render,
-                             by_assignment=by_assignment, plot=plot)
-    except (ValueError, KeyError) as exc:
-        raise _fail(str(exc).strip("'\"")) from None
-    if as_json:
-        typer.echo(json.dumps(res))
+    res = _evaluated(lambda: evaluate_tmaze(graph, config=config, episodes=episodes, seed=seed, render_dir=render,
+                                            by_assignment=by_assignment, plot=plot), as_json)
+    if res is None:
         return
     typer.echo(f"{res['task']} ({res['config']}), {res['model']} network, {res['episodes']} episodes (seed {seed}): "
                f"return {res['mean_return']:.2f} +- {res['std_return']:.2f} (min {res['min_return']:.1f}, max "
@@ -735,12 +743,8 @@ def _evaluate_mimic(graph, *, config: Optional[str], episodes: int, seed: int, a
         raise _fail("mimic-task cells are evaluated on torch in float")
     from plastix.trainer.experiments.es_run import evaluate_mimic
 
-    try:
-        res = evaluate_mimic(graph, episodes=episodes, seed=seed, config=config)
-    except (ValueError, KeyError) as exc:
-        raise _fail(str(exc).strip("'\"")) from None
-    if as_json:
-        typer.echo(json.dumps(res))
+    res = _evaluated(lambda: evaluate_mimic(graph, episodes=episodes, seed=seed, config=config), as_json)
+    if res is None:
         return
     typer.echo(f"{res['task']} ({res['config']}), {res['model']}, {episodes} episodes (seed {seed}): fitness "
                f"{res['fitness']:.3f} (closer to 0 is better); {res['trivial']}: {res['trivial_fitness']:.3f}")
