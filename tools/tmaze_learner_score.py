@@ -4,6 +4,7 @@ steps it needs to rule out all but the true assignment and its left/right mirror
 compares the trained networks with it.
 
     python tools/tmaze_learner_score.py [--presets reduced fixed_io shuffle_outputs] [--episodes 72] [--seed 1]
+                                        [--render DIR]   # the first preset's first episode: GIF + reward plot
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from dataclasses import replace
 import torch
 
 from plastix.tasks.registry import make_task, task_config
+from plastix.tasks.tmaze_render import render_tmaze_episode
 from plastix.tasks.tmaze_scripted import HypothesisAgent
 
 
-def score(preset: str, episodes: int, seed: int) -> dict[str, float]:
+def score(preset: str, episodes: int, seed: int, render_dir: str | None = None) -> dict[str, float]:
     base = task_config("tmaze", preset)
     k = base.num_assignments if base.shuffle else 1
     cfg = replace(base, num_envs=-(-episodes // k) * k, stratify=base.shuffle is not False)
@@ -29,8 +31,11 @@ def score(preset: str, episodes: int, seed: int) -> dict[str, float]:
     total = torch.zeros(1, E)
     alive = torch.ones(1, E, dtype=torch.bool)
     known_at = torch.full((E,), -1)
+    infos = []
     for call in range(task.max_episode_steps):
-        obs, rew, term, trunc, _ = task.step(agent.act())
+        obs, rew, term, trunc, info = task.step(agent.act())
+        if render_dir is not None:
+            infos.append(info)
         total += torch.where(alive, rew, torch.zeros_like(rew))
         alive &= ~(term | trunc)
         agent.observe(obs)
@@ -38,6 +43,8 @@ def score(preset: str, episodes: int, seed: int) -> dict[str, float]:
         fresh = (left <= 2) & (known_at < 0)   # the true assignment and its mirror image (no observation tells those apart)
         known_at[fresh] = (call + 1) // task.substeps
     per = total[0].reshape(-1, k).mean(0)
+    if render_dir is not None:
+        render_tmaze_episode({key: torch.stack([i[key] for i in infos]) for key in infos[0]}, cfg, render_dir)
     return {"episodes": E, "mean": float(total.mean()), "std": float(total.std()), "worst_assignment": float(per.min()),
             "best_assignment": float(per.max()), "known_after_median": float(known_at.float().median()),
             "known_after_max": float(known_at.max())}
@@ -48,10 +55,11 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["reduced", "fixed_io", "shuffle_inputs", "shuffle_outputs"])
     ap.add_argument("--episodes", type=int, default=72)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--render", default=None, help="draw the first preset's first episode into this folder")
     args = ap.parse_args()
-    for preset in args.presets:
+    for n, preset in enumerate(args.presets):
         t0 = time.perf_counter()
-        r = score(preset, args.episodes, args.seed)
+        r = score(preset, args.episodes, args.seed, render_dir=args.render if n == 0 else None)
         print(f"{preset}: {r['mean']:.2f} +- {r['std']:.2f} per 400-step episode ({r['episodes']} episodes, seed "
               f"{args.seed}); assignments {r['worst_assignment']:.2f} .. {r['best_assignment']:.2f}; assignment known "
               f"after {r['known_after_median']:.0f} env steps (median; max {r['known_after_max']:.0f}) "
