@@ -157,6 +157,21 @@ def double_tmaze_config(**kw: Any) -> TMazeConfig:
     return TMazeConfig(**{"layout": DOUBLE_T_MAZE, "swap_after": 1, **kw})
 
 
+@dataclass(frozen=True)
+class MazeGeometry:
+    """A maze's layout as flat indices into the grid padded by one wall cell (index ``y * (W + 2) + x`` of the
+    padded grid): what an agent that knows the map but not its env's assignment may use (e.g.
+    :class:`plastix.tasks.tmaze_scripted.HypothesisAgent`). ``free`` (cells,) bool; ``sites`` (n,) the reward
+    sites; ``start``; ``step`` (4,) the index offset one cell ahead per heading (north, east, south, west);
+    ``turn`` (4,) the heading change of FORWARD, LEFT, RIGHT, NOOP."""
+
+    free: Tensor
+    sites: Tensor
+    start: int
+    step: Tensor
+    turn: Tensor
+
+
 class TMaze(BatchedTask):
     """The T-maze of Bertens & Lee 2020 (see the module docstring), ``(P, E)`` batched."""
 
@@ -212,6 +227,11 @@ class TMaze(BatchedTask):
     @property
     def num_sites(self) -> int:
         return len(self.sites)
+
+    @property
+    def geometry(self) -> MazeGeometry:
+        """The layout (no env state): see :class:`MazeGeometry`."""
+        return MazeGeometry(self._free, self._site_flat, self._start_flat, self._step_flat, self._turn)
 
     # -- helpers -----------------------------------------------------------------------------
     def _draw_pair(self, g: torch.Generator, n: int) -> tuple[Tensor, Tensor]:

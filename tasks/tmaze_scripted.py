@@ -30,9 +30,10 @@ _ACTIONS = (FORWARD, LEFT, RIGHT)
 def shortest_path_actions(task: TMaze) -> Tensor:
     """``(cells, 4, sites)``: the action (FORWARD / LEFT / RIGHT) that reaches site ``s`` soonest from
     (flat padded cell, heading) without stepping onto another site; FORWARD where ``s`` cannot be reached."""
-    free = task._free.cpu()
-    sites = task._site_flat.cpu().tolist()
-    steps, turn = task._step_flat.cpu(), task._turn.cpu()
+    geo = task.geometry
+    free = geo.free.cpu()
+    sites = geo.sites.cpu().tolist()
+    steps, turn = geo.step.cpu(), geo.turn.cpu()
     n = free.numel()
     table = torch.full((n, 4, len(sites)), FORWARD, dtype=torch.long)
     inf = 10**9
@@ -77,12 +78,13 @@ class HypothesisAgent:
         self.perm_in, self.perm_out = every.assignment(torch.arange(36, device=self.dev))   # (36, 3) each
         self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
         self.table = shortest_path_actions(task)
+        self.geo = task.geometry
 
     def reset(self, obs: Tensor) -> None:
         shape = obs.shape[:-1]
         H = self.perm_in.shape[0]
         z = lambda: torch.zeros(*shape, H, dtype=torch.long, device=self.dev)  # noqa: E731
-        self.pos = z() + self.task._start_flat
+        self.pos = z() + self.geo.start
         self.heading = z()
         self.food = z()                                   # believed food site, per hypothesis
         self.seen = z() - 1                               # site faced at the last decision (-1: none)
@@ -108,10 +110,10 @@ class HypothesisAgent:
         idle = (motor < 0)[..., None].expand_as(self.alive)
         action = self.perm_out[torch.arange(36, device=self.dev), motor.clamp(min=0)[..., None].expand_as(self.alive)]
         action = torch.where(idle, torch.full_like(action, NOOP), action)
-        heading = (self.heading + self.task._turn[action]) % 4
-        target = self.pos + self.task._step_flat[heading]
-        pos = torch.where(self.task._free[target] & ~idle, target, self.pos)
-        sites = self.task._site_flat
+        heading = (self.heading + self.geo.turn[action]) % 4
+        target = self.pos + self.geo.step[heading]
+        pos = torch.where(self.geo.free[target] & ~idle, target, self.pos)
+        sites = self.geo.sites
         at_site = (pos[..., None] == sites).any(-1)
         site = (pos[..., None] == sites).long().argmax(-1)
         r = (obs[..., 3] - obs[..., 4])[..., None].expand_as(pos)
@@ -120,7 +122,7 @@ class HypothesisAgent:
         ate_seen = at_site & (self.seen == site)
         ok &= ~ate_seen | (self.seen_green == (r > 0))
         self.food = torch.where(at_site, torch.where(r > 0, site, 1 - site), self.food)
-        self.pos = torch.where(at_site, torch.full_like(pos, self.task._start_flat), pos)
+        self.pos = torch.where(at_site, torch.full_like(pos, self.geo.start), pos)
         self.heading = torch.where(at_site, torch.zeros_like(heading), heading)
         self.alive &= ok
         self._check_sensors(obs)
@@ -128,9 +130,9 @@ class HypothesisAgent:
 
     def _check_sensors(self, obs: Tensor) -> None:
         """Drop hypotheses whose predicted wall / site ahead contradicts ``obs``; read the colour of a site."""
-        ahead = self.pos + self.task._step_flat[self.heading]
-        wall = ~self.task._free[ahead]
-        sites = self.task._site_flat
+        ahead = self.pos + self.geo.step[self.heading]
+        wall = ~self.geo.free[ahead]
+        sites = self.geo.sites
         site_ahead = (ahead[..., None] == sites).any(-1)
         site = (ahead[..., None] == sites).long().argmax(-1)
         inputs = obs[..., None, :3].expand(*self.alive.shape, 3)
