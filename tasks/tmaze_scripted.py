@@ -18,6 +18,7 @@ decision (``decision="substeps"``, the default) or sent once per step (``"window
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import torch
 
@@ -71,11 +72,9 @@ class HypothesisAgent:
     def __init__(self, task: TMaze) -> None:
         if task.num_sites != 2:
             raise ValueError(f"HypothesisAgent plays the two-site T-maze, this maze has {task.num_sites} sites")
-        self.task, self.dev = task, task.device
-        self.config = task.config
-        self.substeps = task.substeps
-        every = replace(self.config, shuffle=True, stratify=False)   # the 36 (input order, motor map) pairs
-        self.perm_in, self.perm_out = every.assignment(torch.arange(36, device=self.dev))   # (36, 3) each
+        self.dev, self.substeps = task.device, task.substeps
+        every = replace(task.config, shuffle=True, stratify=False)   # the 36 (input order, motor map) pairs
+        self.perm_in, self.perm_out = every.assignment(torch.arange(every.num_assignments, device=self.dev))  # (36, 3)
         self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
         self.table = shortest_path_actions(task)
         self.geo = task.geometry
@@ -108,7 +107,8 @@ class HypothesisAgent:
             return                                       # the env acts at the last call of a decision
         motor = self.motor if pressed is None else pressed
         idle = (motor < 0)[..., None].expand_as(self.alive)
-        action = self.perm_out[torch.arange(36, device=self.dev), motor.clamp(min=0)[..., None].expand_as(self.alive)]
+        hyp = torch.arange(self.perm_out.shape[0], device=self.dev)
+        action = self.perm_out[hyp, motor.clamp(min=0)[..., None].expand_as(self.alive)]
         action = torch.where(idle, torch.full_like(action, NOOP), action)
         heading = (self.heading + self.geo.turn[action]) % 4
         target = self.pos + self.geo.step[heading]
@@ -154,18 +154,22 @@ class HypothesisAgent:
         self.motor = (perm_out == action[..., None]).long().argmax(-1)
 
 
-def play(task: TMaze, seed: int) -> Tensor:
-    """Returns ``(P, E)`` of one episode of :class:`HypothesisAgent` (rewards after an env's end not counted)."""
+def play(task: TMaze, seed: int, on_step: Callable[[int, HypothesisAgent, dict], None] | None = None
+         ) -> tuple[Tensor, HypothesisAgent]:
+    """One episode of :class:`HypothesisAgent` on ``task``: its returns ``(P, E)`` (rewards after an env's end not
+    counted) and the agent as it ended. ``on_step(call, agent, info)`` runs after every call of ``task.step``."""
     obs, _ = task.reset(seed=seed)
     agent = HypothesisAgent(task)
     agent.reset(obs)
     total = torch.zeros(task.batch_shape, device=task.device)
     alive = torch.ones(task.batch_shape, dtype=torch.bool, device=task.device)
-    for _ in range(task.max_episode_steps):
-        obs, rew, term, trunc, _ = task.step(agent.act())
+    for call in range(task.max_episode_steps):
+        obs, rew, term, trunc, info = task.step(agent.act())
         total += torch.where(alive, rew, torch.zeros_like(rew))
         alive &= ~(term | trunc)
         agent.observe(obs)
+        if on_step is not None:
+            on_step(call, agent, info)
         if not bool(alive.any()):
             break
-    return total
+    return total, agent

@@ -16,7 +16,7 @@ import torch
 
 from plastix.tasks.registry import make_task, task_config
 from plastix.tasks.tmaze_render import render_tmaze_episode
-from plastix.tasks.tmaze_scripted import HypothesisAgent
+from plastix.tasks.tmaze_scripted import play
 
 
 def score(preset: str, episodes: int, seed: int, render_dir: str | None = None) -> dict[str, float]:
@@ -24,24 +24,18 @@ def score(preset: str, episodes: int, seed: int, render_dir: str | None = None) 
     k = base.num_assignments if base.shuffle else 1
     cfg = replace(base, num_envs=-(-episodes // k) * k, stratify=base.shuffle is not False)
     task = make_task("tmaze", cfg, population=1)
-    obs, _ = task.reset(seed=seed)
-    agent = HypothesisAgent(task)
-    agent.reset(obs)
     E = cfg.num_envs
-    total = torch.zeros(1, E)
-    alive = torch.ones(1, E, dtype=torch.bool)
     known_at = torch.full((E,), -1)
     infos = []
-    for call in range(task.max_episode_steps):
-        obs, rew, term, trunc, info = task.step(agent.act())
+
+    def on_step(call: int, agent, info: dict) -> None:
         if render_dir is not None:
             infos.append(info)
-        total += torch.where(alive, rew, torch.zeros_like(rew))
-        alive &= ~(term | trunc)
-        agent.observe(obs)
         left = agent.alive[0].sum(-1)
         fresh = (left <= 2) & (known_at < 0)   # the true assignment and its mirror image (no observation tells those apart)
         known_at[fresh] = (call + 1) // task.substeps
+
+    total, _ = play(task, seed, on_step)
     per = total[0].reshape(-1, k).mean(0)
     if render_dir is not None:
         render_tmaze_episode({key: torch.stack([i[key] for i in infos]) for key in infos[0]}, cfg, render_dir)
