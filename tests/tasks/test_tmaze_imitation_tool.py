@@ -1,0 +1,51 @@
+"""tools/tmaze_imitation.py: its episodes are the ES rollout's and the scripted learner's, and a few DAgger steps run."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from plastix.ir import load
+from plastix.tasks.tmaze import TMaze, TMazeConfig
+from plastix.tasks.tmaze_scripted import play
+from plastix.trainer.algorithms.es_eval import rollout
+from plastix.trainer.experiments.enu_net import genome_from_graph
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("tmaze_imitation", ROOT / "tools" / "tmaze_imitation.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_network_student_alone_scores_what_the_es_rollout_scores(tool):
+    student = tool.Network("enu", 4.0, 0)
+    genome = genome_from_graph(student.spec, load(ROOT / "docs" / "tmaze_runs" / "fixed_io_enu_s0" / "model.plx"))
+    student.genome.data.copy_(genome)
+    mine = tool.episode(student, envs=36, steps=60, seed=1, beta=0.0, train=False)["return"]
+    ref = rollout(student.spec, genome[None], TMaze(TMazeConfig(num_envs=36, stratify=True, steps=60), population=1),
+                  seed=1)["returns"]
+    assert mine == pytest.approx(float(ref.mean()), abs=1e-4) and float(ref.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("make", [lambda t: t.Network("gru", 4.0, 0), lambda t: t.PlainGRU(8, 0)])
+def test_a_student_that_always_follows_scores_what_the_teacher_scores(tool, make):
+    student = make(tool)
+    mine = tool.episode(student, envs=36, steps=40, seed=3, beta=1.0, train=False)
+    cfg = TMazeConfig(num_envs=36, stratify=True, steps=40)
+    total, _ = play(TMaze(cfg, population=1), 3)
+    assert mine["return"] == pytest.approx(float(total.mean())) and mine["return"] > 0
+
+
+def test_dagger_steps_run_and_log(tool):
+    lines = []
+    hist = tool.imitate(tool.PlainGRU(8, 0), iters=2, envs=36, steps=8, lr=1e-2, beta_iters=1, eval_every=10,
+                        log=lines.append)
+    assert [h["iteration"] for h in hist] == [1, 2] and hist[0]["beta"] == 1.0 and hist[1]["beta"] == 0.0
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist) and "eval" in hist[-1] and len(lines) == 1

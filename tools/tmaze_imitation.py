@@ -1,0 +1,187 @@
+"""Can a recurrent policy learn the T-maze assignment within an episode? Imitation of the scripted learner.
+
+DAgger (Ross et al. 2011) on the paper's task (inputs and motors shuffled per episode, every assignment equally often):
+at each decision the env follows the teacher (``plastix.tasks.tmaze_scripted.HypothesisAgent``) with probability beta
+(1 -> 0 over ``--beta-iters``), else the student; every decision is labelled with the teacher's motor for the history
+so far (the teacher also watches the student's steps), and the student minimises the cross-entropy of its motors
+against that label, by BPTT through the whole training episode. The student's weights are then fixed: whatever it
+does differently in different episodes it must find out within the episode.
+
+Students (``--policy``):
+  ``plain_gru``  a torch GRUCell (``--hidden`` units) -> linear -> 3 motor logits, one step per env step, input: the 5
+                 observations + the motor it pressed (its command held for the env's 4 network steps); a reference
+                 for what an ordinary recurrent policy learns from this teacher.
+  ``enu``, ``gru``, ``lstm``, ``nfenu``  the ES networks of ``plastix.trainer.experiments.enu_net`` (6 neurons of one
+                 shared cell, 48 synapses of another), stepped exactly as in an ES rollout (4 network steps per env
+                 step, the env acts on the arg-max of the summed motor activity if it is > 0); logits = ``--scale`` x
+                 that sum, and a hinge pushes the labelled motor's sum above 0.5 (the env does nothing otherwise).
+
+Evaluation: every ``--eval-every`` iterations, the student alone on 72 stratified 400-step episodes of the paper's
+task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the teacher).
+
+    python tools/tmaze_imitation.py --policy plain_gru [--hidden 128] [--iters 600] [--envs 72] [--steps 60] [--seed 0]
+    python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--out model.plx]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from plastix.tasks.tmaze import TMaze, TMazeConfig
+from plastix.tasks.tmaze_scripted import HypothesisAgent
+
+Tensor = torch.Tensor
+EVAL_EPISODES, EVAL_SEED = 72, 1
+
+
+class PlainGRU(torch.nn.Module):
+    """One decision per env step from (observation, last motor pressed)."""
+
+    def __init__(self, hidden: int, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.hidden = hidden
+        self.cell = torch.nn.GRUCell(5 + 3, hidden)
+        self.readout = torch.nn.Linear(hidden, 3)
+
+    def start(self, envs: int, seed: int) -> tuple[Tensor, Tensor]:
+        return torch.zeros(envs, self.hidden), torch.zeros(envs, 3)
+
+    def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
+        """-> (logits (E, 3), motor pressed (E,), obs, reward (E,), ended (E,), state)."""
+        h, last = state
+        h = self.cell(torch.cat([obs[0, :, :5].float(), last], -1), h)
+        logits = self.readout(h)
+        pressed = torch.where(follow, label, logits.detach().argmax(-1))
+        onehot = torch.nn.functional.one_hot(pressed, 3).float()
+        for _ in range(task.substeps):   # the command held for the env's network steps
+            obs, rew, term, trunc, _ = task.step(onehot[None])
+            teacher.observe(obs, pressed[None])
+        return logits, obs, rew[0], (term | trunc)[0], (h, onehot)
+
+
+class Network(torch.nn.Module):
+    """An ES network (``enu_net.NetworkSpec``) as a student: its genome is the trained parameter."""
+
+    def __init__(self, kind: str, scale: float, seed: int) -> None:
+        super().__init__()
+        from plastix.trainer.experiments.es_run import model_for_task
+        self.spec = model_for_task("tmaze", kind)
+        self.scale = scale
+        self.genome = torch.nn.Parameter(self.spec.init_genome(torch.Generator().manual_seed(seed)))
+
+    def start(self, envs: int, seed: int):
+        self.model = self.spec.population_model(self.genome[None], fused=False)
+        return self.model.init_state(envs, torch.Generator().manual_seed(seed ^ 0x5EED))   # as es_eval.rollout
+
+    def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
+        total = 0.0
+        for k in range(task.substeps):
+            out, state = self.model.act(obs, state)
+            total = total + out[0]
+            if k == task.substeps - 1:   # the env sums the group's activity; the teacher's command outweighs it
+                out = torch.where(follow[:, None], 10.0 * torch.nn.functional.one_hot(label, 3), out[0])[None]
+            best, motor = total.detach().max(-1)
+            pressed = torch.where(follow, label, torch.where(best > 0, motor, torch.full_like(motor, -1)))
+            obs, rew, term, trunc, _ = task.step(out.detach())
+            teacher.observe(obs, pressed[None])   # (the teacher only reads ``pressed`` at the group's last step)
+        return self.scale * total, obs, rew[0], (term | trunc)[0], state
+
+    def extra_loss(self, logits: Tensor, label: Tensor) -> Tensor:
+        """The env does nothing unless the arg-max motor's summed activity is > 0."""
+        return torch.relu(0.5 - logits.gather(-1, label[:, None])[:, 0] / self.scale)
+
+
+def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool) -> dict:
+    """A batch of episodes of the paper's task; the teacher labels every decision, the env follows it with
+    probability ``beta``; returns the mean cross-entropy (a graph when ``train``), agreement and return."""
+    cfg = TMazeConfig(num_envs=envs, stratify=envs % 36 == 0, steps=steps)
+    task = TMaze(cfg, population=1)
+    obs, _ = task.reset(seed=seed)
+    teacher = HypothesisAgent(task)
+    teacher.reset(obs)
+    state = student.start(envs, seed)
+    coin = torch.Generator().manual_seed(seed)
+    alive = torch.ones(envs, dtype=torch.bool)
+    loss, decisions, agree = torch.zeros(()), 0, 0
+    ret = torch.zeros(envs)
+    with torch.set_grad_enabled(train):
+        for _ in range(steps):
+            label = teacher.motor[0].clone()
+            follow = torch.rand(envs, generator=coin) < beta
+            logits, obs, rew, ended, state = student.decide(task, obs, state, follow, label, teacher)
+            ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
+            if hasattr(student, "extra_loss"):
+                ce = ce + student.extra_loss(logits, label)
+            loss = loss + (ce * alive).sum()
+            decisions += int(alive.sum())
+            agree += int(((logits.detach().argmax(-1) == label) & alive).sum())
+            ret += torch.where(alive, rew, torch.zeros_like(rew))
+            alive = alive & ~ended
+            if not bool(alive.any()):
+                break
+    return {"loss": loss / max(decisions, 1), "agreement": agree / max(decisions, 1), "return": float(ret.mean())}
+
+
+def evaluate(student) -> float:
+    """Mean return of the student alone on the paper's task (72 stratified 400-step episodes, seed 1)."""
+    return episode(student, envs=EVAL_EPISODES, steps=TMazeConfig().steps, seed=EVAL_SEED, beta=0.0,
+                   train=False)["return"]
+
+
+def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters: int, eval_every: int,
+            log=print) -> list[dict]:
+    """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
+    steps each; returns the per-iteration metrics (``eval`` every ``eval_every`` iterations and at the end)."""
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    history, t0 = [], time.perf_counter()
+    for it in range(iters):
+        beta = max(0.0, 1.0 - it / max(1, beta_iters))
+        m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True)
+        opt.zero_grad()
+        m["loss"].backward()
+        m["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0))
+        if math.isfinite(m["grad_norm"]):
+            opt.step()
+        m.update(iteration=it + 1, beta=beta, loss=float(m["loss"].detach()), wall=time.perf_counter() - t0)
+        if (it + 1) % eval_every == 0 or it + 1 == iters:
+            m["eval"] = evaluate(student)
+            log(f"{it + 1:5d}  loss {m['loss']:.3f}  agreement {m['agreement']:.3f}  beta {beta:.2f}  "
+                f"alone on the paper's task {m['eval']:6.2f}  ({m['wall']:.0f} s)")
+        history.append(m)
+    return history
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policy", default="plain_gru", choices=["plain_gru", "enu", "gru", "lstm", "nfenu"])
+    ap.add_argument("--hidden", type=int, default=128, help="plain_gru units")
+    ap.add_argument("--iters", type=int, default=600)
+    ap.add_argument("--envs", type=int, default=72, help="episodes per iteration")
+    ap.add_argument("--steps", type=int, default=60, help="env steps per training episode")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--beta-iters", type=int, default=150)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.policy == "plain_gru":
+        student = PlainGRU(args.hidden, args.seed)
+    else:
+        student = Network(args.policy, args.scale, args.seed)
+    imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
+            eval_every=args.eval_every)
+    if args.out and isinstance(student, Network):
+        from plastix.ir import save
+        save(student.spec.to_graph(student.genome.detach().numpy(), metadata={
+            "task": "tmaze", "trainer": "dagger_hypothesis_agent", "iterations": args.iters, "seed": args.seed}),
+             args.out)
+
+
+if __name__ == "__main__":
+    main()
