@@ -20,7 +20,8 @@ Evaluation: every ``--eval-every`` iterations, the student alone on 72 stratifie
 task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the teacher).
 
     python tools/tmaze_imitation.py --policy plain_gru [--hidden 128] [--iters 600] [--envs 72] [--steps 60] [--seed 0]
-    python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--out model.plx]
+    python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--init ES.plx] [--init-gain G]
+                                    [--out model.plx]
 """
 from __future__ import annotations
 
@@ -126,6 +127,26 @@ def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bo
     return {"loss": loss / max(decisions, 1), "agreement": agree / max(decisions, 1), "return": float(ret.mean())}
 
 
+def motor_spread(student: Network, *, envs: int = 36, steps: int = 20, seed: int = 5) -> tuple[float, float]:
+    """(mean summed motor activity per decision, mean distance of a motor's from the three motors' mean) on
+    teacher-forced episodes: how much the network's motors differ, which the cross-entropy needs."""
+    sums = []
+    decide = student.decide
+
+    def record(*a):
+        out = decide(*a)
+        sums.append(out[0].detach() / student.scale)
+        return out
+
+    student.decide = record
+    try:
+        episode(student, envs=envs, steps=steps, seed=seed, beta=1.0, train=False)
+    finally:
+        student.decide = decide
+    s = torch.stack(sums)
+    return float(s.mean()), float((s - s.mean(-1, keepdim=True)).abs().mean())
+
+
 def evaluate(student) -> float:
     """Mean return of the student alone on the paper's task (72 stratified 400-step episodes, seed 1)."""
     return episode(student, envs=EVAL_EPISODES, steps=TMazeConfig().steps, seed=EVAL_SEED, beta=0.0,
@@ -167,6 +188,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")
+    ap.add_argument("--init-gain", type=float, default=1.0, help="network students: scale the initial genome")
     ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -174,6 +197,14 @@ def main() -> None:
         student = PlainGRU(args.hidden, args.seed)
     else:
         student = Network(args.policy, args.scale, args.seed)
+        if args.init:
+            from plastix.ir import load
+            from plastix.trainer.experiments.enu_net import genome_from_graph
+            student.genome.data.copy_(genome_from_graph(student.spec, load(args.init)))
+        student.genome.data.mul_(args.init_gain)
+        mean, spread = motor_spread(student)
+        print(f"initial network: summed motor activity per decision {mean:.3f}, a motor's distance from the three's "
+              f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
             eval_every=args.eval_every)
     if args.out and isinstance(student, Network):
