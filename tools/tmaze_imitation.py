@@ -52,7 +52,7 @@ class PlainGRU(torch.nn.Module):
         return torch.zeros(envs, self.hidden), torch.zeros(envs, 3)
 
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
-        """-> (logits (E, 3), motor pressed (E,), obs, reward (E,), ended (E,), state)."""
+        """One decision -> (logits (E, 3), obs after it, reward (E,), ended (E,), state)."""
         h, last = state
         h = self.cell(torch.cat([obs[0, :, :5].float(), last], -1), h)
         logits = self.readout(h)
