@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 
 import torch
 
-from plastix.tasks.tmaze import TMaze, TMazeConfig
+from plastix.tasks.registry import task_config
+from plastix.tasks.tmaze import TMaze
 from plastix.tasks.tmaze_scripted import HypothesisAgent
 
 Tensor = torch.Tensor
@@ -96,10 +98,13 @@ class Network(torch.nn.Module):
         return torch.relu(0.5 - logits.gather(-1, label[:, None])[:, 0] / self.scale)
 
 
-def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool) -> dict:
-    """A batch of episodes of the paper's task; the teacher labels every decision, the env follows it with
-    probability ``beta``; returns the mean cross-entropy (a graph when ``train``), agreement and return."""
-    cfg = TMazeConfig(num_envs=envs, stratify=envs % 36 == 0, steps=steps)
+def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool, preset: str = "reduced") -> dict:
+    """A batch of T-maze episodes; the teacher labels every decision, the env follows it with
+    probability ``beta``; ``preset``: a T-maze preset of the task registry (``reduced``: the paper's task). Returns the
+    mean cross-entropy (a graph when ``train``), the agreement and the mean return."""
+    base = task_config("tmaze", preset)
+    per = base.num_assignments if base.shuffle else 1
+    cfg = replace(base, num_envs=envs, stratify=bool(base.shuffle) and envs % per == 0, steps=steps)
     task = TMaze(cfg, population=1)
     obs, _ = task.reset(seed=seed)
     teacher = HypothesisAgent(task)
@@ -147,21 +152,21 @@ def motor_spread(student: Network, *, envs: int = 36, steps: int = 20, seed: int
     return float(s.mean()), float((s - s.mean(-1, keepdim=True)).abs().mean())
 
 
-def evaluate(student) -> float:
-    """Mean return of the student alone on the paper's task (72 stratified 400-step episodes, seed 1)."""
-    return episode(student, envs=EVAL_EPISODES, steps=TMazeConfig().steps, seed=EVAL_SEED, beta=0.0,
-                   train=False)["return"]
+def evaluate(student, preset: str = "reduced") -> float:
+    """Mean return of the student alone on ``preset`` (72 stratified 400-step episodes, seed 1)."""
+    return episode(student, envs=EVAL_EPISODES, steps=task_config("tmaze", preset).steps, seed=EVAL_SEED, beta=0.0,
+                   train=False, preset=preset)["return"]
 
 
 def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters: int, eval_every: int,
-            log=print) -> list[dict]:
+            preset: str = "reduced", log=print) -> list[dict]:
     """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
     steps each; returns the per-iteration metrics (``eval`` every ``eval_every`` iterations and at the end)."""
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     history, t0 = [], time.perf_counter()
     for it in range(iters):
         beta = max(0.0, 1.0 - it / max(1, beta_iters))
-        m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True)
+        m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True, preset=preset)
         opt.zero_grad()
         m["loss"].backward()
         m["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0))
@@ -169,9 +174,9 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
             opt.step()
         m.update(iteration=it + 1, beta=beta, loss=float(m["loss"].detach()), wall=time.perf_counter() - t0)
         if (it + 1) % eval_every == 0 or it + 1 == iters:
-            m["eval"] = evaluate(student)
+            m["eval"] = evaluate(student, preset)
             log(f"{it + 1:5d}  loss {m['loss']:.3f}  agreement {m['agreement']:.3f}  beta {beta:.2f}  "
-                f"alone on the paper's task {m['eval']:6.2f}  ({m['wall']:.0f} s)")
+                f"alone on {preset} {m['eval']:6.2f}  ({m['wall']:.0f} s)")
         history.append(m)
     return history
 
@@ -186,6 +191,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--beta-iters", type=int, default=150)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--task-config", default="reduced", help="T-maze preset to imitate on (reduced: the paper's task)")
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")
@@ -206,7 +212,7 @@ def main() -> None:
         print(f"initial network: summed motor activity per decision {mean:.3f}, a motor's distance from the three's "
               f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
-            eval_every=args.eval_every)
+            eval_every=args.eval_every, preset=args.task_config)
     if args.out and isinstance(student, Network):
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from plastix.ir import load
+from plastix.tasks.registry import task_config
 from plastix.tasks.tmaze import TMaze, TMazeConfig
 from plastix.tasks.tmaze_scripted import play
 from plastix.trainer.algorithms.es_eval import rollout
@@ -34,11 +36,14 @@ def test_a_network_student_alone_scores_what_the_es_rollout_scores(tool):
     assert mine == pytest.approx(float(ref.mean()), abs=1e-4) and float(ref.abs().sum()) > 0
 
 
-@pytest.mark.parametrize("make", [lambda t: t.Network("gru", 4.0, 0), lambda t: t.PlainGRU(8, 0)])
-def test_a_student_that_always_follows_scores_what_the_teacher_scores(tool, make):
+@pytest.mark.parametrize("make, preset", [(lambda t: t.Network("gru", 4.0, 0), "reduced"),
+                                          (lambda t: t.PlainGRU(8, 0), "reduced"),
+                                          (lambda t: t.PlainGRU(8, 0), "fixed_io")])
+def test_a_student_that_always_follows_scores_what_the_teacher_scores(tool, make, preset):
     student = make(tool)
-    mine = tool.episode(student, envs=36, steps=40, seed=3, beta=1.0, train=False)
-    cfg = TMazeConfig(num_envs=36, stratify=True, steps=40)
+    mine = tool.episode(student, envs=36, steps=40, seed=3, beta=1.0, train=False, preset=preset)
+    base = task_config("tmaze", preset)
+    cfg = replace(base, num_envs=36, stratify=bool(base.shuffle), steps=40)
     total, _ = play(TMaze(cfg, population=1), 3)
     assert mine["return"] == pytest.approx(float(total.mean())) and mine["return"] > 0
 
