@@ -231,3 +231,29 @@ def test_cli_evaluates_a_tmaze_network(tmp_path):
                 ["--plot", str(tmp_path / "p.png")]):
         res = runner.invoke(app, ["evaluate", str(path), *bad])
         assert res.exit_code != 0 and "Traceback" not in res.output, res.output
+
+
+@pytest.mark.parametrize("kind", ["enu", "gru"])
+def test_motors_differ_in_a_symmetric_situation_only_through_the_initial_noise(kind):
+    """The wiring is invariant under rotating sensor, hidden and motor indices together and every neuron is the
+    same cell (docs/results.md, thirteenth session): with all sensors equal the three motors are equal, unless the
+    initial output noise (ENU cells only) tells them apart."""
+    quiet = NetworkSpec(kind, init_noise=0.0)
+    genome = 2 * quiet.init_genome(torch.Generator().manual_seed(3))
+
+    def motors(spec):
+        model = spec.population_model(genome[None], fused=False)
+        state = model.init_state(2, torch.Generator().manual_seed(1))
+        obs = torch.zeros(1, 2, 5)
+        obs[0, 1, :3] = 1.0      # env 1: every sensor on (still symmetric)
+        obs[0, 1, 3] = 1.0       # and a reward
+        for _ in range(30):
+            out, state = model.act(obs, state)
+        return out[0]
+
+    out = motors(quiet)
+    torch.testing.assert_close(out[:, 0], out[:, 1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[:, 1], out[:, 2], rtol=0, atol=1e-6)
+    if kind == "enu":
+        noisy = motors(NetworkSpec(kind, init_noise=0.1))
+        assert (noisy.max(-1).values - noisy.min(-1).values).max() > 1e-3
