@@ -69,10 +69,12 @@ class PlainGRU(torch.nn.Module):
 class Network(torch.nn.Module):
     """An ES network (``enu_net.NetworkSpec``) as a student: its genome is the trained parameter."""
 
-    def __init__(self, kind: str, scale: float, seed: int) -> None:
+    def __init__(self, kind: str, scale: float, seed: int, init_noise: float | None = None) -> None:
         super().__init__()
         from plastix.trainer.experiments.es_run import model_for_task
         self.spec = model_for_task("tmaze", kind)
+        if init_noise is not None:   # std of the initial outputs o_0, the only thing that tells the motors apart
+            self.spec = replace(self.spec, init_noise=init_noise)
         self.scale = scale
         self.genome = torch.nn.Parameter(self.spec.init_genome(torch.Generator().manual_seed(seed)))
 
@@ -195,6 +197,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")
+    ap.add_argument("--init-noise", type=float, default=None, help="network students: std of the initial outputs "
+                    "(NetworkSpec.init_noise, default 0.1)")
     ap.add_argument("--init-gain", type=float, default=1.0, help="network students: scale the initial genome")
     ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
     args = ap.parse_args()
@@ -202,7 +206,7 @@ def main() -> None:
     if args.policy == "plain_gru":
         student = PlainGRU(args.hidden, args.seed)
     else:
-        student = Network(args.policy, args.scale, args.seed)
+        student = Network(args.policy, args.scale, args.seed, args.init_noise)
         if args.init:
             from plastix.ir import load
             from plastix.trainer.experiments.enu_net import genome_from_graph
