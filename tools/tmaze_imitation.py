@@ -20,6 +20,7 @@ Evaluation: every ``--eval-every`` iterations, the student alone on 72 stratifie
 task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the teacher).
 
     python tools/tmaze_imitation.py --policy plain_gru [--hidden 128] [--iters 600] [--envs 72] [--steps 60] [--seed 0]
+                                    [--no-efference] [--gru-steps 4]
     python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--init ES.plx] [--init-gain G]
                                     [--out model.plx]
 """
@@ -41,12 +42,14 @@ EVAL_EPISODES, EVAL_SEED = 72, 1
 
 
 class PlainGRU(torch.nn.Module):
-    """One decision per env step from (observation, last motor pressed)."""
+    """One decision per env step from (observation, last motor pressed). ``efference=False``: the last motor is not an
+    input (zeros); ``steps``: GRU steps per decision on the same input, logits = the sum of their readouts (4 = the
+    ES networks' timing)."""
 
-    def __init__(self, hidden: int, seed: int) -> None:
+    def __init__(self, hidden: int, seed: int, *, efference: bool = True, steps: int = 1) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.hidden = hidden
+        self.hidden, self.efference, self.steps = hidden, efference, steps
         self.cell = torch.nn.GRUCell(5 + 3, hidden)
         self.readout = torch.nn.Linear(hidden, 3)
 
@@ -56,8 +59,11 @@ class PlainGRU(torch.nn.Module):
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
         """One decision -> (logits (E, 3), obs after it, reward (E,), ended (E,), state)."""
         h, last = state
-        h = self.cell(torch.cat([obs[0, :, :5].float(), last], -1), h)
-        logits = self.readout(h)
+        x = torch.cat([obs[0, :, :5].float(), last if self.efference else torch.zeros_like(last)], -1)
+        logits = 0.0
+        for _ in range(self.steps):
+            h = self.cell(x, h)
+            logits = logits + self.readout(h)
         pressed = torch.where(follow, label, logits.detach().argmax(-1))
         onehot = torch.nn.functional.one_hot(pressed, 3).float()
         for _ in range(task.substeps):   # the command held for the env's network steps
@@ -187,6 +193,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--policy", default="plain_gru", choices=["plain_gru", "enu", "gru", "lstm", "nfenu"])
     ap.add_argument("--hidden", type=int, default=128, help="plain_gru units")
+    ap.add_argument("--no-efference", action="store_true", help="plain_gru: without its last motor as an input")
+    ap.add_argument("--gru-steps", type=int, default=1, help="plain_gru: GRU steps per decision (4: the networks' timing)")
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--envs", type=int, default=72, help="episodes per iteration")
     ap.add_argument("--steps", type=int, default=60, help="env steps per training episode")
@@ -204,7 +212,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.policy == "plain_gru":
-        student = PlainGRU(args.hidden, args.seed)
+        student = PlainGRU(args.hidden, args.seed, efference=not args.no_efference, steps=args.gru_steps)
     else:
         student = Network(args.policy, args.scale, args.seed, args.init_noise)
         if args.init:
