@@ -30,6 +30,7 @@ import argparse
 import math
 import time
 from dataclasses import replace
+from typing import Callable
 
 import torch
 
@@ -89,16 +90,16 @@ class Network(torch.nn.Module):
         return self.model.init_state(envs, torch.Generator().manual_seed(seed ^ 0x5EED))   # as es_eval.rollout
 
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
-        total = 0.0
+        total, pressed = 0.0, None
         for k in range(task.substeps):
             out, state = self.model.act(obs, state)
             total = total + out[0]
             if k == task.substeps - 1:   # the env sums the group's activity; the teacher's command outweighs it
                 out = torch.where(follow[:, None], 10.0 * torch.nn.functional.one_hot(label, 3), out[0])[None]
-            best, motor = total.detach().max(-1)
-            pressed = torch.where(follow, label, torch.where(best > 0, motor, torch.full_like(motor, -1)))
+                best, motor = total.detach().max(-1)
+                pressed = torch.where(follow, label, torch.where(best > 0, motor, torch.full_like(motor, -1)))[None]
             obs, rew, term, trunc, _ = task.step(out.detach())
-            teacher.observe(obs, pressed[None])   # (the teacher only reads ``pressed`` at the group's last step)
+            teacher.observe(obs, pressed)         # (the teacher only reads ``pressed`` at the group's last step)
         return self.scale * total, obs, rew[0], (term | trunc)[0], state
 
     def extra_loss(self, logits: Tensor, label: Tensor) -> Tensor:
@@ -106,13 +107,14 @@ class Network(torch.nn.Module):
         return torch.relu(0.5 - logits.gather(-1, label[:, None])[:, 0] / self.scale)
 
 
-def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool, preset: str = "reduced") -> dict:
+def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool, preset: str = "reduced",
+            on_decision: Callable[[Tensor], None] | None = None) -> dict:
     """A batch of T-maze episodes; the teacher labels every decision, the env follows it with
-    probability ``beta``; ``preset``: a T-maze preset of the task registry (``reduced``: the paper's task). Returns the
-    mean cross-entropy (a graph when ``train``), the agreement and the mean return."""
+    probability ``beta``; ``preset``: a T-maze preset of the task registry (``reduced``: the paper's task);
+    ``on_decision(logits)`` runs after every decision. Returns the mean cross-entropy (a graph when ``train``), the
+    agreement and the mean return."""
     base = task_config("tmaze", preset)
-    per = base.num_assignments if base.shuffle else 1
-    cfg = replace(base, num_envs=envs, stratify=bool(base.shuffle) and envs % per == 0, steps=steps)
+    cfg = replace(base, num_envs=envs, stratify=bool(base.shuffle) and envs % base.num_assignments == 0, steps=steps)
     task = TMaze(cfg, population=1)
     obs, _ = task.reset(seed=seed)
     teacher = HypothesisAgent(task)
@@ -127,6 +129,8 @@ def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bo
             label = teacher.motor[0].clone()
             follow = torch.rand(envs, generator=coin) < beta
             logits, obs, rew, ended, state = student.decide(task, obs, state, follow, label, teacher)
+            if on_decision is not None:
+                on_decision(logits)
             ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
             if hasattr(student, "extra_loss"):
                 ce = ce + student.extra_loss(logits, label)
@@ -144,18 +148,8 @@ def motor_spread(student: Network, *, envs: int = 36, steps: int = 20, seed: int
     """(mean summed motor activity per decision, mean distance of a motor's from the three motors' mean) on
     teacher-forced episodes: how much the network's motors differ, which the cross-entropy needs."""
     sums = []
-    decide = student.decide
-
-    def record(*a):
-        out = decide(*a)
-        sums.append(out[0].detach() / student.scale)
-        return out
-
-    student.decide = record
-    try:
-        episode(student, envs=envs, steps=steps, seed=seed, beta=1.0, train=False)
-    finally:
-        student.decide = decide
+    episode(student, envs=envs, steps=steps, seed=seed, beta=1.0, train=False,
+            on_decision=lambda logits: sums.append(logits.detach() / student.scale))
     s = torch.stack(sums)
     return float(s.mean()), float((s - s.mean(-1, keepdim=True)).abs().mean())
 

@@ -21,7 +21,7 @@ from plastix.tasks.tmaze_scripted import play
 
 def score(preset: str, episodes: int, seed: int, render_dir: str | None = None) -> dict[str, float]:
     base = task_config("tmaze", preset)
-    k = base.num_assignments if base.shuffle else 1
+    k = base.num_assignments                      # 1 when nothing is shuffled
     cfg = replace(base, num_envs=-(-episodes // k) * k, stratify=base.shuffle is not False)
     task = make_task("tmaze", cfg, population=1)
     E = cfg.num_envs
