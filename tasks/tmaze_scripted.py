@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from .tmaze import FORWARD, GREEN, LEFT, NOOP, RED, RIGHT, WALL, TMaze
+from .tmaze import FORWARD, GREEN, LEFT, NOOP, PERMUTATIONS, RED, RIGHT, WALL, TMaze
 
 Tensor = torch.Tensor
 _ACTIONS = (FORWARD, LEFT, RIGHT)
@@ -63,11 +63,31 @@ def shortest_path_actions(task: TMaze) -> Tensor:
     return table.to(task.device)
 
 
+def hypothesis_rotations() -> Tensor:
+    """``(3, 36)``: entry ``[r, k]`` is the number of hypothesis ``k`` (input order ``PERMUTATIONS[k // 6]``, motor map
+    ``PERMUTATIONS[k % 6]``, the order of :meth:`TMazeConfig.assignment`) seen in the world rotated by ``-r``: input
+    ``i`` there shows what input ``i + r`` shows here, motor ``j`` there does what motor ``j + r`` does here."""
+    number = {tuple(p.tolist()): n for n, p in enumerate(PERMUTATIONS)}
+    table = torch.empty(3, 36, dtype=torch.long)
+    for r in range(3):
+        shift = [(i + r) % 3 for i in range(3)]
+        for k in range(36):
+            p_in, p_out = PERMUTATIONS[k // 6][shift], PERMUTATIONS[k % 6][shift]
+            table[r, k] = number[tuple(p_in.tolist())] * 6 + number[tuple(p_out.tolist())]
+    return table
+
+
 class HypothesisAgent:
     """Eliminates the assignments the observations rule out and heads for the food (module docstring).
 
     ``agent.reset(obs)`` with the first observation ``(P, E, 5)``, then per call of ``task.step``:
-    ``action = agent.act()``, and ``agent.observe(obs)`` with what the step returned."""
+    ``action = agent.act()``, and ``agent.observe(obs)`` with what the step returned.
+
+    Which surviving hypothesis it acts for is a fixed order over the 36 numbers, i.e. over absolute input and motor
+    indices. :meth:`set_frame` makes that choice rotation-equivariant instead: with frame ``r`` an env ranks the
+    hypotheses as it would in the world rotated by ``-r``. A network whose wiring is invariant under rotating sensor and
+    motor indices together (``trainer.experiments.enu_net``) cannot tell absolute indices apart, so only such a teacher
+    is one it can imitate exactly (frame ``r`` = the first motor it pressed)."""
 
     def __init__(self, task: TMaze) -> None:
         if task.num_sites != 2:
@@ -89,10 +109,18 @@ class HypothesisAgent:
         self.seen = z() - 1                               # site faced at the last decision (-1: none)
         self.seen_green = torch.zeros(*shape, H, dtype=torch.bool, device=self.dev)
         self.alive = torch.ones(*shape, H, dtype=torch.bool, device=self.dev)
+        self.rank = torch.arange(H, device=self.dev).expand(*shape, H).clone()   # choice order (set_frame)
         self.motor = torch.zeros(*shape, dtype=torch.long, device=self.dev)
         self.calls = 0
         self._check_sensors(obs)
         self._choose()
+
+    def set_frame(self, envs: Tensor, rotation: Tensor) -> None:
+        """From now on the envs ``envs`` (bool, ``(P, E)``) choose among the surviving hypotheses as in the world rotated
+        by ``-rotation`` (``(P, E)``, 0-2; :func:`hypothesis_rotations`); the others keep their order. Call it before the
+        :meth:`observe` whose choice it should change."""
+        table = hypothesis_rotations().to(self.dev)
+        self.rank = torch.where(envs[..., None], table[rotation.clamp(0, 2)], self.rank)
 
     def act(self) -> Tensor:
         """One-hot motor command ``(P, E, 3)`` for this network step."""
@@ -144,10 +172,11 @@ class HypothesisAgent:
         self.food = torch.where(site_ahead, torch.where(g, site, 1 - site), self.food)
 
     def _choose(self) -> None:
-        """Act for the first hypothesis still alive (all 36 again if none is: cannot happen in a correct maze)."""
+        """Act for the first hypothesis still alive in the env's order (all 36 again if none is: cannot happen in a
+        correct maze)."""
         dead = ~self.alive.any(-1, keepdim=True)
         self.alive |= dead
-        h = self.alive.long().argmax(-1, keepdim=True)                 # first alive
+        h = torch.where(self.alive, self.rank, self.rank.shape[-1]).argmin(-1, keepdim=True)   # first alive
         pos, heading, food = (x.gather(-1, h)[..., 0] for x in (self.pos, self.heading, self.food))
         action = self.table[pos, heading, food]
         perm_out = self.perm_out[h[..., 0]]                             # (..., 3) motor -> action

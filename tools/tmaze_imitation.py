@@ -15,6 +15,8 @@ Students (``--policy``):
                  shared cell, 48 synapses of another), stepped exactly as in an ES rollout (4 network steps per env
                  step, the env acts on the arg-max of the summed motor activity if it is > 0); logits = ``--scale`` x
                  that sum, and a hinge pushes the labelled motor's sum above 0.5 (the env does nothing otherwise).
+                 ``--readout linear|circulant``: a learned map from all six neurons instead (not the paper's I/O; a
+                 probe of what blocks the imitation); ``--teacher-frame``: a rotation-equivariant teacher.
 
 Evaluation: every ``--eval-every`` iterations, the student alone on 72 stratified 400-step episodes of the paper's
 task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the teacher).
@@ -22,7 +24,7 @@ task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the
     python tools/tmaze_imitation.py --policy plain_gru [--hidden 128] [--iters 600] [--envs 72] [--steps 60] [--seed 0]
                                     [--no-efference] [--gru-steps 4]
     python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--init ES.plx] [--init-gain G]
-                                    [--out model.plx]
+                                    [--out model.plx] [--readout motor0|linear|circulant] [--teacher-frame]
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class PlainGRU(torch.nn.Module):
         return torch.zeros(envs, self.hidden), torch.zeros(envs, 3)
 
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
-        """One decision -> (logits (E, 3), obs after it, reward (E,), ended (E,), state)."""
+        """One decision -> (logits (E, 3), obs after it, reward (E,), ended (E,), state, label (E,): the teacher's)."""
         h, last = state
         x = torch.cat([obs[0, :, :5].float(), last if self.efference else torch.zeros_like(last)], -1)
         logits = 0.0
@@ -70,40 +72,88 @@ class PlainGRU(torch.nn.Module):
         for _ in range(task.substeps):   # the command held for the env's network steps
             obs, rew, term, trunc, _ = task.step(onehot[None])
             teacher.observe(obs, pressed[None])
-        return logits, obs, rew[0], (term | trunc)[0], (h, onehot)
+        return logits, obs, rew[0], (term | trunc)[0], (h, onehot), label
 
 
 class Network(torch.nn.Module):
-    """An ES network (``enu_net.NetworkSpec``) as a student: its genome is the trained parameter."""
+    """An ES network (``enu_net.NetworkSpec``) as a student: its genome is the trained parameter.
 
-    def __init__(self, kind: str, scale: float, seed: int, init_noise: float | None = None) -> None:
+    ``readout``: ``motor0`` (the paper's: channel 0 of the three motor neurons, summed over the decision's network
+    steps, is what the env acts on), or a learned map from all six neurons' outputs to 3 logits whose arg-max is
+    pressed -- ``linear`` (any map; it can tell absolute motor indices apart) or ``circulant`` (logit ``j`` weighs
+    neuron ``j + d`` with weights that depend on ``d`` only: it rotates with the network, so it cannot).
+    ``teacher_frame``: label with a rotation-equivariant teacher (``HypothesisAgent.set_frame`` at the student's first
+    press; the decisions before it are labelled with the student's own press)."""
+
+    READOUTS = ("motor0", "linear", "circulant")
+
+    def __init__(self, kind: str, scale: float, seed: int, init_noise: float | None = None, *,
+                 readout: str = "motor0", teacher_frame: bool = False) -> None:
         super().__init__()
         from plastix.trainer.experiments.es_run import model_for_task
+        if readout not in self.READOUTS:
+            raise ValueError(f"readout must be one of {self.READOUTS}, got {readout!r}")
         self.spec = model_for_task("tmaze", kind)
         if init_noise is not None:   # std of the initial outputs o_0, the only thing that tells the motors apart
             self.spec = replace(self.spec, init_noise=init_noise)
-        self.scale = scale
+        self.scale, self.readout, self.teacher_frame = scale, readout, teacher_frame
         self.genome = torch.nn.Parameter(self.spec.init_genome(torch.Generator().manual_seed(seed)))
+        C = self.spec.channels
+        g = torch.Generator().manual_seed(seed + 1)
+        if readout == "linear":
+            self.w_read = torch.nn.Parameter(torch.randn(3, 6, C, generator=g) / (6 * C) ** 0.5)
+        elif readout == "circulant":   # [hidden / motor, offset d, channel]
+            self.w_read = torch.nn.Parameter(torch.randn(2, 3, C, generator=g) / (6 * C) ** 0.5)
 
     def start(self, envs: int, seed: int):
         self.model = self.spec.population_model(self.genome[None], fused=False)
+        self.frame = torch.full((envs,), -1, dtype=torch.long)
         return self.model.init_state(envs, torch.Generator().manual_seed(seed ^ 0x5EED))   # as es_eval.rollout
 
+    def logits_of(self, out: Tensor, neurons: Tensor) -> Tensor:
+        """One network step's contribution to the decision's logits: ``out`` (E, 3) the motors' channel 0,
+        ``neurons`` (E, 6, C) all outputs (hidden 0-2, motors 3-5)."""
+        if self.readout == "motor0":
+            return out
+        if self.readout == "linear":
+            return torch.einsum("enc,anc->ea", neurons, self.w_read)
+        hid, mot = neurons[:, :3], neurons[:, 3:]
+        rolled = lambda x, j: x[:, [(j + d) % 3 for d in range(3)]]   # noqa: E731  neuron j + d at place d
+        return torch.stack([(rolled(mot, j) * self.w_read[1]).sum((1, 2)) + (rolled(hid, j) * self.w_read[0]).sum((1, 2))
+                            for j in range(3)], -1)
+
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
-        total, pressed = 0.0, None
+        total, pressed, E = 0.0, None, obs.shape[1]
         for k in range(task.substeps):
             out, state = self.model.act(obs, state)
-            total = total + out[0]
-            if k == task.substeps - 1:   # the env sums the group's activity; the teacher's command outweighs it
-                out = torch.where(follow[:, None], 10.0 * torch.nn.functional.one_hot(label, 3), out[0])[None]
+            total = total + self.logits_of(out[0], state[2][0])
+            # the env sums the group's activity: the network's own (motor0), else the pressed motor at the last step
+            act = out[0] if self.readout == "motor0" else torch.zeros(E, 3)
+            if k == task.substeps - 1:
                 best, motor = total.detach().max(-1)
-                pressed = torch.where(follow, label, torch.where(best > 0, motor, torch.full_like(motor, -1)))[None]
-            obs, rew, term, trunc, _ = task.step(out.detach())
+                own = torch.where(best > 0, motor, torch.full_like(motor, -1)) if self.readout == "motor0" else motor
+                if self.teacher_frame:   # before its first press the student's own press is the label
+                    unset = self.frame < 0
+                    label = torch.where(unset & (own >= 0), own, label)
+                p = torch.where(follow, label, own)
+                if self.teacher_frame:
+                    newly = (self.frame < 0) & (p >= 0)
+                    self.frame = torch.where(newly, p, self.frame)
+                    teacher.set_frame(newly[None], self.frame[None])
+                teacher_says = 10.0 * torch.nn.functional.one_hot(label, 3)   # outweighs the network's activity
+                if self.readout == "motor0":
+                    act = torch.where(follow[:, None], teacher_says, act)
+                else:
+                    act = torch.nn.functional.one_hot(p.clamp(min=0), 3).float()
+                pressed = p[None]
+            obs, rew, term, trunc, _ = task.step(act.detach()[None])
             teacher.observe(obs, pressed)         # (the teacher only reads ``pressed`` at the group's last step)
-        return self.scale * total, obs, rew[0], (term | trunc)[0], state
+        return self.scale * total if self.readout == "motor0" else total, obs, rew[0], (term | trunc)[0], state, label
 
     def extra_loss(self, logits: Tensor, label: Tensor) -> Tensor:
-        """The env does nothing unless the arg-max motor's summed activity is > 0."""
+        """The env does nothing unless the arg-max motor's summed activity is > 0 (``motor0`` readout only)."""
+        if self.readout != "motor0":
+            return torch.zeros(logits.shape[0])
         return torch.relu(0.5 - logits.gather(-1, label[:, None])[:, 0] / self.scale)
 
 
@@ -128,7 +178,7 @@ def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bo
         for _ in range(steps):
             label = teacher.motor[0].clone()
             follow = torch.rand(envs, generator=coin) < beta
-            logits, obs, rew, ended, state = student.decide(task, obs, state, follow, label, teacher)
+            logits, obs, rew, ended, state, label = student.decide(task, obs, state, follow, label, teacher)
             if on_decision is not None:
                 on_decision(logits)
             ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
@@ -202,13 +252,19 @@ def main() -> None:
     ap.add_argument("--init-noise", type=float, default=None, help="network students: std of the initial outputs "
                     "(NetworkSpec.init_noise, default 0.1)")
     ap.add_argument("--init-gain", type=float, default=1.0, help="network students: scale the initial genome")
+    ap.add_argument("--readout", default="motor0", choices=Network.READOUTS, help="network students: what the env "
+                    "acts on (motor0: the paper's channel 0 of the motor neurons; linear / circulant: a learned map "
+                    "from all six neurons)")
+    ap.add_argument("--teacher-frame", action="store_true", help="network students: a rotation-equivariant teacher "
+                    "(its tie-breaks in the frame of the student's first press)")
     ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.policy == "plain_gru":
         student = PlainGRU(args.hidden, args.seed, efference=not args.no_efference, steps=args.gru_steps)
     else:
-        student = Network(args.policy, args.scale, args.seed, args.init_noise)
+        student = Network(args.policy, args.scale, args.seed, args.init_noise, readout=args.readout,
+                          teacher_frame=args.teacher_frame)
         if args.init:
             from plastix.ir import load
             from plastix.trainer.experiments.enu_net import genome_from_graph
@@ -219,6 +275,8 @@ def main() -> None:
               f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
             eval_every=args.eval_every, preset=args.task_config)
+    if args.out and isinstance(student, Network) and args.readout != "motor0":
+        raise SystemExit(f"--out: a network with the {args.readout} readout is not an ES network (.plx has no readout)")
     if args.out and isinstance(student, Network):
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={

@@ -285,6 +285,47 @@ def test_an_agent_that_learns_the_assignment_within_the_episode_scores_near_the_
     assert 55 <= float(total.min()) and float(total.mean()) <= 80, total
 
 
+def _teacher_presses(shift: int, framed: bool, steps: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drive the 36 stratified envs, rotated by ``shift`` (input i + shift shows what input i shows unrotated, motor
+    j + shift does what motor j does), with HypothesisAgent after a first press that is rotated along; returns the
+    presses (steps, 36) and the returns (36,)."""
+    from plastix.tasks.tmaze_scripted import HypothesisAgent
+
+    task = TMaze(TMazeConfig(num_envs=36, stratify=True, steps=steps), population=1)
+    obs, _ = task.reset(seed=3)
+    back = [(i - shift) % 3 for i in range(3)]
+    task.perm_in, task.perm_out = task.perm_in[..., back], task.perm_out[..., back]
+    obs = torch.cat([obs[..., back], obs[..., 3:]], -1)               # the first observation, rotated the same way
+    agent = HypothesisAgent(task)
+    agent.reset(obs)
+    first = (torch.arange(36)[None] * 7 % 3 + shift) % 3                 # some first press per env, rotated along
+    if framed:
+        agent.set_frame(torch.ones(1, 36, dtype=torch.bool), first)
+    presses, total = [], torch.zeros(1, 36)
+    for d in range(steps):
+        motor = first if d == 0 else agent.motor
+        presses.append(motor[0].clone())
+        for _ in range(task.substeps):
+            obs, rew, _, _, _ = task.step(torch.nn.functional.one_hot(motor, 3).float())
+            total += rew
+            agent.observe(obs, motor)
+    return torch.stack(presses), total[0]
+
+
+def test_the_hypothesis_agent_in_a_frame_is_rotation_equivariant():
+    """With set_frame(first press) the teacher's choices rotate with the world (what an ES network, whose wiring is
+    invariant under rotating sensor and motor indices together, can imitate); in its default fixed order they do not."""
+    presses, total = _teacher_presses(0, framed=True)
+    for shift in (1, 2):
+        rotated, rotated_total = _teacher_presses(shift, framed=True)
+        assert torch.equal(rotated, (presses + shift) % 3)
+        assert torch.equal(rotated_total, total)
+    fixed, _ = _teacher_presses(0, framed=False)
+    fixed_rotated, _ = _teacher_presses(1, framed=False)
+    assert not torch.equal(fixed_rotated, (fixed + 1) % 3)
+    assert float(total.mean()) > 5                                     # it still finds food within 60 steps
+
+
 def test_the_hypothesis_agent_refuses_the_double_tmaze():
     from plastix.tasks.tmaze_scripted import HypothesisAgent
 

@@ -54,3 +54,30 @@ def test_dagger_steps_run_and_log(tool):
                         log=lines.append)
     assert [h["iteration"] for h in hist] == [1, 2] and hist[0]["beta"] == 1.0 and hist[1]["beta"] == 0.0
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist) and "eval" in hist[-1] and len(lines) == 1
+
+
+def test_the_circulant_readout_rotates_with_the_network_and_the_linear_one_does_not(tool):
+    neurons = torch.randn(5, 6, 16)
+    rot = [1, 2, 0, 4, 5, 3]               # hidden i -> i + 1, motor j -> j + 1 (the network's symmetry)
+    turned = torch.empty_like(neurons)
+    turned[:, rot] = neurons
+    for readout, rotates in (("circulant", True), ("linear", False)):
+        student = tool.Network("enu", 4.0, 0, readout=readout)
+        a = student.logits_of(None, neurons)
+        b = student.logits_of(None, turned)
+        assert torch.allclose(b[:, [1, 2, 0]], a, atol=1e-5) == rotates
+    with pytest.raises(ValueError, match="readout"):
+        tool.Network("enu", 4.0, 0, readout="softmax")
+
+
+@pytest.mark.parametrize("readout", ["motor0", "linear"])
+def test_a_framed_teacher_follows_the_students_first_press(tool, readout):
+    """With --teacher-frame every env's frame is the student's first press, and an always-following student still
+    plays the (now equivariant) teacher well; a DAgger step on it gives a finite loss."""
+    student = tool.Network("enu", 4.0, 0, readout=readout, teacher_frame=True)
+    m = tool.episode(student, envs=36, steps=40, seed=3, beta=1.0, train=False)
+    if readout == "linear":    # the linear readout always presses: every env has its frame after decision one
+        assert bool((student.frame >= 0).all())
+    assert m["return"] > 0
+    hist = tool.imitate(student, iters=1, envs=36, steps=6, lr=1e-3, beta_iters=1, eval_every=10, log=lambda _: None)
+    assert torch.isfinite(torch.tensor(hist[0]["loss"]))
