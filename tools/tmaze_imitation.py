@@ -105,6 +105,11 @@ class Network(torch.nn.Module):
         elif readout == "circulant":   # [hidden / motor, offset d, channel]
             self.w_read = torch.nn.Parameter(torch.randn(2, 3, C, generator=g) / (6 * C) ** 0.5)
 
+    @property
+    def logit_scale(self) -> float:
+        """logits = logit_scale x the decision's summed readout (``--scale`` for the motor activity, else 1)."""
+        return self.scale if self.readout == "motor0" else 1.0
+
     def start(self, envs: int, seed: int):
         self.model = self.spec.population_model(self.genome[None], fused=False)
         self.frame = torch.full((envs,), -1, dtype=torch.long)
@@ -148,7 +153,7 @@ class Network(torch.nn.Module):
                 pressed = p[None]
             obs, rew, term, trunc, _ = task.step(act.detach()[None])
             teacher.observe(obs, pressed)         # (the teacher only reads ``pressed`` at the group's last step)
-        return self.scale * total if self.readout == "motor0" else total, obs, rew[0], (term | trunc)[0], state, label
+        return self.logit_scale * total, obs, rew[0], (term | trunc)[0], state, label
 
     def extra_loss(self, logits: Tensor, label: Tensor) -> Tensor:
         """The env does nothing unless the arg-max motor's summed activity is > 0 (``motor0`` readout only)."""
@@ -195,11 +200,11 @@ def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bo
 
 
 def motor_spread(student: Network, *, envs: int = 36, steps: int = 20, seed: int = 5) -> tuple[float, float]:
-    """(mean summed motor activity per decision, mean distance of a motor's from the three motors' mean) on
-    teacher-forced episodes: how much the network's motors differ, which the cross-entropy needs."""
+    """(mean summed motor activity -- or readout -- per decision, mean distance of a motor's from the three motors'
+    mean) on teacher-forced episodes: how much the network's motors differ, which the cross-entropy needs."""
     sums = []
     episode(student, envs=envs, steps=steps, seed=seed, beta=1.0, train=False,
-            on_decision=lambda logits: sums.append(logits.detach() / student.scale))
+            on_decision=lambda logits: sums.append(logits.detach() / student.logit_scale))
     s = torch.stack(sums)
     return float(s.mean()), float((s - s.mean(-1, keepdim=True)).abs().mean())
 
@@ -271,7 +276,8 @@ def main() -> None:
             student.genome.data.copy_(genome_from_graph(student.spec, load(args.init)))
         student.genome.data.mul_(args.init_gain)
         mean, spread = motor_spread(student)
-        print(f"initial network: summed motor activity per decision {mean:.3f}, a motor's distance from the three's "
+        what = "motor activity" if args.readout == "motor0" else f"{args.readout} readout"
+        print(f"initial network: summed {what} per decision {mean:.3f}, a motor's distance from the three's "
               f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
             eval_every=args.eval_every, preset=args.task_config)
