@@ -96,6 +96,7 @@ class HypothesisAgent:
         every = replace(task.config, shuffle=True, stratify=False)   # the 36 (input order, motor map) pairs
         self.perm_in, self.perm_out = every.assignment(torch.arange(every.num_assignments, device=self.dev))  # (36, 3)
         self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
+        self.rotations = hypothesis_rotations().to(self.dev)        # (3, 36), for set_frame
         self.table = shortest_path_actions(task)
         self.geo = task.geometry
 
@@ -119,8 +120,8 @@ class HypothesisAgent:
         """From now on the envs ``envs`` (bool, ``(P, E)``) choose among the surviving hypotheses as in the world rotated
         by ``-rotation`` (``(P, E)``, 0-2; :func:`hypothesis_rotations`); the others keep their order. Call it before the
         :meth:`observe` whose choice it should change."""
-        table = hypothesis_rotations().to(self.dev)
-        self.rank = torch.where(envs[..., None], table[rotation.clamp(0, 2)], self.rank)
+        # (the clamp only keeps the index valid in the envs not set, e.g. a frame of -1 still unknown)
+        self.rank = torch.where(envs[..., None], self.rotations[rotation.clamp(0, 2)], self.rank)
 
     def act(self) -> Tensor:
         """One-hot motor command ``(P, E, 3)`` for this network step."""
