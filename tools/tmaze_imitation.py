@@ -42,6 +42,7 @@ from plastix.tasks.tmaze_scripted import HypothesisAgent
 
 Tensor = torch.Tensor
 EVAL_EPISODES, EVAL_SEED = 72, 1
+_ROLL = torch.tensor([[(j + d) % 3 for d in range(3)] for j in range(3)])   # [j, d] -> neuron j + d
 
 
 class PlainGRU(torch.nn.Module):
@@ -122,10 +123,9 @@ class Network(torch.nn.Module):
             return out
         if self.readout == "linear":
             return torch.einsum("enc,anc->ea", neurons, self.w_read)
-        hid, mot = neurons[:, :3], neurons[:, 3:]
-        rolled = lambda x, j: x[:, [(j + d) % 3 for d in range(3)]]   # noqa: E731  neuron j + d at place d
-        return torch.stack([(rolled(mot, j) * self.w_read[1]).sum((1, 2)) + (rolled(hid, j) * self.w_read[0]).sum((1, 2))
-                            for j in range(3)], -1)
+        # circulant: logit j = sum_d w[0, d] . hidden_{j+d} + w[1, d] . motor_{j+d}
+        return (torch.einsum("ejdc,dc->ej", neurons[:, :3][:, _ROLL], self.w_read[0])
+                + torch.einsum("ejdc,dc->ej", neurons[:, 3:][:, _ROLL], self.w_read[1]))
 
     def decide(self, task: TMaze, obs: Tensor, state, follow: Tensor, label: Tensor, teacher: HypothesisAgent):
         total, pressed, E = 0.0, None, obs.shape[1]
@@ -137,17 +137,16 @@ class Network(torch.nn.Module):
             if k == task.substeps - 1:
                 best, motor = total.detach().max(-1)
                 own = torch.where(best > 0, motor, torch.full_like(motor, -1)) if self.readout == "motor0" else motor
+                unset = self.frame < 0
                 if self.teacher_frame:   # before its first press the student's own press is the label
-                    unset = self.frame < 0
                     label = torch.where(unset & (own >= 0), own, label)
                 p = torch.where(follow, label, own)
                 if self.teacher_frame:
-                    newly = (self.frame < 0) & (p >= 0)
+                    newly = unset & (p >= 0)
                     self.frame = torch.where(newly, p, self.frame)
                     teacher.set_frame(newly[None], self.frame[None])
-                teacher_says = 10.0 * torch.nn.functional.one_hot(label, 3)   # outweighs the network's activity
-                if self.readout == "motor0":
-                    act = torch.where(follow[:, None], teacher_says, act)
+                if self.readout == "motor0":   # the teacher's command outweighs the network's activity
+                    act = torch.where(follow[:, None], 10.0 * torch.nn.functional.one_hot(label, 3), act)
                 else:
                     act = torch.nn.functional.one_hot(p.clamp(min=0), 3).float()
                 pressed = p[None]
@@ -264,6 +263,8 @@ def main() -> None:
                     "(its tie-breaks in the frame of the student's first press)")
     ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
     args = ap.parse_args()
+    if args.out and (args.policy == "plain_gru" or args.readout != "motor0"):   # before training, not after
+        raise SystemExit("--out: only a network student with the motor0 readout is an ES network a .plx can hold")
     torch.set_num_threads(1)
     if args.policy == "plain_gru":
         student = PlainGRU(args.hidden, args.seed, efference=not args.no_efference, steps=args.gru_steps)
@@ -281,9 +282,7 @@ def main() -> None:
               f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
             eval_every=args.eval_every, preset=args.task_config)
-    if args.out and isinstance(student, Network) and args.readout != "motor0":
-        raise SystemExit(f"--out: a network with the {args.readout} readout is not an ES network (.plx has no readout)")
-    if args.out and isinstance(student, Network):
+    if args.out:
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={
             "task": "tmaze", "trainer": "dagger_hypothesis_agent", "iterations": args.iters, "seed": args.seed}),
