@@ -25,6 +25,8 @@ task (seed 1, the episodes of ``tools/tmaze_learner_score.py``, which scores the
                                     [--no-efference] [--gru-steps 4]
     python tools/tmaze_imitation.py --policy enu --envs 36 --iters 300 [--lr 1e-3] [--init ES.plx] [--init-gain G]
                                     [--out model.plx] [--readout motor0|linear|circulant] [--teacher-frame]
+    curriculum: ... --task-config fixed_io --save-state a.pt; ... --task-config shuffle_outputs --load-state a.pt
+                [--eval-config reduced]
 """
 from __future__ import annotations
 
@@ -215,9 +217,11 @@ def evaluate(student, preset: str = "reduced") -> float:
 
 
 def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters: int, eval_every: int,
-            preset: str = "reduced", log=print) -> list[dict]:
+            preset: str = "reduced", eval_preset: str | None = None, log=print) -> list[dict]:
     """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
-    steps each; returns the per-iteration metrics (``eval`` every ``eval_every`` iterations and at the end)."""
+    steps each on ``preset``; returns the per-iteration metrics (``eval``, alone on ``eval_preset`` -- default
+    ``preset`` -- every ``eval_every`` iterations and at the end)."""
+    eval_preset = eval_preset or preset
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     history, t0 = [], time.perf_counter()
     for it in range(iters):
@@ -230,11 +234,32 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
             opt.step()
         m.update(iteration=it + 1, beta=beta, loss=float(m["loss"].detach()), wall=time.perf_counter() - t0)
         if (it + 1) % eval_every == 0 or it + 1 == iters:
-            m["eval"] = evaluate(student, preset)
+            m["eval"] = evaluate(student, eval_preset)
             log(f"{it + 1:5d}  loss {m['loss']:.3f}  agreement {m['agreement']:.3f}  beta {beta:.2f}  "
-                f"alone on {preset} {m['eval']:6.2f}  ({m['wall']:.0f} s)")
+                f"alone on {eval_preset} {m['eval']:6.2f}  ({m['wall']:.0f} s)")
         history.append(m)
     return history
+
+
+def save_student(student, path: str) -> None:
+    """The student's weights and how to rebuild it (any policy or readout; atomic)."""
+    import io
+    from pathlib import Path
+    from plastix.ir.serialize import atomic_write_bytes
+    buf = io.BytesIO()
+    torch.save({"class": type(student).__name__, "state_dict": student.state_dict()}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_student(student, path: str) -> None:
+    """Load weights written by ``save_student`` into a student built with the same options (clear error if not)."""
+    saved = torch.load(path, weights_only=True)
+    if saved["class"] != type(student).__name__:
+        raise SystemExit(f"{path} holds a {saved['class']} student, not a {type(student).__name__}")
+    try:
+        student.load_state_dict(saved["state_dict"])
+    except RuntimeError as err:   # e.g. another readout or hidden size
+        raise SystemExit(f"{path} does not fit this student (same --policy / --readout / --hidden?): {err}") from None
 
 
 def main() -> None:
@@ -250,6 +275,8 @@ def main() -> None:
     ap.add_argument("--beta-iters", type=int, default=150)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--task-config", default="reduced", help="T-maze preset to imitate on (reduced: the paper's task)")
+    ap.add_argument("--eval-config", default=None, help="T-maze preset the student is evaluated on alone "
+                    "(default: --task-config)")
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")
@@ -262,6 +289,8 @@ def main() -> None:
     ap.add_argument("--teacher-frame", action="store_true", help="network students: a rotation-equivariant teacher "
                     "(its tie-breaks in the frame of the student's first press)")
     ap.add_argument("--out", default=None, help="network students: write the trained network here (.plx)")
+    ap.add_argument("--save-state", default=None, help="write the student's weights (any policy / readout) here")
+    ap.add_argument("--load-state", default=None, help="start from weights written by --save-state (a curriculum)")
     args = ap.parse_args()
     if args.out and (args.policy == "plain_gru" or args.readout != "motor0"):   # before training, not after
         raise SystemExit("--out: only a network student with the motor0 readout is an ES network a .plx can hold")
@@ -276,12 +305,17 @@ def main() -> None:
             from plastix.trainer.experiments.enu_net import genome_from_graph
             student.genome.data.copy_(genome_from_graph(student.spec, load(args.init)))
         student.genome.data.mul_(args.init_gain)
+    if args.load_state:
+        load_student(student, args.load_state)
+    if args.policy != "plain_gru":
         mean, spread = motor_spread(student)
         what = "motor activity" if args.readout == "motor0" else f"{args.readout} readout"
         print(f"initial network: summed {what} per decision {mean:.3f}, a motor's distance from the three's "
               f"mean {spread:.3f}")
     imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
-            eval_every=args.eval_every, preset=args.task_config)
+            eval_every=args.eval_every, preset=args.task_config, eval_preset=args.eval_config)
+    if args.save_state:
+        save_student(student, args.save_state)
     if args.out:
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={

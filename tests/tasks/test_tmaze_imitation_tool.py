@@ -81,3 +81,18 @@ def test_a_framed_teacher_follows_the_students_first_press(tool, readout):
     assert m["return"] > 0
     hist = tool.imitate(student, iters=1, envs=36, steps=6, lr=1e-3, beta_iters=1, eval_every=10, log=lambda _: None)
     assert torch.isfinite(torch.tensor(hist[0]["loss"]))
+
+
+def test_a_saved_student_loads_into_the_same_shape_only(tool, tmp_path):
+    """--save-state / --load-state carry a student between curriculum stages, readout included; a student of another
+    shape is refused with a clear message, not half-loaded."""
+    a = tool.Network("enu", 4.0, 0, readout="linear")
+    tool.save_student(a, str(tmp_path / "a.pt"))
+    b = tool.Network("enu", 4.0, 7, readout="linear")
+    assert not torch.equal(a.w_read, b.w_read)
+    tool.load_student(b, str(tmp_path / "a.pt"))
+    assert torch.equal(a.w_read, b.w_read) and torch.equal(a.genome, b.genome)
+    with pytest.raises(SystemExit, match="does not fit"):
+        tool.load_student(tool.Network("enu", 4.0, 0, readout="circulant"), str(tmp_path / "a.pt"))
+    with pytest.raises(SystemExit, match="PlainGRU"):
+        tool.load_student(tool.PlainGRU(8, 0), str(tmp_path / "a.pt"))
