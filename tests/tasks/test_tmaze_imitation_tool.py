@@ -96,3 +96,35 @@ def test_a_saved_student_loads_into_the_same_shape_only(tool, tmp_path):
         tool.load_student(tool.Network("enu", 4.0, 0, readout="circulant"), str(tmp_path / "a.pt"))
     with pytest.raises(SystemExit, match="PlainGRU"):
         tool.load_student(tool.PlainGRU(8, 0), str(tmp_path / "a.pt"))
+
+
+def test_motor_channels_at_full_mix_is_the_papers_readout(tool):
+    """Annealed to mix 1 the motor_channels student acts and scores exactly as the paper's motor0 network."""
+    a, b = tool.Network("enu", 4.0, 0), tool.Network("enu", 4.0, 0, readout="motor_channels")
+    genome = genome_from_graph(a.spec, load(ROOT / "docs" / "tmaze_runs" / "fixed_io_enu_s0" / "model.plx"))
+    a.genome.data.copy_(genome)
+    b.genome.data.copy_(genome)
+    b.mix = 1.0
+    ra = tool.episode(a, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")
+    rb = tool.episode(b, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")
+    assert ra["return"] == rb["return"] and ra["agreement"] == rb["agreement"] and ra["return"] != 0
+    b.mix = 0.0
+    assert tool.episode(b, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")["return"] != ra["return"]
+
+
+def test_the_surrogate_pushes_a_silent_motor_and_changes_no_forward_value(tool):
+    """Where the clamp holds a motor at 0 the exact gradient is 0; the surrogate's is not, and values are equal."""
+    grads, values = [], []
+    for sur in (0.0, 1.0):
+        s = tool.Network("enu", 4.0, 0, surrogate=sur)
+        state = s.start(4, 0)
+        obs = torch.rand(1, 4, 5, generator=torch.Generator().manual_seed(0))
+        out, state = s.model.act(obs, state)
+        m = s.motor0(out[0], state)
+        values.append(m.detach())
+        assert bool((m == 0).any())                       # some motor is silent at the initial genome
+        (g,) = torch.autograd.grad(m.sum(), s.genome, allow_unused=True)
+        grads.append(0.0 if g is None else float(g.abs().sum()))
+    assert torch.equal(values[0], values[1]) and grads[1] > grads[0]
+    with pytest.raises(ValueError, match="surrogate"):
+        tool.Network("enu", 4.0, 0, readout="linear", surrogate=1.0)
