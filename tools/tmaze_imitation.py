@@ -287,6 +287,7 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
         history.append(m)
     if keep_best and best[1] is not None:
         student.load_state_dict(best[1])
+        history[-1]["kept_iteration"] = best[2]
         log(f"kept the weights of iteration {best[2]} (alone on {eval_preset} {best[0]:.2f})")
     return history
 
@@ -358,7 +359,8 @@ def main() -> None:
         except (ValueError, AssertionError):
             raise SystemExit(f"--anneal wants A:B with 0 <= A <= B, got {args.anneal!r}") from None
         if args.readout != "motor_channels":
-            raise SystemExit("--anneal blends the motor_channels readout into the paper's; use --readout motor_channels")
+            raise SystemExit("--anneal blends the motor_channels readout into the paper's: "
+                             "use --readout motor_channels")
     paper_at_end = args.readout == "motor0" or (anneal is not None and anneal[1] < args.iters)
     if args.out and (args.policy == "plain_gru" or not paper_at_end):   # before training, not after
         raise SystemExit("--out: only a network student that ends on the paper's readout (motor0, or motor_channels "
@@ -381,15 +383,17 @@ def main() -> None:
         what = "motor activity" if args.readout == "motor0" else f"{args.readout} readout"
         print(f"initial network: summed {what} per decision {mean:.3f}, a motor's distance from the three's "
               f"mean {spread:.3f}")
-    imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr, beta_iters=args.beta_iters,
-            eval_every=args.eval_every, preset=args.task_config, eval_preset=args.eval_config, anneal=anneal,
-            lr_min_frac=args.lr_min_frac, keep_best=args.keep_best)
+    history = imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr,
+                      beta_iters=args.beta_iters, eval_every=args.eval_every, preset=args.task_config,
+                      eval_preset=args.eval_config, anneal=anneal, lr_min_frac=args.lr_min_frac,
+                      keep_best=args.keep_best)
     if args.save_state:
         save_student(student, args.save_state)
     if args.out:
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={
-            "task": "tmaze", "trainer": "dagger_hypothesis_agent", "iterations": args.iters, "seed": args.seed}),
+            "task": "tmaze", "trainer": "dagger_hypothesis_agent", "iterations": args.iters, "seed": args.seed,
+            "kept_iteration": history[-1].get("kept_iteration", args.iters), "task_config": args.task_config}),
              args.out)
 
 

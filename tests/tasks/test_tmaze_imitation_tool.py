@@ -109,7 +109,8 @@ def test_motor_channels_at_full_mix_is_the_papers_readout(tool):
     rb = tool.episode(b, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")
     assert ra["return"] == rb["return"] and ra["agreement"] == rb["agreement"] and ra["return"] != 0
     b.mix = 0.0
-    assert tool.episode(b, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")["return"] != ra["return"]
+    mixed = tool.episode(b, envs=36, steps=30, seed=2, beta=0.0, train=False, preset="fixed_io")
+    assert mixed["return"] != ra["return"]
 
 
 def test_the_surrogate_pushes_a_silent_motor_and_changes_no_forward_value(tool):
@@ -128,3 +129,17 @@ def test_the_surrogate_pushes_a_silent_motor_and_changes_no_forward_value(tool):
     assert torch.equal(values[0], values[1]) and grads[1] > grads[0]
     with pytest.raises(ValueError, match="surrogate"):
         tool.Network("enu", 4.0, 0, readout="linear", surrogate=1.0)
+
+
+def test_keep_best_ends_on_the_best_evaluation(tool, monkeypatch):
+    """--keep-best: the student ends with the weights of its best evaluation (ties: the later), and says which."""
+    scores = iter([3.0, 7.0, 5.0])
+    monkeypatch.setattr(tool, "evaluate", lambda student, preset: next(scores))
+    student = tool.PlainGRU(8, 0)
+    snapshots = []
+    hist = tool.imitate(student, iters=3, envs=36, steps=4, lr=1e-2, beta_iters=1, eval_every=1, keep_best=True,
+                        lr_min_frac=0.1, log=lambda _: snapshots.append(
+                            {k: v.clone() for k, v in student.state_dict().items()}))
+    assert hist[-1]["kept_iteration"] == 2
+    assert all(torch.equal(v, snapshots[1][k]) for k, v in student.state_dict().items())
+    assert not all(torch.equal(v, snapshots[2][k]) for k, v in student.state_dict().items())
