@@ -253,12 +253,13 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
             preset: str = "reduced", eval_preset: str | None = None, anneal: tuple[int, int] | None = None,
             lr_min_frac: float = 1.0, keep_best: bool = False, log=print) -> list[dict]:
     """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
-    steps each on ``preset``; returns the per-iteration metrics (``eval``, alone on ``eval_preset`` -- default
+    steps each on ``preset`` (comma-separated presets: one per iteration in turn); returns the per-iteration metrics (``eval``, alone on ``eval_preset`` -- default
     ``preset`` -- every ``eval_every`` iterations and at the end). ``anneal=(a, b)``: the student's ``mix`` rises
     linearly from 0 at iteration ``a`` to 1 at ``b`` (``motor_channels`` readout: into the paper's readout).
     ``lr_min_frac``: cosine decay of the learning rate to that fraction of ``lr`` (1: constant). ``keep_best``: end
     with the weights of the best evaluation (ties: the later), not the last."""
-    eval_preset = eval_preset or preset
+    presets = preset.split(",")   # several: one per iteration in turn (rehearse an earlier stage)
+    eval_preset = eval_preset or presets[-1]
     opt = torch.optim.Adam(student.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, iters), eta_min=lr * lr_min_frac)
     best = (-math.inf, None, 0)
@@ -268,7 +269,8 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
         if anneal is not None:
             a, b = anneal
             student.mix = 1.0 if it >= b else min(1.0, max(0.0, (it - a) / (b - a)))
-        m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True, preset=preset)
+        m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True,
+                    preset=presets[it % len(presets)])
         opt.zero_grad()
         m["loss"].backward()
         m["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0))
@@ -329,9 +331,10 @@ def main() -> None:
                     "fraction of --lr over --iters (1: constant)")
     ap.add_argument("--keep-best", action="store_true", help="write (--out / --save-state) the weights of the best "
                     "evaluation, not the last")
-    ap.add_argument("--task-config", default="reduced", help="T-maze preset to imitate on (reduced: the paper's task)")
+    ap.add_argument("--task-config", default="reduced", help="T-maze preset to imitate on (reduced: the paper's task; "
+                    "A,B: alternate iterations between presets, e.g. fixed_io,shuffle_outputs to rehearse a stage)")
     ap.add_argument("--eval-config", default=None, help="T-maze preset the student is evaluated on alone "
-                    "(default: --task-config)")
+                    "(default: the last of --task-config)")
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")

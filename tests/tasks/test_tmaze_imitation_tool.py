@@ -143,3 +143,14 @@ def test_keep_best_ends_on_the_best_evaluation(tool, monkeypatch):
     assert hist[-1]["kept_iteration"] == 2
     assert all(torch.equal(v, snapshots[1][k]) for k, v in student.state_dict().items())
     assert not all(torch.equal(v, snapshots[2][k]) for k, v in student.state_dict().items())
+
+
+def test_two_presets_alternate_by_iteration(tool, monkeypatch):
+    """--task-config A,B trains on A and B in turn (rehearsal) and evaluates on B by default."""
+    seen, evals = [], []
+    real = tool.episode
+    monkeypatch.setattr(tool, "episode", lambda *a, **k: (seen.append(k["preset"]), real(*a, **k))[1])
+    monkeypatch.setattr(tool, "evaluate", lambda student, preset: (evals.append(preset), 0.0)[1])
+    tool.imitate(tool.PlainGRU(8, 0), iters=3, envs=36, steps=4, lr=1e-2, beta_iters=1, eval_every=10,
+                 preset="fixed_io,shuffle_outputs", log=lambda _: None)
+    assert seen == ["fixed_io", "shuffle_outputs", "fixed_io"] and evals == ["shuffle_outputs"]
