@@ -253,11 +253,12 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
             preset: str = "reduced", eval_preset: str | None = None, anneal: tuple[int, int] | None = None,
             lr_min_frac: float = 1.0, keep_best: bool = False, log=print) -> list[dict]:
     """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
-    steps each on ``preset`` (comma-separated presets: one per iteration in turn); returns the per-iteration metrics (``eval``, alone on ``eval_preset`` -- default
-    ``preset`` -- every ``eval_every`` iterations and at the end). ``anneal=(a, b)``: the student's ``mix`` rises
-    linearly from 0 at iteration ``a`` to 1 at ``b`` (``motor_channels`` readout: into the paper's readout).
-    ``lr_min_frac``: cosine decay of the learning rate to that fraction of ``lr`` (1: constant). ``keep_best``: end
-    with the weights of the best evaluation (ties: the later), not the last."""
+    steps each on ``preset`` (comma-separated presets: one per iteration in turn); returns the per-iteration
+    metrics (``eval``, alone on ``eval_preset`` -- default the last preset -- every ``eval_every`` iterations and at
+    the end). ``anneal=(a, b)``: the student's ``mix`` rises linearly from 0 at iteration ``a`` to 1 at ``b``
+    (``motor_channels`` readout: into the paper's readout). ``lr_min_frac``: cosine decay of the learning rate to that
+    fraction of ``lr`` (1: constant). ``keep_best``: end with the weights of the best evaluation (ties: the later), not
+    the last; when annealing, only evaluations at mix 1 count (the weights a .plx can hold)."""
     presets = preset.split(",")   # several: one per iteration in turn (rehearse an earlier stage)
     eval_preset = eval_preset or presets[-1]
     opt = torch.optim.Adam(student.parameters(), lr=lr)
@@ -268,7 +269,7 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
         beta = max(0.0, 1.0 - it / max(1, beta_iters))
         if anneal is not None:
             a, b = anneal
-            student.mix = 1.0 if it >= b else min(1.0, max(0.0, (it - a) / (b - a)))
+            student.mix = 1.0 if it >= b else (it - a) / (b - a) if it >= a else 0.0   # (a <= it < b: b > a)
         m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True,
                     preset=presets[it % len(presets)])
         opt.zero_grad()
@@ -281,7 +282,7 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
                  mix=getattr(student, "mix", None))
         if (it + 1) % eval_every == 0 or it + 1 == iters:
             m["eval"] = evaluate(student, eval_preset)
-            if keep_best and m["eval"] >= best[0]:
+            if keep_best and m["eval"] >= best[0] and (anneal is None or student.mix >= 1.0):
                 best = (m["eval"], {k: v.detach().clone() for k, v in student.state_dict().items()}, it + 1)
             mix = "" if getattr(student, "readout", None) != "motor_channels" else f"mix {m['mix']:.2f}  "
             log(f"{it + 1:5d}  loss {m['loss']:.3f}  agreement {m['agreement']:.3f}  beta {beta:.2f}  {mix}"
@@ -320,7 +321,8 @@ def main() -> None:
     ap.add_argument("--policy", default="plain_gru", choices=["plain_gru", "enu", "gru", "lstm", "nfenu"])
     ap.add_argument("--hidden", type=int, default=128, help="plain_gru units")
     ap.add_argument("--no-efference", action="store_true", help="plain_gru: without its last motor as an input")
-    ap.add_argument("--gru-steps", type=int, default=1, help="plain_gru: GRU steps per decision (4: the networks' timing)")
+    ap.add_argument("--gru-steps", type=int, default=1,
+                    help="plain_gru: GRU steps per decision (4: the networks' timing)")
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--envs", type=int, default=72, help="episodes per iteration")
     ap.add_argument("--steps", type=int, default=60, help="env steps per training episode")

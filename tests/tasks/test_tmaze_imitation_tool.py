@@ -154,3 +154,18 @@ def test_two_presets_alternate_by_iteration(tool, monkeypatch):
     tool.imitate(tool.PlainGRU(8, 0), iters=3, envs=36, steps=4, lr=1e-2, beta_iters=1, eval_every=10,
                  preset="fixed_io,shuffle_outputs", log=lambda _: None)
     assert seen == ["fixed_io", "shuffle_outputs", "fixed_io"] and evals == ["shuffle_outputs"]
+
+
+@pytest.mark.parametrize("anneal, mixes, kept", [((1, 3), [0.0, 0.0, 0.5, 1.0], 4), ((2, 2), [0.0, 0.0, 1.0, 1.0], 3)])
+def test_the_anneal_schedule_and_keep_best_counts_only_the_papers_readout(tool, monkeypatch, anneal, mixes, kept):
+    """mix rises linearly from iteration a to b (a == b: a step); --keep-best then keeps only evaluations at mix 1,
+    whose weights a .plx can hold, even when an earlier mixed readout evaluated better."""
+    student = tool.Network("enu", 4.0, 0, readout="motor_channels")
+    seen, scores = [], iter([9.0, 8.0, 3.0, 2.0])
+    monkeypatch.setattr(tool, "episode", lambda s, **k: (seen.append(s.mix), {
+        "loss": (s.genome * 0).sum() + s.w_read.sum(), "agreement": 0.0, "return": 0.0})[1])
+    monkeypatch.setattr(tool, "evaluate", lambda s, preset: next(scores))
+    hist = tool.imitate(student, iters=4, envs=36, steps=4, lr=1e-3, beta_iters=1, eval_every=1, anneal=anneal,
+                        keep_best=True, log=lambda _: None)
+    assert seen == pytest.approx(mixes)
+    assert hist[-1]["kept_iteration"] == kept
