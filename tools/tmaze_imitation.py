@@ -295,23 +295,25 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
     return history
 
 
-def save_student(student, path: str) -> None:
-    """The student's weights and how to rebuild it (any policy or readout; atomic)."""
-    import io
+def save_student(student, path: str, step: int = 0) -> None:
+    """The student's weights and its class, as a plastix checkpoint (``trainer.runner.save_checkpoint``: atomic)."""
     from pathlib import Path
-    from plastix.ir.serialize import atomic_write_bytes
-    buf = io.BytesIO()
-    torch.save({"class": type(student).__name__, "state_dict": student.state_dict()}, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    from plastix.trainer.runner import save_checkpoint
+    save_checkpoint(Path(path), step, student.state_dict(), {"student": type(student).__name__})
 
 
 def load_student(student, path: str) -> None:
-    """Load weights written by ``save_student`` into a student built with the same options (clear error if not)."""
-    saved = torch.load(path, weights_only=True)
-    if saved["class"] != type(student).__name__:
-        raise SystemExit(f"{path} holds a {saved['class']} student, not a {type(student).__name__}")
+    """Load weights written by ``save_student`` into a student built with the same options (clear error if not;
+    an unreadable or foreign file: ``trainer.runner.load_checkpoint``'s ValueError)."""
+    import json
+    from pathlib import Path
+    from plastix.trainer.runner import load_checkpoint
+    saved = load_checkpoint(Path(path))
+    kind = json.loads(saved["config_json"]).get("student")
+    if kind != type(student).__name__:
+        raise SystemExit(f"{path} holds a {kind} student, not a {type(student).__name__}")
     try:
-        student.load_state_dict(saved["state_dict"])
+        student.load_state_dict(saved["state"])
     except RuntimeError as err:   # e.g. another readout or hidden size
         raise SystemExit(f"{path} does not fit this student (same --policy / --readout / --hidden?): {err}") from None
 
@@ -393,7 +395,7 @@ def main() -> None:
                       eval_preset=args.eval_config, anneal=anneal, lr_min_frac=args.lr_min_frac,
                       keep_best=args.keep_best)
     if args.save_state:
-        save_student(student, args.save_state)
+        save_student(student, args.save_state, args.iters)
     if args.out:
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={

@@ -96,6 +96,9 @@ def test_a_saved_student_loads_into_the_same_shape_only(tool, tmp_path):
         tool.load_student(tool.Network("enu", 4.0, 0, readout="circulant"), str(tmp_path / "a.pt"))
     with pytest.raises(SystemExit, match="PlainGRU"):
         tool.load_student(tool.PlainGRU(8, 0), str(tmp_path / "a.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable plastix checkpoint"):
+        tool.load_student(b, str(tmp_path / "junk.pt"))
 
 
 def test_motor_channels_at_full_mix_is_the_papers_readout(tool):
