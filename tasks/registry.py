@@ -68,6 +68,11 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                # only the motors shuffled, each of their 6 assignments twice per individual: which
                                # motor moves forward must be found out within the episode
                                "shuffle_outputs": TMazeConfig(shuffle="outputs", num_envs=12, stratify=True),
+                               # fewer motor maps first: the forward motor is motor 0 or 1 (m2), any of the three (m3)
+                               "shuffle_outputs_m2": TMazeConfig(shuffle="outputs", motor_maps=(0, 2), num_envs=12,
+                                                                 stratify=True),
+                               "shuffle_outputs_m3": TMazeConfig(shuffle="outputs", motor_maps=(0, 2, 5), num_envs=12,
+                                                                 stratify=True),
                                # the same skill without the colours, from scratch: navigate with the motors
                                # shuffled, and with a bonus for every new cell (fitness shaping, not observed)
                                "navigate_shuffle_outputs": TMazeConfig(shuffle="outputs", swap_prob=0.0, num_envs=12,

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from plastix.tasks.tmaze import FORWARD, LEFT, NOOP, RIGHT, DoubleTMaze, TMaze, TMazeConfig, double_tmaze_config
+from plastix.tasks.tmaze import (FORWARD, LEFT, NOOP, PERMUTATIONS, RIGHT, DoubleTMaze, TMaze, TMazeConfig,
+                                 double_tmaze_config)
+from plastix.tasks.tmaze_scripted import play
 
 F, L, R, N = (torch.eye(3)[0], torch.eye(3)[1], torch.eye(3)[2], torch.zeros(3))
 
@@ -236,6 +238,31 @@ def test_one_side_shuffled(shuffle):
         TMazeConfig(shuffle="both")
 
 
+@pytest.mark.parametrize("shuffle,stratify", [("outputs", True), ("outputs", False), (True, True), (True, False)])
+def test_motor_maps_restrict_the_output_assignments(shuffle, stratify):
+    maps = (0, 2)                                                       # motor 0 or motor 1 moves forward
+    cfg = TMazeConfig(num_envs=48, shuffle=shuffle, stratify=stratify, motor_maps=maps)
+    assert cfg.num_assignments == (2 if shuffle == "outputs" else 12)
+    task = TMaze(cfg, population=1)
+    task.reset(seed=5)
+    allowed = {tuple(PERMUTATIONS[m].tolist()) for m in maps}
+    seen_out = {tuple(p) for p in task.perm_out[0].tolist()}
+    assert seen_out == allowed                                          # both maps drawn, no other
+    assert (len({tuple(p) for p in task.perm_in[0].tolist()}) > 1) == (shuffle is True)
+    if stratify:                                                        # every (input order, map) pair equally often
+        pairs = [(tuple(a), tuple(b)) for a, b in zip(task.perm_in[0].tolist(), task.perm_out[0].tolist())]
+        assert len(set(pairs)) == cfg.num_assignments and pairs[:cfg.num_assignments] == pairs[cfg.num_assignments:
+                                                                                                2 * cfg.num_assignments]
+
+
+def test_bad_motor_maps_are_rejected():
+    for maps in [(), (0, 0), (6,), (-1,)]:
+        with pytest.raises(ValueError, match="motor_maps"):
+            TMazeConfig(shuffle="outputs", motor_maps=maps)
+    with pytest.raises(ValueError, match="outputs shuffled"):
+        TMazeConfig(shuffle="inputs", motor_maps=(0, 1))
+
+
 def test_keep_narrows_to_some_individuals_until_reset():
     task = TMaze(TMazeConfig(num_envs=3, shuffle=True), population=5)
     with pytest.raises(RuntimeError, match="before reset"):
@@ -331,3 +358,10 @@ def test_the_hypothesis_agent_refuses_the_double_tmaze():
 
     with pytest.raises(ValueError, match="two-site"):
         HypothesisAgent(DoubleTMaze(double_tmaze_config(num_envs=2), population=1))
+
+
+def test_the_hypothesis_agent_plays_an_env_with_fewer_motor_maps():
+    task = TMaze(TMazeConfig(shuffle="outputs", motor_maps=(0, 2), num_envs=4, stratify=True, steps=120), population=1)
+    returns, agent = play(task, seed=0)
+    assert agent.alive.shape[-1] == 36                  # it still weighs all 36 assignments: it is not told the subset
+    assert float(returns.min()) > 5                     # and learns both maps (each env eats food again and again)
