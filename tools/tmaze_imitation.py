@@ -295,6 +295,21 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
     return history
 
 
+def add_memory_gain(spec, genome: Tensor, gain: float) -> None:
+    """Add ``gain`` x I to the candidate gate's memory block of every ENU cell in ``genome`` (in place): with the
+    reset gate near 1/2 and no biases (Bertens & Lee eq. 1), ``h_t ~ h_{t-1}/2 + tanh(W_c [r h, o, x])/2`` forgets
+    half its memory per step at a small random genome; gain ~1 (r h ~ h/2, so 2 x 1/2) brings the memory block
+    near the integrator ``h_t ~ h_{t-1}`` (an identity init, as for plain RNNs) so a pulse is still felt hundreds
+    of steps later."""
+    cs = spec.cell
+    if cs.cell_kind != "enu_cell":
+        raise ValueError(f"--memory-gain: only for ENU cells, not {spec.kind.value}")
+    with torch.no_grad():
+        for part in spec.split(genome):
+            part_w = cs.unflatten(part)["w_c"]          # a view into genome
+            part_w[:, :cs.memory] += gain * torch.eye(cs.memory, dtype=genome.dtype)
+
+
 def save_student(student, path: str, step: int = 0) -> None:
     """The student's weights and its class, as a plastix checkpoint (``trainer.runner.save_checkpoint``: atomic)."""
     from pathlib import Path
@@ -345,6 +360,8 @@ def main() -> None:
     ap.add_argument("--init-noise", type=float, default=None, help="network students: std of the initial outputs "
                     "(NetworkSpec.init_noise, default 0.1)")
     ap.add_argument("--init-gain", type=float, default=1.0, help="network students: scale the initial genome")
+    ap.add_argument("--memory-gain", type=float, default=0.0, help="ENU students: add this x I to the candidate "
+                    "gate's memory block of both cells before training (~1: memory near an integrator)")
     ap.add_argument("--readout", default="motor0", choices=Network.READOUTS, help="network students: what the env "
                     "acts on (motor0: the paper's channel 0 of the motor neurons; linear / circulant: a learned map "
                     "from all six neurons)")
@@ -383,6 +400,8 @@ def main() -> None:
             from plastix.trainer.experiments.enu_net import genome_from_graph
             student.genome.data.copy_(genome_from_graph(student.spec, load(args.init)))
         student.genome.data.mul_(args.init_gain)
+        if args.memory_gain:
+            add_memory_gain(student.spec, student.genome.data, args.memory_gain)
     if args.load_state:
         load_student(student, args.load_state)
     if args.policy != "plain_gru":
