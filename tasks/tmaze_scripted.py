@@ -28,16 +28,24 @@ Tensor = torch.Tensor
 _ACTIONS = (FORWARD, LEFT, RIGHT)
 
 
-def shortest_path_actions(task: TMaze) -> Tensor:
-    """``(cells, 4, sites)``: the action (FORWARD / LEFT / RIGHT) that reaches site ``s`` soonest from
-    (flat padded cell, heading) without stepping onto another site; FORWARD where ``s`` cannot be reached."""
+def shortest_paths(task: TMaze) -> tuple[Tensor, Tensor]:
+    """``(optimal, table)``: ``optimal`` ``(cells, 4, sites, 3)`` bool, whether action FORWARD / LEFT / RIGHT from
+    (flat padded cell, heading) reaches site ``s`` soonest without stepping onto another site (all of them where
+    ``s`` cannot be reached); ``table`` ``(cells, 4, sites)`` the first such action (FORWARD before LEFT before
+    RIGHT: the tie-break)."""
     geo = task.geometry
     free = geo.free.cpu()
     sites = geo.sites.cpu().tolist()
     steps, turn = geo.step.cpu(), geo.turn.cpu()
     n = free.numel()
-    table = torch.full((n, 4, len(sites)), FORWARD, dtype=torch.long)
     inf = 10**9
+
+    def successor(c: int, h: int, a: int) -> tuple[int, int]:
+        h2 = (h + int(turn[a])) % 4
+        t = c + int(steps[h2])
+        return (t if free[t] else c), h2
+
+    optimal = torch.ones(n, 4, len(sites), 3, dtype=torch.bool)
     for s, site in enumerate(sites):
         dist = torch.full((n, 4), inf, dtype=torch.long)
         for _ in range(4 * n):  # Bellman sweeps until nothing changes (tiny state space, set-up only)
@@ -47,20 +55,30 @@ def shortest_path_actions(task: TMaze) -> Tensor:
                     continue
                 for h in range(4):
                     for a in _ACTIONS:
-                        h2 = (h + int(turn[a])) % 4
-                        t = c + int(steps[h2])
-                        c2 = t if free[t] else c
-                        if c2 == site:
-                            d = 1
-                        elif c2 in sites:
-                            continue
-                        else:
-                            d = dist[c2, h2] + 1 if dist[c2, h2] < inf else inf
+                        c2, h2 = successor(c, h, a)
+                        d = 1 if c2 == site else inf if c2 in sites else (dist[c2, h2] + 1 if dist[c2, h2] < inf else inf)
                         if d < dist[c, h]:
-                            dist[c, h], table[c, h, s], changed = d, a, True
+                            dist[c, h], changed = d, True
             if not changed:
                 break
-    return table.to(task.device)
+        for c in range(n):
+            if not free[c] or c in sites:
+                continue
+            for h in range(4):
+                if dist[c, h] >= inf:
+                    continue
+                for a in _ACTIONS:
+                    c2, h2 = successor(c, h, a)
+                    d = 1 if c2 == site else inf if c2 in sites else dist[c2, h2] + 1
+                    optimal[c, h, s, a] = d == dist[c, h]
+    table = optimal.long().argmax(-1)       # the first optimal action in FORWARD, LEFT, RIGHT order
+    return optimal.to(task.device), table.to(task.device)
+
+
+def shortest_path_actions(task: TMaze) -> Tensor:
+    """``(cells, 4, sites)``: the action (FORWARD / LEFT / RIGHT) that reaches site ``s`` soonest from
+    (flat padded cell, heading) without stepping onto another site; FORWARD where ``s`` cannot be reached."""
+    return shortest_paths(task)[1]
 
 
 def hypothesis_rotations() -> Tensor:
@@ -98,7 +116,7 @@ class HypothesisAgent:
         self.perm_in, self.perm_out = every.assignment(torch.arange(every.num_assignments, device=self.dev))  # (36, 3)
         self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
         self.rotations = hypothesis_rotations().to(self.dev)        # (3, 36), for set_frame
-        self.table = shortest_path_actions(task)
+        self.optimal, self.table = shortest_paths(task)
         self.geo = task.geometry
 
     def reset(self, obs: Tensor) -> None:
@@ -157,6 +175,15 @@ class HypothesisAgent:
         self.alive &= ok
         self._check_sensors(obs)
         self._choose()
+
+    def sure_motors(self) -> Tensor:
+        """``(P, E, 3)`` bool: the motors whose action is a shortest way to the believed food under *every* hypothesis
+        still alive -- what the agent knows to be right whatever its tie-break (e.g. either turn to go back from a red
+        site); all False where the hypotheses disagree on every motor."""
+        H = self.alive.shape[-1]
+        opt = self.optimal[self.pos, self.heading, self.food]                     # (..., H, 3 actions)
+        by_motor = opt.gather(-1, self.perm_out.expand(*self.alive.shape[:-1], H, 3))   # (..., H, 3 motors)
+        return (by_motor | ~self.alive[..., None]).all(-2)
 
     def _check_sensors(self, obs: Tensor) -> None:
         """Drop hypotheses whose predicted wall / site ahead contradicts ``obs``; read the colour of a site."""

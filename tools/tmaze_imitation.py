@@ -196,12 +196,19 @@ class Network(torch.nn.Module):
         return torch.relu(0.5 - logits.gather(-1, label[:, None])[:, 0] / self.scale)
 
 
+LABELS = ("teacher", "sure")
+
+
 def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bool, preset: str = "reduced",
-            on_decision: Callable[[Tensor], None] | None = None) -> dict:
+            on_decision: Callable[[Tensor], None] | None = None, labels: str = "teacher") -> dict:
     """A batch of T-maze episodes; the teacher labels every decision, the env follows it with
     probability ``beta``; ``preset``: a T-maze preset of the task registry (``reduced``: the paper's task);
-    ``on_decision(logits)`` runs after every decision. Returns the mean cross-entropy (a graph when ``train``), the
-    agreement and the mean return."""
+    ``on_decision(logits)`` runs after every decision. ``labels="sure"``: the teacher's motor and every motor that is
+    right under every hypothesis it still holds (:meth:`HypothesisAgent.sure_motors`) are right (the loss is ``-log``
+    of their summed probability), not just the one its tie-break picks.
+    Returns the mean cross-entropy (a graph when ``train``), the agreement and the mean return."""
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
     base = task_config("tmaze", preset)
     cfg = replace(base, num_envs=envs, stratify=bool(base.shuffle) and envs % base.num_assignments == 0, steps=steps)
     task = TMaze(cfg, population=1)
@@ -216,16 +223,21 @@ def episode(student, *, envs: int, steps: int, seed: int, beta: float, train: bo
     with torch.set_grad_enabled(train):
         for _ in range(steps):
             label = teacher.motor[0].clone()
+            sure = teacher.sure_motors()[0] if labels == "sure" else None   # before the decision changes the teacher
             follow = torch.rand(envs, generator=coin) < beta
             logits, obs, rew, ended, state, label = student.decide(task, obs, state, follow, label, teacher)
             if on_decision is not None:
                 on_decision(logits)
-            ce = torch.nn.functional.cross_entropy(logits, label, reduction="none")
+            right = torch.nn.functional.one_hot(label, 3).bool()
+            if sure is not None:
+                right = right | sure
+                label = logits.detach().masked_fill(~right, -math.inf).argmax(-1)   # the best right motor
+            ce = torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~right, -math.inf), -1)
             if hasattr(student, "extra_loss"):
                 ce = ce + student.extra_loss(logits, label)
             loss = loss + (ce * alive).sum()
             decisions += int(alive.sum())
-            agree += int(((logits.detach().argmax(-1) == label) & alive).sum())
+            agree += int((right.gather(-1, logits.detach().argmax(-1, keepdim=True))[:, 0] & alive).sum())
             ret += torch.where(alive, rew, torch.zeros_like(rew))
             alive = alive & ~ended
             if not bool(alive.any()):
@@ -251,14 +263,15 @@ def evaluate(student, preset: str = "reduced") -> float:
 
 def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters: int, eval_every: int,
             preset: str = "reduced", eval_preset: str | None = None, anneal: tuple[int, int] | None = None,
-            lr_min_frac: float = 1.0, keep_best: bool = False, log=print) -> list[dict]:
+            lr_min_frac: float = 1.0, keep_best: bool = False, labels: str = "teacher", log=print) -> list[dict]:
     """DAgger: ``iters`` Adam steps (gradient norm clipped to 1), one batch of ``envs`` episodes of ``steps`` env
     steps each on ``preset`` (comma-separated presets: one per iteration in turn); returns the per-iteration
     metrics (``eval``, alone on ``eval_preset`` -- default the last preset -- every ``eval_every`` iterations and at
     the end). ``anneal=(a, b)``: the student's ``mix`` rises linearly from 0 at iteration ``a`` to 1 at ``b``
     (``motor_channels`` readout: into the paper's readout). ``lr_min_frac``: cosine decay of the learning rate to that
     fraction of ``lr`` (1: constant). ``keep_best``: end with the weights of the best evaluation (ties: the later), not
-    the last; when annealing, only evaluations at mix 1 count (the weights a .plx can hold)."""
+    the last; when annealing, only evaluations at mix 1 count (the weights a .plx can hold). ``labels``: see
+    :func:`episode`."""
     presets = preset.split(",")   # several: one per iteration in turn (rehearse an earlier stage)
     eval_preset = eval_preset or presets[-1]
     opt = torch.optim.Adam(student.parameters(), lr=lr)
@@ -271,7 +284,7 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
             a, b = anneal
             student.mix = 1.0 if it >= b else (it - a) / (b - a) if it >= a else 0.0   # (a <= it < b: b > a)
         m = episode(student, envs=envs, steps=steps, seed=10_000 + it, beta=beta, train=True,
-                    preset=presets[it % len(presets)])
+                    preset=presets[it % len(presets)], labels=labels)
         opt.zero_grad()
         m["loss"].backward()
         m["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0))
@@ -354,6 +367,8 @@ def main() -> None:
                     "A,B: alternate iterations between presets, e.g. fixed_io,shuffle_outputs to rehearse a stage)")
     ap.add_argument("--eval-config", default=None, help="T-maze preset the student is evaluated on alone "
                     "(default: the last of --task-config)")
+    ap.add_argument("--labels", default="teacher", choices=LABELS, help="sure: any motor right under every "
+                    "hypothesis the teacher holds counts as right, not only its tie-break's (teacher: its motor)")
     ap.add_argument("--scale", type=float, default=4.0, help="network students: logits = scale x summed activity")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="network students: start from this ES network (.plx)")
@@ -412,7 +427,7 @@ def main() -> None:
     history = imitate(student, iters=args.iters, envs=args.envs, steps=args.steps, lr=args.lr,
                       beta_iters=args.beta_iters, eval_every=args.eval_every, preset=args.task_config,
                       eval_preset=args.eval_config, anneal=anneal, lr_min_frac=args.lr_min_frac,
-                      keep_best=args.keep_best)
+                      keep_best=args.keep_best, labels=args.labels)
     if args.save_state:
         save_student(student, args.save_state, args.iters)
     if args.out:

@@ -365,3 +365,24 @@ def test_the_hypothesis_agent_plays_an_env_with_fewer_motor_maps():
     returns, agent = play(task, seed=0)
     assert agent.alive.shape[-1] == 36                  # it still weighs all 36 assignments: it is not told the subset
     assert float(returns.min()) > 5                     # and learns both maps (each env eats food again and again)
+
+
+def test_sure_motors_are_those_right_under_every_surviving_hypothesis():
+    from plastix.tasks.tmaze_scripted import HypothesisAgent
+
+    task = TMaze(TMazeConfig(num_envs=36, stratify=True, steps=100), population=1)
+    obs, _ = task.reset(seed=3)
+    agent = HypothesisAgent(task)
+    agent.reset(obs)
+    ties = 0
+    for _ in range(task.max_episode_steps):
+        sure = agent.sure_motors()                                       # (1, 36, 3)
+        for e in range(0, 36, 5):                                         # brute force: every motor's action, every hypothesis
+            want = [all(bool(agent.optimal[agent.pos[0, e, h], agent.heading[0, e, h], agent.food[0, e, h],
+                                          agent.perm_out[h, m]])
+                        for h in range(36) if agent.alive[0, e, h]) for m in range(3)]
+            assert sure[0, e].tolist() == want
+        ties += int((sure.sum(-1) > 1).sum())
+        obs, *_ = task.step(agent.act())
+        agent.observe(obs)
+    assert ties > 0               # e.g. either turn goes back from a red site: the teacher's table takes only the first

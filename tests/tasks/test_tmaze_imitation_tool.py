@@ -193,3 +193,17 @@ def test_memory_gain_adds_identity_to_the_candidate_memory_block_of_both_cells(t
     with pytest.raises(ValueError, match="only for ENU"):
         gru = tool.Network("gru", 4.0, 0)
         tool.add_memory_gain(gru.spec, gru.genome.data, 1.0)
+
+
+def test_sure_labels_accept_the_teachers_motor_and_its_equals(tool):
+    student = tool.Network("enu", 4.0, 0, surrogate=1.0)
+    student.genome.data.copy_(genome_from_graph(student.spec, load(ROOT / "docs" / "tmaze_runs" / "fixed_io_enu_s0" /
+                                                                    "model.plx")))
+    # teacher-forced, so both runs see the same decisions: every label set holds the teacher's motor, some more
+    run = {labels: tool.episode(student, envs=36, steps=40, seed=2, beta=1.0, train=False, labels=labels)
+           for labels in ("teacher", "sure")}
+    assert run["sure"]["return"] == run["teacher"]["return"]
+    assert float(run["sure"]["loss"]) < float(run["teacher"]["loss"])
+    assert run["sure"]["agreement"] > run["teacher"]["agreement"]
+    with pytest.raises(ValueError, match="labels"):
+        tool.episode(student, envs=36, steps=2, seed=2, beta=1.0, train=False, labels="union")
