@@ -434,7 +434,8 @@ def main() -> None:
         from plastix.ir import save
         save(student.spec.to_graph(student.genome.detach().numpy(), metadata={
             "task": "tmaze", "trainer": "dagger_hypothesis_agent", "iterations": args.iters, "seed": args.seed,
-            "kept_iteration": history[-1].get("kept_iteration", args.iters), "task_config": args.task_config}),
+            "kept_iteration": history[-1].get("kept_iteration", args.iters), "task_config": args.task_config,
+            "memory_gain": args.memory_gain, "labels": args.labels}),
              args.out)
 
 
