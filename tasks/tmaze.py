@@ -151,7 +151,8 @@ class TMazeConfig:
 
     @property
     def num_assignments(self) -> int:
-        """How many (input order, output assignment) pairs the shuffle draws from: 3! per shuffled side."""
+        """How many (input order, output assignment) pairs the shuffle draws from: 3! per shuffled side (the
+        motor side: as many as ``motor_maps`` when given)."""
         outputs = len(self.motor_maps) if self.motor_maps is not None else 6
         return {True: 6 * outputs, False: 1, "inputs": 6}.get(self.shuffle, outputs)
 
