@@ -56,7 +56,7 @@ def shortest_paths(task: TMaze) -> tuple[Tensor, Tensor]:
                 for h in range(4):
                     for a in _ACTIONS:
                         c2, h2 = successor(c, h, a)
-                        d = 1 if c2 == site else inf if c2 in sites else (dist[c2, h2] + 1 if dist[c2, h2] < inf else inf)
+                        d = 1 if c2 == site else inf if c2 in sites or dist[c2, h2] >= inf else dist[c2, h2] + 1
                         if d < dist[c, h]:
                             dist[c, h], changed = d, True
             if not changed:

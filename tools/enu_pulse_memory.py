@@ -65,7 +65,8 @@ def main() -> None:
     print(f"pulse on {args.input}; largest synapse-memory difference " + " / ".join(f"{a}" for a in after)
           + " network steps later")
     for name, g in rows:
-        print(f"  {name}: " + " / ".join(f"{d:.1e}" for d in pulse_memory(spec, g, after, pulse_input=INPUTS[args.input])))
+        diffs = pulse_memory(spec, g, after, pulse_input=INPUTS[args.input])
+        print(f"  {name}: " + " / ".join(f"{d:.1e}" for d in diffs))
 
 
 if __name__ == "__main__":

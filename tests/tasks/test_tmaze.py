@@ -377,7 +377,7 @@ def test_sure_motors_are_those_right_under_every_surviving_hypothesis():
     ties = 0
     for _ in range(task.max_episode_steps):
         sure = agent.sure_motors()                                       # (1, 36, 3)
-        for e in range(0, 36, 5):                                         # brute force: every motor's action, every hypothesis
+        for e in range(0, 36, 5):                           # brute force: every motor's action, every hypothesis
             want = [all(bool(agent.optimal[agent.pos[0, e, h], agent.heading[0, e, h], agent.food[0, e, h],
                                           agent.perm_out[h, m]])
                         for h in range(36) if agent.alive[0, e, h]) for m in range(3)]
