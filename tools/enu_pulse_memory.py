@@ -5,7 +5,7 @@ one T-maze decision; the paper's task needs the food side and the motor map kept
     python tools/enu_pulse_memory.py MODEL.plx [MODEL.plx ...] [--initial SEED] [--memory-gain G] [--input food|sensor0]
 
 ``--initial SEED``: also the initial genome of that seed, with ``--memory-gain G`` added to its candidate gate's memory
-block (``tools/tmaze_imitation.py --memory-gain``).
+block (``enu_net.add_memory_gain``, as ``tools/tmaze_imitation.py --memory-gain``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from plastix.trainer.experiments.enu_net import NetworkSpec, genome_from_graph
+from plastix.trainer.experiments.enu_net import NetworkSpec, add_memory_gain, genome_from_graph
 
 Tensor = torch.Tensor
 INPUTS = {"food": 3, "sensor0": 0}        # observation index of the pulsed input
@@ -50,15 +50,9 @@ def main() -> None:
     after = (1, 32, 92, 392)
     rows = [(m, genome_from_graph(spec, load(m))) for m in args.models]
     if args.initial is not None:
-        import importlib.util
-        from pathlib import Path
-        path = Path(__file__).with_name("tmaze_imitation.py")
-        mod_spec = importlib.util.spec_from_file_location("tmaze_imitation", path)
-        tool = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(tool)
         g = spec.init_genome(torch.Generator().manual_seed(args.initial))
         if args.memory_gain:
-            tool.add_memory_gain(spec, g, args.memory_gain)
+            add_memory_gain(spec, g, args.memory_gain)
         rows.append((f"initial genome (seed {args.initial}, memory gain {args.memory_gain})", g))
     if not rows:
         raise SystemExit("give a model or --initial SEED")

@@ -308,21 +308,6 @@ def imitate(student, *, iters: int, envs: int, steps: int, lr: float, beta_iters
     return history
 
 
-def add_memory_gain(spec, genome: Tensor, gain: float) -> None:
-    """Add ``gain`` x I to the candidate gate's memory block of every ENU cell in ``genome`` (in place): with the
-    reset gate near 1/2 and no biases (Bertens & Lee eq. 1), ``h_t ~ h_{t-1}/2 + tanh(W_c [r h, o, x])/2`` forgets
-    half its memory per step at a small random genome; gain ~1 (r h ~ h/2, so 2 x 1/2) brings the memory block
-    near the integrator ``h_t ~ h_{t-1}`` (an identity init, as for plain RNNs) so a pulse is still felt hundreds
-    of steps later."""
-    cs = spec.cell
-    if cs.cell_kind != "enu_cell":
-        raise ValueError(f"--memory-gain: only for ENU cells, not {spec.kind.value}")
-    with torch.no_grad():
-        for part in spec.split(genome):
-            part_w = cs.unflatten(part)["w_c"]          # a view into genome
-            part_w[:, :cs.memory] += gain * torch.eye(cs.memory, dtype=genome.dtype)
-
-
 def save_student(student, path: str, step: int = 0) -> None:
     """The student's weights and its class, as a plastix checkpoint (``trainer.runner.save_checkpoint``: atomic)."""
     from pathlib import Path
@@ -416,6 +401,7 @@ def main() -> None:
             student.genome.data.copy_(genome_from_graph(student.spec, load(args.init)))
         student.genome.data.mul_(args.init_gain)
         if args.memory_gain:
+            from plastix.trainer.experiments.enu_net import add_memory_gain
             add_memory_gain(student.spec, student.genome.data, args.memory_gain)
     if args.load_state:
         load_student(student, args.load_state)

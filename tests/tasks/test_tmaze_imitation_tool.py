@@ -13,7 +13,7 @@ from plastix.tasks.registry import task_config
 from plastix.tasks.tmaze import TMaze, TMazeConfig
 from plastix.tasks.tmaze_scripted import play
 from plastix.trainer.algorithms.es_eval import rollout
-from plastix.trainer.experiments.enu_net import genome_from_graph
+from plastix.trainer.experiments.enu_net import add_memory_gain, genome_from_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +177,7 @@ def test_the_anneal_schedule_and_keep_best_counts_only_the_papers_readout(tool, 
 def test_memory_gain_adds_identity_to_the_candidate_memory_block_of_both_cells(tool):
     student = tool.Network("enu", 4.0, 0)
     before = student.genome.detach().clone()
-    tool.add_memory_gain(student.spec, student.genome.data, 1.0)
+    add_memory_gain(student.spec, student.genome.data, 1.0)
     cs = student.spec.cell
     for old, new in zip(student.spec.split(before), student.spec.split(student.genome.detach())):
         d = {k: cs.unflatten(new)[k] - cs.unflatten(old)[k] for k in ("w_z", "w_r", "w_c", "w_o")}
@@ -192,7 +192,7 @@ def test_memory_gain_adds_identity_to_the_candidate_memory_block_of_both_cells(t
     assert with_gain > 1e-3 > 1e3 * plain
     with pytest.raises(ValueError, match="only for ENU"):
         gru = tool.Network("gru", 4.0, 0)
-        tool.add_memory_gain(gru.spec, gru.genome.data, 1.0)
+        add_memory_gain(gru.spec, gru.genome.data, 1.0)
 
 
 def test_sure_labels_accept_the_teachers_motor_and_its_equals(tool):

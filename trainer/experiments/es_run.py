@@ -100,11 +100,10 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
               # fixed_io model is a sharp optimum (its offspring at sigma 0.01 / 0.005 / 0.002 score 7.0 / 7.8 / 10.4
               # against its 14.1), hence sigma 0.002
               "reduced_s36": replace(_PAPER, population=64, sigma=0.002, generations=300),
-              # from the fixed_io model, whose forward motor is fixed by its wiring (docs/results.md, by assignment)
-              "shuffle_outputs": replace(_PAPER, population=64, sigma=0.005, generations=300),
-              # the same from an imitated network with fewer motor maps to tell apart (tasks/registry.py)
+              # from the fixed_io model, whose forward motor is fixed by its wiring (docs/results.md, by assignment),
+              # or from an imitated network with fewer motor maps to tell apart (m2 / m3, tasks/registry.py)
               **{name: replace(_PAPER, population=64, sigma=0.005, generations=300)
-                 for name in ("shuffle_outputs_m2", "shuffle_outputs_m3")}},
+                 for name in ("shuffle_outputs", "shuffle_outputs_m2", "shuffle_outputs_m3")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
