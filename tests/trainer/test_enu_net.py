@@ -257,3 +257,18 @@ def test_motors_differ_in_a_symmetric_situation_only_through_the_initial_noise(k
     if kind == "enu":
         noisy = motors(NetworkSpec(kind, init_noise=0.1))
         assert (noisy.max(-1).values - noisy.min(-1).values).max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["enu", "sharedenu"])
+def test_memory_gain_is_added_once_per_cell_genome(kind):
+    """A shared genome (one ENU serving synapses and neurons) gets the gain once, not once per role."""
+    from plastix.trainer.experiments.enu_net import add_memory_gain
+    spec = NetworkSpec(kind)
+    before = spec.init_genome(torch.Generator().manual_seed(0))
+    after = before.clone()
+    add_memory_gain(spec, after, 0.5)
+    cs, m = spec.cell, spec.cell.memory
+    parts = spec.split(after - before)[:1] if spec.shared else spec.split(after - before)
+    for diff in parts:
+        assert torch.allclose(cs.unflatten(diff)["w_c"][:, :m], 0.5 * torch.eye(m))
+    assert float((after - before).sum()) == pytest.approx(0.5 * m * len(parts), rel=1e-5)
