@@ -94,7 +94,9 @@ class TMazeConfig:
     network observes the food / poison reward alone. ``motor_maps`` (a curriculum, not the paper's; default
     ``None``: all six): the output assignments the shuffle may draw, as indices into :data:`PERMUTATIONS`
     (e.g. ``(0, 2)``: motor 0 or motor 1 moves forward), so motor identification can be learnt over fewer maps
-    first; needs a shuffle of the outputs."""
+    first; needs a shuffle of the outputs. ``input_maps`` (likewise; default ``None``: all six): the input orders
+    the shuffle may draw (e.g. ``(0, 1)``: green and red keep or swap their inputs, the wall stays), so the colours'
+    meaning can be learnt from the reward on fewer orders first; needs a shuffle of the inputs."""
 
     num_envs: int = 8
     steps: int = 400
@@ -110,17 +112,20 @@ class TMazeConfig:
     stratify: bool = False
     visit_bonus: float = 0.0
     motor_maps: tuple[int, ...] | None = None
+    input_maps: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layout", tuple(str(r) for r in self.layout))
-        if self.motor_maps is not None:
-            maps = tuple(int(m) for m in self.motor_maps)
-            object.__setattr__(self, "motor_maps", maps)
+        for name, side in (("motor_maps", "outputs"), ("input_maps", "inputs")):
+            if getattr(self, name) is None:
+                continue
+            maps = tuple(int(m) for m in getattr(self, name))
             if not maps or len(set(maps)) != len(maps) or not all(0 <= m < len(PERMUTATIONS) for m in maps):
-                raise ValueError(f"TMazeConfig.motor_maps must be distinct indices in [0, {len(PERMUTATIONS)}), "
-                                 f"got {self.motor_maps}")
-            if self.shuffle not in (True, "outputs"):
-                raise ValueError(f"TMazeConfig.motor_maps needs the outputs shuffled (shuffle=True or 'outputs'), "
+                raise ValueError(f"TMazeConfig.{name} must be distinct indices in [0, {len(PERMUTATIONS)}), "
+                                 f"got {getattr(self, name)}")
+            object.__setattr__(self, name, maps)
+            if self.shuffle not in (True, side):
+                raise ValueError(f"TMazeConfig.{name} needs the {side} shuffled (shuffle=True or {side!r}), "
                                  f"got shuffle={self.shuffle!r}")
         for name in ("num_envs", "steps", "energy", "action_window"):
             if getattr(self, name) < 1:
@@ -152,20 +157,23 @@ class TMazeConfig:
     @property
     def num_assignments(self) -> int:
         """How many (input order, output assignment) pairs the shuffle draws from: 3! per shuffled side (the
-        motor side: as many as ``motor_maps`` when given)."""
+        sides: as many as ``input_maps`` / ``motor_maps`` when given)."""
         outputs = len(self.motor_maps) if self.motor_maps is not None else 6
-        return {True: 6 * outputs, False: 1, "inputs": 6}.get(self.shuffle, outputs)
+        inputs = len(self.input_maps) if self.input_maps is not None else 6
+        return {True: inputs * outputs, False: 1, "inputs": inputs}.get(self.shuffle, outputs)
 
     def assignment(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """Assignment number(s) ``k`` in ``[0, num_assignments)`` -> (input order, output assignment), each
         ``(..., 3)``: input ``i`` shows sensor ``perm_in[i]``, motor ``j`` does action ``perm_out[j]``
         (the order of :data:`PERMUTATIONS`; the input order varies slowest)."""
         ident = torch.zeros_like(k)
-        n_out = self.num_assignments // 6 if self.shuffle is True else self.num_assignments
+        n_out = len(self.motor_maps or PERMUTATIONS) if self.shuffle is True else self.num_assignments
         i_in = {True: k // n_out, "inputs": k}.get(self.shuffle, ident)
         i_out = {True: k % n_out, "outputs": k}.get(self.shuffle, ident)
         if self.motor_maps is not None:
             i_out = torch.tensor(self.motor_maps, dtype=torch.long, device=k.device)[i_out]
+        if self.input_maps is not None:
+            i_in = torch.tensor(self.input_maps, dtype=torch.long, device=k.device)[i_in]
         perms = PERMUTATIONS.to(k.device)
         return perms[i_in], perms[i_out]
 
@@ -263,8 +271,9 @@ class TMaze(BatchedTask):
         """(n, 3) per-env permutations of the ``side`` ("inputs" / "outputs"), identity if not shuffled."""
         if self.config.shuffle not in (True, side):
             return torch.arange(3, device=self.device).expand(n, 3)
-        if side == "outputs" and self.config.motor_maps is not None:
-            maps = torch.tensor(self.config.motor_maps, dtype=torch.long)
+        maps = self.config.motor_maps if side == "outputs" else self.config.input_maps
+        if maps is not None:
+            maps = torch.tensor(maps, dtype=torch.long)
             return PERMUTATIONS[maps[torch.randint(0, len(maps), (n,), generator=g)]].to(self.device)
         return torch.rand(n, 3, generator=g).argsort(dim=-1).to(self.device)
 

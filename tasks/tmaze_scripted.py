@@ -112,7 +112,7 @@ class HypothesisAgent:
             raise ValueError(f"HypothesisAgent plays the two-site T-maze, this maze has {task.num_sites} sites")
         self.dev, self.substeps = task.device, task.substeps
         # the 36 (input order, motor map) pairs, whatever subset the env draws from (the teacher does not know it)
-        every = replace(task.config, shuffle=True, stratify=False, motor_maps=None)
+        every = replace(task.config, shuffle=True, stratify=False, motor_maps=None, input_maps=None)
         self.perm_in, self.perm_out = every.assignment(torch.arange(every.num_assignments, device=self.dev))  # (36, 3)
         self.inv_in = self.perm_in.argsort(dim=-1)                   # sensor -> input channel, per hypothesis
         self.rotations = hypothesis_rotations().to(self.dev)        # (3, 36), for set_frame

@@ -255,12 +255,32 @@ def test_motor_maps_restrict_the_output_assignments(shuffle, stratify):
                                                                                                 2 * cfg.num_assignments]
 
 
+@pytest.mark.parametrize("shuffle,stratify", [("inputs", True), ("inputs", False), (True, True), (True, False)])
+def test_input_maps_restrict_the_input_orders(shuffle, stratify):
+    cfg = TMazeConfig(num_envs=48, shuffle=shuffle, stratify=stratify, input_maps=(0, 1), motor_maps=(0, 2)
+                      if shuffle is True else None)                     # wall first; green and red kept or swapped
+    assert cfg.num_assignments == (2 if shuffle == "inputs" else 4)
+    task = TMaze(cfg, population=1)
+    task.reset(seed=5)
+    assert {tuple(p) for p in task.perm_in[0].tolist()} == {(0, 1, 2), (0, 2, 1)}
+    outs = {tuple(p) for p in task.perm_out[0].tolist()}
+    assert outs == ({(0, 1, 2), (1, 0, 2)} if shuffle is True else {(0, 1, 2)})
+    if stratify:
+        pairs = [(tuple(a), tuple(b)) for a, b in zip(task.perm_in[0].tolist(), task.perm_out[0].tolist())]
+        assert len(set(pairs)) == cfg.num_assignments == len(set(pairs[:cfg.num_assignments]))
+
+
 def test_bad_motor_maps_are_rejected():
     for maps in [(), (0, 0), (6,), (-1,)]:
         with pytest.raises(ValueError, match="motor_maps"):
             TMazeConfig(shuffle="outputs", motor_maps=maps)
     with pytest.raises(ValueError, match="outputs shuffled"):
         TMazeConfig(shuffle="inputs", motor_maps=(0, 1))
+    for maps in [(), (1, 1), (6,)]:
+        with pytest.raises(ValueError, match="input_maps"):
+            TMazeConfig(shuffle="inputs", input_maps=maps)
+    with pytest.raises(ValueError, match="inputs shuffled"):
+        TMazeConfig(shuffle="outputs", input_maps=(0, 1))
 
 
 def test_keep_narrows_to_some_individuals_until_reset():
