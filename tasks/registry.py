@@ -65,6 +65,13 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                # the paper's task, each of the 36 input/output assignments once per individual
                                # (stratified: the same expected return, rankings without the assignment draw's noise)
                                "reduced_s36": TMazeConfig(num_envs=36, stratify=True),
+                               # the paper's task up to the networks' ring symmetry: the wiring and the shared cells
+                               # (trainer/experiments/enu_net.py) are unchanged by rotating inputs, hidden neurons and
+                               # motors together, so rotating the input order and the motor map alike leaves the
+                               # return's distribution unchanged (up to o_0's noise), and the two input orders WGR and
+                               # WRG (one per coset of the rotations) x the six motor maps stand for all 36: the
+                               # same expected return at a third of the episodes
+                               "reduced_s12": TMazeConfig(input_maps=(0, 1), num_envs=12, stratify=True),
                                # only the motors shuffled, each of their 6 assignments twice per individual: which
                                # motor moves forward must be found out within the episode
                                "shuffle_outputs": TMazeConfig(shuffle="outputs", num_envs=12, stratify=True),

@@ -1,5 +1,7 @@
 """T-maze networks of cells: genome layout, chunk-invariant evaluation, determinism, IR export,
 renders."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +11,9 @@ from plastix.trainer.experiments.enu_net import N_NEURONS, SYN_PER_NEURON, Netwo
 from plastix.trainer.algorithms.es_eval import evaluate_population, rollout
 from plastix.trainer.experiments.es_run import model_for_task
 from plastix.trainer.algorithms.models import ModelSpec
+
+
+SHIPPED_M2 = Path(__file__).resolve().parents[2] / "docs" / "tmaze_runs" / "shuffle_outputs_m2_es_mem_s0" / "model.plx"
 
 
 def _population(spec, n, seed=0):
@@ -272,3 +277,28 @@ def test_memory_gain_is_added_once_per_cell_genome(kind):
     for diff in parts:
         assert torch.allclose(cs.unflatten(diff)["w_c"][:, :m], 0.5 * torch.eye(m))
     assert float((after - before).sum()) == pytest.approx(0.5 * m * len(parts), rel=1e-5)
+
+
+
+@pytest.mark.parametrize("kind,fused", [("enu", True), ("enu", False), ("gru", False)])
+def test_rotating_inputs_and_motors_together_leaves_a_network_unchanged(kind, fused):
+    """The ring wiring with shared cells is equivariant to rotating inputs, hidden neurons and motors together:
+    from the zero state, an env whose input k shows what input k + s shows in another env drives motor k as that
+    env drives motor k + s (why the ``reduced_s12`` preset's two input orders stand for all six)."""
+    spec = NetworkSpec(kind)
+    population = _population(spec, 2, seed=3)
+    if kind == "enu":                                                      # and a trained one
+        population[1] = genome_from_graph(spec, load(SHIPPED_M2))
+    model = spec.population_model(population, fused=fused)
+    state = model.init_state(3)                                            # no generator: o_0 = 0
+    g = torch.Generator().manual_seed(1)
+    rot = [torch.tensor([(k + s) % 3 for k in range(3)]) for s in range(3)]
+    spread = 0.0
+    for t in range(12):
+        obs = torch.cat([torch.rand(1, 1, 3, generator=g).round(), torch.rand(1, 1, 2, generator=g).round()], -1)
+        obs = torch.cat([torch.cat([obs[..., r], obs[..., 3:]], -1) for r in rot], dim=1)   # env s: rotated by s
+        motors, state = model.act(obs, state)
+        for s in (1, 2):
+            assert torch.allclose(motors[:, s], motors[:, 0, rot[s]], atol=1e-6)
+        spread = max(spread, float((motors[:, 0] - motors[:, 0].mean(-1, keepdim=True)).abs().max()))
+    assert spread > 1e-3                                                   # the motors do differ
