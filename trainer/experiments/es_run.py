@@ -102,10 +102,10 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
               "reduced_s36": replace(_PAPER, population=64, sigma=0.002, generations=300),
               # from the fixed_io model, whose forward motor is fixed by its wiring (docs/results.md, by assignment),
               # or from an imitated network with fewer motor maps to tell apart (m2 / m3, tasks/registry.py),
-              # or fewer input orders (colour_swap*)
+              # or fewer input orders (colour_swap*), or on the paper's task up to the ring symmetry (reduced_s12)
               **{name: replace(_PAPER, population=64, sigma=0.005, generations=300)
                  for name in ("shuffle_outputs", "shuffle_outputs_m2", "shuffle_outputs_m3", "colour_swap",
-                              "colour_swap_m2")}},
+                              "colour_swap_m2", "reduced_s12")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
