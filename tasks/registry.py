@@ -81,10 +81,12 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                "shuffle_outputs_m3": TMazeConfig(shuffle="outputs", motor_maps=(0, 2, 5), num_envs=12,
                                                                  stratify=True),
                                # the colours' meaning from the reward on two input orders (green and red kept or
-                               # swapped, the wall's input fixed), with two motor maps (cs_m2) or the motors fixed
+                               # swapped, the wall's input fixed), with the motors fixed or two / three motor maps (_m2 / _m3)
                                "colour_swap": TMazeConfig(shuffle="inputs", input_maps=(0, 1), num_envs=12,
                                                           stratify=True),
                                "colour_swap_m2": TMazeConfig(input_maps=(0, 1), motor_maps=(0, 2), num_envs=12,
+                                                             stratify=True),
+                               "colour_swap_m3": TMazeConfig(input_maps=(0, 1), motor_maps=(0, 2, 5), num_envs=12,
                                                              stratify=True),
                                # the same skill without the colours, from scratch: navigate with the motors
                                # shuffled, and with a bonus for every new cell (fitness shaping, not observed)

@@ -105,7 +105,7 @@ ES_CONFIGS: dict[str, dict[str, ESRunConfig]] = {
               # or fewer input orders (colour_swap*), or on the paper's task up to the ring symmetry (reduced_s12)
               **{name: replace(_PAPER, population=64, sigma=0.005, generations=300)
                  for name in ("shuffle_outputs", "shuffle_outputs_m2", "shuffle_outputs_m3", "colour_swap",
-                              "colour_swap_m2", "reduced_s12")}},
+                              "colour_swap_m2", "colour_swap_m3", "reduced_s12")}},
     "double_tmaze": {"quick": replace(_QUICK, population=32, generations=30),
                      "paper": replace(_PAPER, generations=30_000)},
 }
