@@ -380,8 +380,9 @@ def test_the_hypothesis_agent_refuses_the_double_tmaze():
         HypothesisAgent(DoubleTMaze(double_tmaze_config(num_envs=2), population=1))
 
 
-def test_the_hypothesis_agent_plays_an_env_with_fewer_motor_maps():
-    task = TMaze(TMazeConfig(shuffle="outputs", motor_maps=(0, 2), num_envs=4, stratify=True, steps=120), population=1)
+@pytest.mark.parametrize("maps", [dict(shuffle="outputs", motor_maps=(0, 2)), dict(input_maps=(0, 1), motor_maps=(0, 2))])
+def test_the_hypothesis_agent_plays_an_env_with_fewer_motor_maps(maps):
+    task = TMaze(TMazeConfig(**maps, num_envs=4, stratify=True, steps=120), population=1)
     returns, agent = play(task, seed=0)
     assert agent.alive.shape[-1] == 36                  # it still weighs all 36 assignments: it is not told the subset
     assert float(returns.min()) > 5                     # and learns both maps (each env eats food again and again)
