@@ -380,7 +380,8 @@ def test_the_hypothesis_agent_refuses_the_double_tmaze():
         HypothesisAgent(DoubleTMaze(double_tmaze_config(num_envs=2), population=1))
 
 
-@pytest.mark.parametrize("maps", [dict(shuffle="outputs", motor_maps=(0, 2)), dict(input_maps=(0, 1), motor_maps=(0, 2))])
+@pytest.mark.parametrize("maps", [dict(shuffle="outputs", motor_maps=(0, 2)),
+                                  dict(input_maps=(0, 1), motor_maps=(0, 2))])
 def test_the_hypothesis_agent_plays_an_env_with_fewer_motor_maps(maps):
     task = TMaze(TMazeConfig(**maps, num_envs=4, stratify=True, steps=120), population=1)
     returns, agent = play(task, seed=0)
