@@ -397,6 +397,8 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
           es_step: ESStep = typer.Option(None, help="es only: offspring_mean (default: a step to the rank-weighted "
                                                   "offspring mean, damped momentum) or paper_literal (Algorithm 1 "
                                                   "as written: G = sum F_i eps_i, classic momentum)"),
+          sigma: float = typer.Option(None, help="es only: the offspring's noise std "
+                                      "(default: the preset's; e.g. a wider search from a network a stage trained)"),
           ray: bool = typer.Option(False, "--ray", help="es only: evaluate the population on a local Ray instance"),
           ray_address: str = typer.Option(None, help="es only: evaluate on this Ray cluster (host:port or auto; token-auth clusters need RAY_AUTH_MODE=token)"),
           jit: Optional[bool] = typer.Option(None, "--jit/--no-jit", help="bptt one_shot_cue only: run the network "
@@ -418,6 +420,8 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
     from plastix.trainer.runner import CHECKPOINT, load_checkpoint
 
     _max_memory(max_memory)
+    if sigma is not None and not sigma > 0:
+        raise _fail(f"--sigma must be > 0, got {sigma}")
     try:
         exp = get(method.value, task)
     except KeyError as exc:
@@ -429,7 +433,7 @@ def train(task: str = typer.Argument(..., help="the experiment's task (plastix e
                "policy_mode": None if policy_mode is None else policy_mode.value, "bias_init": bias_init,
                "q_average_from": q_average_from,
                "gd_protocol": None if gd_protocol is None else gd_protocol.value,
-               "es_step": None if es_step is None else es_step.value}
+               "es_step": None if es_step is None else es_step.value, "sigma": sigma}
     try:
         check_options(exp, options)
     except ValueError as exc:

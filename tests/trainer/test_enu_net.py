@@ -302,3 +302,22 @@ def test_rotating_inputs_and_motors_together_leaves_a_network_unchanged(kind, fu
             assert torch.allclose(motors[:, s], motors[:, 0, rot[s]], atol=1e-6)
         spread = max(spread, float((motors[:, 0] - motors[:, 0].mean(-1, keepdim=True)).abs().max()))
     assert spread > 1e-3                                                   # the motors do differ
+
+
+def test_cli_sigma_overrides_the_presets_noise(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from plastix.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "tm"
+    res = runner.invoke(app, ["train", "tmaze", "--method", "es", "--steps", "1", "--sigma", "0.03", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "config.json").read_text())["es"]["sigma"] == 0.03      # the preset's is 0.02
+    res = runner.invoke(app, ["train", "tmaze", "--method", "es", "--sigma", "0", "--out", str(tmp_path / "z")])
+    assert res.exit_code != 0 and "sigma" in res.output
+    res = runner.invoke(app, ["train", "one_shot_cue", "--method", "bptt", "--sigma", "0.1",
+                              "--out", str(tmp_path / "b")])
+    assert res.exit_code != 0 and "sigma" in res.output

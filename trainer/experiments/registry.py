@@ -35,16 +35,17 @@ class Experiment:
 # ------------------------------------------------------------------------------------- adapters
 
 def _es(task: str) -> Callable[..., dict]:
-    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None) -> dict:
+    def train(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None,
+              sigma=None) -> dict:
         return train_from(out, config=config, seed=seed, steps=steps, resume=resume, model=model, ray=ray,
-                          ray_address=ray_address, es_step=es_step)
+                          ray_address=ray_address, es_step=es_step, sigma=sigma)
 
     def train_from(out, *, config, seed, steps, resume, model="enu", ray=False, ray_address=None, es_step=None,
-                   init=None) -> dict:
+                   sigma=None, init=None) -> dict:
         from .es_run import train_es
 
         return train_es(task, model, config, out, resume=resume, seed=seed, generations=steps, ray=ray,
-                        ray_address=ray_address, step=es_step, init=init)
+                        ray_address=ray_address, step=es_step, sigma=sigma, init=init)
     return train_from if task in _ES_NETWORK_TASKS else train  # only a network can start from a model file
 
 
@@ -157,7 +158,7 @@ _GLYPH_EVAL = ("plastix evaluate MODEL (test error on held-out stand-in classes;
 
 
 def _entries() -> list[Experiment]:
-    es_opts = ("model", "ray", "ray_address", "es_step")
+    es_opts = ("model", "ray", "ray_address", "es_step", "sigma")
     out = [Experiment("es", t, src, _es(t), _es_configs(t), es_opts + (("init",) if t in _ES_NETWORK_TASKS else ()),
                       _ES_MODELS)
            for t, src in _ES_SOURCES.items()]
