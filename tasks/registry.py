@@ -81,7 +81,8 @@ TASKS: Mapping[str, TaskEntry] = MappingProxyType({e.name: e for e in (
                                "shuffle_outputs_m3": TMazeConfig(shuffle="outputs", motor_maps=(0, 2, 5), num_envs=12,
                                                                  stratify=True),
                                # the colours' meaning from the reward on two input orders (green and red kept or
-                               # swapped, the wall's input fixed), with the motors fixed or two / three motor maps (_m2 / _m3)
+                               # swapped, the wall's input fixed), with the motors fixed or two / three motor maps
+                               # (_m2 / _m3)
                                "colour_swap": TMazeConfig(shuffle="inputs", input_maps=(0, 1), num_envs=12,
                                                           stratify=True),
                                "colour_swap_m2": TMazeConfig(input_maps=(0, 1), motor_maps=(0, 2), num_envs=12,

@@ -158,16 +158,20 @@ class TMazeConfig:
     def num_assignments(self) -> int:
         """How many (input order, output assignment) pairs the shuffle draws from: 3! per shuffled side (the
         sides: as many as ``input_maps`` / ``motor_maps`` when given)."""
-        outputs = len(self.motor_maps) if self.motor_maps is not None else 6
-        inputs = len(self.input_maps) if self.input_maps is not None else 6
+        inputs, outputs = self._num_maps(self.input_maps), self._num_maps(self.motor_maps)
         return {True: inputs * outputs, False: 1, "inputs": inputs}.get(self.shuffle, outputs)
+
+    @staticmethod
+    def _num_maps(maps: tuple[int, ...] | None) -> int:
+        """How many permutations one side's shuffle draws from: the given ones, or all six."""
+        return len(PERMUTATIONS) if maps is None else len(maps)
 
     def assignment(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """Assignment number(s) ``k`` in ``[0, num_assignments)`` -> (input order, output assignment), each
         ``(..., 3)``: input ``i`` shows sensor ``perm_in[i]``, motor ``j`` does action ``perm_out[j]``
         (the order of :data:`PERMUTATIONS`; the input order varies slowest)."""
         ident = torch.zeros_like(k)
-        n_out = len(self.motor_maps or PERMUTATIONS) if self.shuffle is True else self.num_assignments
+        n_out = self._num_maps(self.motor_maps) if self.shuffle is True else self.num_assignments
         i_in = {True: k // n_out, "inputs": k}.get(self.shuffle, ident)
         i_out = {True: k % n_out, "outputs": k}.get(self.shuffle, ident)
         if self.motor_maps is not None:

@@ -7,7 +7,8 @@ import torch
 
 from plastix.ir import Graph, load, save
 from plastix.tasks.registry import get_entry, make_task, task_config
-from plastix.trainer.experiments.enu_net import N_NEURONS, SYN_PER_NEURON, NetworkSpec, connectivity, genome_from_graph
+from plastix.trainer.experiments.enu_net import (N_NEURONS, SYN_PER_NEURON, NetworkSpec, add_memory_gain, connectivity,
+                                                 genome_from_graph)
 from plastix.trainer.algorithms.es_eval import evaluate_population, rollout
 from plastix.trainer.experiments.es_run import model_for_task
 from plastix.trainer.algorithms.models import ModelSpec
@@ -267,7 +268,6 @@ def test_motors_differ_in_a_symmetric_situation_only_through_the_initial_noise(k
 @pytest.mark.parametrize("kind", ["enu", "sharedenu"])
 def test_memory_gain_is_added_once_per_cell_genome(kind):
     """A shared genome (one ENU serving synapses and neurons) gets the gain once, not once per role."""
-    from plastix.trainer.experiments.enu_net import add_memory_gain
     spec = NetworkSpec(kind)
     before = spec.init_genome(torch.Generator().manual_seed(0))
     after = before.clone()

@@ -168,11 +168,10 @@ def _take(obj, idx: Tensor, population: int):
 
 def add_memory_gain(spec: NetworkSpec, genome: Tensor, gain: float) -> None:
     """Add ``gain`` x I to the candidate gate's memory block of every ENU cell in ``genome`` (in place; once for a
-    shared genome, which serves synapses and neurons alike): with the
-    reset gate near 1/2 and no biases (Bertens & Lee eq. 1), ``h_t ~ h_{t-1}/2 + tanh(W_c [r h, o, x])/2`` forgets
-    half its memory per step at a small random genome; gain ~1 (r h ~ h/2, so 2 x 1/2) brings the memory block
-    near the integrator ``h_t ~ h_{t-1}`` (an identity init, as for plain RNNs) so a pulse is still felt hundreds
-    of steps later."""
+    shared genome, which serves synapses and neurons alike): with the reset gate near 1/2 and no biases (Bertens &
+    Lee eq. 1), ``h_t ~ h_{t-1}/2 + tanh(W_c [r h, o, x])/2`` forgets half its memory per step at a small random
+    genome; gain ~1 (r h ~ h/2, so 2 x 1/2) brings the memory block near the integrator ``h_t ~ h_{t-1}`` (an
+    identity init, as for plain RNNs) so a pulse is still felt hundreds of steps later."""
     cs = spec.cell
     if cs.cell_kind != "enu_cell":
         raise ValueError(f"add_memory_gain: only for ENU cells, not {spec.kind.value}")
